@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Sets up everything Atalaya needs on a fresh Debian machine: the Debian
+# packages of the lab and the test servers, and a virtual environment in .venv
+# with the pinned Python dependencies. Safe to run again: it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(opentracker transmission-daemon postgresql aria2)
+
+missing=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing Debian packages: ${missing[*]}"
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The packages start system-wide daemons; Atalaya starts its own instances.
+    for svc in transmission-daemon opentracker postgresql; do
+        $SUDO service "$svc" stop >/dev/null 2>&1 || true
+    done
+fi
+
+PYTHON=${PYTHON:-python3.11}
+if ! command -v "$PYTHON" >/dev/null; then
+    echo "setup: Python 3.11 is required (set PYTHON=/path/to/python3.11)" >&2
+    exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv"
+    "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.atalaya-deps
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "setup: installing Python dependencies into .venv"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+    echo "$want" >"$stamp"
+fi
+echo "setup: ready (.venv/bin/atalaya)"

@@ -1,0 +1,98 @@
+"""The `atalaya` command: one sub-command group per stage of the flow."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import click
+import typer
+from rich.text import Text
+
+from atalaya import __version__
+from atalaya.config import Settings
+from atalaya.console import CliState, err, state
+from atalaya.errors import AtalayaError
+from atalaya.hashsets.cli import app as hashsets_app
+from atalaya.hashsets.cli import match_command
+from atalaya.store import redact_url, upgrade
+
+app = typer.Typer(
+    name="atalaya",
+    help="Watch P2P networks for known hashes and turn sightings into cases.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(hashsets_app, name="hashsets")
+app.command("match")(match_command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"atalaya {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="ATALAYA_DATABASE_URL",
+            help="Database URL (default: SQLite file atalaya.db here).",
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    ctx.obj = CliState(Settings.load(db))
+
+
+@app.command()
+def init(ctx: typer.Context) -> None:
+    """Create the database schema, or upgrade it to this version."""
+    st = state(ctx)
+    upgrade(st.engine())
+    err.print(f"database ready: {redact_url(st.settings.database_url)}")
+
+
+def main() -> None:
+    """Entry point: errors become one line on stderr and a non-zero exit."""
+    try:
+        app(standalone_mode=False)
+    except AtalayaError as exc:
+        err.print(Text.assemble(("error: ", "bold red"), str(exc)))
+        sys.exit(2)
+    except click.exceptions.Abort:
+        err.print("interrupted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        # A bug, not an operator error: still one line, the traceback on request.
+        if os.environ.get("ATALAYA_DEBUG"):
+            raise
+        err.print(
+            Text.assemble(
+                ("error: ", "bold red"),
+                f"internal error {type(exc).__name__}: {exc} (ATALAYA_DEBUG=1 shows the traceback)",
+            )
+        )
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""What every sub-command shares: the store it works on, output and progress.
+
+Sub-command groups live beside the stage they drive (`hashsets/cli.py`, …)
+and take their database from the root command through `store_engine(ctx)`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from sqlalchemy import Engine
+
+from atalaya.config import Settings
+from atalaya.errors import AtalayaError
+from atalaya.store import create_store_engine, redact_url
+from atalaya.store.migrate import current_revision, head_revision
+
+# Data goes to stdout; progress and messages to stderr, so pipes stay clean.
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class CliState:
+    settings: Settings
+    _engine: Engine | None = None
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = create_store_engine(self.settings.database_url)
+        return self._engine
+
+
+def state(ctx: typer.Context) -> CliState:
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliState):
+        root.obj = CliState(Settings.load())
+    return root.obj
+
+
+def store_engine(ctx: typer.Context) -> Engine:
+    """The engine of an initialised store; a clear error if `atalaya init` is due."""
+    st = state(ctx)
+    engine = st.engine()
+    try:
+        current = current_revision(engine)
+    except Exception as exc:
+        url = redact_url(st.settings.database_url)
+        raise AtalayaError(f"cannot open database {url}: {exc}") from exc
+    head = head_revision(engine)
+    if current != head:
+        url = redact_url(st.settings.database_url)
+        what = "not initialised" if current is None else f"at schema {current}, not {head}"
+        raise AtalayaError(f"database {url} is {what}: run 'atalaya init' first")
+    return engine
+
+
+def print_json(record: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+
+
+def progress(*, transfer: bool = False, disable: bool = False) -> Progress:
+    """A progress display on stderr; `transfer` shows bytes and speed."""
+    columns: list[Any] = [TextColumn("{task.description}"), BarColumn()]
+    if transfer:
+        columns += [TransferSpeedColumn()]
+    else:
+        columns += [MofNCompleteColumn()]
+    columns += [TimeElapsedColumn(), TimeRemainingColumn()]
+    return Progress(*columns, console=err, disable=disable, transient=False)

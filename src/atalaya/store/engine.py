@@ -1,0 +1,57 @@
+"""Engine creation with the per-dialect settings Atalaya relies on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from atalaya.errors import AtalayaError
+
+# Long imports hold the write lock for a while; readers wait instead of failing.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password hidden, safe to print or log."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def create_store_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise AtalayaError(f"invalid database URL {url!r}: {exc}") from exc
+    backend = parsed.get_backend_name()
+    if backend == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
+        # psycopg 3 is the driver we pin; plain postgresql:// URLs mean it.
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if backend not in ("sqlite", "postgresql"):
+        raise AtalayaError(
+            f"unsupported database {backend!r}: use sqlite:///FILE or postgresql://USER@HOST/DB"
+        )
+    engine = create_engine(parsed, **kwargs)
+    if backend == "sqlite":
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT;
+    # we issue BEGIN ourselves (see _sqlite_on_begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")
