@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(opentracker transmission-daemon postgresql aria2)
+DEBIAN_PACKAGES=(opentracker transmission-daemon postgresql aria2 rhash)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

@@ -31,7 +31,8 @@ from atalaya.store.migrate import current_revision, head_revision
 
 # Data goes to stdout; progress and messages to stderr, so pipes stay clean.
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+# soft_wrap: an error stays one line however narrow the terminal or log.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @dataclass

@@ -2,13 +2,483 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
 import typer
+from sqlalchemy import Engine, func, select
+
+from atalaya.console import err, out, print_json, progress, store_engine
+from atalaya.errors import AtalayaError
+from atalaya.hashsets.algorithms import (
+    ALGORITHM_BY_HEX_LENGTH,
+    DIGEST_SIZES,
+    HashFormatError,
+    infer_algorithm,
+    is_known,
+    parse_hex,
+)
+from atalaya.hashsets.categories import Category, CategoryError, parse_category_map
+from atalaya.hashsets.fingerprint import list_files, write_fingerprints
+from atalaya.hashsets.importer import (
+    ImportReport,
+    find_hash_set,
+    import_hash_set,
+    list_hash_sets,
+    remove_hash_set,
+)
+from atalaya.hashsets.index import Match, MatchIndex, fetch_details
+from atalaya.store.tables import hash_set
 
 app = typer.Typer(
     help="Reference hash sets: import, list, remove, fingerprint.", no_args_is_help=True
 )
 
 
-def match_command() -> None:
-    """Look hashes up in every imported hash set (placeholder until the index lands)."""
-    raise typer.Exit(1)
+class ImportFormat(StrEnum):
+    """The hash set formats `hashsets import` reads."""
+
+    VICS = "vics"
+    CSV = "csv"
+    LINES = "lines"
+
+
+# Progress is redrawn at most once per this many bytes read.
+_PROGRESS_STEP = 1 << 20
+
+
+@app.command("import")
+def import_command(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="The hash set file.", show_default=False)],
+    *,
+    fmt: Annotated[
+        ImportFormat | None,
+        typer.Option(
+            "--format",
+            help="vics (Project VIC JSON), csv, or lines (one hash a line). "
+            "Default: from the extension, .json vics, .csv csv, anything else lines.",
+            show_default=False,
+        ),
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source", help="Name of the hash set [default: the file's stem].", show_default=False
+        ),
+    ] = None,
+    category: Annotated[
+        str | None,
+        typer.Option(
+            "--category",
+            help="Category of records that carry none (required for plain lists): a "
+            "Project VIC number, A/B/C, or not_pertinent, unrated, exploitative, abuse, "
+            "severe_abuse.",
+            show_default=False,
+        ),
+    ] = None,
+    algorithm: Annotated[
+        str | None,
+        typer.Option(
+            "--algorithm",
+            help="Algorithm of a plain list's hashes [default: from the length, 32 hex "
+            "digits md5, 40 sha1, 64 sha256].",
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version",
+            help="Version of the set [default: the VICS @odata.context].",
+            show_default=False,
+        ),
+    ] = None,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--skip-invalid",
+            help="Skip bad records and report their lines, instead of rejecting the file.",
+        ),
+    ] = False,
+    category_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--category-map",
+            help="LABEL=INTERNAL: map a source label onto the internal scale (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """Import a reference hash set: all of it, or nothing if the file is rejected.
+
+    Re-importing a file changes nothing; importing into an existing set
+    (same --source) adds what is new.
+    """
+    try:
+        overrides = parse_category_map(category_map or ())
+    except CategoryError as exc:
+        raise AtalayaError(str(exc)) from None
+    if not path.is_file():
+        raise AtalayaError(f"{path}: no such file")
+    engine = store_engine(ctx)
+    size = path.stat().st_size
+    with progress(transfer=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task(f"importing {path.name}", total=size or None)
+        shown = 0
+
+        def advance(done: int) -> None:
+            nonlocal shown
+            if done - shown >= _PROGRESS_STEP or done == size:
+                shown = done
+                bar.update(task, completed=done)
+
+        report = import_hash_set(
+            engine,
+            path,
+            fmt=fmt.value if fmt is not None else None,
+            name=source,
+            category=category,
+            algorithm=algorithm,
+            version=version,
+            skip_invalid=skip_invalid,
+            category_map=overrides,
+            on_progress=advance,
+        )
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        _print_report(report)
+    for line, reason in zip(report.rejected_lines, report.rejected_reasons, strict=True):
+        err.print(f"rejected {path}:{line}: {reason}", markup=False)
+
+
+def _print_report(report: ImportReport) -> None:
+    state = "new" if report.created else "existing"
+    out.print(
+        f"hash set {report.hash_set!r} ({state}, {report.format}): "
+        f"{report.records:,} records imported from {report.path}",
+        markup=False,
+    )
+    out.print(
+        f"  files:  {report.files_new:,} new, {report.files_known:,} already known", markup=False
+    )
+    out.print(
+        f"  hashes: {report.hashes_new:,} new, {report.hashes_known:,} already known",
+        markup=False,
+    )
+    if report.rejected:
+        lines = ", ".join(str(n) for n in report.rejected_lines)
+        more = report.rejected - len(report.rejected_lines)
+        tail = f" and {more:,} more" if more else ""
+        out.print(f"  rejected: {report.rejected:,} records, lines {lines}{tail}", markup=False)
+    else:
+        out.print("  rejected: 0", markup=False)
+    out.print(f"  sha256: {report.file_sha256}", markup=False)
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object a line instead of a table.")
+    ] = False,
+) -> None:
+    """List the imported hash sets with their counts, version and file digest."""
+    sets = list_hash_sets(store_engine(ctx))
+    if as_json:
+        for info in sets:
+            print_json(info.as_dict())
+        return
+    if not sets:
+        err.print("no hash sets imported: see 'atalaya hashsets import --help'")
+        return
+    header = ("name", "source", "format", "version", "files", "hashes", "imported", "updated")
+    rows = [
+        (
+            s.name,
+            s.source,
+            s.format,
+            s.version or "-",
+            f"{s.files:,}",
+            f"{s.hashes:,}",
+            s.imported_at.strftime("%Y-%m-%d %H:%M:%SZ"),
+            s.updated_at.strftime("%Y-%m-%d %H:%M:%SZ"),
+        )
+        for s in sets
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        out.print(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(),
+            markup=False,
+        )
+    for s in sets:
+        out.print(f"{s.name}: sha256 {s.file_sha256}", markup=False)
+
+
+@app.command("remove")
+def remove_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Name of the hash set.", show_default=False)],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove a hash set with all its files and hashes."""
+    engine = store_engine(ctx)
+    info = find_hash_set(engine, name)
+    if info is None:
+        raise AtalayaError(f"no hash set named {name!r} (see 'atalaya hashsets list')")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise AtalayaError(
+                f"refusing to remove hash set {name!r} without --yes "
+                "(standard input is not a terminal)"
+            )
+        if not typer.confirm(
+            f"remove hash set {name!r} ({info.files:,} files, {info.hashes:,} hashes)?"
+        ):
+            err.print("nothing removed")
+            raise typer.Exit(1)
+    removed = remove_hash_set(engine, name)
+    err.print(
+        f"removed hash set {removed.name!r}: {removed.files:,} files, {removed.hashes:,} hashes",
+        markup=False,
+    )
+
+
+@app.command("fingerprint")
+def fingerprint_command(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Files, or folders to walk (sorted).", show_default=False),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="CSV file to write.", show_default=False),
+    ],
+    category: Annotated[
+        str | None,
+        typer.Option(
+            help="Category label for every row (one `hashsets import` knows, or maps "
+            "with --category-map).",
+            show_default=False,
+        ),
+    ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(min=1, help="Cores to use (default: all of them).", show_default=False),
+    ] = None,
+) -> None:
+    """Write md5, sha1, sha256, ed2k, btv2_root and btv1_<piece size> of files as CSV.
+
+    The CSV imports with `atalaya hashsets import FILE --format csv`. Each file
+    is read once; `--out` is written only when every file is done.
+    """
+    listing = list_files(paths)
+    if not listing.files:
+        raise AtalayaError("no files found in the paths given: nothing to fingerprint")
+    started = time.monotonic()
+    with progress(transfer=True) as bar:
+        task = bar.add_task("fingerprinting", total=listing.total_bytes)
+        summary = write_fingerprints(
+            listing.files,
+            out,
+            category=category,
+            jobs=jobs or os.cpu_count() or 1,
+            on_bytes=lambda n: bar.advance(task, n),
+        )
+    elapsed = max(time.monotonic() - started, 1e-9)
+    for path in listing.skipped:
+        err.print(f"skipped {path}: not a regular file", markup=False)
+    for path in summary.empty:
+        err.print(f"skipped {path}: empty (its hashes would match every empty file)", markup=False)
+    err.print(
+        f"fingerprinted {summary.files} file{'' if summary.files == 1 else 's'}, "
+        f"{summary.bytes:,} bytes in {elapsed:.1f} s "
+        f"({summary.bytes / elapsed / 1e6:.0f} MB/s): {out}",
+        markup=False,
+    )
+
+
+class MatchUsing(StrEnum):
+    """How `atalaya match` answers: see its --using option."""
+
+    AUTO = "auto"
+    INDEX = "index"
+    STORE = "store"
+
+
+# Hashes read and looked up together: bounds memory however long stdin is.
+MATCH_BATCH = 100_000
+# `--using auto` asks the store per batch until the hashes read so far reach
+# this share of the stored reference hashes, then builds the index: on SQLite
+# one stored row costs the build about 1.3 µs, one hash asked of the store
+# about 27 µs, so past this share the index is the cheaper way on.
+INDEX_BREAK_EVEN = 0.05
+
+
+def match_command(
+    ctx: typer.Context,
+    hashes: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Hashes in hex. None given: read stdin, one a line.", show_default=False
+        ),
+    ] = None,
+    *,
+    algorithm: Annotated[
+        str | None,
+        typer.Option(
+            "--algorithm",
+            "-a",
+            help="Algorithm of every hash (ed2k, btih, btv2_root…). Default: from the "
+            "length, 32 hex digits md5, 40 sha1, 64 sha256.",
+            show_default=False,
+        ),
+    ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Skip lines that are not a hash.")
+    ] = False,
+    count: Annotated[
+        bool, typer.Option("--count", help="Print only the number of matches.")
+    ] = False,
+    using: Annotated[
+        MatchUsing,
+        typer.Option(
+            help="index: load every reference hash into memory first (for many hashes); "
+            "store: ask the database (for a few); auto: the store, then the index once "
+            "the input is long enough to pay for it."
+        ),
+    ] = MatchUsing.AUTO,
+    batch: Annotated[int, typer.Option(min=1, hidden=True)] = MATCH_BATCH,
+) -> None:
+    """Look hashes up in every imported hash set: one JSON line per match.
+
+    A match is {"hash", "algorithm", "category", "category_label", "hashset"},
+    one line for each hash set that holds the hash, in input order. A line
+    that is not a hash stops with an error naming it, after the matches of the
+    lines before it; --skip-invalid skips such lines. Exits 0 whether anything
+    matched or not.
+    """
+    engine = store_engine(ctx)
+    if algorithm is not None and not is_known(algorithm):
+        raise AtalayaError(f"unknown algorithm {algorithm!r}: use one of {', '.join(DIGEST_SIZES)}")
+    lines: Iterator[tuple[str, str]]
+    if hashes:
+        lines = ((f"argument {n}", text) for n, text in enumerate(hashes, 1))
+    else:
+        lines = _stdin_lines()
+    inferable = sorted(set(ALGORITHM_BY_HEX_LENGTH.values()))
+    matcher = _Matcher(engine, using, [algorithm] if algorithm else inferable)
+    matched = skipped = 0
+    while chunk := list(itertools.islice(lines, batch)):
+        queries, skips, error = _parse_hashes(chunk, algorithm, skip_invalid)
+        skipped += skips
+        found = matcher.details(queries)
+        for query in queries:
+            for match in found.get(query, ()):
+                matched += 1
+                if not count:
+                    print_json(
+                        {
+                            "hash": match.digest.hex(),
+                            "algorithm": match.algorithm,
+                            "category": _category_name(match.category),
+                            "category_label": match.category_label,
+                            "hashset": match.hash_set,
+                        }
+                    )
+        if error is not None:
+            raise error
+    if count:
+        sys.stdout.write(f"{matched}\n")
+    if skipped:
+        err.print(f"skipped {skipped:,} lines that are not a hash")
+
+
+def _stdin_lines() -> Iterator[tuple[str, str]]:
+    # Bytes, decoded leniently: a stray byte becomes a bad line, not a crash.
+    for n, raw in enumerate(sys.stdin.buffer, 1):
+        yield f"line {n}", raw.decode("utf-8", "replace")
+
+
+def _parse_hashes(
+    chunk: list[tuple[str, str]], algorithm: str | None, skip_invalid: bool
+) -> tuple[list[tuple[str, bytes]], int, AtalayaError | None]:
+    """(algorithm, digest) of each line up to the first bad one, the lines
+    skipped, and the error for the bad one (None with --skip-invalid)."""
+    queries: list[tuple[str, bytes]] = []
+    skipped = 0
+    for where, raw in chunk:
+        text = raw.strip()
+        if not text:
+            continue
+        try:
+            name = algorithm or infer_algorithm(text)
+            queries.append((name, parse_hex(name, text)))
+        except HashFormatError as exc:
+            if not skip_invalid:
+                return queries, skipped, AtalayaError(f"{where}: {exc} (--skip-invalid skips it)")
+            skipped += 1
+    return queries, skipped, None
+
+
+def _category_name(value: int) -> str:
+    try:
+        return Category(value).label
+    except ValueError:
+        return str(value)
+
+
+class _Matcher:
+    """Finds who holds each hash: from the store, or the index once it pays off."""
+
+    def __init__(self, engine: Engine, using: MatchUsing, algorithms: list[str]) -> None:
+        self.engine = engine
+        self.using = using
+        self.algorithms = algorithms
+        self.index: MatchIndex | None = None
+        self.seen = 0
+        self.references = 0
+        if using is MatchUsing.AUTO:
+            with engine.connect() as conn:
+                total = conn.execute(select(func.sum(hash_set.c.hash_count))).scalar()
+            self.references = int(total or 0)
+
+    def details(self, queries: list[tuple[str, bytes]]) -> dict[tuple[str, bytes], list[Match]]:
+        self.seen += len(queries)
+        if self.index is None and (
+            self.using is MatchUsing.INDEX
+            or (self.using is MatchUsing.AUTO and self.seen > INDEX_BREAK_EVEN * self.references)
+        ):
+            self.index = self._load_index()
+        if self.index is None:
+            return fetch_details(self.engine, queries)
+        by_algorithm: dict[str, list[bytes]] = defaultdict(list)
+        for name, digest in queries:
+            by_algorithm[name].append(digest)
+        hits: list[tuple[str, bytes]] = []
+        for name, digests in by_algorithm.items():
+            mask = self.index.lookup(name, digests)
+            hits.extend((name, digests[i]) for i in np.flatnonzero(mask))
+        return self.index.details(self.engine, hits)
+
+    def _load_index(self) -> MatchIndex:
+        with progress(disable=not err.is_terminal) as bar:
+            task = bar.add_task("loading the match index", total=None)
+            index = MatchIndex.from_store(
+                self.engine,
+                algorithms=self.algorithms,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        err.print(f"match index: {len(index):,} hashes in {index.nbytes:,} bytes")
+        return index

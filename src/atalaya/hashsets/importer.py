@@ -1,0 +1,519 @@
+"""Import a hash set file into the store: streamed, batched, all or nothing.
+
+The whole file is read inside ONE transaction: a rejected file rolls back and
+leaves the database exactly as it was. Rows go in with prepared executemany
+batches of INSERT … ON CONFLICT DO NOTHING, so re-importing a file adds
+nothing and changes nothing (the hash_set row is touched only when something
+was added). The file's SHA-256 is computed from the same bytes the readers
+consume, and is the reference data version derived results record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO, Final
+
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Engine,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from atalaya.errors import AtalayaError
+from atalaya.hashsets import algorithms
+from atalaya.hashsets.categories import Category, CategoryError, CategoryMap
+from atalaya.hashsets.formats import (
+    HashSetFormatError,
+    HashSetReader,
+    Record,
+    Rejected,
+    format_for,
+    open_reader,
+)
+from atalaya.store.tables import hash_set, reference_file, reference_hash
+
+BATCH_RECORDS: Final = 10_000
+REPORTED_REJECTIONS: Final = 20
+MAX_SET_NAME: Final = 200
+# Page cache for the importing SQLite connection (KiB, as PRAGMA cache_size wants it negative).
+SQLITE_IMPORT_CACHE_KIB: Final = 256 * 1024
+
+_FILE_COLUMNS: Final = (
+    "hash_set_id",
+    "file_key",
+    "category",
+    "category_label",
+    "name",
+    "attributes",
+)
+_HASH_COLUMNS: Final = ("hash_set_id", "algorithm", "value", "file_key")
+
+
+class HashSetImportError(AtalayaError):
+    """The file was rejected; the database is as it was."""
+
+
+@dataclass
+class ImportReport:
+    """What an import did. `rejected_lines` holds the first few rejected lines."""
+
+    hash_set: str
+    path: str
+    format: str
+    version: str | None
+    file_sha256: str
+    created: bool
+    records: int = 0
+    files_new: int = 0
+    files_known: int = 0
+    hashes_new: int = 0
+    hashes_known: int = 0
+    rejected: int = 0
+    rejected_lines: list[int] = field(default_factory=list)
+    rejected_reasons: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class HashSetInfo:
+    """One row of `atalaya hashsets list`."""
+
+    name: str
+    source: str
+    format: str
+    version: str | None
+    files: int
+    hashes: int
+    imported_at: datetime
+    updated_at: datetime
+    file_sha256: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Metered(io.RawIOBase):
+    """Counts and hashes every byte the readers consume, and reports progress."""
+
+    def __init__(self, raw: io.RawIOBase, on_read: Callable[[int], None] | None) -> None:
+        self._raw = raw
+        self._on_read = on_read
+        self.sha256 = hashlib.sha256()
+        self.bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        n = self._raw.readinto(view) or 0
+        if n:
+            self.sha256.update(view[:n])
+            self.bytes += n
+            if self._on_read is not None:
+                self._on_read(self.bytes)
+        return n
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Inserter:
+    """INSERT … ON CONFLICT DO NOTHING into one table, built from the dialect's construct.
+
+    SQLite: one prepared statement run by the driver's executemany (a C loop).
+    PostgreSQL: one statement per batch, its rows sent as one array per column
+    and spread by unnest(); per-row executemany costs a round trip and client
+    work for every row.
+    """
+
+    def __init__(self, conn: Connection, table: Any, columns: Sequence[str]) -> None:
+        self._conn = conn
+        dialect = conn.dialect
+        self._by_column = dialect.name == "postgresql"
+        if dialect.name == "sqlite":
+            values: dict[str, Any] = {c: bindparam(c) for c in columns}
+            stmt: Any = sqlite.insert(table).values(values).on_conflict_do_nothing()
+        elif dialect.name == "postgresql":
+            arrays = [
+                bindparam(c, type_=postgresql.ARRAY(_array_element(table.c[c].type)))
+                for c in columns
+            ]
+            rows = func.unnest(*arrays).table_valued(*columns).render_derived(name="u")
+            spread = select(
+                *[cast(rows.c[c], JSON) if c == "attributes" else rows.c[c] for c in columns]
+            )
+            stmt = postgresql.insert(table).from_select(list(columns), spread)
+            stmt = stmt.on_conflict_do_nothing()
+            # Positional placeholders: the parameters are the columns in order.
+            positional: Any = type(dialect)
+            dialect = positional(paramstyle="format")
+        else:  # pragma: no cover - create_store_engine admits only these two
+            raise AtalayaError(f"unsupported database {dialect.name!r}")
+        compiled = stmt.compile(dialect=dialect)
+        if list(compiled.positiontup or ()) != list(columns):
+            raise AssertionError(f"unexpected parameter order {compiled.positiontup}")
+        self._sql = str(compiled)
+        if self._by_column:
+            # %b: psycopg sends the arrays in binary, no per-element quoting.
+            self._sql = self._sql.replace("%s", "%b")
+
+    def insert(self, rows: list[tuple[Any, ...]]) -> int:
+        """Insert `rows` (tuples in column order); how many were new."""
+        if self._by_column:
+            params: Any = tuple(list(column) for column in zip(*rows, strict=True))
+        else:
+            params = rows
+        return _rowcount(self._conn.exec_driver_sql(self._sql, params))
+
+
+def _array_element(column_type: Any) -> Any:
+    # JSON travels as text and is cast back; arrays of json would need per-item dumping.
+    return Text() if isinstance(column_type, JSON) else column_type
+
+
+def _rowcount(result: Any) -> int:
+    count = result.rowcount
+    if count is None or count < 0:  # pragma: no cover - both drivers report it
+        raise AtalayaError("the database driver did not report inserted rows")
+    return int(count)
+
+
+class _Writer:
+    """Buffers rows and writes them in batches."""
+
+    def __init__(self, conn: Connection, set_id: int) -> None:
+        self._set_id = set_id
+        self._file_insert = _Inserter(conn, reference_file, _FILE_COLUMNS)
+        self._hash_insert = _Inserter(conn, reference_hash, _HASH_COLUMNS)
+        self._files: list[tuple[Any, ...]] = []
+        self._hashes: list[tuple[Any, ...]] = []
+        self.files_new = 0
+        self.hashes_new = 0
+        self.files_written = 0
+        self.hashes_written = 0
+
+    def add(self, record: Record, category: Category) -> None:
+        key = algorithms.file_key(record.hashes)
+        attributes = (
+            json.dumps(record.attributes, separators=(",", ":"))
+            if record.attributes is not None
+            else None
+        )
+        self._files.append(
+            (self._set_id, key, int(category), record.category_label, record.name, attributes)
+        )
+        for algorithm, value in record.hashes.items():
+            self._hashes.append((self._set_id, algorithm, value, key))
+        if len(self._files) >= BATCH_RECORDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._files:
+            # Sorted keys touch neighbouring index pages: fewer page writes.
+            self._files.sort(key=lambda row: row[1])
+            self.files_new += self._file_insert.insert(self._files)
+            self.files_written += len(self._files)
+            self._files = []
+        if self._hashes:
+            self._hashes.sort(key=lambda row: (row[1], row[2]))
+            self.hashes_new += self._hash_insert.insert(self._hashes)
+            self.hashes_written += len(self._hashes)
+            self._hashes = []
+
+
+def _open_set(
+    conn: Connection, name: str, source: str, fmt: str, version: str | None
+) -> tuple[int, bool]:
+    """The id of hash set `name`, creating it (inside this transaction) if new."""
+    row = conn.execute(select(hash_set.c.id).where(hash_set.c.name == name)).first()
+    if row is not None:
+        return int(row.id), False
+    now = _now()
+    result = conn.execute(
+        insert(hash_set).values(
+            name=name,
+            source=source,
+            format=fmt,
+            version=version,
+            imported_at=now,
+            updated_at=now,
+            file_sha256="",
+            file_count=0,
+            hash_count=0,
+        )
+    )
+    pk = result.inserted_primary_key
+    if pk is None:  # pragma: no cover
+        raise AtalayaError("the database did not return the new hash set's id")
+    return int(pk[0]), True
+
+
+class _SqliteTuning:
+    """A larger page cache for the importing connection, restored afterwards."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._previous: Any = None
+
+    def __enter__(self) -> None:
+        if self._conn.dialect.name != "sqlite":
+            return
+        self._previous = self._conn.exec_driver_sql("PRAGMA cache_size").scalar()
+        self._conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_IMPORT_CACHE_KIB}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            self._conn.exec_driver_sql(f"PRAGMA cache_size={int(self._previous)}")
+
+
+def _check_options(
+    fmt: str, name: str, category: str | None, algorithm: str | None, cmap: CategoryMap
+) -> None:
+    if not name.strip() or len(name) > MAX_SET_NAME:
+        raise HashSetImportError(
+            f"hash set name must be 1 to {MAX_SET_NAME} characters (--source NAME)"
+        )
+    if algorithm is not None:
+        if fmt != "lines":
+            raise HashSetImportError("--algorithm applies to plain lists only (--format lines)")
+        if not algorithms.is_known(algorithm):
+            known = ", ".join(a for a in algorithms.DIGEST_SIZES if not a.startswith("btv1_"))
+            raise HashSetImportError(
+                f"unknown --algorithm {algorithm!r} (use one of {known}, btv1_<piece size>)"
+            )
+    if fmt == "lines" and category is None:
+        raise HashSetImportError(
+            "a plain list carries no category: give --category (for example --category abuse)"
+        )
+    if category is not None:
+        try:
+            cmap.resolve(category)
+        except CategoryError as exc:
+            raise HashSetImportError(f"--category: {exc}") from None
+
+
+def import_hash_set(
+    engine: Engine,
+    path: Path,
+    *,
+    fmt: str | None = None,
+    name: str | None = None,
+    category: str | None = None,
+    algorithm: str | None = None,
+    version: str | None = None,
+    skip_invalid: bool = False,
+    category_map: Mapping[str, Category] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import `path` into hash set `name` (default: the file's stem).
+
+    Strict by default: the first bad record rejects the whole file
+    (HashSetImportError, `FILE:LINE: what is wrong`) and nothing changes.
+    With `skip_invalid`, bad records are counted and skipped.
+    """
+    try:
+        fmt = format_for(path, fmt)
+    except ValueError as exc:
+        raise HashSetImportError(str(exc)) from None
+    set_name = name if name is not None else path.stem
+    cmap = CategoryMap(category_map)
+    _check_options(fmt, set_name, category, algorithm, cmap)
+    try:
+        raw = path.open("rb", buffering=0)
+    except OSError as exc:
+        raise HashSetImportError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with raw:
+        metered = _Metered(raw, on_progress)
+        stream = io.BufferedReader(metered, buffer_size=1 << 16)
+        reader = open_reader(
+            fmt,
+            stream,
+            source=str(path),
+            reopen=lambda: path.open("rb"),
+            category=category,
+            algorithm=algorithm,
+        )
+        report = ImportReport(
+            hash_set=set_name,
+            path=str(path),
+            format=fmt,
+            version=version,
+            file_sha256="",
+            created=False,
+        )
+        try:
+            with engine.connect() as conn, conn.begin(), _SqliteTuning(conn):
+                _run(
+                    conn,
+                    reader,
+                    stream=stream,
+                    metered=metered,
+                    report=report,
+                    cmap=cmap,
+                    skip_invalid=skip_invalid,
+                    path=path,
+                )
+        except HashSetFormatError as exc:
+            raise HashSetImportError(f"{exc} (nothing imported)") from None
+    return report
+
+
+def _records(
+    reader: HashSetReader, cmap: CategoryMap
+) -> Iterator[tuple[Record, Category] | Rejected]:
+    """Records with their internal category; unknown labels become rejections."""
+    context: str | None = None
+    for item in reader:
+        if isinstance(item, Rejected):
+            yield item
+            continue
+        if reader.version != context:
+            context = reader.version
+            cmap.set_vics_context(context)
+        try:
+            yield item, cmap.resolve(item.category_label)
+        except CategoryError as exc:
+            yield Rejected(str(exc), item.ordinal, item.line)
+
+
+def _line_of(reader: HashSetReader, item: Rejected) -> int:
+    if item.line is not None:
+        return item.line
+    return reader.locate({item.ordinal}).get(item.ordinal, 0)
+
+
+def _run(
+    conn: Connection,
+    reader: HashSetReader,
+    *,
+    stream: BinaryIO,
+    metered: _Metered,
+    report: ImportReport,
+    cmap: CategoryMap,
+    skip_invalid: bool,
+    path: Path,
+) -> None:
+    set_id, report.created = _open_set(
+        conn, report.hash_set, path.name, report.format, report.version
+    )
+    writer = _Writer(conn, set_id)
+    pending: list[Rejected] = []  # first rejections, lines to find when unknown
+    for item in _records(reader, cmap):
+        if isinstance(item, Rejected):
+            if not skip_invalid:
+                line = _line_of(reader, item)
+                raise HashSetImportError(
+                    f"{path}:{line}: {item.message} (nothing imported; "
+                    "--skip-invalid imports the other records)"
+                )
+            report.rejected += 1
+            if len(pending) < REPORTED_REJECTIONS:
+                pending.append(item)
+            continue
+        record, category = item
+        report.records += 1
+        writer.add(record, category)
+    writer.flush()
+    # Read whatever the reader left (trailing bytes) so the digest covers the file.
+    while stream.read(1 << 20):
+        pass
+    unknown = {r.ordinal for r in pending if r.line is None}
+    lines = reader.locate(unknown) if unknown else {}
+    report.rejected_lines = [
+        r.line if r.line is not None else lines.get(r.ordinal, 0) for r in pending
+    ]
+    report.rejected_reasons = [r.message for r in pending]
+    report.file_sha256 = metered.sha256.hexdigest()
+    report.files_new = writer.files_new
+    report.files_known = writer.files_written - writer.files_new
+    report.hashes_new = writer.hashes_new
+    report.hashes_known = writer.hashes_written - writer.hashes_new
+    if report.version is None:
+        report.version = reader.version
+    if report.created and report.records == 0:
+        # Nothing accepted: a new set is not worth a row (the database stays as it was).
+        conn.execute(delete(hash_set).where(hash_set.c.id == set_id))
+        report.created = False
+        return
+    if report.created or report.files_new or report.hashes_new:
+        conn.execute(
+            update(hash_set)
+            .where(hash_set.c.id == set_id)
+            .values(
+                source=path.name,
+                format=report.format,
+                version=report.version,
+                updated_at=_now(),
+                file_sha256=report.file_sha256,
+                file_count=hash_set.c.file_count + report.files_new,
+                hash_count=hash_set.c.hash_count + report.hashes_new,
+            )
+        )
+
+
+def list_hash_sets(engine: Engine) -> list[HashSetInfo]:
+    """Every hash set, by name."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(hash_set).order_by(hash_set.c.name)).all()
+    return [_info(row) for row in rows]
+
+
+def _as_utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; they were written in UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _info(row: Any) -> HashSetInfo:
+    return HashSetInfo(
+        name=row.name,
+        source=row.source,
+        format=row.format,
+        version=row.version,
+        files=int(row.file_count),
+        hashes=int(row.hash_count),
+        imported_at=_as_utc(row.imported_at),
+        updated_at=_as_utc(row.updated_at),
+        file_sha256=row.file_sha256,
+    )
+
+
+def find_hash_set(engine: Engine, name: str) -> HashSetInfo | None:
+    """Hash set `name`, or None."""
+    with engine.connect() as conn:
+        row = conn.execute(select(hash_set).where(hash_set.c.name == name)).first()
+    return _info(row) if row is not None else None
+
+
+def remove_hash_set(engine: Engine, name: str) -> HashSetInfo:
+    """Delete hash set `name` with its files and hashes; what it was, for the record."""
+    with engine.begin() as conn:
+        row = conn.execute(select(hash_set).where(hash_set.c.name == name)).first()
+        if row is None:
+            names = conn.execute(select(func.count()).select_from(hash_set)).scalar_one()
+            hint = "see 'atalaya hashsets list'" if names else "no hash set is imported"
+            raise AtalayaError(f"no hash set named {name!r} ({hint})")
+        info = _info(row)
+        # Explicit deletes: correct even where foreign keys are not enforced.
+        conn.execute(delete(reference_hash).where(reference_hash.c.hash_set_id == row.id))
+        conn.execute(delete(reference_file).where(reference_file.c.hash_set_id == row.id))
+        conn.execute(delete(hash_set).where(hash_set.c.id == row.id))
+    return info
