@@ -8,7 +8,9 @@ tokens are bounded, and every failure is a `BencodeError` carrying the offset.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TypeAlias
 
 # Bencoded values as Python sees them: bytes stay bytes; keys are bytes.
@@ -33,11 +35,19 @@ class Limits:
     max_tokens: int = 100_000
     max_string: int = 1 << 20
     max_int_digits: int = 40
+    # Some real encoders (opentracker's multi-hash scrape) emit keys unsorted;
+    # False accepts that. Duplicate keys are refused either way.
+    sorted_keys: bool = True
 
 
 DEFAULT_LIMITS = Limits()
 # info dictionaries of large torrents carry megabytes of piece hashes.
 METAINFO_LIMITS = Limits(max_size=64 << 20, max_string=64 << 20, max_tokens=2_000_000)
+
+_INT_BODY = re.compile(rb"(-?)([0-9]*)")
+_LENGTH = re.compile(rb"[0-9]*")
+# More digits than this cannot be a length any limit allows (10**20 > 2**64).
+_MAX_LENGTH_DIGITS = 20
 
 
 def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> BValue:
@@ -55,6 +65,8 @@ def decode_prefix(
 
     Used where a bencoded dictionary is followed by raw bytes (ut_metadata).
     """
+    if not 0 <= start <= len(data):
+        raise BencodeError("start offset outside the input", start)
     if len(data) - start > limits.max_size:
         raise BencodeError(f"input larger than {limits.max_size} bytes", start)
     return _Decoder(data, limits).run(start)
@@ -99,7 +111,7 @@ class _Decoder:
                 pos += 1
                 continue
             else:
-                raise BencodeError(f"invalid type byte {c!r}", pos)
+                raise BencodeError(f"invalid type byte 0x{c:02x}", pos)
 
             # Place the finished value into its parent, or return it.
             while True:
@@ -114,9 +126,11 @@ class _Decoder:
                     if not isinstance(value, bytes):
                         raise BencodeError("dictionary key is not a string", pos)
                     last = pending[1]
-                    if last is not None and value <= last:
+                    if last is not None and value <= last and self.limits.sorted_keys:
                         what = "duplicate" if value == last else "unsorted"
                         raise BencodeError(f"{what} dictionary key", pos)
+                    if value in container:
+                        raise BencodeError("duplicate dictionary key", pos)
                     pending[0] = value
                     pending[1] = value
                 else:
@@ -126,25 +140,52 @@ class _Decoder:
 
     def _int(self, pos: int) -> tuple[int, int]:
         data = self.data
-        end = data.find(b"e", pos + 1, pos + 2 + self.limits.max_int_digits + 1)
-        if end < 0:
-            raise BencodeError("unterminated or oversized integer", pos)
-        digits = data[pos + 1 : end]
-        body = digits[1:] if digits[:1] == b"-" else digits
-        if not body or not body.isdigit() or not body.isascii():
-            raise BencodeError("invalid integer", pos)
-        if (body[0] == 0x30 and len(body) > 1) or digits == b"-0":
+        most = self.limits.max_int_digits
+        # Fast path for the common canonical non-negative integer; anything else
+        # goes through the exact checks below, which name the fault.
+        end = data.find(b"e", pos + 1, pos + 2 + most)
+        if end > pos + 1:
+            digits = data[pos + 1 : end]
+            if digits.isdigit() and (digits[0] != 0x30 or end == pos + 2):
+                return int(digits), end + 1
+        # The window stops one digit past the limit, so a flood of digits costs nothing.
+        m = _INT_BODY.match(data, pos + 1, min(len(data), pos + 3 + most))
+        assert m is not None  # the pattern matches the empty string
+        digits = m.group(2)
+        if len(digits) > most:
+            raise BencodeError(f"integer longer than {most} digits", pos)
+        end = m.end()
+        if end >= len(data):
+            raise BencodeError("unexpected end of input", len(data))
+        if data[end] != 0x65 or not digits:  # 'e'
+            raise BencodeError("invalid integer", end)
+        if (digits[0] == 0x30 and len(digits) > 1) or m.group() == b"-0":
             raise BencodeError("non-canonical integer", pos)
-        return int(digits), end + 1
+        return int(m.group()), end + 1
 
     def _bytes(self, pos: int) -> tuple[bytes, int]:
         data = self.data
-        colon = data.find(b":", pos, pos + 12)
-        if colon < 0:
-            raise BencodeError("invalid string length", pos)
-        digits = data[pos:colon]
-        if not digits.isdigit() or (digits[0] == 0x30 and len(digits) > 1):
-            raise BencodeError("invalid string length", pos)
+        # Fast path for a canonical string that fits; the exact checks follow otherwise.
+        colon = data.find(b":", pos, pos + _MAX_LENGTH_DIGITS + 1)
+        if colon > pos:
+            digits = data[pos:colon]
+            if digits.isdigit() and (digits[0] != 0x30 or colon == pos + 1):
+                length = int(digits)
+                end = colon + 1 + length
+                if length <= self.limits.max_string and end <= len(data):
+                    return data[colon + 1 : end], end
+        m = _LENGTH.match(data, pos, min(len(data), pos + _MAX_LENGTH_DIGITS + 1))
+        assert m is not None  # called only on a digit
+        digits = m.group()
+        colon = m.end()
+        if len(digits) > _MAX_LENGTH_DIGITS:
+            raise BencodeError(f"string longer than {self.limits.max_string} bytes", pos)
+        if colon >= len(data):
+            raise BencodeError("unexpected end of input", len(data))
+        if data[colon] != 0x3A:  # ':'
+            raise BencodeError("expected ':' after string length", colon)
+        if digits[0] == 0x30 and len(digits) > 1:
+            raise BencodeError("non-canonical string length", pos)
         length = int(digits)
         if length > self.limits.max_string:
             raise BencodeError(f"string longer than {self.limits.max_string} bytes", pos)
@@ -189,6 +230,10 @@ def _encode(value: object, out: list[bytes]) -> None:
             if not isinstance(key, bytes):
                 raise BencodeEncodeError(f"dictionary key {key!r} is not a string")
         items.sort(key=lambda kv: kv[0])
+        for (key, _), (next_key, _) in pairwise(items):
+            if key == next_key:
+                # {"a": 1, b"a": 2}: two keys that encode alike.
+                raise BencodeEncodeError(f"duplicate dictionary key {key!r}")
         for key, item in items:
             _encode(key, out)
             _encode(item, out)

@@ -1,0 +1,252 @@
+"""Magnet links: BEP 9 / BEP 52 vectors, malformed links, round trips, libtorrent agreement."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+
+import libtorrent as lt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from atalaya.networks.bittorrent.magnet import (
+    MAX_MAGNET_LENGTH,
+    Magnet,
+    MagnetError,
+    build_magnet,
+    parse_magnet,
+)
+
+# BEP 52's test torrents.
+V2_TEST = (
+    "magnet:?xt=urn:btmh:1220caf1e1c30e81cb361b9ee167c4aa64228a7fa4fa9f6105232b28ad099f3a302e"
+    "&dn=bittorrent-v2-test"
+)
+HYBRID_TEST = (
+    "magnet:?xt=urn:btih:631a31dd0a46257d5078c0dee4e66e26f73e42ac"
+    "&xt=urn:btmh:1220d8dd32ac93357c368556af3ac1d95c9d76bd0dff6fa9833ecdac3d53134efabb"
+    "&dn=bittorrent-v1-v2-hybrid-test"
+)
+V1_HEX = "631a31dd0a46257d5078c0dee4e66e26f73e42ac"
+
+
+def test_bep52_v2_vector() -> None:
+    m = parse_magnet(V2_TEST)
+    assert m.info_hash_v1 is None
+    assert m.info_hash_v2 == bytes.fromhex(
+        "caf1e1c30e81cb361b9ee167c4aa64228a7fa4fa9f6105232b28ad099f3a302e"
+    )
+    assert m.name == "bittorrent-v2-test"
+    assert m.swarm_hashes == (bytes.fromhex("caf1e1c30e81cb361b9ee167c4aa64228a7fa4fa"),)
+    assert m.uri() == V2_TEST
+
+
+def test_bep52_hybrid_vector() -> None:
+    m = parse_magnet(HYBRID_TEST)
+    assert m.info_hash_v1 == bytes.fromhex(V1_HEX)
+    assert m.info_hash_v2 == bytes.fromhex(
+        "d8dd32ac93357c368556af3ac1d95c9d76bd0dff6fa9833ecdac3d53134efabb"
+    )
+    assert m.name == "bittorrent-v1-v2-hybrid-test"
+    assert m.uri() == HYBRID_TEST
+
+
+def test_bep9_form_with_tracker_and_peers() -> None:
+    # BEP 9: magnet:?xt=urn:btih:<info-hash>&dn=<name>&tr=<tracker-url>&x.pe=<peer-address>
+    uri = (
+        f"magnet:?xt=urn:btih:{V1_HEX.upper()}&dn=my+file%20%C3%A9.bin"
+        "&tr=udp%3A%2F%2F127.0.0.9%3A6969%2Fannounce&tr=http://127.0.0.9:7000/announce"
+        "&x.pe=127.0.0.5:6881&x.pe=%5B::1%5D:6882&x.pe=peer.local:1"
+    )
+    m = parse_magnet(uri)
+    assert m.info_hash_v1 == bytes.fromhex(V1_HEX)
+    assert m.info_hash_v2 is None
+    assert m.name == "my file é.bin"
+    assert m.trackers == ("udp://127.0.0.9:6969/announce", "http://127.0.0.9:7000/announce")
+    assert m.peers == (("127.0.0.5", 6881), ("::1", 6882), ("peer.local", 1))
+    assert parse_magnet(m.uri()) == m
+
+
+@pytest.mark.parametrize(
+    ("base32", "raw"),
+    [
+        ("A" * 32, bytes(20)),  # 160 zero bits
+        ("7" * 32, b"\xff" * 20),  # '7' is 31: 160 one bits
+        ("a" * 32, bytes(20)),  # lower case is accepted
+        (base64.b32encode(bytes.fromhex(V1_HEX)).decode(), bytes.fromhex(V1_HEX)),
+    ],
+)
+def test_base32_btih(base32: str, raw: bytes) -> None:
+    assert parse_magnet(f"magnet:?xt=urn:btih:{base32}").info_hash_v1 == raw
+
+
+def test_numbered_and_repeated_parameters() -> None:
+    uri = (
+        f"magnet:?xt.1=urn:btih:{V1_HEX}&xt.2=urn:btih:{V1_HEX}&tr.1=http://127.0.0.1/a"
+        "&tr.2=http://127.0.0.1/a&xt=urn:sha1:YNCKHTQCWBTRNJIV4WNAE52SJUQCZO5C&ws=http://x/"
+        "&x.pe=127.0.0.1:1&x.pe=127.0.0.1:1&&"
+    )
+    m = parse_magnet(uri)
+    assert m == Magnet(
+        bytes.fromhex(V1_HEX), None, None, ("http://127.0.0.1/a",), (("127.0.0.1", 1),)
+    )
+
+
+def test_fragment_and_case_of_scheme() -> None:
+    assert parse_magnet(f"MAGNET:?xt=URN:BTIH:{V1_HEX}#frag").info_hash_v1 == bytes.fromhex(V1_HEX)
+
+
+MALFORMED = [
+    ("", "must start with 'magnet:?'"),
+    ("http://127.0.0.1/?xt=urn:btih:" + V1_HEX, "must start with 'magnet:?'"),
+    ("magnet:?", "no BitTorrent info-hash"),
+    ("magnet:?dn=x", "no BitTorrent info-hash"),
+    ("magnet:?xt=urn:sha1:YNCKHTQCWBTRNJIV4WNAE52SJUQCZO5C", "no BitTorrent info-hash"),
+    ("magnet:?xt", "has no value"),
+    ("magnet:?xt=urn:btih:" + V1_HEX[:-1], "40 hex digits or 32 base32"),
+    ("magnet:?xt=urn:btih:" + V1_HEX + "0", "40 hex digits or 32 base32"),
+    ("magnet:?xt=urn:btih:" + "g" * 40, "40 hex digits or 32 base32"),
+    ("magnet:?xt=urn:btih:" + "1" * 32, "is not base32"),  # '1' is not in the alphabet
+    ("magnet:?xt=urn:btih:" + "é" * 32, "is not base32"),
+    ("magnet:?xt=urn:btmh:" + "caf1" * 16, "'1220' and 64 hex digits"),
+    ("magnet:?xt=urn:btmh:1220" + "ab" * 31, "'1220' and 64 hex digits"),
+    ("magnet:?xt=urn:btmh:1114" + "ab" * 32, "is not SHA-256"),
+    ("magnet:?xt=urn:btmh:1220" + "zz" * 32, "'1220' and 64 hex digits"),
+    (f"magnet:?xt=urn:btih:{V1_HEX}&xt=urn:btih:{'0' * 40}", "two different v1 info-hashes"),
+    (
+        f"magnet:?xt=urn:btmh:1220{'0' * 64}&xt=urn:btmh:1220{'1' * 64}",
+        "two different v2 info-hashes",
+    ),
+    (f"magnet:?xt=urn:btih:{V1_HEX}&dn=a&dn=b", "more than one display name"),
+    (f"magnet:?xt=urn:btih:{V1_HEX}&dn=%zz", "'%' that is not followed by two hex digits"),
+    (f"magnet:?xt=urn:btih:{V1_HEX}&dn=%4", "'%' that is not followed by two hex digits"),
+    (f"magnet:?xt=urn:btih:{V1_HEX}&dn=%FF", "dn is not UTF-8"),
+    (f"magnet:?xt=urn:btih:{V1_HEX}&dn=a%00b", "dn contains NUL"),
+    (f"magnet:?xt=urn:btih:{V1_HEX}&dn=" + "n" * 1025, "dn longer than 1024 bytes"),
+    (f"magnet:?xt=urn:btih:{V1_HEX}&tr=", "tracker URL '' is empty"),
+    (f"magnet:?xt=urn:btih:{V1_HEX}&tr=http://a%20b/", "has spaces"),
+    (f"magnet:?xt=urn:btih:{V1_HEX}&tr=http://a/%0A", "has spaces"),
+    (f"magnet:?xt=urn:btih:{V1_HEX}&tr=" + "u" * 2049, "tr longer than 2048 bytes"),
+    (
+        f"magnet:?xt=urn:btih:{V1_HEX}" + "".join(f"&tr=http://127.0.0.1/{i}" for i in range(101)),
+        "more than 100 trackers",
+    ),
+    (f"magnet:?xt=urn:btih:{V1_HEX}&x.pe=127.0.0.1", "is not host:port"),
+    (f"magnet:?xt=urn:btih:{V1_HEX}&x.pe=::1:80", "is not host:port"),
+    (f"magnet:?xt=urn:btih:{V1_HEX}&x.pe=127.0.0.1:0", "port 0 outside 1..65535"),
+    (f"magnet:?xt=urn:btih:{V1_HEX}&x.pe=127.0.0.1:65536", "port 65536 outside"),
+    (f"magnet:?xt=urn:btih:{V1_HEX}&x.pe=127.0.0.1:123456", "is not host:port"),
+    (f"magnet:?xt=urn:btih:{V1_HEX}&x.pe=a%09b:1", "has spaces or control characters"),
+    (
+        f"magnet:?xt=urn:btih:{V1_HEX}" + "".join(f"&x.pe=127.0.0.1:{i}" for i in range(1, 102)),
+        "more than 100 peers",
+    ),
+    ("magnet:?xt=urn:btih:" + V1_HEX + "&x=" + "y" * MAX_MAGNET_LENGTH, "longer than 16384"),
+    ("magnet:?xt=urn:btih:" + V1_HEX + "&dn=\ud800", "dn is not valid text"),
+]
+
+
+@pytest.mark.parametrize(("uri", "message"), MALFORMED)
+def test_malformed_magnet(uri: str, message: str) -> None:
+    with pytest.raises(MagnetError) as info:
+        parse_magnet(uri)
+    assert message in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "needs a v1 or a v2 info-hash"),
+        ({"info_hash_v1": bytes(19)}, "v1 info-hash is 20 bytes"),
+        ({"info_hash_v2": bytes(20)}, "v2 info-hash is 32 bytes"),
+        ({"info_hash_v1": bytes(20), "peers": (("127.0.0.1", 0),)}, "port 0 outside"),
+        ({"info_hash_v1": bytes(20), "name": "\udc80"}, "encodable as UTF-8"),
+        ({"info_hash_v1": bytes(20), "trackers": ("u" * MAX_MAGNET_LENGTH,)}, "longer than"),
+    ],
+)
+def test_build_refuses_what_no_magnet_can_carry(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(MagnetError, match=message):
+        build_magnet(**kwargs)  # type: ignore[arg-type]
+
+
+def test_build_escapes_what_needs_it() -> None:
+    uri = build_magnet(
+        info_hash_v1=bytes.fromhex(V1_HEX),
+        name="a&b=c d+é%",
+        trackers=("http://127.0.0.1:80/announce?k=1&x=2",),
+        peers=(("::1", 6881), ("127.0.0.1", 1)),
+    )
+    assert uri == (
+        f"magnet:?xt=urn:btih:{V1_HEX}&dn=a%26b%3Dc%20d%2B%C3%A9%25"
+        "&tr=http%3A%2F%2F127.0.0.1%3A80%2Fannounce%3Fk%3D1%26x%3D2"
+        "&x.pe=[::1]:6881&x.pe=127.0.0.1:1"
+    )
+    params = lt.parse_magnet_uri(uri)
+    assert params.name == "a&b=c d+é%"
+    assert list(params.trackers) == ["http://127.0.0.1:80/announce?k=1&x=2"]
+    assert sorted(params.peers) == [("127.0.0.1", 1), ("::1", 6881)]
+
+
+# --- properties ---------------------------------------------------------------------------
+
+names = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=60)
+urls = st.builds(
+    lambda scheme, host, path: f"{scheme}://{host}/{path}",
+    st.sampled_from(["http", "https", "udp"]),
+    st.sampled_from(["127.0.0.1:6969", "127.0.0.9", "[::1]:80"]),
+    st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=30),
+)
+hosts = st.sampled_from(["127.0.0.1", "127.0.0.77", "::1", "fe80::1", "peer.local"])
+magnets = st.builds(
+    Magnet,
+    info_hash_v1=st.none() | st.binary(min_size=20, max_size=20),
+    info_hash_v2=st.binary(min_size=32, max_size=32),
+    name=st.none() | names,
+    trackers=st.lists(urls, max_size=4, unique=True).map(tuple),
+    peers=st.lists(st.tuples(hosts, st.integers(1, 65535)), max_size=4, unique=True).map(tuple),
+) | st.builds(Magnet, info_hash_v1=st.binary(min_size=20, max_size=20))
+
+
+@settings(max_examples=300, deadline=None)
+@given(magnets)
+def test_round_trip(m: Magnet) -> None:
+    assert parse_magnet(m.uri()) == m
+
+
+@settings(max_examples=200, deadline=None)
+@given(magnets)
+def test_libtorrent_reads_what_we_build(m: Magnet) -> None:
+    params = lt.parse_magnet_uri(m.uri())
+    if m.info_hash_v1 is not None:
+        assert params.info_hashes.v1.to_bytes() == m.info_hash_v1
+    if m.info_hash_v2 is not None:
+        assert params.info_hashes.v2.to_bytes() == m.info_hash_v2
+    assert list(params.trackers) == list(m.trackers)
+    if m.name:
+        assert params.name == m.name
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=300))
+def test_arbitrary_text_raises_only_magnet_error(text: str) -> None:
+    for candidate in (text, "magnet:?" + text, f"magnet:?xt=urn:btih:{V1_HEX}&" + text):
+        with contextlib.suppress(MagnetError):
+            parse_magnet(candidate)
+
+
+pieces = st.sampled_from(
+    ["xt=", "urn:btih:", "urn:btmh:", "1220", V1_HEX, "A" * 32, "&", "=", "%", "%2", "%C3",
+     "dn", "tr", "x.pe", ":", "[", "]", "::1", "127.0.0.1", "65535", "0", "+", ".1", "#"]
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(pieces, max_size=30).map("".join))
+def test_magnet_like_text_raises_only_magnet_error(text: str) -> None:
+    try:
+        m = parse_magnet("magnet:?" + text)
+    except MagnetError:
+        return
+    assert parse_magnet(m.uri()) == m
