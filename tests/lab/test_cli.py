@@ -1,0 +1,104 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from atalaya.lab import processes
+from atalaya.lab.layout import FAILED_NAME, PID_NAME, SUPERVISOR_MODULE
+
+pytestmark = pytest.mark.lab
+
+
+def _atalaya(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "atalaya", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return processes.cmdline(pid) != ""
+
+
+@pytest.mark.slow  # seven `atalaya` processes, about a second each to import
+def test_up_status_down_leave_no_process_behind(tmp_path: Path) -> None:
+    lab_dir = tmp_path / "lab"
+    up = _atalaya("lab", "up", "--dir", str(lab_dir), "--ip-prefix", "127.84.0", "--json")
+    try:
+        assert up.returncode == 0, up.stderr
+        manifest = json.loads(up.stdout)
+        supervisor = manifest["supervisor_pid"]
+        children = manifest["child_pids"]
+        assert processes.is_running(supervisor, SUPERVISOR_MODULE)
+        assert all(processes.is_running(pid, "opentracker") for pid in children)
+        assert (lab_dir / "hashset.csv").is_file()
+
+        again = _atalaya("lab", "up", "--dir", str(lab_dir), "--ip-prefix", "127.84.0")
+        assert again.returncode == 2
+        assert "already running" in again.stderr
+
+        status = _atalaya("lab", "status", "--dir", str(lab_dir), "--json")
+        assert status.returncode == 0
+        assert json.loads(status.stdout)["running"] is True
+        text = _atalaya("lab", "status", "--dir", str(lab_dir)).stdout
+        assert "seed-1" in text
+        assert "holds nothing of" in text
+    finally:
+        down = _atalaya("lab", "down", "--dir", str(lab_dir))
+    assert down.returncode == 0, down.stderr
+    assert not _alive(supervisor)
+    assert not any(_alive(pid) for pid in children)
+    assert not (lab_dir / PID_NAME).exists()
+    assert "no lab is running" in _atalaya("lab", "status", "--dir", str(lab_dir)).stdout
+    assert "no lab is running" in _atalaya("lab", "down", "--dir", str(lab_dir)).stderr
+
+
+def test_down_stops_daemons_of_a_killed_supervisor(tmp_path: Path) -> None:
+    lab_dir = tmp_path / "lab"
+    up = _atalaya("lab", "up", "--dir", str(lab_dir), "--ip-prefix", "127.85.0", "--json")
+    assert up.returncode == 0, up.stderr
+    manifest = json.loads(up.stdout)
+    children = manifest["child_pids"]
+    try:
+        # SIGKILL: the supervisor gets no chance to stop opentracker itself.
+        assert processes.stop(manifest["supervisor_pid"], SUPERVISOR_MODULE, 0.0)
+        assert all(_alive(pid) for pid in children)
+    finally:
+        down = _atalaya("lab", "down", "--dir", str(lab_dir))
+    assert down.returncode == 0, down.stderr
+    assert not any(_alive(pid) for pid in children)
+
+
+def test_a_lab_that_cannot_start_says_why_and_leaves_nothing(tmp_path: Path) -> None:
+    lab_dir = tmp_path / "lab"
+    bad = _atalaya("lab", "up", "--dir", str(lab_dir), "--peers", "1")
+    assert bad.returncode == 2
+    assert "2 to 40 seeders" in bad.stderr
+    assert not lab_dir.exists()
+    # Transmission's folder is taken by a file: the start fails after the
+    # tracker and the libtorrent peers are already up.
+    lab_dir.mkdir()
+    (lab_dir / "transmission").write_text("in the way")
+    args = ("lab", "up", "--dir", str(lab_dir), "--ip-prefix", "127.86.0", "--transmission")
+    failed = _atalaya(*args)
+    assert failed.returncode == 2
+    assert "the lab did not start" in failed.stderr
+    assert "transmission" in failed.stderr
+    assert (lab_dir / FAILED_NAME).exists()
+    assert not (lab_dir / PID_NAME).exists()
+    ours = [
+        pid
+        for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+        if str(lab_dir) in processes.cmdline(pid)
+    ]
+    assert ours == []
