@@ -16,6 +16,8 @@ from atalaya.console import CliState, err, state
 from atalaya.errors import AtalayaError
 from atalaya.hashsets.cli import app as hashsets_app
 from atalaya.hashsets.cli import match_command
+from atalaya.lab.cli import app as lab_app
+from atalaya.observe.cli import sightings_app, watch_app
 from atalaya.store import redact_url, upgrade
 
 app = typer.Typer(
@@ -27,6 +29,9 @@ app = typer.Typer(
 )
 app.add_typer(hashsets_app, name="hashsets")
 app.command("match")(match_command)
+app.add_typer(lab_app, name="lab")
+app.add_typer(sightings_app, name="sightings")
+app.add_typer(watch_app, name="watch")
 
 
 def _version(value: bool) -> None:
@@ -76,6 +81,12 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (`atalaya match … | head`): not an error.
+        # Point stdout at devnull so the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

@@ -11,8 +11,10 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -22,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData(
@@ -89,4 +92,77 @@ reference_hash = Table(
     Column("file_key", String(80), nullable=False),
     Index("ix_reference_hash_lookup", "algorithm", "value"),
     Index("ix_reference_hash_file", "hash_set_id", "file_key"),
+)
+
+# What the observers look for beyond the identifiers in hash sets: infohashes
+# an operator named, or that discovery matched to a known file. `reason` says
+# why, in words an analyst can put in a report.
+watch_item = Table(
+    "watch_item",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("network", String(20), nullable=False),
+    # Identifier kind and value, e.g. ("btih", 20 bytes) or ("btih2", 32 bytes).
+    Column("kind", String(20), nullable=False),
+    Column("value", LargeBinary(64), nullable=False),
+    Column("origin", String(20), nullable=False),  # operator | discovery
+    Column("reason", Text, nullable=False),
+    Column("hash_set_id", Integer, ForeignKey("hash_set.id", ondelete="SET NULL"), nullable=True),
+    Column("file_key", String(80), nullable=True),
+    Column("category", SmallInteger, nullable=True),
+    Column("added_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("network", "kind", "value", name="uq_watch_item_identifier"),
+)
+
+# Info dictionaries fetched from peers (BEP 9) or given by operators: the
+# observer needs piece hashes to verify what a peer sends.
+torrent_metadata = Table(
+    "torrent_metadata",
+    metadata,
+    Column("infohash", String(64), primary_key=True),  # v1 hex, or v2 hex when v2-only
+    Column("infohash_v2", String(64), nullable=True),
+    Column("name", Text, nullable=True),
+    Column("info", LargeBinary, nullable=False),
+    Column("fetched_at", DateTime(timezone=True), nullable=False),
+    Column("fetched_from", String(60), nullable=True),  # ip:port of the peer
+)
+
+# One peer seen offering one watched item, at one instant, by one probe.
+# Written once, never updated (a trigger refuses UPDATE on both engines).
+sighting = Table(
+    "sighting",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("network", String(20), nullable=False),
+    Column("infohash", String(64), nullable=False),
+    Column("ip", String(45), nullable=False),
+    Column("port", Integer, nullable=False),
+    # UTC with microseconds, taken when the peer's first answer arrived.
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+    Column("found_by", String(20), nullable=False),  # dht | tracker | pex | operator
+    Column("client", String(200), nullable=True),
+    Column("peer_id", String(40), nullable=True),  # hex of the 20-byte peer id
+    Column("advertised_name", Text, nullable=True),
+    Column("have_fraction", Float, nullable=True),
+    Column("pieces_verified", Integer, nullable=False),
+    Column("pieces_failed", Integer, nullable=False),
+    Column("bytes_downloaded", BigInteger, nullable=False),
+    # True only when at least one piece verified and none failed.
+    Column("proof", Boolean, nullable=False),
+    Column("file_hash", String(80), nullable=True),  # reference_file.file_key matched
+    Column("category", SmallInteger, nullable=True),
+    Column("hash_set", String(200), nullable=True),
+    # reference data version: hash_set.file_sha256 at the time of the match
+    Column("hash_set_version", String(64), nullable=True),
+    Column("local_ip", String(45), nullable=True),
+    Column("local_port", Integer, nullable=True),
+    Column("observer", String(60), nullable=False),  # "atalaya/<version>"
+    Column("run_id", String(36), nullable=False),
+    Column("clock_offset_s", Float, nullable=True),
+    Column("details", JSON, nullable=True),  # protocol facts: reserved bits, yourip, error…
+    Index("ix_sighting_seen_at", "seen_at"),
+    Index("ix_sighting_ip_seen_at", "ip", "seen_at"),
+    Index("ix_sighting_infohash", "infohash"),
 )

@@ -1,0 +1,471 @@
+"""The BitTorrent observer: find every peer offering a watched torrent, probe
+it, and record what it proved as sightings.
+
+Peers come from the DHT, from trackers and from PEX; each (infohash, peer)
+is probed once per run by a bounded pool of workers; each finished probe is
+written at once by a single writer task, so a stop loses nothing already seen.
+With `discover`, a BEP 51 crawl samples infohashes that no watch list names,
+fetches their metadata from a peer and matches it against file fingerprints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, insert, select
+
+from atalaya import __version__
+from atalaya.hashsets.index import MatchIndex
+from atalaya.networks.bittorrent.dht.node import InfohashesSampled, PeersFound
+from atalaya.networks.bittorrent.krpc import Address
+from atalaya.networks.bittorrent.metainfo import Metainfo, MetainfoError, parse_info
+from atalaya.networks.bittorrent.peerwire import make_peer_id
+from atalaya.observe.bittorrent.dht_client import DhtClient
+from atalaya.observe.bittorrent.discovery import match_metainfo
+from atalaya.observe.bittorrent.probe import ProbeResult, ProbeTimeouts, probe_peer
+from atalaya.observe.bittorrent.tracker_client import TrackerError, announce
+from atalaya.observe.clock import clock_offset_s
+from atalaya.observe.sightings import Sighting, SightingWriter, new_run_id
+from atalaya.observe.watchlist import WatchTarget, add_watch_item
+from atalaya.store.tables import torrent_metadata
+
+log = logging.getLogger(__name__)
+
+PEER_ID_PREFIX = b"-AY0100-"  # Azureus style, so peers can tell what we are
+CLIENT_NAME = f"Atalaya {__version__}"
+# Bounds that keep one run's memory flat whatever the swarm does.
+MAX_QUEUED_PROBES = 10_000
+MAX_SEEN_PEERS = 200_000
+MAX_DISCOVERY_CHECKS = 2_000
+
+
+@dataclass(frozen=True)
+class ObserverConfig:
+    bind_ip: str = "127.0.0.1"
+    dht_bootstrap: tuple[Address, ...] = ()
+    trackers: tuple[str, ...] = ()
+    use_dht: bool = True
+    discover: bool = False
+    pieces_to_verify: int = 2
+    max_concurrent_probes: int = 16
+    # How often each target is looked up again while the run lasts.
+    lookup_interval: float = 30.0
+    lookup_timeout: float = 20.0
+    tracker_timeout: float = 10.0
+    # Port we announce: we never accept connections, but trackers need one.
+    announce_port: int = 6881
+    probe_timeouts: ProbeTimeouts = field(default_factory=ProbeTimeouts)
+    seed: int | None = None  # for reproducible piece choices in tests
+
+
+@dataclass
+class ObserverStats:
+    targets: int = 0
+    peers_found: int = 0
+    probed: int = 0
+    holding: int = 0
+    verified: int = 0
+    failed_verification: int = 0
+    sightings: int = 0
+    discovered: int = 0
+    errors: int = 0
+
+
+@dataclass(frozen=True)
+class _Job:
+    target: WatchTarget
+    ip: str
+    port: int
+    found_by: str
+
+
+class BittorrentObserver:
+    def __init__(
+        self,
+        engine: Engine,
+        targets: Sequence[WatchTarget],
+        config: ObserverConfig,
+        *,
+        index: MatchIndex | None = None,
+        on_update: Callable[[ObserverStats], None] | None = None,
+    ) -> None:
+        if config.discover and index is None:
+            raise ValueError("discovery needs a match index of the hash sets")
+        self.engine = engine
+        self.config = config
+        self.index = index
+        self.on_update = on_update
+        self.run_id = new_run_id()
+        self.stats = ObserverStats()
+        self.writer = SightingWriter(engine)
+        self._rng = random.Random(config.seed)
+        # Announces use one id per run; each probe gets a fresh one, since some
+        # clients (Transmission) refuse a quick reconnection under a known id.
+        self.peer_id = make_peer_id(PEER_ID_PREFIX, self._rng)
+        self._targets: dict[bytes, WatchTarget] = {}
+        self._metadata: dict[bytes, Metainfo] = {}
+        self._seen: set[tuple[bytes, str, int]] = set()
+        self._checked: set[bytes] = set()
+        self._jobs: asyncio.Queue[_Job] = asyncio.Queue(MAX_QUEUED_PROBES)
+        self._results: asyncio.Queue[Sighting | None] = asyncio.Queue()
+        self._dht: DhtClient | None = None
+        self._stop = asyncio.Event()
+        self._later: set[asyncio.Task[None]] = set()
+        # (tracker URL, infohash) -> `left` announced, to say "stopped" at the end.
+        self._announced: dict[tuple[str, bytes], int] = {}
+        self._clock_offset = clock_offset_s()
+        for target in targets:
+            self._add_target(target)
+
+    # --- public -------------------------------------------------------------
+
+    async def run(
+        self, *, duration: float | None = None, stop: asyncio.Event | None = None
+    ) -> ObserverStats:
+        """Observe until `duration` seconds pass or `stop` is set; then drain and return."""
+        self._load_metadata()
+        tasks: list[asyncio.Task[None]] = []
+        writer = asyncio.create_task(self._write_loop(), name="sighting-writer")
+        try:
+            if self.config.use_dht:
+                self._dht = DhtClient(bind=self.config.bind_ip, bootstrap=self.config.dht_bootstrap)
+                await self._dht.start()
+                await self._dht.bootstrap(timeout=self.config.lookup_timeout)
+            tasks += [
+                asyncio.create_task(self._probe_worker(), name=f"probe-{n}")
+                for n in range(self.config.max_concurrent_probes)
+            ]
+            for target in list(self._targets.values()):
+                tasks.append(asyncio.create_task(self._find_loop(target)))
+            if self.config.discover and self._dht is not None:
+                tasks.append(asyncio.create_task(self._discover_loop(), name="discover"))
+            waiters = [asyncio.create_task(self._stop.wait())]
+            if stop is not None:
+                waiters.append(asyncio.create_task(stop.wait()))
+            await asyncio.wait(waiters, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+        finally:
+            self._stop.set()
+            tasks += self._later
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self._dht is not None:
+                self._dht.close()
+            await self._announce_stopped()
+            # Every finished probe is already queued: write them all before returning.
+            await self._results.put(None)
+            await writer
+        return self.stats
+
+    # --- finding peers ------------------------------------------------------
+
+    def _add_target(self, target: WatchTarget) -> bool:
+        if target.infohash in self._targets:
+            return False
+        self._targets[target.infohash] = target
+        self.stats.targets = len(self._targets)
+        return True
+
+    async def _find_loop(self, target: WatchTarget) -> None:
+        while not self._stop.is_set():
+            finders = [self._from_trackers(target)]
+            if self._dht is not None:
+                finders.append(self._from_dht(target))
+            await asyncio.gather(*finders, return_exceptions=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.config.lookup_interval)
+
+    async def _from_dht(self, target: WatchTarget) -> None:
+        assert self._dht is not None
+        async for arrival in self._dht.get_peers(
+            target.dht_key, timeout=self.config.lookup_timeout
+        ):
+            if isinstance(arrival.event, PeersFound):
+                for ip, port in arrival.event.peers:
+                    await self._enqueue(_Job(target, ip, port, "dht"))
+
+    async def _from_trackers(self, target: WatchTarget) -> None:
+        urls = dict.fromkeys(self.config.trackers)
+        meta = self._metadata.get(target.infohash)
+        if meta is not None:
+            urls.update(dict.fromkeys(meta.trackers))
+        # An observer must never pose as a seeder: it announces something left.
+        left = meta.total_size if meta is not None and meta.total_size > 0 else 1
+        for url in urls:
+            first = (url, target.infohash) not in self._announced
+            try:
+                result = await announce(
+                    url,
+                    target.infohash,
+                    peer_id=self.peer_id,
+                    port=self.config.announce_port,
+                    left=left,
+                    bind_ip=self.config.bind_ip,
+                    timeout=self.config.tracker_timeout,
+                    event="started" if first else "none",
+                )
+                self._announced[(url, target.infohash)] = left
+            except (TrackerError, OSError, ValueError) as exc:
+                log.info("tracker %s: %s", url, exc)
+                self.stats.errors += 1
+                continue
+            for peer in result.peers:
+                await self._enqueue(_Job(target, peer.ip, peer.port, "tracker"))
+
+    async def _announce_stopped(self) -> None:
+        """Tell trackers we left, so they stop handing our address to others."""
+
+        async def stopped(url: str, infohash: bytes, left: int) -> None:
+            with contextlib.suppress(TrackerError, OSError, ValueError):
+                await announce(
+                    url,
+                    infohash,
+                    peer_id=self.peer_id,
+                    port=self.config.announce_port,
+                    left=left,
+                    bind_ip=self.config.bind_ip,
+                    timeout=min(self.config.tracker_timeout, 3.0),
+                    event="stopped",
+                    udp_max_tries=1,
+                )
+
+        await asyncio.gather(
+            *(stopped(url, ih, left) for (url, ih), left in self._announced.items())
+        )
+
+    async def _enqueue(self, job: _Job) -> None:
+        key = (job.target.infohash, job.ip, job.port)
+        if key in self._seen or len(self._seen) >= MAX_SEEN_PEERS:
+            return
+        if job.ip == self.config.bind_ip:
+            return  # ourselves, as trackers and PEX may echo us
+        self._seen.add(key)
+        self.stats.peers_found += 1
+        self._update()
+        await self._jobs.put(job)
+
+    # --- probing ------------------------------------------------------------
+
+    async def _probe_worker(self) -> None:
+        while True:
+            job = await self._jobs.get()
+            try:
+                await self._probe(job)
+            except Exception:  # a bug in one probe must not end the run
+                log.exception("probe of %s:%s failed", job.ip, job.port)
+                self.stats.errors += 1
+
+    async def _probe(self, job: _Job) -> None:
+        target = job.target
+        meta = self._metadata.get(target.infohash)
+        result = await probe_peer(
+            job.ip,
+            job.port,
+            target.infohash,
+            torrent=meta,
+            bind_ip=self.config.bind_ip,
+            peer_id=make_peer_id(PEER_ID_PREFIX, self._rng),
+            pieces_to_verify=self.config.pieces_to_verify,
+            rng=self._rng,
+            timeouts=self.config.probe_timeouts,
+            client_name=CLIENT_NAME,
+        )
+        self.stats.probed += 1
+        if result.metadata is not None and result.info_dict is not None and meta is None:
+            self._remember_metadata(target.infohash, result, job)
+        for ip, port in result.pex_peers:
+            with contextlib.suppress(asyncio.QueueFull):
+                await self._enqueue(_Job(target, ip, port, "pex"))
+        if result.error is not None:
+            self.stats.errors += 1
+        holds = (result.have_fraction or 0) > 0
+        if not holds and result.pieces_verified == 0 and result.pieces_failed == 0:
+            self._update()
+            return  # nothing offered: not a sighting
+        self.stats.holding += 1
+        self.stats.verified += result.pieces_verified > 0 and result.pieces_failed == 0
+        self.stats.failed_verification += result.pieces_failed > 0
+        await self._results.put(self._sighting(job, result))
+        self._update()
+
+    def _sighting(self, job: _Job, result: ProbeResult) -> Sighting:
+        target = job.target
+        meta = result.metadata or self._metadata.get(target.infohash)
+        seen_at = result.handshake_at or result.connected_at or datetime.now(UTC)
+        details: dict[str, object] = {"reserved": result.reserved_bits, "reason": target.reason}
+        if result.yourip:
+            details["yourip"] = result.yourip
+        if result.listen_port:
+            details["listen_port"] = result.listen_port
+        if result.error is not None:
+            details["error"] = {
+                "kind": str(result.error.kind),
+                "phase": result.error.phase,
+                "detail": result.error.detail,
+            }
+        if result.pieces_unavailable:
+            details["pieces_unavailable"] = result.pieces_unavailable
+        return Sighting(
+            network="bittorrent",
+            infohash=target.hex,
+            ip=job.ip,
+            port=job.port,
+            seen_at=seen_at,
+            found_by=job.found_by,
+            run_id=self.run_id,
+            client=result.client or result.client_from_peer_id,
+            peer_id=result.peer_id.hex() if result.peer_id else None,
+            advertised_name=meta.name if meta is not None else None,
+            have_fraction=result.have_fraction,
+            pieces_verified=result.pieces_verified,
+            pieces_failed=result.pieces_failed,
+            bytes_downloaded=result.bytes_downloaded,
+            file_hash=target.file_hash,
+            category=target.category,
+            hash_set=target.hash_set,
+            hash_set_version=target.hash_set_version,
+            local_ip=result.local_ip,
+            local_port=result.local_port,
+            clock_offset_s=self._clock_offset,
+            details=details,
+        )
+
+    async def _write_loop(self) -> None:
+        while True:
+            first = await self._results.get()
+            batch = [first]
+            while not self._results.empty():
+                batch.append(self._results.get_nowait())
+            items = [s for s in batch if s is not None]
+            if items:
+                await asyncio.to_thread(self.writer.write, items)
+                self.stats.sightings = self.writer.written
+                self._update()
+            if None in batch:
+                return
+
+    # --- metadata -----------------------------------------------------------
+
+    def _load_metadata(self) -> None:
+        wanted = {t.infohash.hex(): t.infohash for t in self._targets.values()}
+        if not wanted:
+            return
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(torrent_metadata.c.infohash, torrent_metadata.c.info).where(
+                    torrent_metadata.c.infohash.in_(list(wanted))
+                )
+            )
+            for hexhash, info in rows:
+                with contextlib.suppress(MetainfoError):
+                    self._metadata[wanted[hexhash]] = parse_info(bytes(info))
+
+    def _remember_metadata(self, infohash: bytes, result: ProbeResult, job: _Job) -> None:
+        assert result.metadata is not None and result.info_dict is not None
+        self._metadata[infohash] = result.metadata
+        meta = result.metadata
+        row = {
+            "infohash": infohash.hex(),
+            "infohash_v2": meta.info_hash_v2.hex() if meta.info_hash_v2 else None,
+            "name": meta.name,
+            "info": result.info_dict,
+            "fetched_at": result.handshake_at or datetime.now(UTC),
+            "fetched_from": f"{job.ip}:{job.port}",
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(torrent_metadata), [row])
+        except Exception as exc:  # already stored by an earlier run: keep the first
+            log.debug("metadata for %s not stored: %s", infohash.hex(), exc)
+
+    # --- discovery ----------------------------------------------------------
+
+    async def _discover_loop(self) -> None:
+        assert self._dht is not None and self.index is not None
+        while not self._stop.is_set():
+            sampled: list[bytes] = []
+            async for arrival in self._dht.sample_infohashes(
+                timeout=self.config.lookup_timeout, respect_interval=False
+            ):
+                if isinstance(arrival.event, InfohashesSampled):
+                    sampled += arrival.event.samples
+            for infohash in dict.fromkeys(sampled):
+                if self._stop.is_set() or len(self._checked) >= MAX_DISCOVERY_CHECKS:
+                    break
+                if infohash in self._checked or any(
+                    t.dht_key == infohash for t in self._targets.values()
+                ):
+                    continue
+                self._checked.add(infohash)
+                await self._check_unknown(infohash)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.config.lookup_interval)
+
+    async def _check_unknown(self, infohash: bytes) -> None:
+        """Fetch an unknown torrent's metadata and watch it if it carries a known file."""
+        assert self._dht is not None and self.index is not None
+        peers: list[tuple[str, int]] = []
+        async for arrival in self._dht.get_peers(infohash, timeout=self.config.lookup_timeout):
+            if isinstance(arrival.event, PeersFound):
+                peers += arrival.event.peers
+        for ip, port in list(dict.fromkeys(peers))[:3]:
+            result = await probe_peer(
+                ip,
+                port,
+                infohash,
+                bind_ip=self.config.bind_ip,
+                peer_id=make_peer_id(PEER_ID_PREFIX, self._rng),
+                pieces_to_verify=0,
+                rng=self._rng,
+                fetch_metadata=True,
+                timeouts=replace(self.config.probe_timeouts, unchoke=0.0),
+                client_name=CLIENT_NAME,
+            )
+            if result.metadata is None:
+                continue
+            matches = await asyncio.to_thread(
+                match_metainfo, self.index, self.engine, result.metadata
+            )
+            if not matches:
+                return
+            first = matches[0]
+            reason = f"discovered: {first.reason}"
+            target_hash = result.metadata.info_hash_v1 or result.metadata.info_hash_v2 or infohash
+            add_watch_item(
+                self.engine,
+                target_hash,
+                origin="discovery",
+                reason=reason,
+                hash_set_name=first.match.hash_set,
+                file_key=first.match.file_key,
+                category=first.match.category,
+            )
+            target = WatchTarget(
+                target_hash,
+                reason,
+                first.match.file_key,
+                first.match.category,
+                first.match.hash_set,
+                first.match.hash_set_version,
+            )
+            if self._add_target(target):
+                self.stats.discovered += 1
+                self._remember_metadata(target_hash, result, _Job(target, ip, port, "dht"))
+                self._update()
+                for peer_ip, peer_port in dict.fromkeys(peers):
+                    await self._enqueue(_Job(target, peer_ip, peer_port, "dht"))
+                finder = asyncio.create_task(self._find_loop(target))
+                self._later.add(finder)
+            return
+
+    def _update(self) -> None:
+        if self.on_update is not None:
+            self.on_update(self.stats)

@@ -1,0 +1,234 @@
+"""`atalaya sightings …` (and, with the observers, `atalaya watch …`)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.live import Live
+from rich.text import Text
+
+from atalaya.console import err, out, print_json, store_engine
+from atalaya.errors import AtalayaError
+from atalaya.hashsets.algorithms import BTV1_PIECE_SIZES, BTV1_PREFIX, BTV2_ROOT
+from atalaya.hashsets.index import MatchIndex
+from atalaya.networks.bittorrent.magnet import MagnetError, parse_magnet
+from atalaya.observe.bittorrent.observer import BittorrentObserver, ObserverConfig, ObserverStats
+from atalaya.observe.sightings import iter_export_rows, write_csv, write_jsonl
+from atalaya.observe.watchlist import load_targets
+
+sightings_app = typer.Typer(help="Sightings: what the observers recorded.", no_args_is_help=True)
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def _parse_instant(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise AtalayaError(
+            f"{option} {value!r} is not a date or time (use 2026-11-23 or 2026-11-23T10:00:00Z)"
+        ) from exc
+    # A time without zone is taken as UTC, the zone every record is kept in.
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+@sightings_app.command("export")
+def export(
+    ctx: typer.Context,
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="Output format.")] = (
+        ExportFormat.jsonl
+    ),
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file instead of stdout.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only sightings at or after this UTC instant.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Only sightings before this UTC instant.")
+    ] = None,
+) -> None:
+    """Export sightings, oldest first, with times in UTC."""
+    engine = store_engine(ctx)
+    rows = iter_export_rows(
+        engine, since=_parse_instant(since, "--since"), until=_parse_instant(until, "--until")
+    )
+    writer = write_csv if fmt is ExportFormat.csv else write_jsonl
+    if out is None:
+        count = writer(rows, sys.stdout)
+    else:
+        tmp = out.with_name(out.name + ".partial")
+        with tmp.open("w", encoding="utf-8", newline="") as stream:
+            count = writer(rows, stream)
+        tmp.replace(out)
+    err.print(f"{count} sightings exported")
+
+
+watch_app = typer.Typer(help="Observe networks for watched items.", no_args_is_help=True)
+
+
+def _parse_infohash(text: str) -> bytes:
+    """A v1 (40 hex) or v2 (64 hex) infohash, or the topic of a magnet link."""
+    text = text.strip()
+    if text.startswith("magnet:"):
+        try:
+            magnet = parse_magnet(text)
+        except MagnetError as exc:
+            raise AtalayaError(f"--infohash: {exc}") from exc
+        found = magnet.info_hash_v1 or magnet.info_hash_v2
+        if found is None:
+            raise AtalayaError("--infohash: the magnet link names no BitTorrent infohash")
+        return found
+    if len(text) not in (40, 64) or any(c not in "0123456789abcdefABCDEF" for c in text):
+        raise AtalayaError(
+            f"--infohash {text!r}: expected 40 hex digits (v1), 64 (v2) or a magnet link"
+        )
+    return bytes.fromhex(text)
+
+
+def _parse_hostport(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise AtalayaError(f"--dht-bootstrap {text!r}: expected HOST:PORT, e.g. 127.0.0.2:6881")
+    try:
+        resolved = socket.gethostbyname(host.strip("[]"))
+    except OSError as exc:
+        raise AtalayaError(f"--dht-bootstrap {text!r}: cannot resolve {host}: {exc}") from exc
+    return resolved, int(port)
+
+
+@watch_app.command("bittorrent")
+def watch_bittorrent(
+    ctx: typer.Context,
+    dht_bootstrap: Annotated[
+        list[str] | None,
+        typer.Option("--dht-bootstrap", help="DHT node to start from, HOST:PORT (repeatable)."),
+    ] = None,
+    tracker: Annotated[
+        list[str] | None, typer.Option("--tracker", help="Tracker URL, http or udp (repeatable).")
+    ] = None,
+    infohash: Annotated[
+        list[str] | None,
+        typer.Option("--infohash", help="Also watch this infohash or magnet link (repeatable)."),
+    ] = None,
+    bind: Annotated[str, typer.Option("--bind", help="Local address to observe from.")] = (
+        "127.0.0.1"
+    ),
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", min=0.0, help="Stop after this many seconds (default: Ctrl-C)."),
+    ] = None,
+    discover: Annotated[
+        bool, typer.Option("--discover", help="Crawl the DHT for torrents carrying known files.")
+    ] = False,
+    pieces: Annotated[
+        int, typer.Option("--pieces", min=0, max=64, help="Pieces to download and verify per peer.")
+    ] = 2,
+    probes: Annotated[
+        int, typer.Option("--probes", min=1, max=512, help="Peers probed at once.")
+    ] = 16,
+    interval: Annotated[
+        float, typer.Option("--interval", min=1.0, help="Seconds between lookups of a target.")
+    ] = 30.0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Watch every infohash on the watch list: find peers, prove possession, record sightings."""
+    engine = store_engine(ctx)
+    extra = [_parse_infohash(h) for h in infohash or []]
+    targets = load_targets(engine, extra)
+    if not targets and not discover:
+        raise AtalayaError(
+            "the watch list is empty: import a hash set with infohashes, pass --infohash, "
+            "or use --discover"
+        )
+    bootstrap = tuple(_parse_hostport(b) for b in dht_bootstrap or [])
+    index = None
+    if discover:
+        algorithms = [BTV2_ROOT] + [f"{BTV1_PREFIX}{size}" for size in BTV1_PIECE_SIZES]
+        index = MatchIndex.from_store(engine, algorithms=algorithms)
+        if len(index) == 0:
+            err.print("note: no btv2_root/btv1 fingerprints imported; discovery cannot match")
+    config = ObserverConfig(
+        bind_ip=bind,
+        dht_bootstrap=bootstrap,
+        trackers=tuple(tracker or []),
+        use_dht=True,
+        discover=discover,
+        pieces_to_verify=pieces,
+        max_concurrent_probes=probes,
+        lookup_interval=interval,
+    )
+    line = _StatusLine(duration)
+    observer = BittorrentObserver(engine, targets, config, index=index, on_update=line.update)
+    err.print(
+        f"watching {len(targets)} infohash(es) from {bind}"
+        + (f" for {duration:g} s" if duration is not None else " until Ctrl-C")
+        + (" with discovery" if discover else "")
+    )
+    stats = _run_until_interrupted(observer, duration, line)
+    summary = {"run_id": observer.run_id, **asdict(stats)}
+    if json_out:
+        print_json(summary)
+    else:
+        out.print(
+            f"run {observer.run_id}: {stats.targets} targets, {stats.peers_found} peers found, "
+            f"{stats.probed} probed, {stats.holding} holding, {stats.verified} verified, "
+            f"{stats.failed_verification} failed verification, {stats.sightings} sightings"
+            + (f", {stats.discovered} discovered" if discover else "")
+        )
+
+
+class _StatusLine:
+    """A live one-line status on stderr, refreshed as the observer reports."""
+
+    def __init__(self, duration: float | None) -> None:
+        self.live = Live(console=err, refresh_per_second=4, transient=True)
+        self.started = time.monotonic()
+        self.duration = duration
+
+    def update(self, stats: ObserverStats) -> None:
+        elapsed = time.monotonic() - self.started
+        limit = f"/{self.duration:g}" if self.duration is not None else ""
+        self.live.update(
+            Text(
+                f"{elapsed:5.0f}{limit} s  targets {stats.targets}  peers {stats.peers_found}  "
+                f"probed {stats.probed}  holding {stats.holding}  verified {stats.verified}  "
+                f"failed {stats.failed_verification}  sightings {stats.sightings}"
+                + (f"  discovered {stats.discovered}" if stats.discovered else "")
+            )
+        )
+
+
+def _run_until_interrupted(
+    observer: BittorrentObserver, duration: float | None, line: _StatusLine
+) -> ObserverStats:
+    async def main() -> ObserverStats:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # Ctrl-C and SIGTERM end the run the same way --duration does: the
+        # observer drains its queue, so no sighting already made is lost.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            return await observer.run(duration=duration, stop=stop)
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+    with line.live:
+        return asyncio.run(main())
