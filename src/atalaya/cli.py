@@ -6,9 +6,9 @@ import os
 import sys
 from typing import Annotated
 
-import click
 import typer
 from rich.text import Text
+from sqlalchemy.exc import DBAPIError
 
 from atalaya import __version__
 from atalaya.config import Settings
@@ -68,38 +68,40 @@ def init(ctx: typer.Context) -> None:
     err.print(f"database ready: {redact_url(st.settings.database_url)}")
 
 
+def _database_error(exc: DBAPIError) -> str:
+    # The driver's first line says what happened (refused, locked, auth);
+    # the SQL and SQLAlchemy's link add nothing an operator can act on.
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+    return f"database error: {reason} (check --db / ATALAYA_DATABASE_URL and the server)"
+
+
 def main() -> None:
     """Entry point: errors become one line on stderr and a non-zero exit."""
     try:
-        app(standalone_mode=False)
+        # Standalone mode: usage errors and exit codes are Typer's to report.
+        app()
     except AtalayaError as exc:
         err.print(Text.assemble(("error: ", "bold red"), str(exc)))
         sys.exit(2)
-    except click.exceptions.Abort:
-        err.print("interrupted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
+    except DBAPIError as exc:
+        err.print(Text.assemble(("error: ", "bold red"), _database_error(exc)))
+        sys.exit(2)
     except BrokenPipeError:
         # The reader went away (`atalaya match … | head`): not an error.
         # Point stdout at devnull so the interpreter's final flush stays quiet.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(0)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
     except Exception as exc:
         # A bug, not an operator error: still one line, the traceback on request.
         if os.environ.get("ATALAYA_DEBUG"):
             raise
+        message = str(exc).strip().replace("\n", " ")
         err.print(
             Text.assemble(
                 ("error: ", "bold red"),
-                f"internal error {type(exc).__name__}: {exc} (ATALAYA_DEBUG=1 shows the traceback)",
+                f"internal error {type(exc).__name__}: {message} "
+                "(ATALAYA_DEBUG=1 shows the traceback)",
             )
         )
         sys.exit(70)

@@ -1,0 +1,102 @@
+"""The root `atalaya` command: init, version, help, and how failures reach the operator."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect
+
+from atalaya import __version__
+
+
+def atalaya(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("ATALAYA_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "atalaya", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_init_creates_the_store_and_is_idempotent(db_url: str, tmp_path: Path) -> None:
+    first = atalaya("--db", db_url, "init", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "database ready" in first.stderr
+    again = atalaya("--db", db_url, "init", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    tables = set(inspect(create_engine(db_url)).get_table_names())
+    assert {"hash_set", "reference_hash", "sighting", "watch_item"} <= tables
+
+
+def test_default_store_is_sqlite_in_the_working_directory(tmp_path: Path) -> None:
+    env = {"ATALAYA_DATABASE_URL": ""}
+    done = atalaya("init", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "atalaya.db").is_file()
+    journal = create_engine(f"sqlite:///{tmp_path / 'atalaya.db'}").connect()
+    assert journal.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    journal.close()
+
+
+def test_version_and_help(tmp_path: Path) -> None:
+    version = atalaya("--version", cwd=tmp_path)
+    assert (version.returncode, version.stdout.strip()) == (0, f"atalaya {__version__}")
+    helped = atalaya("--help", cwd=tmp_path)
+    assert helped.returncode == 0
+    for group in ("init", "hashsets", "match", "lab", "sightings", "watch"):
+        assert group in helped.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("hashsets", "--help"),
+        ("hashsets", "import", "--help"),
+        ("hashsets", "fingerprint", "--help"),
+        ("match", "--help"),
+        ("watch", "bittorrent", "--help"),
+        ("sightings", "export", "--help"),
+        ("lab", "up", "--help"),
+    ],
+)
+def test_every_sub_command_has_help(args: tuple[str, ...], tmp_path: Path) -> None:
+    done = atalaya(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Usage:" in done.stdout
+
+
+def test_operator_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'never-initialised.db'}"
+    done = atalaya("--db", db, "hashsets", "list", cwd=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ")
+    assert "atalaya init" in lines[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_usage_errors_exit_non_zero_without_traceback(tmp_path: Path) -> None:
+    done = atalaya("hashsets", "import", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "Missing argument" in done.stderr
+
+
+def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    # A closed port on loopback: the server is not there.
+    done = atalaya("--db", "postgresql://atalaya@127.0.0.1:9/none", "init", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
