@@ -72,7 +72,7 @@ def import_command(
     source: Annotated[
         str | None,
         typer.Option(
-            "--source", help="Name of the hash set [default: the file's stem].", show_default=False
+            "--source", help="Name of the hash set (default: the file's stem).", show_default=False
         ),
     ] = None,
     category: Annotated[
@@ -89,8 +89,8 @@ def import_command(
         str | None,
         typer.Option(
             "--algorithm",
-            help="Algorithm of a plain list's hashes [default: from the length, 32 hex "
-            "digits md5, 40 sha1, 64 sha256].",
+            help="Algorithm of a plain list's hashes (default: from the length, 32 hex "
+            "digits md5, 40 sha1, 64 sha256).",
             show_default=False,
         ),
     ] = None,
@@ -98,7 +98,7 @@ def import_command(
         str | None,
         typer.Option(
             "--version",
-            help="Version of the set [default: the VICS @odata.context].",
+            help="Version of the set (default: the VICS @odata.context).",
             show_default=False,
         ),
     ] = None,
