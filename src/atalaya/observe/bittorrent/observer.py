@@ -2,8 +2,10 @@
 it, and record what it proved as sightings.
 
 Peers come from the DHT, from trackers and from PEX; each (infohash, peer)
-is probed once per run by a bounded pool of workers; each finished probe is
-written at once by a single writer task, so a stop loses nothing already seen.
+is probed once per run by a bounded pool of workers (twice if it claimed
+pieces before anyone had served the metadata to verify them); each finished
+probe is written at once by a single writer task, so a stop loses nothing
+already seen. `duration` counts from the start, DHT bootstrap included.
 With `discover`, a BEP 51 crawl samples infohashes that no watch list names,
 fetches their metadata from a peer and matches it against file fingerprints.
 """
@@ -43,6 +45,8 @@ CLIENT_NAME = f"Atalaya {__version__}"
 MAX_QUEUED_PROBES = 10_000
 MAX_SEEN_PEERS = 200_000
 MAX_DISCOVERY_CHECKS = 2_000
+# Peers per target waiting for its metadata before they can be verified.
+MAX_AWAITING_METADATA = 1_000
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ class ObserverStats:
     sightings: int = 0
     discovered: int = 0
     errors: int = 0
+    # Probed again once the torrent's metadata was known (counted in `probed` too).
+    reprobed: int = 0
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ class _Job:
     ip: str
     port: int
     found_by: str
+    again: bool = False  # a second probe, now that the metadata is known
 
 
 class BittorrentObserver:
@@ -112,6 +119,8 @@ class BittorrentObserver:
         self._metadata: dict[bytes, Metainfo] = {}
         self._seen: set[tuple[bytes, str, int]] = set()
         self._checked: set[bytes] = set()
+        # Peers that claimed pieces but could not give the metadata to verify them.
+        self._awaiting: dict[bytes, list[_Job]] = {}
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue(MAX_QUEUED_PROBES)
         self._results: asyncio.Queue[Sighting | None] = asyncio.Queue()
         self._dht: DhtClient | None = None
@@ -136,7 +145,11 @@ class BittorrentObserver:
             if self.config.use_dht:
                 self._dht = DhtClient(bind=self.config.bind_ip, bootstrap=self.config.dht_bootstrap)
                 await self._dht.start()
-                await self._dht.bootstrap(timeout=self.config.lookup_timeout)
+                # In the background: dead nodes can hold a bootstrap up for its whole
+                # timeout, which must count against `duration` and yield to `stop`.
+                # Lookups need not wait: with a small table they start from the
+                # bootstrap nodes too, and trackers do not need the DHT at all.
+                tasks.append(asyncio.create_task(self._bootstrap(), name="dht-bootstrap"))
             tasks += [
                 asyncio.create_task(self._probe_worker(), name=f"probe-{n}")
                 for n in range(self.config.max_concurrent_probes)
@@ -166,6 +179,10 @@ class BittorrentObserver:
         return self.stats
 
     # --- finding peers ------------------------------------------------------
+
+    async def _bootstrap(self) -> None:
+        assert self._dht is not None
+        await self._dht.bootstrap(timeout=self.config.lookup_timeout)
 
     def _add_target(self, target: WatchTarget) -> bool:
         if target.infohash in self._targets:
@@ -281,6 +298,8 @@ class BittorrentObserver:
         self.stats.probed += 1
         if result.metadata is not None and result.info_dict is not None and meta is None:
             self._remember_metadata(target.infohash, result, job)
+        if self._needs_metadata_first(job, result, meta):
+            self._await_metadata(job)
         for ip, port in result.pex_peers:
             with contextlib.suppress(asyncio.QueueFull):
                 await self._enqueue(_Job(target, ip, port, "pex"))
@@ -295,6 +314,40 @@ class BittorrentObserver:
         self.stats.failed_verification += result.pieces_failed > 0
         await self._results.put(self._sighting(job, result))
         self._update()
+
+    def _needs_metadata_first(self, job: _Job, result: ProbeResult, meta: Metainfo | None) -> bool:
+        """Whether the peer claimed pieces that could not be checked for want of metadata.
+
+        A peer that will not serve the info dictionary (a liar often will
+        not) must still be verified once another peer has served it;
+        otherwise its claim would stand unchecked. Only once per peer.
+        """
+        return (
+            not job.again
+            and meta is None
+            and result.metadata is None
+            and self.config.pieces_to_verify > 0
+            and result.error is not None
+            and result.error.phase == "metadata"
+            and bool(result.have_fraction or result.pieces_held)
+        )
+
+    def _await_metadata(self, job: _Job) -> None:
+        waiting = self._awaiting.setdefault(job.target.infohash, [])
+        if len(waiting) < MAX_AWAITING_METADATA:
+            waiting.append(replace(job, again=True))
+        self._probe_awaiting(job.target.infohash)
+
+    def _probe_awaiting(self, infohash: bytes) -> None:
+        """Queue the peers waiting for this torrent's metadata, if it is known now."""
+        if infohash not in self._metadata:
+            return
+        for job in self._awaiting.pop(infohash, []):
+            try:
+                self._jobs.put_nowait(job)
+            except asyncio.QueueFull:
+                return  # the queue bound wins over a second look
+            self.stats.reprobed += 1
 
     def _sighting(self, job: _Job, result: ProbeResult) -> Sighting:
         target = job.target
@@ -371,6 +424,7 @@ class BittorrentObserver:
     def _remember_metadata(self, infohash: bytes, result: ProbeResult, job: _Job) -> None:
         assert result.metadata is not None and result.info_dict is not None
         self._metadata[infohash] = result.metadata
+        self._probe_awaiting(infohash)
         meta = result.metadata
         row = {
             "infohash": infohash.hex(),
