@@ -25,15 +25,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import functools
 import json
 import os
-import platform
 import random
 import re
 import select
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -58,17 +55,9 @@ from atalaya.networks.bittorrent.dht.ratelimit import RateLimit
 from atalaya.networks.bittorrent.metainfo import Metainfo, parse_torrent
 from atalaya.observe.bittorrent.dht_client import DhtClient
 from atalaya.observe.bittorrent.probe import ProbeTimeouts, probe_peer
+from benchdocs import ROOT, SHARED_MACHINE, add_docs_options, footer, markers, publish
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DOCS = ROOT / "docs" / "benchmarks.md"
-START = "<!-- bench_dht:start -->"
-END = "<!-- bench_dht:end -->"
-DOCS_INTRO = """# Benchmarks
-
-Each section below is written by the benchmark named in its title, with the
-machine, the date and the exact command that produced it. Re-run the command
-to refresh a section; the other sections are left as they are.
-"""
+START, END = markers("bench_dht")
 
 PARTS = ("codec", "lookups", "probes")
 PIECE_SIZE = 16_384
@@ -882,43 +871,6 @@ def idle_cpu_per_s(session: Any, seconds: float) -> float:
 # --- report --------------------------------------------------------------------
 
 
-def machine() -> dict[str, str]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = re.findall(r"^model name\s*:\s*(.+)$", f.read(), re.MULTILINE)
-        cpu = names[0].strip() if names else cpu
-    except OSError:
-        pass
-    mem = "?"
-    try:
-        with open("/proc/meminfo") as f:
-            found = re.search(r"MemTotal:\s+(\d+)", f.read())
-        if found:
-            mem = f"{int(found.group(1)) / 2**20:.1f} GiB"
-    except OSError:
-        pass
-    return {
-        "cpus": str(os.cpu_count()),
-        "cpu": cpu,
-        "ram": mem,
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "libtorrent": lt.__version__,
-    }
-
-
-def command_line() -> str:
-    niceness = os.nice(0)
-    prefix = f"nice -n {niceness} " if niceness else ""
-    script = Path(sys.argv[0]).resolve()
-    try:
-        shown = str(script.relative_to(ROOT))
-    except ValueError:
-        shown = str(script)
-    return prefix + shlex.join(["python", shown, *sys.argv[1:]])
-
-
 def _n(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
@@ -947,7 +899,6 @@ def render(
     probes: list[dict[str, Any]],
     lab_startup_s: float | None,
 ) -> str:
-    info = machine()
     lines = [START, "## DHT and probes (`bench/bench_dht.py`)", ""]
     if codec:
         lines += [
@@ -984,7 +935,7 @@ def render(
     if lookups or probes:
         torrent_kib = args.file_size / 1024
         lines += [
-            f"The lab: {args.nodes} libtorrent {info['libtorrent']} DHT nodes on "
+            f"The lab: {args.nodes} libtorrent {lt.__version__} DHT nodes on "
             f"{args.ip_prefix}.0.x, each bootstrapped from all the others, with "
             f"`dht_block_ratelimit` raised to {args.lab_rate_limit} (libtorrent's default "
             f"blocks a source after 5 messages a second); {args.seeders} of them seed "
@@ -1101,34 +1052,12 @@ def render(
             + " Lab CPU is what the seeders (and the idle DHT nodes) spent meanwhile.",
             "",
         ]
+    lab_remark = "the lab shares the same CPUs, and " if lookups or probes else ""
     lines += [
-        f"Machine: {info['cpus']} CPUs ({info['cpu']}), {info['ram']} RAM, {info['os']}, "
-        f"Python {info['python']}, libtorrent {info['libtorrent']}; "
-        + ("the lab shares the same CPUs, and " if lookups or probes else "")
-        + "the machine was shared with other work while it ran, so timings are indicative.",
-        "",
-        f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-        "",
-        "Command:",
-        "",
-        "```",
-        command_line(),
-        "```",
+        *footer({"libtorrent": lt.__version__}, f"{lab_remark}the machine was {SHARED_MACHINE}"),
         END,
     ]
     return "\n".join(lines) + "\n"
-
-
-def update_docs(path: Path, section: str) -> None:
-    """Replace this benchmark's section, leaving the rest of the file alone."""
-    text = path.read_text() if path.exists() else DOCS_INTRO
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END) + r"\n?", re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 # --- main ----------------------------------------------------------------------
@@ -1163,8 +1092,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--probe-timeout", type=float, default=30.0)
     add("--phase-timeout", type=float, default=180.0, help="bound on each timed run")
     add("--lab-timeout", type=float, default=120.0, help="bound on the lab's start")
-    add("--docs", type=Path, default=DEFAULT_DOCS, help="Markdown file to update")
-    add("--no-docs", action="store_true", help="print only, write no file")
+    add_docs_options(parser)
     add("--workdir", help=argparse.SUPPRESS)
     add("--worker", choices=["lab"], help=argparse.SUPPRESS)
     add("--lab-lifetime", type=float, default=1800.0, help=argparse.SUPPRESS)
@@ -1225,11 +1153,7 @@ def main(argv: list[str] | None = None) -> int:
                     probes = run_probes(lab, args, workdir)
             finally:
                 lab.stop()
-    section = render(args, codec, lookups, probes, lab_startup)
-    print(section)
-    if not args.no_docs:
-        update_docs(args.docs, section)
-        print(f"updated {args.docs}", file=sys.stderr)
+    publish(render(args, codec, lookups, probes, lab_startup), args)
     return 0
 
 

@@ -14,13 +14,9 @@ to the `bench_match` section of docs/benchmarks.md (or `--docs`).
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
 import json
 import os
-import platform
-import re
-import shlex
 import sqlite3
 import subprocess
 import sys
@@ -35,17 +31,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from atalaya.hashsets.index import MatchIndex
+from benchdocs import ROOT, add_docs_options, footer, human_bytes, markers, publish
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DOCS = ROOT / "docs" / "benchmarks.md"
-START = "<!-- bench_match:start -->"
-END = "<!-- bench_match:end -->"
-DOCS_INTRO = """# Benchmarks
-
-Each section below is written by the benchmark named in its title, with the
-machine, the date and the exact command that produced it. Re-run the command
-to refresh a section; the other sections are left as they are.
-"""
+START, END = markers("bench_match")
 
 DIGEST_SIZE = 20  # SHA-1
 # Digests per `IN (…)` for SQLite: under its 32,766-parameter limit, and in
@@ -235,53 +223,7 @@ def run_contender(name: str, args: argparse.Namespace, workdir: Path) -> dict[st
     return result
 
 
-def machine() -> dict[str, str]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = re.findall(r"^model name\s*:\s*(.+)$", f.read(), re.MULTILINE)
-        cpu = names[0].strip() if names else cpu
-    except OSError:
-        pass
-    mem = "?"
-    try:
-        with open("/proc/meminfo") as f:
-            kib = int(re.search(r"MemTotal:\s+(\d+)", f.read()).group(1))  # type: ignore[union-attr]
-        mem = f"{kib / 2**20:.1f} GiB"
-    except (OSError, AttributeError):
-        pass
-    return {
-        "cpus": str(os.cpu_count()),
-        "cpu": cpu,
-        "ram": mem,
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "sqlite": sqlite3.sqlite_version,
-    }
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    raise AssertionError
-
-
-def command_line() -> str:
-    niceness = os.nice(0)
-    prefix = f"nice -n {niceness} " if niceness else ""
-    script = Path(sys.argv[0]).resolve()
-    try:
-        shown = str(script.relative_to(ROOT))
-    except ValueError:
-        shown = str(script)
-    return prefix + shlex.join(["python", shown, *sys.argv[1:]])
-
-
 def render(args: argparse.Namespace, results: list[dict[str, Any]], expected: int) -> str:
-    info = machine()
     raw = args.references * DIGEST_SIZE
     lines = [
         START,
@@ -323,32 +265,10 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]], expected: in
         "SQLite first turn it into `bytes` objects (timed), and SQLite answers "
         f"`SELECT count(*) … WHERE digest IN (…)` with {SQLITE_IN_BATCH} digests each.",
         "",
-        f"Machine: {info['cpus']} CPUs ({info['cpu']}), {info['ram']} RAM, {info['os']}, "
-        f"Python {info['python']}, numpy {info['numpy']}, SQLite {info['sqlite']}; "
-        "shared with other work while it ran, so timings are indicative.",
-        "",
-        f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-        "",
-        "Command:",
-        "",
-        "```",
-        command_line(),
-        "```",
+        *footer({"numpy": np.__version__, "SQLite": sqlite3.sqlite_version}),
         END,
     ]
     return "\n".join(lines) + "\n"
-
-
-def update_docs(path: Path, section: str) -> None:
-    """Replace this benchmark's section, leaving the rest of the file alone."""
-    text = path.read_text() if path.exists() else DOCS_INTRO
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END) + r"\n?", re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -363,8 +283,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=",".join(CONTENDERS),
         help=f"comma-separated, from {', '.join(CONTENDERS)}",
     )
-    parser.add_argument("--docs", type=Path, default=DEFAULT_DOCS, help="Markdown file to update")
-    parser.add_argument("--no-docs", action="store_true", help="print only, write no file")
+    add_docs_options(parser)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=list(CONTENDERS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -396,11 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(set(found.values())) != 1 or expected not in found.values():
         print(f"contenders disagree (expected {expected:,} hits): {found}", file=sys.stderr)
         return 1
-    section = render(args, results, expected)
-    print(section)
-    if not args.no_docs:
-        update_docs(args.docs, section)
-        print(f"updated {args.docs}", file=sys.stderr)
+    publish(render(args, results, expected), args)
     return 0
 
 

@@ -66,17 +66,6 @@ def test_tiny_run_writes_its_section_and_keeps_the_rest(tmp_path: Path) -> None:
     assert "Machine:" in section and "Python 3." in section and "Date:" in section
 
 
-def test_docs_file_is_created_when_missing(tmp_path: Path) -> None:
-    bench = load_bench()
-    docs = tmp_path / "sub" / "benchmarks.md"
-    section = "<!-- bench_match:start -->\nfigures\n<!-- bench_match:end -->\n"
-    bench.update_docs(docs, section)
-    assert docs.read_text() == bench.DOCS_INTRO + "\n" + section
-    bench.update_docs(docs, section.replace("figures", "new figures"))
-    assert docs.read_text().count("figures") == 1
-    assert "new figures" in docs.read_text()
-
-
 def test_workload_has_the_asked_hits() -> None:
     bench = load_bench()
     load = bench.make_workload(1000, 400, 0.05, seed=1)
