@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(opentracker transmission-daemon postgresql aria2 rhash)
+DEBIAN_PACKAGES=(opentracker transmission-daemon postgresql aria2 rhash chromium)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
@@ -58,5 +58,14 @@ if [ ! -f "$geo_stamp" ] || [ "$(cat "$geo_stamp")" != "$want_geo" ]; then
     echo "setup: installing enrichment data into data/geo/node_modules (npm ci, ~85 MB download)"
     (cd data/geo && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
     echo "$want_geo" >"$geo_stamp"
+fi
+# Web application assets (Leaflet, Geoman, supercluster, topojson-client,
+# Chart.js), pinned in data/web/package-lock.json, served from node_modules.
+web_stamp=data/web/node_modules/.atalaya-lock
+want_web=$(sha256sum data/web/package-lock.json | cut -d' ' -f1)
+if [ ! -f "$web_stamp" ] || [ "$(cat "$web_stamp")" != "$want_web" ]; then
+    echo "setup: installing web assets into data/web/node_modules (npm ci, ~5 MB download)"
+    (cd data/web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    echo "$want_web" >"$web_stamp"
 fi
 echo "setup: ready (.venv/bin/atalaya)"

@@ -11,6 +11,8 @@ from rich.text import Text
 from sqlalchemy.exc import DBAPIError
 
 from atalaya import __version__
+from atalaya.accounts.cli import units_app, users_app
+from atalaya.audit.cli import app as audit_app
 from atalaya.config import Settings
 from atalaya.console import CliState, err, state
 from atalaya.enrich.cli import app as enrich_app
@@ -21,6 +23,7 @@ from atalaya.lab.cli import app as lab_app
 from atalaya.leads.cli import app as leads_app
 from atalaya.observe.cli import sightings_app, watch_app
 from atalaya.store import redact_url, upgrade
+from atalaya.web.cli import serve_command
 
 app = typer.Typer(
     name="atalaya",
@@ -36,6 +39,10 @@ app.add_typer(sightings_app, name="sightings")
 app.add_typer(watch_app, name="watch")
 app.add_typer(enrich_app, name="enrich")
 app.add_typer(leads_app, name="leads")
+app.command("serve")(serve_command)
+app.add_typer(users_app, name="users")
+app.add_typer(units_app, name="units")
+app.add_typer(audit_app, name="audit")
 
 
 def _version(value: bool) -> None:

@@ -12,12 +12,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
+from atalaya.audit.verify import verify
 from atalaya.enrich.record import Enrichment
 from atalaya.enrich.store import save_enrichments
 from atalaya.store import create_store_engine
-from atalaya.store.tables import enrichment_data
+from atalaya.store.tables import audit_record, enrichment_data
 from tests.leads.helpers import item, peer_id, write
 from tests.leads.helpers import sighting as s
 
@@ -197,6 +198,27 @@ def test_build_list_show_export_override(db: str, tmp_path: Path) -> None:
     assert [r["id"] for r in rows] == ["11", "1", "12"]
     assert rows[0]["override_reason"] == "same user as case 2026/17"
     assert float(rows[1]["factor_verified_downloads"]) > 0
+
+    # The override and every export are in the audit log, and the chain holds.
+    engine = create_store_engine(db)
+    with engine.connect() as conn:
+        logged = conn.execute(
+            select(audit_record.c.action, audit_record.c.object_id, audit_record.c.details)
+            .where(audit_record.c.action.in_(["change", "export"]))
+            .order_by(audit_record.c.seq)
+        ).all()
+    assert [(a, o) for a, o, _ in logged] == [
+        ("change", "11"),
+        ("export", None),
+        ("export", None),
+        ("export", None),
+    ]
+    assert logged[0].details["override"]["reason"] == "same user as case 2026/17"
+    assert [d["format"] for _, _, d in logged[1:]] == ["geojson", "jsonl", "csv"]
+    assert logged[2].details["filters"]["province"] == "28"
+    assert logged[1].details["leads"] == 3 and logged[1].details["via"] == "cli"
+    assert verify(engine).ok
+    engine.dispose()
 
 
 def test_incremental_build_and_errors(db: str, tmp_path: Path) -> None:

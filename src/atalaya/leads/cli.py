@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from atalaya.audit.log import Action, local_details, log_event
 from atalaya.console import err, out, print_json, store_engine
 from atalaya.errors import AtalayaError
 from atalaya.leads.build import build_leads
@@ -278,6 +279,23 @@ def export_command(
         with tmp.open("w", encoding="utf-8", newline="") as stream:
             count = writer(records, stream)
         tmp.replace(out_path)
+    log_event(
+        engine,
+        Action.EXPORT,
+        object_type="leads",
+        details={
+            **local_details(),
+            "format": fmt.value,
+            "out": str(out_path) if out_path is not None else "-",
+            "filters": {
+                "province": province,
+                "since": str(since) if since else None,
+                "until": str(until) if until else None,
+                "min_score": min_score,
+            },
+            "leads": count,
+        },
+    )
     err.print(f"{count} leads exported")
 
 
@@ -299,6 +317,13 @@ def override_command(
     engine = store_engine(ctx)
     who = analyst if analyst is not None else getpass.getuser()
     record = override_score(engine, lead_id, score, reason, who, now=datetime.now(UTC))
+    log_event(
+        engine,
+        Action.CHANGE,
+        object_type="lead",
+        object_id=lead_id,
+        details={**local_details(), "override": {"score": score, "reason": reason, "by": who}},
+    )
     if as_json:
         print_json({"lead_id": lead_id, **record})
         return

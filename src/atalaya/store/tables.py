@@ -404,3 +404,115 @@ lead_state = Table(
     Column("key", String(40), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# --- Accounts and audit (atalaya.accounts, atalaya.audit) ----------------------
+
+# A unit (agency): it holds the leads whose province is in its jurisdiction,
+# plus those it claims. `contact` is what another unit in conflict is shown.
+unit = Table(
+    "unit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("contact", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# A unit's jurisdiction, one row per province code (matched against
+# lead.province_code): a table rather than a list so lead queries can join it.
+unit_province = Table(
+    "unit_province",
+    metadata,
+    Column("unit_id", Integer, ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True),
+    Column("province_code", String(10), primary_key=True),
+    Index("ix_unit_province_province_code", "province_code"),
+)
+
+app_user = Table(
+    "app_user",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("unit_id", Integer, ForeignKey("unit.id"), nullable=False),
+    Column("role", String(20), nullable=False),  # analyst|supervisor|auditor|administrator
+    Column("password_hash", String(300), nullable=False),  # Argon2id, PHC string
+    Column("disabled", Boolean, nullable=False),
+    Column("failed_logins", Integer, nullable=False),  # consecutive, reset on success
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("password_changed_at", DateTime(timezone=True), nullable=False),
+)
+
+# Server-side sessions. Only the SHA-256 of the bearer token is kept, so a
+# copy of the database does not hand out live sessions.
+user_session = Table(
+    "user_session",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),  # absolute
+    Column("idle_timeout_s", Integer, nullable=False),
+    Column("client_address", String(45), nullable=True),
+    Column("csrf_secret", String(64), nullable=False),  # hex, key of the CSRF HMAC
+    Index("ix_user_session_user_id", "user_id"),
+)
+
+# Failed logins per client address: the rate limit shared by every app process.
+login_attempt = Table(
+    "login_attempt",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_address", String(45), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_login_attempt_client_address_at", "client_address", "at"),
+)
+
+# A unit's explicit claim on a lead outside its jurisdiction (or inside it,
+# to be on record). No foreign key to lead: leads are rebuilt, ids are stable.
+lead_claim = Table(
+    "lead_claim",
+    metadata,
+    Column("lead_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("unit_id", Integer, ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True),
+    Column("claimed_by", String(200), nullable=False),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+    Index("ix_lead_claim_unit_id", "unit_id"),
+)
+
+# The audit log: append-only (triggers refuse UPDATE and DELETE), each record
+# chained to the previous one by `prev_hash` (see atalaya.audit.encoding).
+audit_record = Table(
+    "audit_record",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    ),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("user_id", Integer, nullable=True),  # no foreign key: the log outlives users
+    Column("username", String(100), nullable=True),
+    Column("unit", String(200), nullable=True),
+    Column("client_address", String(45), nullable=True),
+    Column("action", String(40), nullable=False),
+    Column("object_type", String(40), nullable=True),
+    Column("object_id", String(200), nullable=True),
+    Column("outcome", String(10), nullable=False),  # ok | denied | error
+    Column("details", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_record_at", "at"),
+    Index("ix_audit_record_username", "username"),
+)
+
+# The chain's head, one row (id 1): the last record's seq and hash. Writers
+# lock it to serialise appends; `verify` compares it with the chain's tail,
+# which is how a removed tail shows.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)

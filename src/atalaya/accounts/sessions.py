@@ -1,0 +1,378 @@
+"""Logins, server-side sessions and CSRF tokens.
+
+The browser holds a random bearer token (32 bytes, URL-safe text); the
+database holds only its SHA-256, so a copy of the database cannot be
+replayed as sessions. `login`, `session_user` and `logout` take an Engine
+and run their own short transactions: a refused login must still count
+(failures, lockout, rate limit, audit record) although the caller sees an
+exception, and SQLite wants each write transaction to start with its write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, Engine, delete, func, select, update
+
+from atalaya.accounts.passwords import burn_verification, hasher, needs_rehash, verify_password
+from atalaya.accounts.policy import DEFAULT_POLICY, AccountPolicy
+from atalaya.accounts.users import User, parse_username, user_from_row
+from atalaya.audit.log import Action, Actor, Outcome, lock_chain, record, utc
+from atalaya.errors import AtalayaError
+from atalaya.store.tables import app_user, login_attempt, unit, user_session
+
+TOKEN_BYTES = 32
+MAX_TOKEN_LENGTH = 200
+UNKNOWN_CLIENT = "unknown"
+
+
+class LoginError(AtalayaError):
+    """A refused login. `str(error)` is the one generic message safe to show.
+
+    `reason` (unknown_user, bad_password, locked, disabled, rate_limited) is
+    for the audit log and tests only: showing it would tell an attacker
+    which usernames exist. `login` has already logged the attempt.
+    """
+
+    PUBLIC_MESSAGE = "wrong username or password, or the account is locked or disabled"
+
+    def __init__(self, reason: str, message: str | None = None) -> None:
+        super().__init__(message or self.PUBLIC_MESSAGE)
+        self.reason = reason
+
+
+class LoginThrottledError(LoginError):
+    """Too many failed logins from this client address; `retry_after` says how long to wait."""
+
+    def __init__(self, retry_after: timedelta) -> None:
+        minutes = max(1, int(-(-retry_after.total_seconds() // 60)))
+        super().__init__(
+            "rate_limited",
+            f"too many failed logins from this address: try again in {minutes} minute(s)",
+        )
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Session:
+    """A live session and its user (as of this request)."""
+
+    id: int
+    user: User
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    idle_timeout: timedelta
+    client_address: str | None  # where the login came from
+    csrf_secret: str  # hex; never sent to the browser: csrf_token() derives from it
+
+    def actor(self, client_address: str | None = None) -> Actor:
+        """The session's user for the audit log, at this request's address."""
+        return self.user.actor(client_address or self.client_address)
+
+
+def token_hash(token: str) -> str:
+    """What the database keeps of a session token."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _client(client_ip: str | None) -> str:
+    return (client_ip or UNKNOWN_CLIENT)[:45]
+
+
+def _throttle(conn: Connection, client: str, now: datetime, policy: AccountPolicy) -> timedelta:
+    """How long `client` must wait before trying again (zero: it may try now)."""
+    start = now - policy.rate_limit_window
+    count, oldest = conn.execute(
+        select(func.count(), func.min(login_attempt.c.at)).where(
+            login_attempt.c.client_address == client, login_attempt.c.at > start
+        )
+    ).one()
+    if count < policy.rate_limit_failures or oldest is None:
+        return timedelta(0)
+    return max(timedelta(seconds=1), utc(oldest) + policy.rate_limit_window - now)
+
+
+def login(
+    engine: Engine,
+    username: str,
+    password: str,
+    client_ip: str | None,
+    now: datetime,
+    policy: AccountPolicy = DEFAULT_POLICY,
+) -> tuple[Session, str]:
+    """Check a password and open a session: (session, token for the cookie).
+
+    Raises LoginError with one generic message for an unknown user, a wrong
+    password, a locked or disabled account alike (and takes the same time),
+    and LoginThrottledError when `client_ip` has too many recent failures. Every
+    attempt is in the audit log (login / login_failed) when this returns or
+    raises. `policy.max_failed_logins` consecutive failures lock the account
+    for `policy.lockout`.
+    """
+    now = utc(now)
+    client = _client(client_ip)
+    try:
+        name: str | None = parse_username(username)
+    except AtalayaError:
+        name = None
+
+    with engine.connect() as conn:
+        wait = _throttle(conn, client, now, policy)
+        row = None
+        if name is not None and wait == timedelta(0):
+            row = (
+                conn.execute(
+                    select(app_user, unit.c.name.label("unit_name"))
+                    .join(unit, unit.c.id == app_user.c.unit_id)
+                    .where(app_user.c.username == name)
+                )
+                .mappings()
+                .one_or_none()
+            )
+    if wait > timedelta(0):
+        with engine.begin() as conn:
+            record(
+                conn,
+                Action.LOGIN_FAILED,
+                actor=Actor(client_address=client),
+                outcome=Outcome.DENIED,
+                details={"reason": "rate_limited"},
+                at=now,
+            )
+        raise LoginThrottledError(wait)
+
+    # The expensive part, outside any transaction: no lock is held meanwhile.
+    user = None if row is None else user_from_row(row)
+    if user is None:
+        burn_verification(password, policy)
+        reason = "unknown_user"
+    elif user.disabled:
+        burn_verification(password, policy)
+        reason = "disabled"
+    elif user.locked_until is not None and user.locked_until > now:
+        burn_verification(password, policy)
+        reason = "locked"
+    elif verify_password(row["password_hash"], password, policy):  # type: ignore[index]
+        reason = ""
+    else:
+        reason = "bad_password"
+    rehash = (
+        hasher(policy).hash(password)
+        if user is not None and not reason and needs_rehash(row["password_hash"], policy)  # type: ignore[index]
+        else None
+    )
+
+    with engine.begin() as conn:
+        lock_chain(conn)  # first: every write below is serialised with the audit log
+        conn.execute(
+            delete(login_attempt).where(login_attempt.c.at <= now - policy.rate_limit_window)
+        )
+        if reason:
+            conn.execute(login_attempt.insert().values(client_address=client, at=now))
+            details: dict[str, object] = {"reason": reason}
+            if user is not None and reason == "bad_password":
+                failures = conn.execute(
+                    update(app_user)
+                    .where(app_user.c.id == user.id)
+                    .values(failed_logins=app_user.c.failed_logins + 1)
+                    .returning(app_user.c.failed_logins)
+                ).scalar_one()
+                if failures >= policy.max_failed_logins:
+                    conn.execute(
+                        update(app_user)
+                        .where(app_user.c.id == user.id)
+                        .values(failed_logins=0, locked_until=now + policy.lockout)
+                    )
+                    details["locked_until"] = (now + policy.lockout).isoformat()
+            record(
+                conn,
+                Action.LOGIN_FAILED,
+                # Only an existing account is named: a mistyped username is
+                # sometimes a password.
+                actor=user.actor(client) if user is not None else Actor(client_address=client),
+                outcome=Outcome.DENIED,
+                details=details,
+                at=now,
+            )
+        else:
+            assert user is not None
+            values: dict[str, object] = {"failed_logins": 0, "locked_until": None}
+            if rehash is not None:
+                values["password_hash"] = rehash
+            conn.execute(update(app_user).where(app_user.c.id == user.id).values(**values))
+            conn.execute(
+                delete(user_session).where(
+                    user_session.c.user_id == user.id, user_session.c.expires_at <= now
+                )
+            )
+            token = secrets.token_urlsafe(TOKEN_BYTES)
+            csrf_secret = secrets.token_hex(32)
+            session_id = conn.execute(
+                user_session.insert()
+                .values(
+                    token_hash=token_hash(token),
+                    user_id=user.id,
+                    created_at=now,
+                    last_seen_at=now,
+                    expires_at=now + policy.session_lifetime,
+                    idle_timeout_s=int(policy.idle_timeout.total_seconds()),
+                    client_address=client,
+                    csrf_secret=csrf_secret,
+                )
+                .returning(user_session.c.id)
+            ).scalar_one()
+            record(
+                conn,
+                Action.LOGIN,
+                actor=user.actor(client),
+                object_type="session",
+                object_id=int(session_id),
+                at=now,
+            )
+    if reason or user is None:
+        raise LoginError(reason)
+    session = Session(
+        id=int(session_id),
+        user=replace(user, failed_logins=0, locked_until=None),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + policy.session_lifetime,
+        idle_timeout=policy.idle_timeout,
+        client_address=client,
+        csrf_secret=csrf_secret,
+    )
+    return session, token
+
+
+def session_user(
+    engine: Engine, token: str | None, now: datetime, policy: AccountPolicy = DEFAULT_POLICY
+) -> Session | None:
+    """The live session for a cookie's token, or None.
+
+    None when the token is unknown, the session is past its absolute expiry
+    or idle timeout (it is then deleted), or its user is disabled. Writes
+    last_seen_at at most every `policy.touch_interval`.
+    """
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    now = utc(now)
+    with engine.connect() as conn:
+        row = (
+            conn.execute(
+                select(
+                    user_session,
+                    app_user.c.username,
+                    app_user.c.unit_id,
+                    app_user.c.role,
+                    app_user.c.disabled,
+                    app_user.c.failed_logins,
+                    app_user.c.locked_until,
+                    app_user.c.created_at.label("user_created_at"),
+                    unit.c.name.label("unit_name"),
+                )
+                .join(app_user, app_user.c.id == user_session.c.user_id)
+                .join(unit, unit.c.id == app_user.c.unit_id)
+                .where(user_session.c.token_hash == token_hash(token))
+            )
+            .mappings()
+            .one_or_none()
+        )
+    if row is None:
+        return None
+    last_seen = utc(row["last_seen_at"])
+    idle = timedelta(seconds=int(row["idle_timeout_s"]))
+    if row["disabled"] or now >= utc(row["expires_at"]) or now - last_seen >= idle:
+        with engine.begin() as conn:
+            conn.execute(delete(user_session).where(user_session.c.id == row["id"]))
+        return None
+    if now - last_seen >= policy.touch_interval:
+        with engine.begin() as conn:
+            conn.execute(
+                update(user_session)
+                .where(user_session.c.id == row["id"], user_session.c.last_seen_at < now)
+                .values(last_seen_at=now)
+            )
+        last_seen = now
+    user = user_from_row(
+        {
+            "id": row["user_id"],
+            "username": row["username"],
+            "unit_id": row["unit_id"],
+            "unit_name": row["unit_name"],
+            "role": row["role"],
+            "disabled": row["disabled"],
+            "failed_logins": row["failed_logins"],
+            "locked_until": row["locked_until"],
+            "created_at": row["user_created_at"],
+        }  # type: ignore[arg-type]
+    )
+    return Session(
+        id=int(row["id"]),
+        user=user,
+        created_at=utc(row["created_at"]),
+        last_seen_at=last_seen,
+        expires_at=utc(row["expires_at"]),
+        idle_timeout=idle,
+        client_address=row["client_address"],
+        csrf_secret=row["csrf_secret"],
+    )
+
+
+def logout(engine: Engine, token: str | None, now: datetime, client_ip: str | None = None) -> bool:
+    """End the session of `token` (audit: logout); False when there was none."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return False
+    now = utc(now)
+    with engine.begin() as conn:
+        lock_chain(conn)
+        row = (
+            conn.execute(
+                select(
+                    user_session.c.id, user_session.c.user_id, user_session.c.client_address
+                ).where(user_session.c.token_hash == token_hash(token))
+            )
+            .mappings()
+            .one_or_none()
+        )
+        if row is None:
+            return False
+        user_row = (
+            conn.execute(
+                select(app_user, unit.c.name.label("unit_name"))
+                .join(unit, unit.c.id == app_user.c.unit_id)
+                .where(app_user.c.id == row["user_id"])
+            )
+            .mappings()
+            .one()
+        )
+        conn.execute(delete(user_session).where(user_session.c.id == row["id"]))
+        record(
+            conn,
+            Action.LOGOUT,
+            actor=user_from_row(user_row).actor(_client(client_ip or row["client_address"])),
+            object_type="session",
+            object_id=int(row["id"]),
+            at=now,
+        )
+    return True
+
+
+def csrf_token(session: Session) -> str:
+    """The CSRF token for forms and fetches of this session (hex HMAC-SHA256).
+
+    Derived, not stored: stable for the session's life, useless in another.
+    """
+    key = bytes.fromhex(session.csrf_secret)
+    return hmac.new(key, f"atalaya-csrf:{session.id}".encode(), hashlib.sha256).hexdigest()
+
+
+def check_csrf(session: Session, token: str | None) -> bool:
+    """True when `token` is this session's CSRF token (constant-time compare)."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return False
+    return hmac.compare_digest(csrf_token(session).encode(), token.encode("utf-8", "replace"))

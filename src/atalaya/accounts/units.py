@@ -1,0 +1,92 @@
+"""Units (agencies): who they are, the provinces they cover, how to reach them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, select
+from sqlalchemy.exc import IntegrityError
+
+from atalaya.audit.log import utc
+from atalaya.errors import AtalayaError
+from atalaya.store.tables import unit, unit_province
+
+_PROVINCE = re.compile(r"[0-9A-Z]{1,10}")
+
+
+@dataclass(frozen=True)
+class Unit:
+    id: int
+    name: str
+    # Province codes as in lead.province_code (INE two-digit codes in Spain).
+    jurisdiction: tuple[str, ...]
+    # Shown to another unit holding the same lead, and nothing else about this one.
+    contact: str
+    created_at: datetime
+
+
+def parse_province(code: str) -> str:
+    wanted = code.strip().upper()
+    if not _PROVINCE.fullmatch(wanted):
+        raise AtalayaError(
+            f"province code {code!r} is not a code like 28 (INE codes, as leads carry them)"
+        )
+    return wanted
+
+
+def add_unit(
+    conn: Connection, name: str, provinces: Iterable[str], contact: str, now: datetime
+) -> Unit:
+    """Create a unit; AtalayaError if the name is taken or a field is empty."""
+    name = name.strip()
+    contact = contact.strip()
+    if not name or len(name) > 200:
+        raise AtalayaError("a unit needs a name of 1 to 200 characters")
+    if not contact:
+        raise AtalayaError("a unit needs a contact line (who other units should call)")
+    codes = sorted({parse_province(p) for p in provinces})
+    try:
+        with conn.begin_nested():
+            unit_id = conn.execute(
+                unit.insert()
+                .values(name=name, contact=contact, created_at=utc(now))
+                .returning(unit.c.id)
+            ).scalar_one()
+    except IntegrityError as exc:
+        raise AtalayaError(f"a unit named {name!r} already exists") from exc
+    if codes:
+        conn.execute(
+            unit_province.insert(), [{"unit_id": unit_id, "province_code": c} for c in codes]
+        )
+    return Unit(int(unit_id), name, tuple(codes), contact, utc(now))
+
+
+def list_units(conn: Connection) -> list[Unit]:
+    """Every unit, by name."""
+    codes: dict[int, list[str]] = {}
+    for row in conn.execute(
+        select(unit_province.c.unit_id, unit_province.c.province_code).order_by(
+            unit_province.c.province_code
+        )
+    ):
+        codes.setdefault(int(row.unit_id), []).append(row.province_code)
+    return [
+        Unit(int(r.id), r.name, tuple(codes.get(int(r.id), ())), r.contact, utc(r.created_at))
+        for r in conn.execute(select(unit).order_by(unit.c.name))
+    ]
+
+
+def get_unit(conn: Connection, name: str) -> Unit:
+    """The unit called `name`; AtalayaError when there is none."""
+    row = conn.execute(select(unit).where(unit.c.name == name.strip())).one_or_none()
+    if row is None:
+        raise AtalayaError(f"no unit named {name!r} ('atalaya units list' shows them)")
+    codes = conn.execute(
+        select(unit_province.c.province_code)
+        .where(unit_province.c.unit_id == row.id)
+        .order_by(unit_province.c.province_code)
+    ).scalars()
+    return Unit(int(row.id), row.name, tuple(codes), row.contact, utc(row.created_at))

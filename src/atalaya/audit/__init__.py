@@ -1,0 +1,53 @@
+"""The audit log: append-only, hash-chained record of every view, change, export and login.
+
+API (importable from `atalaya.audit`):
+- `log_event(engine, action, *, actor, outcome="ok", object_type=None,
+  object_id=None, details=None, at=None) -> AuditEntry`: append one record
+  in its own transaction (the usual call from a request handler; log
+  refusals too, with outcome "denied").
+- `record(conn, action, …)`: the same inside the caller's transaction
+  (on SQLite, before any read in that transaction).
+- `Actor(user_id, username, unit, client_address, role)`; from a session:
+  `session.actor(client_ip)`. `Action` names the usual actions (login,
+  login_failed, logout, view, search, map_query, change, export,
+  audit_read…); `Outcome` ok | denied | error.
+- `read_audit(engine, reader, AuditQuery(...)) -> [AuditEntry]`: only for
+  `reader.role == "auditor"`; the read is itself logged, a refusal raises
+  `AuditAccessDeniedError` and is logged as denied. `AuditEntry.as_dict()`.
+- `verify(engine, anchors=()) -> VerifyResult(ok, records, first_bad_seq,
+  reason, head_seq, head_hash)`.
+"""
+
+from atalaya.audit.encoding import AuditEncodingError, AuditFields
+from atalaya.audit.log import (
+    AUDITOR_ROLE,
+    Action,
+    Actor,
+    AuditAccessDeniedError,
+    AuditEntry,
+    AuditQuery,
+    Outcome,
+    log_event,
+    read_audit,
+    read_records,
+    record,
+)
+from atalaya.audit.verify import VerifyResult, verify
+
+__all__ = [
+    "AUDITOR_ROLE",
+    "Action",
+    "Actor",
+    "AuditAccessDeniedError",
+    "AuditEncodingError",
+    "AuditEntry",
+    "AuditFields",
+    "AuditQuery",
+    "Outcome",
+    "VerifyResult",
+    "log_event",
+    "read_audit",
+    "read_records",
+    "record",
+    "verify",
+]

@@ -1,0 +1,188 @@
+"""`atalaya audit verify|show|head`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy import select
+
+from atalaya.audit.log import (
+    AUDITOR_ROLE,
+    Action,
+    Actor,
+    AuditQuery,
+    Outcome,
+    local_details,
+    log_event,
+    read_audit,
+)
+from atalaya.audit.verify import parse_anchor, verify
+from atalaya.console import err, out, print_json, store_engine
+from atalaya.errors import AtalayaError
+from atalaya.store.tables import app_user, unit
+
+app = typer.Typer(
+    help="The audit log: verify its hash chain, show it (auditors only).", no_args_is_help=True
+)
+
+
+def _instant(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise AtalayaError(
+            f"{option} {value!r} is not a date or time (use 2026-11-23 or 2026-11-23T10:00:00Z)"
+        ) from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+@app.command("verify")
+def verify_command(
+    ctx: typer.Context,
+    anchor: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--anchor",
+            help="SEQ:HASH from an earlier 'audit head', kept outside the database; repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Check the whole hash chain: exit 0 when intact, 1 at the first bad record."""
+    engine = store_engine(ctx)
+    try:
+        anchors = [parse_anchor(a) for a in anchor or []]
+    except ValueError as exc:
+        raise AtalayaError(str(exc)) from exc
+    result = verify(engine, anchors)
+    if as_json:
+        print_json(
+            {
+                "ok": result.ok,
+                "records": result.records,
+                "first_bad_seq": result.first_bad_seq,
+                "reason": result.reason,
+                "head_seq": result.head_seq,
+                "head_hash": result.head_hash,
+            }
+        )
+    if result.ok:
+        err.print(
+            f"audit log intact: {result.records} records, head {result.head_seq}:{result.head_hash}"
+        )
+        return
+    err.print(f"[bold red]audit log broken[/] at record {result.first_bad_seq}: {result.reason}")
+    raise typer.Exit(1)
+
+
+@app.command("head")
+def head_command(ctx: typer.Context) -> None:
+    """Print SEQ:HASH of the last record: keep it elsewhere, pass it to 'verify --anchor'."""
+    engine = store_engine(ctx)
+    result = verify(engine)
+    if not result.ok:
+        err.print(
+            f"[bold red]audit log broken[/] at record {result.first_bad_seq}: {result.reason}"
+        )
+        raise typer.Exit(1)
+    out.print(f"{result.head_seq}:{result.head_hash}")
+
+
+def _reader(ctx: typer.Context, username: str) -> Actor:
+    engine = store_engine(ctx)
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(
+                app_user.c.id,
+                app_user.c.username,
+                app_user.c.role,
+                app_user.c.disabled,
+                unit.c.name,
+            )
+            .join(unit, unit.c.id == app_user.c.unit_id)
+            .where(app_user.c.username == username.strip().lower())
+        ).one_or_none()
+    if row is None:
+        raise AtalayaError(f"no user named {username!r} ('atalaya users list' shows them)")
+    actor = Actor(user_id=row.id, username=row.username, unit=row.name, role=row.role)
+    if row.disabled:
+        log_event(
+            engine,
+            Action.AUDIT_READ,
+            actor=actor,
+            outcome=Outcome.DENIED,
+            details={**local_details(), "reason": "disabled"},
+        )
+        raise AtalayaError(f"user {row.username} is disabled")
+    return actor
+
+
+@app.command("show")
+def show_command(
+    ctx: typer.Context,
+    as_user: Annotated[
+        str,
+        typer.Option(
+            "--as",
+            help=f"Read as this user (must have the {AUDITOR_ROLE} role); the read is logged.",
+        ),
+    ],
+    since: Annotated[
+        str | None, typer.Option("--since", help="Records at or after this UTC instant.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Records before this UTC instant.")
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's records.")] = None,
+    action: Annotated[
+        str | None, typer.Option("--action", help="Only this action (login, view, export…).")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=100_000, help="At most this many.")
+    ] = 1000,
+    newest_first: Annotated[
+        bool, typer.Option("--newest-first", help="Newest records first.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per record.")] = False,
+) -> None:
+    """Show audit records (auditors only; the read is itself recorded)."""
+    engine = store_engine(ctx)
+    reader = _reader(ctx, as_user)
+    query = AuditQuery(
+        since=_instant(since, "--since"),
+        until=_instant(until, "--until"),
+        username=user.strip().lower() if user else None,
+        action=action,
+        limit=limit,
+        newest_first=newest_first,
+    )
+    entries = read_audit(engine, reader, query, context=local_details())
+    if as_json:
+        for entry in entries:
+            print_json(entry.as_dict())
+        err.print(f"{len(entries)} records")
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    for name in ("seq", "at (UTC)", "user", "unit", "client", "action", "object", "outcome"):
+        table.add_column(name, justify="right" if name == "seq" else "left", no_wrap=True)
+    for entry in entries:
+        f = entry.fields
+        obj = f"{f.object_type}:{f.object_id}" if f.object_type else (f.object_id or "")
+        table.add_row(
+            str(f.seq),
+            f"{f.at:%Y-%m-%d %H:%M:%S}",
+            f.username or "",
+            f.unit or "",
+            f.client_address or "",
+            f.action,
+            obj,
+            f.outcome,
+        )
+    out.print(table)
+    err.print(f"{len(entries)} records")

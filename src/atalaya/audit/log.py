@@ -1,0 +1,371 @@
+"""Writing and reading the audit log.
+
+Appends are serialised on the chain's head row (`audit_head`): PostgreSQL
+locks it with SELECT … FOR UPDATE; SQLite has one writer, which a first
+statement that writes (a no-op UPDATE of the head) takes for the whole
+transaction, as BEGIN IMMEDIATE would. So two writers never build on the
+same head, whatever process they run in.
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, Engine, RowMapping, select, update
+
+from atalaya.audit.encoding import (
+    AuditEncodingError,
+    AuditFields,
+    check_fields,
+    format_time,
+    normalise_details,
+    record_hash,
+)
+from atalaya.errors import AtalayaError
+from atalaya.store.tables import audit_head, audit_record
+
+# The role allowed to read the log; atalaya.accounts.roles uses this value.
+AUDITOR_ROLE = "auditor"
+DEFAULT_READ_LIMIT = 1000
+MAX_READ_LIMIT = 100_000
+
+
+class Action(StrEnum):
+    """Actions the application records (`record` accepts any [a-z0-9_] name)."""
+
+    LOGIN = "login"
+    LOGIN_FAILED = "login_failed"
+    LOGOUT = "logout"
+    VIEW = "view"
+    SEARCH = "search"
+    MAP_QUERY = "map_query"
+    CHANGE = "change"
+    EXPORT = "export"
+    AUDIT_READ = "audit_read"
+    USER_ADD = "user_add"
+    USER_DISABLE = "user_disable"
+    UNIT_ADD = "unit_add"
+    LEAD_CLAIM = "lead_claim"
+    LEAD_RELEASE = "lead_release"
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    DENIED = "denied"
+    ERROR = "error"
+
+
+class AuditAccessDeniedError(AtalayaError):
+    """Someone who is not an auditor asked to read the audit log (the attempt is logged)."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something, as the audit log records it.
+
+    `role` is not recorded; `read_audit` uses it to authorise. Commands run
+    from the CLI without a user have every field None.
+    """
+
+    user_id: int | None = None
+    username: str | None = None
+    unit: str | None = None
+    client_address: str | None = None
+    role: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One stored record: its fields and its hash."""
+
+    fields: AuditFields
+    hash: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: every field, `at` as in the hash (UTC, microseconds, Z)."""
+        data = asdict(self.fields)
+        data["at"] = format_time(self.fields.at)
+        data["hash"] = self.hash
+        return data
+
+
+def local_details() -> dict[str, Any]:
+    """Who ran a CLI command, as far as the machine knows: for records without a user."""
+    try:
+        os_user = getpass.getuser()
+    except (OSError, KeyError):
+        os_user = None
+    return {"via": "cli", "os_user": os_user}
+
+
+def utc(value: datetime) -> datetime:
+    """A database time as aware UTC (SQLite hands back naive values, which are UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def lock_chain(conn: Connection) -> tuple[int, str]:
+    """Take the chain's write lock for this transaction; the head's (seq, hash).
+
+    On SQLite this must come before any read in the transaction (a read
+    first pins a snapshot another writer may invalidate); `record` and
+    `log_event` call it first.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=audit_head.c.seq))
+        query = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+    else:
+        query = (
+            select(audit_head.c.seq, audit_head.c.hash)
+            .where(audit_head.c.id == 1)
+            .with_for_update()
+        )
+    row = conn.execute(query).one_or_none()
+    if row is None:
+        raise AtalayaError("the audit log has no head row: run 'atalaya init'")
+    return int(row.seq), str(row.hash)
+
+
+def record(
+    conn: Connection,
+    action: str,
+    *,
+    actor: Actor | None = None,
+    outcome: str = Outcome.OK,
+    object_type: str | None = None,
+    object_id: str | int | None = None,
+    details: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditEntry:
+    """Append one record in the caller's transaction; it counts once that commits.
+
+    `action` is an `Action` or another lower-case name; `outcome` ok, denied
+    or error; `details` plain JSON (no personal data beyond what the action
+    needs). `at` defaults to now. On SQLite call it before any read in the
+    transaction, or use `log_event`. Raises AuditEncodingError (a ValueError)
+    for fields that do not fit.
+    """
+    actor = actor or Actor()
+    moment = utc(at) if at is not None else datetime.now(UTC)
+    clean = normalise_details(details)
+    # Check what we can before taking the lock.
+    check_fields(
+        AuditFields(
+            seq=1,
+            at=moment,
+            action=str(action),
+            outcome=str(outcome),
+            prev_hash="0" * 64,
+            user_id=actor.user_id,
+            username=actor.username,
+            unit=actor.unit,
+            client_address=actor.client_address,
+            object_type=object_type,
+            object_id=None if object_id is None else str(object_id),
+            details=clean,
+        )
+    )
+    head_seq, head_hash = lock_chain(conn)
+    fields = AuditFields(
+        seq=head_seq + 1,
+        at=moment,
+        action=str(action),
+        outcome=str(outcome),
+        prev_hash=head_hash,
+        user_id=actor.user_id,
+        username=actor.username,
+        unit=actor.unit,
+        client_address=actor.client_address,
+        object_type=object_type,
+        object_id=None if object_id is None else str(object_id),
+        details=clean,
+    )
+    digest = record_hash(fields)
+    conn.execute(
+        audit_record.insert().values(
+            seq=fields.seq,
+            at=fields.at,
+            user_id=fields.user_id,
+            username=fields.username,
+            unit=fields.unit,
+            client_address=fields.client_address,
+            action=fields.action,
+            object_type=fields.object_type,
+            object_id=fields.object_id,
+            outcome=fields.outcome,
+            details=fields.details,
+            prev_hash=fields.prev_hash,
+            hash=digest,
+        )
+    )
+    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=fields.seq, hash=digest))
+    return AuditEntry(fields, digest)
+
+
+def log_event(
+    engine: Engine,
+    action: str,
+    *,
+    actor: Actor | None = None,
+    outcome: str = Outcome.OK,
+    object_type: str | None = None,
+    object_id: str | int | None = None,
+    details: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditEntry:
+    """`record` in a transaction of its own, committed on return.
+
+    The usual call from a request handler: the record stands even when the
+    request's own work fails or is refused (log outcome denied/error).
+    """
+    with engine.begin() as conn:
+        return record(
+            conn,
+            action,
+            actor=actor,
+            outcome=outcome,
+            object_type=object_type,
+            object_id=object_id,
+            details=details,
+            at=at,
+        )
+
+
+def entry_from_row(row: RowMapping) -> AuditEntry:
+    """An AuditEntry from an audit_record row (times normalised to aware UTC)."""
+    details = row["details"]
+    fields = AuditFields(
+        seq=int(row["seq"]),
+        at=utc(row["at"]),
+        action=row["action"],
+        outcome=row["outcome"],
+        prev_hash=row["prev_hash"],
+        user_id=row["user_id"],
+        username=row["username"],
+        unit=row["unit"],
+        client_address=row["client_address"],
+        object_type=row["object_type"],
+        object_id=row["object_id"],
+        details=details if isinstance(details, dict) else {"_not_an_object": details},
+    )
+    return AuditEntry(fields, row["hash"])
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Filters for reading the log; all optional, combined with AND."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    username: str | None = None
+    action: str | None = None
+    object_type: str | None = None
+    object_id: str | None = None
+    after_seq: int | None = None  # paging: records with a larger seq
+    limit: int = DEFAULT_READ_LIMIT
+    newest_first: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        """The filters as JSON, for the audit_read record."""
+        out: dict[str, Any] = {}
+        for key in ("username", "action", "object_type", "object_id", "after_seq"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        for key in ("since", "until"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = format_time(utc(value))
+        out["limit"] = self.limit
+        return out
+
+
+def read_records(conn: Connection, query: AuditQuery | None = None) -> list[AuditEntry]:
+    """Records matching `query`, oldest first unless `newest_first`.
+
+    No authorisation and nothing logged: `read_audit` is the call for
+    anything a person asked to see.
+    """
+    query = query or AuditQuery()
+    if not 1 <= query.limit <= MAX_READ_LIMIT:
+        raise AtalayaError(f"the audit read limit must be between 1 and {MAX_READ_LIMIT}")
+    stmt = select(audit_record)
+    if query.since is not None:
+        stmt = stmt.where(audit_record.c.at >= utc(query.since))
+    if query.until is not None:
+        stmt = stmt.where(audit_record.c.at < utc(query.until))
+    if query.username is not None:
+        stmt = stmt.where(audit_record.c.username == query.username)
+    if query.action is not None:
+        stmt = stmt.where(audit_record.c.action == query.action)
+    if query.object_type is not None:
+        stmt = stmt.where(audit_record.c.object_type == query.object_type)
+    if query.object_id is not None:
+        stmt = stmt.where(audit_record.c.object_id == query.object_id)
+    if query.after_seq is not None:
+        stmt = stmt.where(audit_record.c.seq > query.after_seq)
+    order = audit_record.c.seq.desc() if query.newest_first else audit_record.c.seq
+    stmt = stmt.order_by(order).limit(query.limit)
+    return [entry_from_row(row) for row in conn.execute(stmt).mappings()]
+
+
+def read_audit(
+    engine: Engine,
+    reader: Actor,
+    query: AuditQuery | None = None,
+    *,
+    at: datetime | None = None,
+    context: dict[str, Any] | None = None,
+) -> list[AuditEntry]:
+    """What an auditor asked to see, with the read itself logged.
+
+    `reader.role` must be the auditor role: anyone else gets AuditAccessDeniedError
+    and an `audit_read` record with outcome denied. The read is recorded
+    (filters and count, plus `context`) in the same transaction that reads.
+    """
+    query = query or AuditQuery()
+    if reader.role != AUDITOR_ROLE:
+        log_event(
+            engine,
+            Action.AUDIT_READ,
+            actor=reader,
+            outcome=Outcome.DENIED,
+            details={**(context or {}), "filters": query.describe(), "role": reader.role},
+            at=at,
+        )
+        raise AuditAccessDeniedError("only auditors may read the audit log")
+    with engine.begin() as conn:
+        # The lock first: on SQLite a read before the first write can fail.
+        lock_chain(conn)
+        entries = read_records(conn, query)
+        record(
+            conn,
+            Action.AUDIT_READ,
+            actor=reader,
+            details={**(context or {}), "filters": query.describe(), "records": len(entries)},
+            at=at,
+        )
+    return entries
+
+
+__all__ = [
+    "AUDITOR_ROLE",
+    "Action",
+    "Actor",
+    "AuditAccessDeniedError",
+    "AuditEncodingError",
+    "AuditEntry",
+    "AuditQuery",
+    "Outcome",
+    "entry_from_row",
+    "local_details",
+    "lock_chain",
+    "log_event",
+    "read_audit",
+    "read_records",
+    "record",
+    "utc",
+]

@@ -1,0 +1,1 @@
+"""The web application: the map, the leads, a lead's page, served by `atalaya serve`."""

@@ -1,0 +1,800 @@
+"""The Starlette application: pages, small JSON APIs, assets.
+
+Every page and API but the login form needs a session (atalaya.accounts);
+leads, the map, charts and exports need the view_leads permission and show
+only the leads the user's unit holds (`visible_lead_ids_clause`). A lead of
+another unit answers 404 exactly like a lead that does not exist, and the
+attempt is audited as denied. Every consultation is recorded with
+atalaya.audit's `log_event`: searches (the list), map queries, lead views,
+chart views, exports, changes; logins and logouts are recorded by accounts.
+
+Handlers are plain functions: Starlette runs them in its thread pool, where
+the synchronous SQLAlchemy engine belongs.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from hmac import compare_digest
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import Engine, select
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from atalaya.accounts.roles import Permission, has_permission
+from atalaya.accounts.sessions import (
+    LoginError,
+    LoginThrottledError,
+    Session,
+    check_csrf,
+    csrf_token,
+    login,
+    logout,
+    session_user,
+)
+from atalaya.accounts.visibility import (
+    conflict_clause,
+    conflicts_for,
+    unit_holds,
+    visible_lead_ids_clause,
+)
+from atalaya.audit.log import (
+    Action,
+    AuditAccessDeniedError,
+    AuditQuery,
+    Outcome,
+    log_event,
+    read_audit,
+)
+from atalaya.enrich.store import attribution_of
+from atalaya.errors import AtalayaError
+from atalaya.hashsets.categories import Category
+from atalaya.leads.query import override_score
+from atalaya.store.tables import lead
+from atalaya.web.charts import chart_data
+from atalaya.web.dossier import gather, local_time
+from atalaya.web.export import csv_lines, geojson_parts, row_record
+from atalaya.web.filters import NETWORKS, STATUSES, FilterError, Filters, parse_filters
+from atalaya.web.places import Places
+from atalaya.web.security import LOGIN_CSRF_COOKIE, SESSION_COOKIE, SecurityHeaders
+from atalaya.web.selection import (
+    MAP_FIELDS,
+    LeadRow,
+    Selected,
+    lead_rows,
+    map_points,
+    page_of,
+    select_leads,
+)
+from atalaya.web.settings import LIBRARIES, WebSettings, tile_origin
+
+Clock = Callable[[], datetime]
+AUDIT_PAGE_LIMIT = 200
+MAX_FORM_BYTES = 16_384
+SCORE_BANDS = (20.0, 40.0, 60.0, 80.0)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def score_band(score: float) -> int:
+    """0..4: which colour a score gets on the map and in the list."""
+    return sum(1 for edge in SCORE_BANDS if score >= edge)
+
+
+def _safe_next(target: str | None) -> str:
+    # Only paths on this site: "//host" and "/\\host" would leave it.
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return "/"
+
+
+def _utc_text(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def json_for_html(value: Any) -> str:
+    """JSON safe inside a <script type="application/json"> block."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _parse_iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class NotSignedInError(Exception):
+    """No live session: pages go to the login form, APIs answer 401."""
+
+
+class WebApp:
+    def __init__(self, engine: Engine, settings: WebSettings, clock: Clock = _now) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.clock = clock
+        self.places = Places.load(settings.spain_atlas)
+        templates = files("atalaya.web").joinpath("templates")
+        self.jinja = Environment(
+            loader=FileSystemLoader(str(templates)),
+            autoescape=select_autoescape(("html",)),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.jinja.globals.update(
+            score_band=score_band,
+            utc=_utc_text,
+            local_time=local_time,
+            parse_iso=_parse_iso,
+            categories=[c.label for c in Category],
+            networks=NETWORKS,
+            statuses=STATUSES,
+        )
+        self._attributions: dict[str, str | None] = {}
+
+    # --- plumbing -------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    @staticmethod
+    def client(request: Request) -> str | None:
+        return request.client.host if request.client else None
+
+    def session(self, request: Request) -> Session:
+        found = session_user(
+            self.engine, request.cookies.get(SESSION_COOKIE), self.now(), self.settings.policy
+        )
+        if found is None:
+            raise NotSignedInError
+        return found
+
+    def audit(
+        self,
+        request: Request,
+        session: Session | None,
+        action: str,
+        *,
+        outcome: str = Outcome.OK,
+        object_type: str | None = None,
+        object_id: str | int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        actor = session.actor(self.client(request)) if session is not None else None
+        log_event(
+            self.engine,
+            action,
+            actor=actor,
+            outcome=outcome,
+            object_type=object_type,
+            object_id=object_id,
+            details=details,
+            at=self.now(),
+        )
+
+    def render(
+        self,
+        name: str,
+        context: dict[str, Any],
+        *,
+        session: Session | None = None,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> HTMLResponse:
+        if session is not None:
+            context = {
+                **context,
+                "user": session.user,
+                "csrf": csrf_token(session),
+                "can_view_leads": has_permission(session.user.role, Permission.VIEW_LEADS),
+                "can_change_leads": has_permission(session.user.role, Permission.CHANGE_LEADS),
+                "can_read_audit": has_permission(session.user.role, Permission.READ_AUDIT),
+            }
+        html = self.jinja.get_template(name).render(**context)
+        return HTMLResponse(html, status_code=status, headers=headers)
+
+    def require_leads(self, request: Request, session: Session) -> Response | None:
+        """A 403 page (audited) for roles that do not see leads, else None."""
+        if has_permission(session.user.role, Permission.VIEW_LEADS):
+            return None
+        self.audit(
+            request,
+            session,
+            Action.VIEW,
+            outcome=Outcome.DENIED,
+            object_type="page",
+            object_id=request.url.path,
+            details={"reason": f"the {session.user.role} role does not view leads"},
+        )
+        return self.render(
+            "error.html",
+            {"title": "Not allowed", "message": "Your role does not give access to leads."},
+            session=session,
+            status=403,
+        )
+
+    def filters(self, request: Request) -> Filters:
+        return parse_filters(request.query_params, today=self.now().date())
+
+    def selection(self, session: Session, flt: Filters) -> list[Selected]:
+        unit_id = session.user.unit_id
+        with self.engine.connect() as conn:
+            return select_leads(
+                conn,
+                flt,
+                visible=visible_lead_ids_clause(unit_id),
+                now=self.now(),
+                conflicts=conflict_clause(unit_id),
+            )
+
+    def attributions(self, rows: Sequence[Selected] | Sequence[LeadRow]) -> list[str]:
+        versions = {r.facts_version for r in rows if r.facts_version}
+        missing = [v for v in versions if v not in self._attributions]
+        if missing:
+            with self.engine.connect() as conn:
+                for v in missing:
+                    self._attributions[v] = attribution_of(conn, v)
+        return sorted({a for v in versions if (a := self._attributions.get(v))})
+
+    # --- login ----------------------------------------------------------------
+
+    def login_page(self, request: Request) -> Response:
+        try:
+            self.session(request)
+            return RedirectResponse("/", status_code=303)
+        except NotSignedInError:
+            pass
+        return self._login_form(request, error=None, status=200)
+
+    def _login_form(self, request: Request, *, error: str | None, status: int) -> Response:
+        token = secrets.token_urlsafe(32)
+        response = self.render(
+            "login.html",
+            {
+                "login_csrf": token,
+                "next": _safe_next(request.query_params.get("next")),
+                "error": error,
+            },
+            status=status,
+        )
+        response.set_cookie(
+            LOGIN_CSRF_COOKIE,
+            token,
+            path="/login",
+            httponly=True,
+            samesite="strict",
+            secure=self.settings.secure_cookies,
+        )
+        return response
+
+    async def login_submit(self, request: Request) -> Response:
+        form = await request.form(max_files=0, max_fields=10, max_part_size=MAX_FORM_BYTES)
+        sent = str(form.get("csrf", ""))
+        expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not sent or not expected or not compare_digest(sent.encode(), expected.encode()):
+            return self._login_form(
+                request, error="the form expired: please sign in again", status=400
+            )
+        username = str(form.get("username", ""))[:200]
+        password = str(form.get("password", ""))[: self.settings.policy.max_password_length + 1]
+        target = _safe_next(str(form.get("next", "/")))
+        try:
+            _session, token = await run_in_threadpool(
+                login,
+                self.engine,
+                username,
+                password,
+                self.client(request),
+                self.now(),
+                self.settings.policy,
+            )
+        except LoginThrottledError as exc:
+            response = self._login_form(request, error=str(exc), status=429)
+            response.headers["Retry-After"] = str(int(exc.retry_after.total_seconds()) + 1)
+            return response
+        except LoginError as exc:
+            return self._login_form(request, error=str(exc), status=401)
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=self.settings.secure_cookies,
+        )
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+        return response
+
+    async def logout_submit(self, request: Request) -> Response:
+        form = await request.form(max_files=0, max_fields=10, max_part_size=MAX_FORM_BYTES)
+        session = await run_in_threadpool(self.session, request)
+        if not check_csrf(session, str(form.get("csrf", ""))):
+            raise HTTPException(403, "the form's CSRF token does not match this session")
+        await run_in_threadpool(
+            logout,
+            self.engine,
+            request.cookies.get(SESSION_COOKIE),
+            self.now(),
+            self.client(request),
+        )
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    # --- the map and the list -------------------------------------------------
+
+    def home(self, request: Request) -> Response:
+        session = self.session(request)
+        if not has_permission(session.user.role, Permission.VIEW_LEADS):
+            if has_permission(session.user.role, Permission.READ_AUDIT):
+                return RedirectResponse("/audit", status_code=303)
+            denied = self.require_leads(request, session)
+            assert denied is not None
+            return denied
+        flt = self.filters(request)
+        rows = self.selection(session, flt)
+        page = page_of(rows, flt.page)
+        with self.engine.connect() as conn:
+            shown = lead_rows(conn, [r.id for r in page.rows])
+            conflicts = conflicts_for(conn, session.user.unit_id, [r.id for r in shown])
+        placed = sum(1 for r in rows if r.lat is not None and r.lon is not None)
+        self.audit(
+            request,
+            session,
+            Action.SEARCH,
+            object_type="leads",
+            details={"filters": flt.params(), "results": len(rows), "page": page.number},
+        )
+        base = flt.query(page=False)
+        return self.render(
+            "map.html",
+            {
+                "flt": flt,
+                "page": page,
+                "shown": shown,
+                "total": len(rows),
+                "placed": placed,
+                "conflicts": conflicts,
+                "query": base,
+                "nav_query": base,
+                "map_api": f"/api/map?{base}",
+                "prev_query": flt.with_page(page.number - 1).query() if page.number > 1 else None,
+                "next_query": (
+                    flt.with_page(page.number + 1).query() if page.number < page.pages else None
+                ),
+                "clear_area_query": urlencode(
+                    {k: v for k, v in flt.params(page=False).items() if k != "area"}
+                ),
+                "provinces": self.places.provinces,
+                "municipalities": self.places.municipalities(flt.province),
+                "province_name": self.places.province_name(flt.province),
+                "municipality_name": self.places.municipality_name(flt.municipality),
+                "attributions": self.attributions(rows),
+                "tile_url": self.settings.tile_url or "",
+                "tile_attribution": self.settings.tile_attribution or "",
+                "area_text": flt.params().get("area", ""),
+            },
+            session=session,
+        )
+
+    def api_map(self, request: Request) -> Response:
+        session = self.session(request)
+        denied = self.require_leads(request, session)
+        if denied is not None:
+            return JSONResponse({"error": "your role does not view leads"}, status_code=403)
+        flt = self.filters(request)
+        rows = self.selection(session, flt)
+        points = map_points(rows)
+        self.audit(
+            request,
+            session,
+            Action.MAP_QUERY,
+            object_type="leads",
+            details={"filters": flt.params(page=False), "results": len(rows)},
+        )
+        return JSONResponse(
+            {
+                "count": len(rows),
+                "placed": len(points),
+                "fields": list(MAP_FIELDS),
+                "points": points,
+                "bands": list(SCORE_BANDS),
+            }
+        )
+
+    def api_leads(self, request: Request) -> Response:
+        session = self.session(request)
+        denied = self.require_leads(request, session)
+        if denied is not None:
+            return JSONResponse({"error": "your role does not view leads"}, status_code=403)
+        flt = self.filters(request)
+        rows = self.selection(session, flt)
+        page = page_of(rows, flt.page)
+        with self.engine.connect() as conn:
+            shown = lead_rows(conn, [r.id for r in page.rows])
+            conflicts = conflicts_for(conn, session.user.unit_id, [r.id for r in shown])
+        self.audit(
+            request,
+            session,
+            Action.SEARCH,
+            object_type="leads",
+            details={"filters": flt.params(), "results": len(rows), "page": page.number},
+        )
+        return JSONResponse(
+            {
+                "total": page.total,
+                "page": page.number,
+                "pages": page.pages,
+                "leads": [
+                    {**row_record(r), "conflict": [c.unit for c in conflicts.get(r.id, [])]}
+                    for r in shown
+                ],
+            }
+        )
+
+    def export(self, request: Request) -> Response:
+        session = self.session(request)
+        denied = self.require_leads(request, session)
+        if denied is not None:
+            return denied
+        fmt = request.query_params.get("format", "csv")
+        if fmt not in ("csv", "geojson"):
+            raise FilterError("format must be csv or geojson")
+        flt = self.filters(request)
+        rows = self.selection(session, flt)
+        self.audit(
+            request,
+            session,
+            Action.EXPORT,
+            object_type="leads",
+            details={"filters": flt.params(page=False), "format": fmt, "results": len(rows)},
+        )
+        stamp = self.now().strftime("%Y%m%dT%H%M%SZ")
+        with self.engine.connect() as conn:
+            records = [row_record(r) for r in lead_rows(conn, [r.id for r in rows])]
+        if fmt == "csv":
+            body: Iterator[str] = csv_lines(records)
+            media, name = "text/csv; charset=utf-8", f"atalaya-leads-{stamp}.csv"
+        else:
+            body = geojson_parts(records, self.attributions(rows))
+            media, name = "application/geo+json", f"atalaya-leads-{stamp}.geojson"
+        return StreamingResponse(
+            body,
+            media_type=media,
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    # --- a lead ---------------------------------------------------------------
+
+    def lead_page(self, request: Request) -> Response:
+        session = self.session(request)
+        denied = self.require_leads(request, session)
+        if denied is not None:
+            return denied
+        lead_id = request.path_params["lead_id"]
+        return self._lead_response(request, session, lead_id, error=None, status=200)
+
+    def _not_found(self, session: Session | None) -> Response:
+        return self.render(
+            "error.html",
+            {"title": "Not found", "message": "There is no such page."},
+            session=session,
+            status=404,
+        )
+
+    def _lead_response(
+        self, request: Request, session: Session, lead_id: int, *, error: str | None, status: int
+    ) -> Response:
+        unit_id = session.user.unit_id
+        with self.engine.connect() as conn:
+            held = unit_holds(conn, unit_id, lead_id)
+            exists = held or conn.execute(select(lead.c.id).where(lead.c.id == lead_id)).first()
+        if not held:
+            # Same answer for another unit's lead and for no lead at all: a
+            # guessed URL must not confirm that a lead exists.
+            self.audit(
+                request,
+                session,
+                Action.VIEW,
+                outcome=Outcome.DENIED,
+                object_type="lead",
+                object_id=lead_id,
+                details={"reason": "held by another unit" if exists else "no such lead"},
+            )
+            return self._not_found(session)
+        back = request.query_params.get("back", "")[:MAX_FORM_BYTES]
+        try:
+            parse_filters(dict(parse_qsl(back)), today=self.now().date())
+        except FilterError:
+            back = ""
+        dossier = gather(self.engine, lead_id, visible=visible_lead_ids_clause(unit_id))
+        if dossier is None:  # rebuilt away between the two reads
+            return self._not_found(session)
+        with self.engine.connect() as conn:
+            contacts = conflicts_for(conn, unit_id, [lead_id]).get(lead_id, [])
+        self.audit(request, session, Action.VIEW, object_type="lead", object_id=lead_id)
+        return self.render(
+            "lead.html",
+            {
+                "d": dossier,
+                "lead": dossier.detail,
+                "contacts": contacts,
+                "error": error,
+                "per_day_json": json_for_html(
+                    {
+                        "days": [d for d, _ in dossier.per_day],
+                        "counts": [c for _, c in dossier.per_day],
+                    }
+                ),
+                "back": back,
+                "nav_query": back,
+            },
+            session=session,
+            status=status,
+        )
+
+    async def lead_override(self, request: Request) -> Response:
+        form = await request.form(max_files=0, max_fields=10, max_part_size=MAX_FORM_BYTES)
+        return await run_in_threadpool(self._override, request, dict(form))
+
+    def _override(self, request: Request, form: dict[str, Any]) -> Response:
+        session = self.session(request)
+        lead_id = request.path_params["lead_id"]
+        if not check_csrf(session, str(form.get("csrf", ""))):
+            self.audit(
+                request,
+                session,
+                Action.CHANGE,
+                outcome=Outcome.DENIED,
+                object_type="lead",
+                object_id=lead_id,
+                details={"reason": "CSRF token missing or wrong"},
+            )
+            raise HTTPException(403, "the form's CSRF token does not match this session")
+        with self.engine.connect() as conn:
+            held = unit_holds(conn, session.user.unit_id, lead_id)
+        allowed = has_permission(session.user.role, Permission.CHANGE_LEADS)
+        if not held or not allowed:
+            self.audit(
+                request,
+                session,
+                Action.CHANGE,
+                outcome=Outcome.DENIED,
+                object_type="lead",
+                object_id=lead_id,
+                details={"reason": "not held by the unit" if not held else "role"},
+            )
+            return self._not_found(session) if not held else self.require_leads_change(session)
+        try:
+            score = float(str(form.get("score", "")))
+        except ValueError:
+            return self._lead_response(
+                request, session, lead_id, error="the score must be a number", status=400
+            )
+        reason = str(form.get("reason", ""))
+        try:
+            entry = override_score(
+                self.engine, lead_id, score, reason, session.user.username, now=self.now()
+            )
+        except AtalayaError as exc:
+            message = str(exc).replace("--reason", "the reason").replace("--score", "the score")
+            return self._lead_response(request, session, lead_id, error=message, status=400)
+        self.audit(
+            request,
+            session,
+            Action.CHANGE,
+            object_type="lead",
+            object_id=lead_id,
+            details={
+                "override": entry["id"],
+                "score": entry["score"],
+                "computed_score": entry["computed_score"],
+                "reason": entry["reason"],
+            },
+        )
+        return RedirectResponse(f"/leads/{lead_id}", status_code=303)
+
+    def require_leads_change(self, session: Session) -> Response:
+        return self.render(
+            "error.html",
+            {"title": "Not allowed", "message": "Your role does not change leads."},
+            session=session,
+            status=403,
+        )
+
+    # --- charts and audit -----------------------------------------------------
+
+    def charts(self, request: Request) -> Response:
+        session = self.session(request)
+        denied = self.require_leads(request, session)
+        if denied is not None:
+            return denied
+        flt = self.filters(request)
+        unit_id = session.user.unit_id
+        with self.engine.connect() as conn:
+            data = chart_data(
+                conn,
+                flt,
+                visible=visible_lead_ids_clause(unit_id),
+                now=self.now(),
+                conflicts=conflict_clause(unit_id),
+            )
+        self.audit(
+            request,
+            session,
+            Action.VIEW,
+            object_type="charts",
+            details={"filters": flt.params(page=False), "leads": data.leads},
+        )
+        return self.render(
+            "charts.html",
+            {
+                "flt": flt,
+                "data": data,
+                "data_json": json_for_html(data.as_dict()),
+                "query": flt.query(page=False),
+                "nav_query": flt.query(page=False),
+                "province_name": self.places.province_name(flt.province),
+            },
+            session=session,
+        )
+
+    def audit_page(self, request: Request) -> Response:
+        session = self.session(request)
+        try:
+            entries = read_audit(
+                self.engine,
+                session.actor(self.client(request)),
+                AuditQuery(limit=AUDIT_PAGE_LIMIT, newest_first=True),
+                at=self.now(),
+            )
+        except AuditAccessDeniedError:
+            return self.render(
+                "error.html",
+                {"title": "Not allowed", "message": "Only auditors read the audit log."},
+                session=session,
+                status=403,
+            )
+        return self.render("audit.html", {"entries": entries}, session=session)
+
+    # --- reference data -------------------------------------------------------
+
+    def geo(self, request: Request) -> Response:
+        self.session(request)
+        name = request.path_params["name"]
+        path = {"spain": self.settings.spain_atlas, "world": self.settings.world_atlas}.get(name)
+        if path is None:
+            return self._not_found(None)
+        return FileResponse(
+            path,
+            media_type="application/json",
+            headers={"Cache-Control": "private, max-age=86400"},
+        )
+
+    def municipalities(self, request: Request) -> Response:
+        self.session(request)
+        province = request.query_params.get("province", "")[:2]
+        return JSONResponse(
+            [{"code": m.code, "name": m.name} for m in self.places.municipalities(province)],
+            headers={"Cache-Control": "private, max-age=86400"},
+        )
+
+
+def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) -> Starlette:
+    """The application for `atalaya serve` (and tests)."""
+    settings.check()
+    web = WebApp(engine, settings, clock)
+    static_dir = Path(str(files("atalaya.web").joinpath("static")))
+
+    def page(handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
+        def wrapped(request: Request) -> Response:
+            try:
+                return handler(request)
+            except NotSignedInError:
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+            except FilterError as exc:
+                return _bad_filter(web, request, str(exc))
+
+        return wrapped
+
+    def api(handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
+        def wrapped(request: Request) -> Response:
+            try:
+                return handler(request)
+            except NotSignedInError:
+                return JSONResponse({"error": "sign in first"}, status_code=401)
+            except FilterError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+
+        return wrapped
+
+    async def post(request: Request, handler: Callable[[Request], Any]) -> Response:
+        try:
+            response: Response = await handler(request)
+            return response
+        except NotSignedInError:
+            return RedirectResponse("/login", status_code=303)
+
+    async def login_post(request: Request) -> Response:
+        return await web.login_submit(request)
+
+    async def logout_post(request: Request) -> Response:
+        return await post(request, web.logout_submit)
+
+    async def override_post(request: Request) -> Response:
+        return await post(request, web.lead_override)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            return web._not_found(None)
+        return web.render(
+            "error.html",
+            {"title": "Refused", "message": exc.detail},
+            status=exc.status_code,
+        )
+
+    routes = [
+        Route("/", page(web.home)),
+        Route("/login", web.login_page, methods=["GET"]),
+        Route("/login", login_post, methods=["POST"]),
+        Route("/logout", logout_post, methods=["POST"]),
+        Route("/leads/{lead_id:int}", page(web.lead_page)),
+        Route("/leads/{lead_id:int}/override", override_post, methods=["POST"]),
+        Route("/charts", page(web.charts)),
+        Route("/audit", page(web.audit_page)),
+        Route("/export", page(web.export)),
+        Route("/api/map", api(web.api_map)),
+        Route("/api/leads", api(web.api_leads)),
+        Route("/api/municipalities", api(web.municipalities)),
+        Route("/geo/{name}.json", api(web.geo)),
+        Mount("/static", StaticFiles(directory=static_dir), name="static"),
+        *(
+            Mount(f"/lib/{prefix}", StaticFiles(directory=settings.assets_dir / folder))
+            for prefix, folder in LIBRARIES.items()
+        ),
+    ]
+    origin = tile_origin(settings.tile_url) if settings.tile_url else None
+    return Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(SecurityHeaders, tile_origin=origin),
+            Middleware(GZipMiddleware, minimum_size=1024, compresslevel=5),
+        ],
+        exception_handlers={HTTPException: http_error},
+    )
+
+
+def _bad_filter(web: WebApp, request: Request, message: str) -> Response:
+    return web.render(
+        "error.html",
+        {"title": "Bad filter", "message": message, "retry": request.url.path},
+        status=400,
+    )

@@ -1,0 +1,71 @@
+"""`atalaya serve`: the web application on one address and port."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from atalaya.console import err, store_engine
+from atalaya.web.app import create_app
+from atalaya.web.settings import TILE_ATTRIBUTION_ENV, TILE_URL_ENV, WebSettings
+
+
+def serve_command(
+    ctx: typer.Context,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (loopback unless behind a proxy).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
+    tile_url: Annotated[
+        str | None,
+        typer.Option(
+            "--tile-url",
+            envvar=TILE_URL_ENV,
+            help="Tile server URL template, e.g. https://tiles.example/{z}/{x}/{y}.png "
+            "[default: none, the map is drawn from the boundaries offline].",
+            show_default=False,
+        ),
+    ] = None,
+    tile_attribution: Annotated[
+        str | None,
+        typer.Option(
+            "--tile-attribution", envvar=TILE_ATTRIBUTION_ENV, help="Credit line for the tiles."
+        ),
+    ] = None,
+    secure_cookies: Annotated[
+        bool,
+        typer.Option(
+            "--secure-cookies", help="Mark cookies Secure: set when a TLS proxy is in front."
+        ),
+    ] = False,
+) -> None:
+    """Serve the map, the leads and the audit log over HTTP (sign in with `atalaya users`)."""
+    engine = store_engine(ctx)
+    settings = WebSettings.load(
+        tile_url=tile_url, tile_attribution=tile_attribution, secure_cookies=secure_cookies
+    )
+    app = create_app(engine, settings)
+    shown = f"[{host}]" if ":" in host else host
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and not secure_cookies:
+        err.print(
+            f"note: listening on {host} without --secure-cookies: put a TLS proxy in front "
+            "and pass --secure-cookies"
+        )
+    err.print(f"serving on http://{shown}:{port}/ (Ctrl-C stops)")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        # Client addresses go into the audit log: trust no forwarding header.
+        proxy_headers=False,
+    )

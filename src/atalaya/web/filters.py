@@ -1,0 +1,243 @@
+"""The selection an analyst asks for, read from and written back to a URL.
+
+Every page and API takes the same query parameters, so a URL is a view that
+can be shared: `from`/`to` (UTC days, both included; the week up to today by
+default) or `week` (ISO week, e.g. 2026-W47), `province` (INE code),
+`municipality` (INE code), `area` (a drawn polygon, `lon lat` pairs joined by
+commas: `-3.8 40.3,-3.6 40.3,-3.6 40.5`), `network`, `category` (the lowest
+internal category wanted), `min_score`, `status` and `page`.
+
+Statuses, until cases bring their own states: `active` (seen in the last
+seven days), `dormant` (not seen for seven days), `overridden` (an analyst's
+score is in force) and `conflict` (another unit holds the lead too).
+
+Query strings come from anyone holding a session: every value is bounded and
+a bad one fails with FilterError, never anything else.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from urllib.parse import urlencode
+
+from atalaya.hashsets.categories import Category
+
+DEFAULT_DAYS = 7
+MAX_DAYS = 3_660  # ten years: beyond that a window is a mistake
+MAX_VERTICES = 200
+MAX_PARAM = 8_000
+MAX_PAGE = 100_000
+STATUSES = ("active", "dormant", "overridden", "conflict")
+NETWORKS = ("bittorrent", "ed2k")
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+_CODE = re.compile(r"^\d{1,5}$")
+
+
+class FilterError(ValueError):
+    """A query parameter that does not describe a selection."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    since: date  # first UTC day included
+    until: date  # last UTC day included
+    province: str | None = None
+    municipality: str | None = None
+    area: tuple[tuple[float, float], ...] | None = None  # (lon, lat) ring, not closed
+    network: str | None = None
+    category: Category | None = None
+    min_score: float | None = None
+    status: str | None = None
+    page: int = 1
+
+    @property
+    def start(self) -> datetime:
+        """The window's first instant (UTC)."""
+        return datetime.combine(self.since, time(), tzinfo=UTC)
+
+    @property
+    def end(self) -> datetime:
+        """The instant just after the window (UTC)."""
+        return datetime.combine(self.until + timedelta(days=1), time(), tzinfo=UTC)
+
+    @property
+    def days(self) -> int:
+        return (self.until - self.since).days + 1
+
+    def params(self, *, page: bool = True) -> dict[str, str]:
+        """The query parameters that give these filters back (defaults included)."""
+        out = {"from": self.since.isoformat(), "to": self.until.isoformat()}
+        if self.province:
+            out["province"] = self.province
+        if self.municipality:
+            out["municipality"] = self.municipality
+        if self.area:
+            out["area"] = format_area(self.area)
+        if self.network:
+            out["network"] = self.network
+        if self.category is not None:
+            out["category"] = self.category.label
+        if self.min_score is not None:
+            out["min_score"] = f"{self.min_score:g}"
+        if self.status:
+            out["status"] = self.status
+        if page and self.page != 1:
+            out["page"] = str(self.page)
+        return out
+
+    def query(self, *, page: bool = True) -> str:
+        return urlencode(self.params(page=page))
+
+    def with_page(self, number: int) -> Filters:
+        return replace(self, page=number)
+
+    def bbox(self) -> tuple[float, float, float, float] | None:
+        """(west, south, east, north) of the drawn area."""
+        if not self.area:
+            return None
+        lons = [p[0] for p in self.area]
+        lats = [p[1] for p in self.area]
+        return min(lons), min(lats), max(lons), max(lats)
+
+
+def format_area(area: tuple[tuple[float, float], ...]) -> str:
+    return ",".join(f"{lon:.6f} {lat:.6f}" for lon, lat in area)
+
+
+def _one(params: Mapping[str, str], name: str) -> str | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if len(value) > MAX_PARAM:
+        raise FilterError(f"{name} is too long")
+    value = value.strip()
+    return value or None
+
+
+def _day(value: str, name: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise FilterError(f"{name} {value[:40]!r} is not a date (YYYY-MM-DD)") from None
+
+
+def iso_week(value: str) -> tuple[date, date]:
+    """Monday and Sunday of an ISO week written 2026-W47."""
+    match = _WEEK.match(value)
+    if match is None:
+        raise FilterError(f"week {value[:40]!r} is not an ISO week such as 2026-W47")
+    try:
+        monday = date.fromisocalendar(int(match[1]), int(match[2]), 1)
+    except ValueError:
+        raise FilterError(f"week {value[:40]!r} does not exist") from None
+    return monday, monday + timedelta(days=6)
+
+
+def parse_area(value: str) -> tuple[tuple[float, float], ...]:
+    points: list[tuple[float, float]] = []
+    for pair in value.split(","):
+        parts = pair.split()
+        if len(parts) != 2:
+            raise FilterError("area must be 'lon lat' pairs separated by commas")
+        try:
+            lon, lat = float(parts[0]), float(parts[1])
+        except ValueError:
+            raise FilterError("area coordinates must be numbers") from None
+        if not (math.isfinite(lon) and math.isfinite(lat)):
+            raise FilterError("area coordinates must be finite")
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise FilterError("area coordinates must be longitude -180..180, latitude -90..90")
+        points.append((lon, lat))
+        if len(points) > MAX_VERTICES:
+            raise FilterError(f"area has more than {MAX_VERTICES} vertices")
+    if len(points) > 1 and points[0] == points[-1]:
+        points.pop()  # a closed ring: the last vertex repeats the first
+    if len(points) < 3:
+        raise FilterError("area needs at least three vertices")
+    return tuple(points)
+
+
+def parse_filters(params: Mapping[str, str], *, today: date) -> Filters:
+    """Filters from query parameters; the week up to `today` when no window is given."""
+    week = _one(params, "week")
+    since_text, until_text = _one(params, "from"), _one(params, "to")
+    if week is not None:
+        since, until = iso_week(week)
+    else:
+        until = _day(until_text, "to") if until_text else today
+        since = (
+            _day(since_text, "from") if since_text else (until - timedelta(days=DEFAULT_DAYS - 1))
+        )
+    if since > until:
+        raise FilterError("from must not be after to")
+    if (until - since).days + 1 > MAX_DAYS:
+        raise FilterError(f"the time window is longer than {MAX_DAYS} days")
+
+    province = _one(params, "province")
+    if province is not None:
+        if not _CODE.match(province) or len(province) > 2:
+            raise FilterError("province must be a two-digit INE code such as 28")
+        province = province.zfill(2)
+    municipality = _one(params, "municipality")
+    if municipality is not None:
+        if not _CODE.match(municipality):
+            raise FilterError("municipality must be a five-digit INE code such as 28079")
+        municipality = municipality.zfill(5)
+        if province is not None and not municipality.startswith(province):
+            # A municipality of another province: the province was changed
+            # after the municipality was picked, and it wins.
+            municipality = None
+
+    area_text = _one(params, "area")
+    area = parse_area(area_text) if area_text else None
+
+    network = _one(params, "network")
+    if network is not None and network not in NETWORKS:
+        raise FilterError(f"network must be one of {', '.join(NETWORKS)}")
+
+    category_text = _one(params, "category")
+    category = None
+    if category_text is not None:
+        try:
+            category = Category[category_text.upper()]
+        except KeyError:
+            names = ", ".join(c.label for c in Category)
+            raise FilterError(f"category must be one of {names}") from None
+
+    score_text = _one(params, "min_score")
+    min_score = None
+    if score_text is not None:
+        try:
+            min_score = float(score_text)
+        except ValueError:
+            raise FilterError("min_score must be a number") from None
+        if not math.isfinite(min_score) or abs(min_score) > 1e9:
+            raise FilterError("min_score must be a finite number")
+
+    status = _one(params, "status")
+    if status is not None and status not in STATUSES:
+        raise FilterError(f"status must be one of {', '.join(STATUSES)}")
+
+    page_text = _one(params, "page")
+    page = 1
+    if page_text is not None:
+        if not page_text.isdigit() or not 1 <= int(page_text[:7]) <= MAX_PAGE:
+            raise FilterError(f"page must be a number from 1 to {MAX_PAGE}")
+        page = int(page_text)
+
+    return Filters(
+        since=since,
+        until=until,
+        province=province,
+        municipality=municipality,
+        area=area,
+        network=network,
+        category=category,
+        min_score=min_score,
+        status=status,
+        page=page,
+    )

@@ -1,0 +1,161 @@
+"""A screenshot of the map for the README: the real application in Chromium.
+
+    python -m atalaya.web.screenshot --db sqlite:///demo-run/atalaya.db --out docs/map.png
+
+Serves the application on a free loopback port, signs in, opens the map on
+the week up to the latest lead (or --from/--to) and saves the page. Sign in
+as an existing user (--username, password in $ATALAYA_PASSWORD), or let
+--create-user make a throwaway analyst in a unit covering every province,
+disabled again once the picture is taken. Needs Debian's chromium and
+Playwright (a development dependency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+from sqlalchemy import Engine, func, select
+
+from atalaya.accounts import add_unit, add_user, find_user, get_unit, set_disabled
+from atalaya.config import Settings
+from atalaya.errors import AtalayaError
+from atalaya.store import create_store_engine
+from atalaya.store.migrate import current_revision, head_revision
+from atalaya.store.tables import lead
+from atalaya.web.app import create_app
+from atalaya.web.live import serving
+from atalaya.web.settings import WebSettings
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+SCREENSHOT_UNIT = "Screenshots"
+SCREENSHOT_USER = "screenshot"
+# INE province codes 01..52: a unit that sees every Spanish lead.
+ALL_PROVINCES = tuple(f"{n:02d}" for n in range(1, 53))
+WAIT_MS = 30_000
+
+
+def _window(engine: Engine) -> tuple[date, date]:
+    with engine.connect() as conn:
+        latest = conn.scalar(select(func.max(lead.c.last_seen)))
+    if latest is None:
+        raise AtalayaError("the store has no leads: run 'atalaya enrich' and 'atalaya leads build'")
+    end = (latest.replace(tzinfo=UTC) if latest.tzinfo is None else latest).date()
+    return end - timedelta(days=6), end
+
+
+def _throwaway_user(engine: Engine, now: datetime) -> tuple[str, str]:
+    password = secrets.token_urlsafe(24)
+    username = f"{SCREENSHOT_USER}-{secrets.token_hex(3)}"
+    with engine.begin() as conn:
+        try:
+            get_unit(conn, SCREENSHOT_UNIT)
+        except AtalayaError:
+            add_unit(
+                conn,
+                SCREENSHOT_UNIT,
+                ALL_PROVINCES,
+                "(account for README screenshots; holds no cases)",
+                now,
+            )
+        add_user(conn, username, SCREENSHOT_UNIT, "analyst", password, now)
+    return username, password
+
+
+def take(
+    engine: Engine,
+    out: Path,
+    username: str,
+    password: str,
+    window: tuple[date, date],
+    *,
+    width: int = 1400,
+    height: int = 900,
+) -> None:
+    """Sign in as `username` and save the map page to `out` (PNG)."""
+    try:
+        # A development dependency: only this script needs it.
+        from playwright.sync_api import sync_playwright  # noqa: PLC0415
+    except ImportError as exc:
+        raise AtalayaError("Playwright is missing: pip install -e '.[dev]'") from exc
+
+    app = create_app(engine, WebSettings.load())
+    query = urlencode({"from": window[0].isoformat(), "to": window[1].isoformat()})
+    with serving(app) as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.set_default_timeout(WAIT_MS)
+            page.goto(f"{base}/login?next=/?{query}")
+            page.fill("#username", username)
+            page.fill("#password", password)
+            with page.expect_navigation():
+                page.click("#sign-in")
+            if page.locator("#login-error").count():
+                raise AtalayaError(f"cannot sign in as {username}: check the password")
+            page.wait_for_selector('#map-status[data-state="ready"]')
+            # Let the base map's canvas finish its last frame.
+            page.wait_for_timeout(500)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(out))
+        finally:
+            browser.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", help="database URL [default: ATALAYA_DATABASE_URL or atalaya.db]")
+    parser.add_argument("--out", type=Path, default=Path("docs/map.png"))
+    parser.add_argument("--username", help="sign in as this user (password: $ATALAYA_PASSWORD)")
+    parser.add_argument(
+        "--create-user", action="store_true", help="make a throwaway analyst, disabled after"
+    )
+    parser.add_argument("--from", dest="since", type=date.fromisoformat)
+    parser.add_argument("--to", dest="until", type=date.fromisoformat)
+    args = parser.parse_args(argv)
+    if not args.create_user and not args.username:
+        parser.error("give --username (with $ATALAYA_PASSWORD) or --create-user")
+    engine = create_store_engine(Settings.load(args.db).database_url)
+    try:
+        if current_revision(engine) != head_revision(engine):
+            raise AtalayaError("the database is not at the current schema: run 'atalaya init'")
+        since, until = _window(engine)
+        window = (args.since or since, args.until or until)
+        now = datetime.now(UTC)
+        if args.create_user:
+            username, password = _throwaway_user(engine, now)
+        else:
+            username, password = args.username, os.environ.get("ATALAYA_PASSWORD", "")
+        try:
+            take(engine, args.out, username, password, window)
+        finally:
+            if args.create_user:
+                with engine.begin() as conn:
+                    if find_user(conn, username) is not None:
+                        set_disabled(conn, username, True)
+    except AtalayaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(f"map of {window[0]} to {window[1]} saved to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

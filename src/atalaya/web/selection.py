@@ -1,0 +1,308 @@
+"""The one query behind the map, the list, the charts and exports.
+
+`select_leads` returns every lead of a selection as a compact row, highest
+score in force first; the map takes their places, the list takes a page of
+them. Both come from this function with the same filters, so they cannot
+disagree. Area filters are a bounding box in SQL and then the exact polygon
+test here (shapely), so that both engines answer the same.
+
+The score in force is the latest analyst override where there is one, else
+the computed score, as in `atalaya.leads.query`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+import numpy as np
+import shapely
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    String,
+    and_,
+    cast,
+    func,
+    select,
+)
+
+from atalaya.hashsets.categories import Category
+from atalaya.store.tables import lead, lead_override
+from atalaya.web.filters import DEFAULT_DAYS, Filters
+
+PAGE_SIZE = 100
+_IN_CHUNK = 1_000
+
+
+@dataclass(frozen=True)
+class LeadRow:
+    id: int
+    score: float  # in force
+    computed_score: float
+    overridden: bool
+    first_seen: datetime
+    last_seen: datetime
+    sightings: int
+    known_files: int
+    verified_items: int
+    highest_category: int | None
+    networks: tuple[str, ...]
+    ip: str
+    country: str | None
+    province_code: str | None
+    province_name: str | None
+    municipality_code: str | None
+    municipality_name: str | None
+    lat: float | None
+    lon: float | None
+    isp: str | None
+    asn: int | None
+    flags: tuple[str, ...]
+    time_zone: str | None
+    facts_version: str | None
+
+    @property
+    def category_label(self) -> str | None:
+        return Category(self.highest_category).label if self.highest_category is not None else None
+
+    @property
+    def place(self) -> str:
+        parts = [p for p in (self.municipality_name, self.province_name) if p]
+        return ", ".join(parts) or (self.country or "unplaced")
+
+
+class Selected(NamedTuple):
+    """What the selection holds of each lead: enough for the map, the order
+    and the count; `lead_rows` gives the rest for the leads a page shows."""
+
+    id: int
+    score: float  # in force
+    lat: float | None
+    lon: float | None
+    known_files: int
+    facts_version: str | None
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[Selected]
+    number: int
+    pages: int
+    total: int
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def score_in_force() -> tuple[ColumnElement[Any], Any]:
+    """The score-in-force expression and the latest-override subquery it reads."""
+    latest = (
+        select(func.max(lead_override.c.id).label("id"))
+        .group_by(lead_override.c.lead_id)
+        .subquery("latest_override")
+    )
+    override = (
+        select(lead_override.c.lead_id, lead_override.c.score)
+        .join(latest, latest.c.id == lead_override.c.id)
+        .subquery("override_in_force")
+    )
+    return func.coalesce(override.c.score, lead.c.score), override
+
+
+def _conditions(
+    flt: Filters,
+    *,
+    visible: ColumnElement[bool] | None,
+    in_force: ColumnElement[Any],
+    override: Any,
+    now: datetime,
+    conflicts: ColumnElement[bool] | None,
+) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [
+        lead.c.last_seen >= flt.start,
+        lead.c.first_seen < flt.end,
+    ]
+    if visible is not None:
+        where.append(visible)
+    if flt.province is not None:
+        where.append(lead.c.province_code == flt.province)
+    if flt.municipality is not None:
+        where.append(lead.c.municipality_code == flt.municipality)
+    box = flt.bbox()
+    if box is not None:
+        west, south, east, north = box
+        where += [
+            lead.c.lon >= west,
+            lead.c.lon <= east,
+            lead.c.lat >= south,
+            lead.c.lat <= north,
+        ]
+    if flt.network is not None:
+        # `networks` is a JSON list of names; its text holds each name quoted
+        # on both engines, and names are a fixed set without quotes.
+        where.append(cast(lead.c.networks, String).like(f'%"{flt.network}"%'))
+    if flt.category is not None:
+        where.append(lead.c.highest_category >= int(flt.category))
+    if flt.min_score is not None:
+        where.append(in_force >= flt.min_score)
+    recent = now - timedelta(days=DEFAULT_DAYS)
+    if flt.status == "active":
+        where.append(lead.c.last_seen >= recent)
+    elif flt.status == "dormant":
+        where.append(lead.c.last_seen < recent)
+    elif flt.status == "overridden":
+        where.append(override.c.score.is_not(None))
+    elif flt.status == "conflict":
+        where.append(conflicts if conflicts is not None else lead.c.id.is_(None))
+    return where
+
+
+def select_leads(
+    conn: Connection,
+    flt: Filters,
+    *,
+    visible: ColumnElement[bool] | None,
+    now: datetime,
+    conflicts: ColumnElement[bool] | None = None,
+) -> list[Selected]:
+    """Every lead of the selection, highest score in force first.
+
+    `visible` restricts to the leads the user's unit holds (None: all);
+    `conflicts` is true for leads another unit also holds (status=conflict).
+    Only the few columns every lead needs are read: tens of thousands of
+    leads cost tens of milliseconds, not seconds.
+    """
+    in_force, override = score_in_force()
+    query = (
+        select(
+            lead.c.id,
+            in_force.label("score"),
+            lead.c.lat,
+            lead.c.lon,
+            lead.c.known_files,
+            lead.c.facts_version,
+        )
+        .outerjoin(override, override.c.lead_id == lead.c.id)
+        .where(
+            and_(
+                *_conditions(
+                    flt,
+                    visible=visible,
+                    in_force=in_force,
+                    override=override,
+                    now=now,
+                    conflicts=conflicts,
+                )
+            )
+        )
+        .order_by(in_force.desc(), lead.c.id)
+    )
+    make = Selected._make
+    rows = [make(r) for r in conn.execute(query)]
+    if flt.area:
+        rows = in_area(rows, flt.area)
+    return rows
+
+
+def lead_rows(conn: Connection, ids: Sequence[int]) -> list[LeadRow]:
+    """The leads `ids` in full, in that order (ids no longer there are left out)."""
+    in_force, override = score_in_force()
+    found: dict[int, LeadRow] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = list(ids[start : start + _IN_CHUNK])
+        query = (
+            select(
+                lead.c.id,
+                in_force.label("score_in_force"),
+                lead.c.score,
+                override.c.score.is_not(None).label("overridden"),
+                lead.c.first_seen,
+                lead.c.last_seen,
+                lead.c.sightings,
+                lead.c.known_files,
+                lead.c.verified_items,
+                lead.c.highest_category,
+                lead.c.networks,
+                lead.c.ip,
+                lead.c.country,
+                lead.c.province_code,
+                lead.c.province_name,
+                lead.c.municipality_code,
+                lead.c.municipality_name,
+                lead.c.lat,
+                lead.c.lon,
+                lead.c.isp,
+                lead.c.asn,
+                lead.c.flags,
+                lead.c.time_zone,
+                lead.c.facts_version,
+            )
+            .outerjoin(override, override.c.lead_id == lead.c.id)
+            .where(lead.c.id.in_(chunk))
+        )
+        for r in conn.execute(query):
+            found[r[0]] = LeadRow(
+                id=r[0],
+                score=float(r[1]),
+                computed_score=float(r[2]),
+                overridden=bool(r[3]),
+                first_seen=_aware(r[4]),
+                last_seen=_aware(r[5]),
+                sightings=r[6],
+                known_files=r[7],
+                verified_items=r[8],
+                highest_category=r[9],
+                networks=tuple(r[10] or ()),
+                ip=r[11],
+                country=r[12],
+                province_code=r[13],
+                province_name=r[14],
+                municipality_code=r[15],
+                municipality_name=r[16],
+                lat=r[17],
+                lon=r[18],
+                isp=r[19],
+                asn=r[20],
+                flags=tuple(r[21] or ()),
+                time_zone=r[22],
+                facts_version=r[23],
+            )
+    return [found[i] for i in ids if i in found]
+
+
+def in_area(rows: Sequence[Selected], area: Sequence[tuple[float, float]]) -> list[Selected]:
+    """The rows whose point lies in the polygon (boundary included), in order."""
+    if not rows:
+        return []
+    polygon: Any = shapely.Polygon(area)
+    if not polygon.is_valid:
+        # A self-crossing drawing: take the area it encloses.
+        polygon = shapely.make_valid(polygon)
+    lons = np.array([r.lon if r.lon is not None else np.nan for r in rows], dtype=float)
+    lats = np.array([r.lat if r.lat is not None else np.nan for r in rows], dtype=float)
+    inside = shapely.intersects_xy(polygon, lons, lats)
+    return [r for r, keep in zip(rows, inside, strict=True) if keep]
+
+
+def page_of(rows: Sequence[Selected], number: int, size: int = PAGE_SIZE) -> Page:
+    pages = max(1, -(-len(rows) // size))
+    number = min(max(1, number), pages)
+    start = (number - 1) * size
+    return Page(rows=list(rows[start : start + size]), number=number, pages=pages, total=len(rows))
+
+
+MAP_FIELDS = ("id", "lat", "lon", "score", "known_files")
+
+
+def map_points(rows: Sequence[Selected]) -> list[list[Any]]:
+    """[id, lat, lon, score, known_files] of each placed lead: compact for tens of
+    thousands (4 decimals of a degree is ~10 m, far below the accuracy radius)."""
+    return [
+        [r.id, round(r.lat, 4), round(r.lon, 4), round(r.score, 1), r.known_files]
+        for r in rows
+        if r.lat is not None and r.lon is not None
+    ]
