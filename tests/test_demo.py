@@ -7,8 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from atalaya import demo
+from atalaya.lab.geo import PLACES
+from atalaya.store import create_store_engine
+from atalaya.store.tables import lead_presence
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -17,7 +21,7 @@ def test_demo_finds_exactly_the_lab_ground_truth(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     work = tmp_path / "demo"
-    assert demo.main(["--dir", str(work), "--duration", "40"]) == 0
+    assert demo.main(["--dir", str(work), "--duration", "40", "--no-serve"]) == 0
     printed = capsys.readouterr().out
     assert "missed: 0; reported without seeding: 0" in printed
     with (work / "sightings.csv").open() as f:
@@ -25,6 +29,19 @@ def test_demo_finds_exactly_the_lab_ground_truth(
     assert rows, "the demo exported no sighting"
     assert {row["found_by"] for row in rows} >= {"dht", "tracker"}
     assert all(int(row["pieces_failed"]) == 0 for row in rows)
+    # Every sighted peer became part of a lead placed in a real Spanish municipality
+    # by the lab's own location database.
+    leads = json.loads((work / "leads.geojson").read_text())["features"]
+    assert leads, "the demo built no lead"
+    municipalities = {p.municipality_code for p in PLACES if p.municipality_code}
+    for feature in leads:
+        assert feature["geometry"]["type"] == "Point"
+        assert feature["properties"]["municipality_code"] in municipalities
+    engine = create_store_engine(f"sqlite:///{work / 'atalaya.db'}")
+    with engine.connect() as conn:
+        in_leads = set(conn.scalars(select(lead_presence.c.ip).distinct()))
+    engine.dispose()
+    assert in_leads == {row["ip"] for row in rows}
     # The lab was stopped: none of its processes is left running.
     manifest = json.loads((work / "lab" / "manifest.json").read_text())
     pids = [manifest["supervisor_pid"], *manifest["child_pids"]]

@@ -1,12 +1,15 @@
-"""The README demo: a lab of real peers, its hash set imported, watched, and what was found.
+"""The README demo: a lab of real peers, watched, its sightings made into leads, on a map.
 
 Runs the same `atalaya` commands an operator would, printing each one before
 it runs, in a folder of its own (`demo-run/` by default): start the lab of
 real third-party peers on 127.77.0.N, create the store, import the lab's
 reference hash set, watch BitTorrent through the lab's tracker and DHT with
 discovery on, export the sightings, and compare them with the lab's ground
-truth (which peer really seeds which watched file). The lab is stopped at the
-end, also on failure or Ctrl-C.
+truth (which peer really seeds which watched file). Then enrich the sighted
+addresses from the lab's own MaxMind-format database (made-up ISPs in real
+Spanish towns), build and list the leads, create a unit and two users, stop
+the lab (also on failure or Ctrl-C) and serve the web application on the
+results until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -25,6 +29,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from atalaya.lab.geo import PLACES
 from atalaya.lab.layout import load_manifest
 
 console = Console(highlight=False)
@@ -33,23 +38,33 @@ if not console.is_terminal:
     console = Console(highlight=False, width=160)
 # Marks a folder as the demo's own, so a re-run may clear it and nothing else.
 _STAMP = ".atalaya-demo"
+DEMO_UNIT = "Unidad demo (made up)"
 
 
 class DemoError(Exception):
     """A step of the demo failed; its message says which and why."""
 
 
-def _atalaya(args: Sequence[str], cwd: Path, *, capture: bool = False) -> str:
+def _atalaya(
+    args: Sequence[str], cwd: Path, *, capture: bool = False, stdin: str | None = None
+) -> str:
     """Run one `atalaya` command as a user would, showing it first."""
-    console.print(f"[bold cyan]$ atalaya {shlex.join(args)}[/]", soft_wrap=True)
+    shown = shlex.join(args) + (" <<< '…'" if stdin is not None else "")
+    console.print(f"[bold cyan]$ atalaya {shown}[/]", soft_wrap=True)
     cmd = [sys.executable, "-m", "atalaya.cli", *args]
     done = subprocess.run(
         cmd,
         cwd=cwd,
         check=False,
         text=True,
+        input=stdin,
         stdout=subprocess.PIPE if capture else None,
-        env={**os.environ, "ATALAYA_DATABASE_URL": f"sqlite:///{cwd / 'atalaya.db'}"},
+        env={
+            **os.environ,
+            "ATALAYA_DATABASE_URL": f"sqlite:///{cwd / 'atalaya.db'}",
+            # Tables printed to a pipe or a log keep their columns readable.
+            **({} if console.is_terminal else {"COLUMNS": str(console.width)}),
+        },
     )
     if done.returncode != 0:
         raise DemoError(f"'atalaya {args[0]} …' failed with exit status {done.returncode}")
@@ -128,7 +143,47 @@ def _report(manifest: dict[str, Any], sightings: list[dict[str, Any]]) -> bool:
     return not missed and not wrong
 
 
-def run(work: Path, duration: float, transmission: bool) -> bool:
+def _leads(work: Path, lab_dir: Path) -> dict[str, str]:
+    """Enrich, build and list leads; a unit for the lab's provinces and its users.
+
+    Returns username -> password of the users made (random, shown once).
+    """
+    geo_db = str(lab_dir / "geo.mmdb")
+    _atalaya(["enrich", "--city-db", geo_db, "--asn-db", geo_db], work)
+    _atalaya(["leads", "build"], work)
+    _atalaya(["leads", "list"], work)
+    _atalaya(["leads", "export", "--format", "geojson", "--out", "leads.geojson"], work)
+    provinces = sorted({p.municipality_code[:2] for p in PLACES if p.municipality_code})
+    unit_args = ["units", "add", DEMO_UNIT, "--contact", "demo desk, +34 000 000 000 (made up)"]
+    for code in provinces:
+        unit_args += ["--province", code]
+    _atalaya(unit_args, work)
+    users: dict[str, str] = {}
+    for name, role in (("analyst", "analyst"), ("auditor", "auditor")):
+        password = secrets.token_urlsafe(12)
+        _atalaya(
+            ["users", "add", name, "--unit", DEMO_UNIT, "--role", role, "--password-stdin"],
+            work,
+            stdin=password + "\n",
+        )
+        users[name] = password
+    return users
+
+
+def _serve(work: Path, port: int, users: dict[str, str]) -> None:
+    """Serve the web application on the demo's store until Ctrl-C."""
+    console.print(
+        f"[bold]Open http://127.0.0.1:{port}/[/] and sign in: "
+        + ", ".join(f"[bold]{u}[/] / [bold]{p}[/]" for u, p in users.items())
+        + " (Ctrl-C stops)"
+    )
+    try:
+        _atalaya(["serve", "--port", str(port)], work)
+    except KeyboardInterrupt:
+        console.print("server stopped")
+
+
+def run(work: Path, duration: float, transmission: bool, serve_port: int | None = None) -> bool:
     """The whole demo; True when what was found matches the lab's ground truth."""
     _prepare(work)
     lab_dir = work / "lab"
@@ -154,15 +209,22 @@ def run(work: Path, duration: float, transmission: bool) -> bool:
         exported = _atalaya(["sightings", "export", "--format", "jsonl"], work, capture=True)
         sightings = [json.loads(line) for line in exported.splitlines() if line.strip()]
         _atalaya(["sightings", "export", "--format", "csv", "--out", "sightings.csv"], work)
-        return _report(manifest, sightings)
+        ok = _report(manifest, sightings)
+        users = _leads(work, lab_dir)
     finally:
         _atalaya(["lab", "down", "--dir", str(lab_dir)], work)
+    if serve_port is not None:
+        _serve(work, serve_port, users)
+    return ok
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m atalaya.demo",
-        description="Start a lab of real peers, import its hash set, watch it, show the sightings.",
+        description=(
+            "Start a lab of real peers, import its hash set, watch it, show the sightings, "
+            "build leads and serve them on a map."
+        ),
     )
     parser.add_argument("--dir", type=Path, default=Path("demo-run"), help="demo folder")
     parser.add_argument(
@@ -171,17 +233,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-transmission", action="store_true", help="leave the Transmission seeder out"
     )
+    parser.add_argument(
+        "--port", type=int, default=8000, help="port of the web application (default 8000)"
+    )
+    parser.add_argument(
+        "--no-serve", action="store_true", help="stop after building the leads, serve nothing"
+    )
     args = parser.parse_args(argv)
     work = args.dir.resolve()
     try:
-        ok = run(work, args.duration, transmission=not args.no_transmission)
+        ok = run(
+            work,
+            args.duration,
+            transmission=not args.no_transmission,
+            serve_port=None if args.no_serve else args.port,
+        )
     except DemoError as exc:
         console.print(f"[bold red]demo failed:[/] {exc}")
         return 1
     except KeyboardInterrupt:
         console.print("interrupted")
         return 130
-    console.print(f"store, lab logs and sightings.csv are in {work}")
+    console.print(f"store, lab logs, sightings.csv and leads.geojson are in {work}")
     return 0 if ok else 1
 
 
