@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import typer
@@ -68,6 +69,20 @@ def store_engine(ctx: typer.Context) -> Engine:
         what = "not initialised" if current is None else f"at schema {current}, not {head}"
         raise AtalayaError(f"database {url} is {what}: run 'atalaya init' first")
     return engine
+
+
+def parse_instant(value: str | None, option: str) -> datetime | None:
+    """An ISO date or time from option `option` as aware UTC; None stays None."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise AtalayaError(
+            f"{option} {value!r} is not a date or time (use 2026-11-23 or 2026-11-23T10:00:00Z)"
+        ) from exc
+    # A time without a zone is UTC, the zone every record is kept in.
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def print_json(record: dict[str, Any]) -> None:

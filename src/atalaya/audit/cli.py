@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -20,25 +19,13 @@ from atalaya.audit.log import (
     read_audit,
 )
 from atalaya.audit.verify import parse_anchor, verify
-from atalaya.console import err, out, print_json, store_engine
+from atalaya.console import err, out, parse_instant, print_json, store_engine
 from atalaya.errors import AtalayaError
 from atalaya.store.tables import app_user, unit
 
 app = typer.Typer(
     help="The audit log: verify its hash chain, show it (auditors only).", no_args_is_help=True
 )
-
-
-def _instant(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise AtalayaError(
-            f"{option} {value!r} is not a date or time (use 2026-11-23 or 2026-11-23T10:00:00Z)"
-        ) from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 @app.command("verify")
@@ -155,8 +142,8 @@ def show_command(
     engine = store_engine(ctx)
     reader = _reader(ctx, as_user)
     query = AuditQuery(
-        since=_instant(since, "--since"),
-        until=_instant(until, "--until"),
+        since=parse_instant(since, "--since"),
+        until=parse_instant(until, "--until"),
         username=user.strip().lower() if user else None,
         action=action,
         limit=limit,

@@ -13,8 +13,7 @@ import typer
 from rich.table import Table
 
 from atalaya.audit.log import Action, local_details, log_event
-from atalaya.console import err, out, print_json, store_engine
-from atalaya.errors import AtalayaError
+from atalaya.console import err, out, parse_instant, print_json, store_engine
 from atalaya.leads.build import build_leads
 from atalaya.leads.config import CONFIG_ENV, load_config
 from atalaya.leads.enrichment import EnrichmentFacts
@@ -25,19 +24,6 @@ app = typer.Typer(
     help="Leads: sightings grouped by device, scored by factors that explain themselves.",
     no_args_is_help=True,
 )
-
-
-def _instant(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise AtalayaError(
-            f"{option} {value!r} is not a date or time (use 2026-11-23 or 2026-11-23T10:00:00Z)"
-        ) from exc
-    # A time without a zone is UTC, the zone every record is kept in.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 ConfigOption = Annotated[
@@ -105,8 +91,8 @@ def _filter(
 ) -> LeadFilter:
     return LeadFilter(
         province=province,
-        since=_instant(since, "--since"),
-        until=_instant(until, "--until"),
+        since=parse_instant(since, "--since"),
+        until=parse_instant(until, "--until"),
         min_score=min_score,
         limit=limit,
     )

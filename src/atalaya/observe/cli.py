@@ -8,7 +8,6 @@ import socket
 import sys
 import time
 from dataclasses import asdict
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -17,7 +16,7 @@ import typer
 from rich.live import Live
 from rich.text import Text
 
-from atalaya.console import err, out, print_json, store_engine
+from atalaya.console import err, out, parse_instant, print_json, store_engine
 from atalaya.errors import AtalayaError
 from atalaya.hashsets.algorithms import BTV1_PIECE_SIZES, BTV1_PREFIX, BTV2_ROOT
 from atalaya.hashsets.index import MatchIndex
@@ -32,19 +31,6 @@ sightings_app = typer.Typer(help="Sightings: what the observers recorded.", no_a
 class ExportFormat(StrEnum):
     jsonl = "jsonl"
     csv = "csv"
-
-
-def _parse_instant(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise AtalayaError(
-            f"{option} {value!r} is not a date or time (use 2026-11-23 or 2026-11-23T10:00:00Z)"
-        ) from exc
-    # A time without zone is taken as UTC, the zone every record is kept in.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 @sightings_app.command("export")
@@ -66,7 +52,7 @@ def export(
     """Export sightings, oldest first, with times in UTC."""
     engine = store_engine(ctx)
     rows = iter_export_rows(
-        engine, since=_parse_instant(since, "--since"), until=_parse_instant(until, "--until")
+        engine, since=parse_instant(since, "--since"), until=parse_instant(until, "--until")
     )
     writer = write_csv if fmt is ExportFormat.csv else write_jsonl
     if out is None:
