@@ -31,7 +31,6 @@ import json
 import os
 import random
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
-from benchdocs import ROOT, add_docs_options, footer, human_bytes, markers, publish
+from benchdocs import ROOT, add_docs_options, footer, human_bytes, markers, publish, run_child
 
 START, END = markers("bench_enrich")
 
@@ -274,23 +273,7 @@ def run_contender(
     ]
     if db_url is not None:
         cmd += ["--db-url", db_url]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])
-        ),
-    }
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    # wait4 gives this child's own peak RSS (ru_maxrss, KiB on Linux).
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"contender {name} failed with exit status {proc.returncode}")
-    result: dict[str, Any] = json.loads(output.decode().strip().splitlines()[-1])
-    result["peak_rss_bytes"] = usage.ru_maxrss * 1024
-    return result
+    return run_child(cmd, f"contender {name}")
 
 
 def data_versions() -> str:

@@ -31,7 +31,6 @@ import argparse
 import datetime
 import hashlib
 import json
-import os
 import re
 import sqlite3
 import subprocess
@@ -49,7 +48,7 @@ import sqlalchemy
 from numpy.typing import NDArray
 from sqlalchemy import Engine, func, select, text
 
-from benchdocs import ROOT, add_docs_options, footer, human_bytes, markers, publish
+from benchdocs import ROOT, add_docs_options, footer, human_bytes, markers, publish, run_child
 
 sys.path.insert(0, str(ROOT))  # tests.support.postgres: the tests' throw-away server
 
@@ -390,12 +389,6 @@ def digest(engine: Engine) -> dict[str, Any]:
     }
 
 
-def rss_peak() -> int:
-    with open("/proc/self/status") as f:
-        found = re.search(r"VmHWM:\s+(\d+) kB", f.read())
-    return int(found.group(1)) * 1024 if found else 0
-
-
 @contextmanager
 def database(name: str, workdir: Path) -> Iterator[str]:
     if name == "sqlite":
@@ -446,7 +439,6 @@ def worker(args: argparse.Namespace) -> None:
         if args.worker == "sqlite":
             result["db_bytes"] = (Path(tmp) / "bench_leads.sqlite").stat().st_size
         engine.dispose()
-    result["peak_rss_bytes"] = rss_peak()
     print(json.dumps(result), flush=True)
 
 
@@ -466,17 +458,7 @@ def run_engine(name: str, args: argparse.Namespace) -> dict[str, Any]:
         str(args.seed),
         "--verify" if args.verify else "--no-verify",
     ]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH")])
-        ),
-    }
-    done = subprocess.run(cmd, stdout=subprocess.PIPE, env=env, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"engine {name} failed with exit status {done.returncode}")
-    result: dict[str, Any] = json.loads(done.stdout.decode().strip().splitlines()[-1])
-    return result
+    return run_child(cmd, f"engine {name}")
 
 
 def postgres_version() -> str:

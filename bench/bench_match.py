@@ -18,7 +18,6 @@ import gc
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from atalaya.hashsets.index import MatchIndex
-from benchdocs import ROOT, add_docs_options, footer, human_bytes, markers, publish
+from benchdocs import add_docs_options, footer, human_bytes, markers, publish, run_child
 
 START, END = markers("bench_match")
 
@@ -204,23 +203,7 @@ def run_contender(name: str, args: argparse.Namespace, workdir: Path) -> dict[st
         "--workdir",
         str(workdir),
     ]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])
-        ),
-    }
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    # wait4 gives this child's own peak RSS (ru_maxrss, KiB on Linux).
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"contender {name} failed with exit status {proc.returncode}")
-    result: dict[str, Any] = json.loads(output.decode().strip().splitlines()[-1])
-    result["peak_rss_bytes"] = usage.ru_maxrss * 1024
-    return result
+    return run_child(cmd, f"contender {name}")
 
 
 def render(args: argparse.Namespace, results: list[dict[str, Any]], expected: int) -> str:

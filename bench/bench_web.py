@@ -28,11 +28,9 @@ import argparse
 import datetime
 import gzip
 import json
-import os
 import re
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,7 +58,7 @@ from atalaya.web.app import create_app  # noqa: E402
 from atalaya.web.filters import Filters  # noqa: E402
 from atalaya.web.selection import select_leads  # noqa: E402
 from atalaya.web.settings import WebSettings  # noqa: E402
-from benchdocs import DEFAULT_DOCS, footer, human_bytes, markers, update_docs  # noqa: E402
+from benchdocs import DEFAULT_DOCS, footer, human_bytes, markers, run_child, update_docs  # noqa: E402
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette's note about its HTTP client
@@ -236,32 +234,11 @@ def run_engine(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "--seed",
         str(args.seed),
     ]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH")])
-        ),
-    }
-    done = subprocess.run(cmd, stdout=subprocess.PIPE, env=env, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"engine {name} failed with exit status {done.returncode}")
-    result: dict[str, Any] = json.loads(done.stdout.decode().strip().splitlines()[-1])
-    return result
+    return run_child(cmd, f"engine {name}")
 
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:,.0f} ms" if seconds >= 0.01 else f"{seconds * 1000:.1f} ms"
-
-
-def postgres_version() -> str:
-    bindir = gen.find_bindir()
-    if bindir is None:
-        return "?"
-    done = subprocess.run(
-        [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False
-    )
-    found = re.search(r"\(PostgreSQL\) (\S+)", done.stdout)
-    return found.group(1) if found else "?"
 
 
 def render(args: argparse.Namespace, results: list[dict[str, Any]]) -> str:
@@ -316,7 +293,7 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]]) -> str:
         *footer(
             {
                 "SQLite": sqlite3.sqlite_version,
-                "PostgreSQL": postgres_version(),
+                "PostgreSQL": gen.postgres_version(),
                 "SQLAlchemy": sqlalchemy.__version__,
             }
         ),

@@ -1,4 +1,7 @@
-"""Report plumbing shared by the benchmarks: each writes one marked section of docs/benchmarks.md.
+"""Plumbing shared by the benchmarks: child processes and their sections of docs/benchmarks.md.
+
+`run_child` runs one contender or engine in a process of its own and reads
+its JSON result with its own peak memory.
 
 A section runs from `<!-- NAME:start -->` to `<!-- NAME:end -->` (see `markers`)
 and ends with `footer()`: the machine, the date and the exact command.
@@ -13,14 +16,17 @@ import argparse
 import contextlib
 import datetime
 import fcntl
+import json
 import os
 import platform
 import re
 import shlex
 import stat
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DOCS = ROOT / "docs" / "benchmarks.md"
@@ -33,6 +39,32 @@ to refresh a section; the other sections are left as they are.
 SHARED_MACHINE = "shared with other work while it ran, so timings are indicative."
 
 _SECTION = re.compile(r"(<!-- ([\w.-]+):start -->)\n(?:.*\n)?(<!-- \2:end -->)\n?", re.DOTALL)
+
+
+def run_child(cmd: list[str], what: str) -> dict[str, Any]:
+    """Run `cmd` with the package (and the tests' helpers) importable; its last stdout line.
+
+    The child prints its result as one JSON object on its last line; stderr
+    passes through for progress. `peak_rss_bytes` is added: the child's own
+    peak resident memory, which `wait4` reports for it alone (ru_maxrss, KiB
+    on Linux), so one contender's data never counts against another.
+    """
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH")])
+        ),
+    }
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{what} failed with exit status {proc.returncode}")
+    result: dict[str, Any] = json.loads(output.decode().strip().splitlines()[-1])
+    result["peak_rss_bytes"] = usage.ru_maxrss * 1024
+    return result
 
 
 def markers(name: str) -> tuple[str, str]:

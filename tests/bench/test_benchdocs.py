@@ -144,3 +144,19 @@ def test_publish_prints_and_writes_unless_no_docs(
     benchdocs.publish(text, parser.parse_args(["--docs", str(docs)]))
     assert capsys.readouterr().err == f"updated {docs}\n"
     assert docs.read_text() == benchdocs.DOCS_INTRO + "\n" + text
+
+
+def test_run_child_reads_the_last_json_line_and_the_childs_own_peak_memory() -> None:
+    # The child holds 64 MiB it touches, and imports the package from src/.
+    code = (
+        "import json, atalaya; block = bytearray(64 * 2**20); "
+        "print('progress'); print(json.dumps({'ok': len(block)}))"
+    )
+    result = benchdocs.run_child([sys.executable, "-c", code], "child")
+    assert result["ok"] == 64 * 2**20
+    assert result["peak_rss_bytes"] >= 64 * 2**20
+
+
+def test_run_child_that_fails_stops_the_benchmark_naming_it() -> None:
+    with pytest.raises(SystemExit, match="engine sqlite failed with exit status 3"):
+        benchdocs.run_child([sys.executable, "-c", "raise SystemExit(3)"], "engine sqlite")
