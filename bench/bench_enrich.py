@@ -1,6 +1,6 @@
 """Enrichment rate: addresses per second, against a bare maxminddb look-up loop.
 
-    python bench/bench_enrich.py [--addresses N] [--seed S] [--contenders …]
+    python bench/bench_enrich.py [--addresses N] [--sightings N] [--seed S] [--contenders …]
 
 Generates N distinct synthetic IPv4 addresses from `--seed`: `--spain-share`
 of them drawn inside the ranges of large Spanish access networks (from the
@@ -11,8 +11,9 @@ each in its own subprocess (so each peak RSS is its own):
   a plain loop: what one look-up costs with nothing else done;
 - `enricher`: `Enricher.enrich_many` in batches of `--batch`: location, ASN,
   jurisdiction (es-atlas/world-atlas), time zone and flags;
-- `sqlite`, `postgresql`: `enrich_pending` end to end on a store holding one
-  sighting per address: reading the pending addresses, enriching, writing.
+- `sqlite`, `postgresql`: `enrich_pending` end to end on a store holding
+  `--sightings` sightings (10 M) over the addresses, each at least once:
+  reading the distinct pending addresses, enriching, writing.
 
 The baseline and the enricher must find the same number of addresses in the
 location data, and the stores must hold one row per address; the run fails
@@ -38,6 +39,8 @@ from collections.abc import Iterator
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from benchdocs import ROOT, add_docs_options, footer, human_bytes, markers, publish, run_child
 
@@ -172,40 +175,17 @@ def postgres_database(url: str | None) -> Iterator[str]:
 
 
 def run_store(ips: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    from sqlalchemy import func, insert, select  # noqa: PLC0415
+    from sqlalchemy import func, select  # noqa: PLC0415
 
     from atalaya.enrich.enricher import Enricher  # noqa: PLC0415
     from atalaya.enrich.store import enrich_pending  # noqa: PLC0415
     from atalaya.store import create_store_engine, upgrade  # noqa: PLC0415
-    from atalaya.store.tables import enrichment, sighting  # noqa: PLC0415
+    from atalaya.store.tables import enrichment  # noqa: PLC0415
 
     url = args.db_url or f"sqlite:///{Path(args.workdir) / 'bench_enrich.db'}"
     engine = create_store_engine(url)
     upgrade(engine)
-    seen_at = datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC)
-    started = time.perf_counter()
-    rows = [
-        {
-            "network": "bittorrent",
-            "infohash": "ab" * 20,
-            "ip": ip,
-            "port": 6881,
-            "seen_at": seen_at + datetime.timedelta(seconds=i),
-            "found_by": "dht",
-            "pieces_verified": 0,
-            "pieces_failed": 0,
-            "bytes_downloaded": 0,
-            "proof": False,
-            "observer": "bench",
-            "run_id": "bench",
-        }
-        for i, ip in enumerate(ips)
-    ]
-    with engine.begin() as conn:
-        for start in range(0, len(rows), 10_000):
-            conn.execute(insert(sighting), rows[start : start + 10_000])
-    fill_s = time.perf_counter() - started
-    del rows
+    fill_s = fill_sightings(engine, ips, args.sightings, args.seed)
     started = time.perf_counter()
     enricher = Enricher.open(_settings())
     load_s = time.perf_counter() - started
@@ -219,9 +199,63 @@ def run_store(ips: list[str], args: argparse.Namespace) -> dict[str, Any]:
         "load_s": load_s,
         "run_s": run_s,
         "fill_s": fill_s,
+        "sightings": max(args.sightings, len(ips)),
         "stored": stored,
         "found": report.enriched - report.not_found,
     }
+
+
+def fill_sightings(engine: Any, ips: list[str], sightings: int, seed: int) -> float:
+    """Fill the sighting table with `sightings` rows over every address; seconds taken.
+
+    Each address gets one sighting, the rest go to addresses drawn at random,
+    one a second in time order: what enrichment reads is the distinct
+    addresses of a table of the benchmark's size. Loaded with bench_leads'
+    bulk path (indexes dropped and made again).
+    """
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_leads import bulk_insert  # noqa: PLC0415
+
+    rng = np.random.default_rng(seed)
+    count = max(sightings, len(ips))
+    order = np.concatenate([np.arange(len(ips)), rng.integers(0, len(ips), count - len(ips))])
+    rng.shuffle(order)
+    epoch = datetime.datetime(2026, 5, 1)
+    columns = (
+        "network",
+        "infohash",
+        "ip",
+        "port",
+        "seen_at",
+        "found_by",
+        "pieces_verified",
+        "pieces_failed",
+        "bytes_downloaded",
+        "proof",
+        "observer",
+        "run_id",
+    )
+
+    def rows(start: int, end: int, sqlite: bool) -> Iterator[tuple[Any, ...]]:
+        suffix = "" if sqlite else "+00"
+        for k, i in enumerate(order[start:end].tolist(), start):
+            at = epoch + datetime.timedelta(seconds=k)
+            yield (
+                "bittorrent",
+                "ab" * 20,
+                ips[i],
+                6881,
+                f"{at:%Y-%m-%d %H:%M:%S}.000000{suffix}",
+                "dht",
+                0,
+                0,
+                0,
+                False,
+                "atalaya/bench",
+                "00000000-0000-4000-8000-000000000000",
+            )
+
+    return bulk_insert(engine, columns, rows, 0, count, bulk=True)
 
 
 RUNNERS = {
@@ -262,6 +296,8 @@ def run_contender(
         name,
         "--addresses",
         str(args.addresses),
+        "--sightings",
+        str(args.sightings),
         "--spain-share",
         str(args.spain_share),
         "--seed",
@@ -330,8 +366,9 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]], skipped: lis
     for r in results:
         if "fill_s" in r:
             notes.append(
-                f"- {r['contender']}: {r['stored']:,} rows written; filling the sighting "
-                f"table beforehand (one sighting per address, not timed above) took "
+                f"- {r['contender']}: {r['stored']:,} rows written, one per distinct address "
+                f"of a sighting table of {r['sightings']:,} rows (every address at least "
+                f"once); loading that table beforehand (not timed above) took "
                 f"{r['fill_s']:.1f} s."
             )
     notes.append(
@@ -353,6 +390,12 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]], skipped: lis
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--addresses", type=int, default=200_000)
+    parser.add_argument(
+        "--sightings",
+        type=int,
+        default=10_000_000,
+        help="rows in the stores' sighting table, over all the addresses",
+    )
     parser.add_argument("--spain-share", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--batch", type=int, default=2_000, help="addresses per batch")
@@ -370,8 +413,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db-url", help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=list(CONTENDERS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.addresses < 1 or args.batch < 1:
-        parser.error("--addresses and --batch must be at least 1")
+    if args.addresses < 1 or args.batch < 1 or args.sightings < 0:
+        parser.error("--addresses and --batch must be at least 1, --sightings at least 0")
     if not 0 <= args.spain_share <= 1:
         parser.error("--spain-share must be between 0 and 1")
     args.contender_list = [c.strip() for c in args.contenders.split(",") if c.strip()]

@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -315,6 +315,27 @@ _COLUMNS = (
 
 def load(engine: Engine, w: Workload, lo: int, hi: int, *, bulk: bool) -> float:
     """Insert sightings lo..hi; `bulk` drops and remakes the sighting indexes."""
+    return bulk_insert(
+        engine, _COLUMNS, lambda start, end, sqlite: _rows(w, start, end, sqlite), lo, hi, bulk=bulk
+    )
+
+
+def bulk_insert(
+    engine: Engine,
+    columns: Sequence[str],
+    rows: Callable[[int, int, bool], Iterable[tuple[Any, ...]]],
+    lo: int,
+    hi: int,
+    *,
+    bulk: bool,
+) -> float:
+    """Insert sightings lo..hi, `rows(start, end, sqlite)` giving them in `columns` order.
+
+    The driver's fastest path (sqlite3 `executemany`, PostgreSQL `COPY`), in
+    chunks; `bulk` drops the sighting indexes first and makes them again after
+    (sorted index builds instead of millions of random B-tree inserts).
+    Returns the seconds taken.
+    """
     started = time.perf_counter()
     sqlite = engine.dialect.name == "sqlite"
     with engine.begin() as conn:
@@ -323,18 +344,17 @@ def load(engine: Engine, w: Workload, lo: int, hi: int, *, bulk: bool) -> float:
                 conn.execute(text(f"DROP INDEX {name}"))
         raw = conn.connection.driver_connection
         assert raw is not None
-        names = ", ".join(_COLUMNS)
+        names = ", ".join(columns)
         for start in range(lo, hi, LOAD_CHUNK):
             end = min(start + LOAD_CHUNK, hi)
             if sqlite:
-                marks = ", ".join("?" * len(_COLUMNS))
+                marks = ", ".join("?" * len(columns))
                 raw.executemany(
-                    f"INSERT INTO sighting ({names}) VALUES ({marks})",
-                    _rows(w, start, end, True),
+                    f"INSERT INTO sighting ({names}) VALUES ({marks})", rows(start, end, True)
                 )
             else:
                 with raw.cursor() as cur, cur.copy(f"COPY sighting ({names}) FROM STDIN") as cp:
-                    for row in _rows(w, start, end, False):
+                    for row in rows(start, end, False):
                         cp.write_row(row)
         if bulk:
             for name, cols in SIGHTING_INDEXES.items():

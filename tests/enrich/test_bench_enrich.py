@@ -21,7 +21,7 @@ def test_tiny_run_writes_its_section_and_keeps_the_rest(tmp_path: Path, geo_data
         "<!-- bench_enrich:start -->\nstale figures\n<!-- bench_enrich:end -->\n\n"
         "<!-- other:start -->\nanother benchmark\n<!-- other:end -->\n"
     )
-    args = ["--addresses", "1500", "--seed", "5", "--batch", "500"]
+    args = ["--addresses", "1500", "--sightings", "6000", "--seed", "5", "--batch", "500"]
     result = subprocess.run(
         [
             sys.executable,
@@ -42,7 +42,7 @@ def test_tiny_run_writes_its_section_and_keeps_the_rest(tmp_path: Path, geo_data
     assert [f["contender"] for f in figures] == ["maxminddb", "enricher", "sqlite"]
     assert len({f["found"] for f in figures}) == 1
     assert 0 < figures[0]["found"] <= 1500
-    assert figures[2]["stored"] == 1500
+    assert figures[2]["stored"] == 1500 and figures[2]["sightings"] == 6000
     # Half the addresses come from Spanish access networks.
     assert 600 <= figures[1]["in_municipality"] <= 900
     for f in figures:
@@ -59,10 +59,16 @@ def test_tiny_run_writes_its_section_and_keeps_the_rest(tmp_path: Path, geo_data
     assert "1,500 distinct synthetic IPv4 addresses from seed 5" in section
     assert "`es-atlas@0.6.0`" in section
     assert "x slower" in section
+    assert "a sighting table of 6,000 rows" in section
 
 
 def test_bad_arguments_are_refused() -> None:
-    for bad in (["--addresses", "0"], ["--spain-share", "2"], ["--contenders", "nope"]):
+    for bad in (
+        ["--addresses", "0"],
+        ["--sightings", "-1"],
+        ["--spain-share", "2"],
+        ["--contenders", "nope"],
+    ):
         done = subprocess.run(
             [sys.executable, str(SCRIPT), *bad, "--no-docs"],
             capture_output=True,
