@@ -149,6 +149,7 @@ def test_build_list_show_export_override(db: str, tmp_path: Path) -> None:
     assert table.returncode == 0, table.stderr
     assert "Madrid" in table.stdout and "Example AS64500" in table.stdout
     assert "Made-up places for tests" in table.stderr
+    assert "3 leads" in table.stderr and "overridden" not in table.stderr
 
     shown = atalaya(db, "leads", "show", "1", "--json")
     detail = json.loads(shown.stdout)
@@ -178,6 +179,8 @@ def test_build_list_show_export_override(db: str, tmp_path: Path) -> None:
     assert relisted[0]["id"] == 11 and relisted[0]["score"] == 95.0
     assert relisted[0]["computed_score"] == override["computed_score"]
     assert relisted[0]["override"]["reason"] == "same user as case 2026/17"
+    retable = atalaya(db, "leads", "list")
+    assert "95.0*" in retable.stdout and "* score overridden by an analyst" in retable.stderr
 
     geo = tmp_path / "leads.geojson"
     exported = atalaya(db, "leads", "export", "--format", "geojson", "--out", str(geo))

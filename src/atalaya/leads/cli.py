@@ -151,7 +151,7 @@ def list_command(
     ):
         table.add_column(name, justify="right" if name in ("score", "computed") else "left")
     attributions: set[str] = set()
-    count = 0
+    count = overridden = 0
     for r in records:
         place = ", ".join(x for x in (r["municipality_name"], r["province_name"]) if x)
         isp = r["isp"] or (f"AS{r['asn']}" if r["asn"] is not None else "")
@@ -170,11 +170,12 @@ def list_command(
         if r["attribution"]:
             attributions.add(r["attribution"])
         count += 1
+        overridden += bool(r["override"])
     out.print(table)
     err.print(
         f"{count} leads"
         + (" (--limit reached)" if count == limit else "")
-        + ("; * score overridden by an analyst" if count else "")
+        + ("; * score overridden by an analyst" if overridden else "")
     )
     for text in sorted(attributions):
         err.print(text)
