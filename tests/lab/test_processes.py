@@ -32,3 +32,24 @@ def test_leaves_alone_a_pid_that_is_something_else(sleeper: subprocess.Popen[byt
     assert sleeper.poll() is None
     assert processes.cmdline(sleeper.pid) == "sleep 30"
     assert processes.cmdline(-1) == ""
+
+
+def test_end_child_stops_a_child_and_kills_one_that_ignores_sigterm() -> None:
+    polite = subprocess.Popen(["sleep", "30"])
+    processes.end_child(polite, timeout=5.0)
+    assert polite.returncode == -15
+    stubborn = subprocess.Popen(
+        ["sh", "-c", "trap '' TERM; echo ready; exec sleep 30"], stdout=subprocess.PIPE
+    )
+    assert stubborn.stdout is not None and stubborn.stdout.readline() == b"ready\n"
+    processes.end_child(stubborn, timeout=0.2)
+    assert stubborn.returncode == -9
+    stubborn.stdout.close()
+
+
+def test_end_child_leaves_none_and_exited_children_alone() -> None:
+    processes.end_child(None, timeout=1.0)
+    done = subprocess.Popen(["true"])
+    done.wait(5.0)
+    processes.end_child(done, timeout=1.0)
+    assert done.returncode == 0

@@ -100,12 +100,7 @@ def up(
     try:
         manifest = _wait_ready(lab_dir, child, spec.start_timeout + 15.0)
     except BaseException:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.terminate()
-            child.wait(_STOP_TIMEOUT)
-        if child.poll() is None:
-            child.kill()
-            child.wait(_STOP_TIMEOUT)
+        processes.end_child(child, _STOP_TIMEOUT)
         raise
     err.print(f"lab ready in {manifest['startup_seconds']:.1f} s; stop it with 'atalaya lab down'")
     if json_output:

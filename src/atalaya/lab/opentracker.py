@@ -22,6 +22,7 @@ from typing import Self
 
 from atalaya.errors import AtalayaError
 from atalaya.lab.ports import free_port, is_loopback
+from atalaya.lab.processes import end_child
 
 WHITELIST_NAME = "whitelist.txt"
 _START_TIMEOUT = 10.0
@@ -92,14 +93,7 @@ class OpenTracker:
     def close(self) -> None:
         """Stop the process this object started; safe to call twice."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(_STOP_TIMEOUT)
+        end_child(process, _STOP_TIMEOUT)
 
     def __enter__(self) -> Self:
         self.start()

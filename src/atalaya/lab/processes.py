@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 _POLL_SECONDS = 0.05
 
@@ -59,3 +61,18 @@ def stop(pid: int, expect: str, timeout: float) -> bool:
         if wait_gone(pid, expect, timeout):
             return True
     return not is_running(pid, expect)
+
+
+def end_child(process: subprocess.Popen[Any] | None, timeout: float) -> None:
+    """Stop a child this process started: SIGTERM, then SIGKILL after `timeout`.
+
+    None, or a child that has already exited, is left as it is.
+    """
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)

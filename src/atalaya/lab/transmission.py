@@ -20,6 +20,7 @@ from typing import Any, Self
 
 from atalaya.errors import AtalayaError
 from atalaya.lab.ports import free_port, is_loopback
+from atalaya.lab.processes import end_child
 
 _START_TIMEOUT = 15.0
 _STOP_TIMEOUT = 5.0
@@ -122,14 +123,7 @@ class TransmissionPeer:
     def close(self) -> None:
         """Stop the daemon this object started; safe to call twice."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(_STOP_TIMEOUT)
+        end_child(process, _STOP_TIMEOUT)
 
     def __enter__(self) -> Self:
         self.start()
