@@ -55,7 +55,7 @@ from atalaya.networks.bittorrent.dht.ratelimit import RateLimit
 from atalaya.networks.bittorrent.metainfo import Metainfo, parse_torrent
 from atalaya.observe.bittorrent.dht_client import DhtClient
 from atalaya.observe.bittorrent.probe import ProbeTimeouts, probe_peer
-from benchdocs import ROOT, SHARED_MACHINE, add_docs_options, footer, markers, publish
+from benchdocs import ROOT, SHARED_MACHINE, add_docs_options, footer, markers, pick, publish
 
 START, END = markers("bench_dht")
 
@@ -1097,10 +1097,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--worker", choices=["lab"], help=argparse.SUPPRESS)
     add("--lab-lifetime", type=float, default=1800.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.part_list = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = set(args.part_list) - set(PARTS)
-    if unknown or not args.part_list:
-        parser.error(f"unknown parts {sorted(unknown)}: choose from {', '.join(PARTS)}")
+    args.part_list = pick(parser, args.parts, PARTS, "parts")
     octets = args.ip_prefix.split(".")
     if len(octets) != 2 or octets[0] != "127" or not octets[1].isdigit() or int(octets[1]) > 255:
         parser.error("--ip-prefix must be two octets in 127/8, e.g. 127.71")

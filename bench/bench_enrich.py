@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from benchdocs import ROOT, add_docs_options, footer, human_bytes, markers, publish, run_child
+from benchdocs import ROOT, add_docs_options, footer, human_bytes, markers, pick, publish, run_child
 
 START, END = markers("bench_enrich")
 
@@ -417,10 +417,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--addresses and --batch must be at least 1, --sightings at least 0")
     if not 0 <= args.spain_share <= 1:
         parser.error("--spain-share must be between 0 and 1")
-    args.contender_list = [c.strip() for c in args.contenders.split(",") if c.strip()]
-    unknown = set(args.contender_list) - set(CONTENDERS)
-    if unknown or not args.contender_list:
-        parser.error(f"unknown contenders {sorted(unknown)}: choose from {', '.join(CONTENDERS)}")
+    args.contender_list = pick(parser, args.contenders, CONTENDERS, "contenders")
     return args
 
 

@@ -48,7 +48,7 @@ import sqlalchemy
 from numpy.typing import NDArray
 from sqlalchemy import Engine, func, select, text
 
-from benchdocs import ROOT, add_docs_options, footer, human_bytes, markers, publish, run_child
+from benchdocs import ROOT, add_docs_options, footer, human_bytes, markers, pick, publish, run_child
 
 sys.path.insert(0, str(ROOT))  # tests.support.postgres: the tests' throw-away server
 
@@ -597,10 +597,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--sightings must be at least 10 and --addresses at least {CGNAT_POOL * 2}")
     if not 0 < args.increment < 1:
         parser.error("--increment must be between 0 and 1")
-    args.engine_list = [e.strip() for e in args.engines.split(",") if e.strip()]
-    unknown = set(args.engine_list) - set(ENGINES)
-    if unknown or not args.engine_list:
-        parser.error(f"unknown engines {sorted(unknown)}: choose from {', '.join(ENGINES)}")
+    args.engine_list = pick(parser, args.engines, ENGINES, "engines")
     return args
 
 

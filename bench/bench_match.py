@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from atalaya.hashsets.index import MatchIndex
-from benchdocs import add_docs_options, footer, human_bytes, markers, publish, run_child
+from benchdocs import add_docs_options, footer, human_bytes, markers, pick, publish, run_child
 
 START, END = markers("bench_match")
 
@@ -274,10 +274,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--references, --queries and --batch must be at least 1")
     if not 0 <= args.hit_rate <= 1:
         parser.error("--hit-rate must be between 0 and 1")
-    args.contender_list = [c.strip() for c in args.contenders.split(",") if c.strip()]
-    unknown = set(args.contender_list) - set(CONTENDERS)
-    if unknown or not args.contender_list:
-        parser.error(f"unknown contenders {sorted(unknown)}: choose from {', '.join(CONTENDERS)}")
+    args.contender_list = pick(parser, args.contenders, CONTENDERS, "contenders")
     return args
 
 

@@ -58,7 +58,7 @@ from atalaya.web.app import create_app  # noqa: E402
 from atalaya.web.filters import Filters  # noqa: E402
 from atalaya.web.selection import select_leads  # noqa: E402
 from atalaya.web.settings import WebSettings  # noqa: E402
-from benchdocs import DEFAULT_DOCS, footer, human_bytes, markers, run_child, update_docs  # noqa: E402
+from benchdocs import DEFAULT_DOCS, footer, human_bytes, markers, pick, run_child, update_docs  # noqa: E402
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette's note about its HTTP client
@@ -323,10 +323,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         )
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    args.engine_list = [e.strip() for e in args.engines.split(",") if e.strip()]
-    unknown = set(args.engine_list) - set(gen.ENGINES)
-    if unknown or not args.engine_list:
-        parser.error(f"unknown engines {sorted(unknown)}: choose from {', '.join(gen.ENGINES)}")
+    args.engine_list = pick(parser, args.engines, gen.ENGINES, "engines")
     return args
 
 

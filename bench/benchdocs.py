@@ -24,7 +24,7 @@ import shlex
 import stat
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,18 @@ to refresh a section; the other sections are left as they are.
 SHARED_MACHINE = "shared with other work while it ran, so timings are indicative."
 
 _SECTION = re.compile(r"(<!-- ([\w.-]+):start -->)\n(?:.*\n)?(<!-- \2:end -->)\n?", re.DOTALL)
+
+
+def pick(
+    parser: argparse.ArgumentParser, value: str, allowed: Iterable[str], what: str
+) -> list[str]:
+    """The comma-separated names in `value`, each one of `allowed`; else the parser's error."""
+    choices = list(allowed)
+    chosen = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = set(chosen) - set(choices)
+    if unknown or not chosen:
+        parser.error(f"unknown {what} {sorted(unknown)}: choose from {', '.join(choices)}")
+    return chosen
 
 
 def run_child(cmd: list[str], what: str) -> dict[str, Any]:

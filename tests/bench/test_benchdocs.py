@@ -160,3 +160,12 @@ def test_run_child_reads_the_last_json_line_and_the_childs_own_peak_memory() -> 
 def test_run_child_that_fails_stops_the_benchmark_naming_it() -> None:
     with pytest.raises(SystemExit, match="engine sqlite failed with exit status 3"):
         benchdocs.run_child([sys.executable, "-c", "raise SystemExit(3)"], "engine sqlite")
+
+
+def test_pick_keeps_the_order_given_and_refuses_unknown_or_empty_lists() -> None:
+    parser = argparse.ArgumentParser(prog="bench")
+    assert benchdocs.pick(parser, " b, a ,", ("a", "b", "c"), "engines") == ["b", "a"]
+    for bad in ("a,d", " , "):
+        with pytest.raises(SystemExit) as stopped:
+            benchdocs.pick(parser, bad, ("a", "b", "c"), "engines")
+        assert stopped.value.code == 2
