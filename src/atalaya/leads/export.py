@@ -78,20 +78,24 @@ def write_csv(records: Iterable[dict[str, Any]], stream: IO[str]) -> int:
     return count
 
 
+def geojson_feature(record: dict[str, Any]) -> dict[str, Any]:
+    """One lead as a GeoJSON Feature: a Point at its place (else null), the rest as properties."""
+    geometry = None
+    if record["lat"] is not None and record["lon"] is not None:
+        geometry = {"type": "Point", "coordinates": [record["lon"], record["lat"]]}
+    properties = {k: v for k, v in record.items() if k not in ("lat", "lon")}
+    return {"type": "Feature", "id": record["id"], "geometry": geometry, "properties": properties}
+
+
 def write_geojson(records: Iterable[dict[str, Any]], stream: IO[str]) -> int:
     """A FeatureCollection (RFC 7946), one Point per lead; no place, null geometry."""
     stream.write('{"type": "FeatureCollection", "features": [')
     count = 0
     attributions: set[str] = set()
     for record in records:
-        properties = {k: v for k, v in record.items() if k not in ("lat", "lon")}
-        geometry = None
-        if record["lat"] is not None and record["lon"] is not None:
-            geometry = {"type": "Point", "coordinates": [record["lon"], record["lat"]]}
         if record.get("attribution"):
             attributions.add(record["attribution"])
-        feature = {"type": "Feature", "id": record["id"], "geometry": geometry}
-        feature["properties"] = properties
+        feature = geojson_feature(record)
         stream.write(("," if count else "") + "\n" + json.dumps(feature, ensure_ascii=False))
         count += 1
     # A foreign member (RFC 7946 section 6.1): whose location data this is.

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from atalaya.leads.export import geojson_feature
 from atalaya.web.selection import LeadRow
 
 
@@ -93,11 +94,5 @@ def csv_lines(records: Sequence[dict[str, Any]]) -> Iterator[str]:
 def geojson_parts(records: Sequence[dict[str, Any]], attributions: list[str]) -> Iterator[str]:
     yield '{"type": "FeatureCollection", "features": ['
     for i, record in enumerate(records):
-        geometry = None
-        if record["lat"] is not None and record["lon"] is not None:
-            geometry = {"type": "Point", "coordinates": [record["lon"], record["lat"]]}
-        properties = {k: v for k, v in record.items() if k not in ("lat", "lon")}
-        feature = {"type": "Feature", "id": record["id"], "geometry": geometry}
-        feature["properties"] = properties
-        yield ("," if i else "") + "\n" + json.dumps(feature, ensure_ascii=False)
+        yield ("," if i else "") + "\n" + json.dumps(geojson_feature(record), ensure_ascii=False)
     yield "\n], " + json.dumps({"attribution": attributions})[1:] + "\n"
