@@ -228,18 +228,8 @@ def bulk_insert(
 
 # --- presences -------------------------------------------------------------------
 
-PRESENCE_COLUMNS = (
-    "id",
-    "lead_id",
-    "ip",
-    "port",
-    "first_seen",
-    "last_seen",
-    "sightings",
-    "opened_by",
-    "days",
-    "client",
-    "ports",
+# The address facts (IpFacts, in field order) a presence and a lead both carry.
+FACT_COLUMNS = (
     "country",
     "province_code",
     "province_name",
@@ -253,6 +243,20 @@ PRESENCE_COLUMNS = (
     "time_zone",
     "flags",
     "facts_version",
+)
+PRESENCE_COLUMNS = (
+    "id",
+    "lead_id",
+    "ip",
+    "port",
+    "first_seen",
+    "last_seen",
+    "sightings",
+    "opened_by",
+    "days",
+    "client",
+    "ports",
+    *FACT_COLUMNS,
     "block",
 )
 ITEM_COLUMNS = (
@@ -414,19 +418,7 @@ LEAD_COLUMNS = (
     "networks",
     "ip",
     "client",
-    "country",
-    "province_code",
-    "province_name",
-    "municipality_code",
-    "municipality_name",
-    "lat",
-    "lon",
-    "accuracy_km",
-    "asn",
-    "isp",
-    "time_zone",
-    "flags",
-    "facts_version",
+    *FACT_COLUMNS,
     "score",
     "weights_version",
     "scored_at",
