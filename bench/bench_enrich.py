@@ -213,7 +213,6 @@ def fill_sightings(engine: Any, ips: list[str], sightings: int, seed: int) -> fl
     addresses of a table of the benchmark's size. Loaded with bench_leads'
     bulk path (indexes dropped and made again).
     """
-    sys.path.insert(0, str(ROOT / "bench"))
     from bench_leads import bulk_insert  # noqa: PLC0415
 
     rng = np.random.default_rng(seed)
