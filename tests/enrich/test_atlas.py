@@ -5,11 +5,6 @@ from pathlib import Path
 import pytest
 
 from atalaya.enrich.atlas import (
-    FLAG_COUNTRY_BORDER,
-    FLAG_MUNICIPALITY_BORDER,
-    FLAG_OFFSHORE,
-    FLAG_PROVINCE_BORDER,
-    FLAG_UNPLACED,
     AtlasError,
     Jurisdictions,
     Place,
@@ -17,6 +12,13 @@ from atalaya.enrich.atlas import (
     haversine_km,
     municipality_areas,
     province_areas,
+)
+from atalaya.enrich.record import (
+    FLAG_COUNTRY_BORDER,
+    FLAG_MUNICIPALITY_BORDER,
+    FLAG_OFFSHORE,
+    FLAG_PROVINCE_BORDER,
+    FLAG_UNPLACED,
 )
 from atalaya.enrich.topojson import decode
 from tests.enrich.borders import border_point

@@ -34,6 +34,13 @@ import shapely
 import shapely.ops
 from numpy.typing import NDArray
 
+from atalaya.enrich.record import (
+    FLAG_COUNTRY_BORDER,
+    FLAG_MUNICIPALITY_BORDER,
+    FLAG_OFFSHORE,
+    FLAG_PROVINCE_BORDER,
+    FLAG_UNPLACED,
+)
 from atalaya.enrich.topojson import Geometry, Topology, members
 
 SPAIN = "ES"
@@ -43,12 +50,6 @@ _NOT_SPAIN_PROVINCES = {"54": "GI"}
 DEFAULT_COAST_KM = 5.0
 _EARTH_RADIUS_KM = 6371.0088
 _KM_PER_DEGREE = math.pi * _EARTH_RADIUS_KM / 180.0
-
-FLAG_PROVINCE_BORDER = "province_border"
-FLAG_MUNICIPALITY_BORDER = "municipality_border"
-FLAG_COUNTRY_BORDER = "country_border"
-FLAG_OFFSHORE = "offshore"
-FLAG_UNPLACED = "unplaced"
 
 
 class AtlasError(ValueError):

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from atalaya.console import err, out, print_json, progress, store_engine
-from atalaya.enrich.enricher import Enricher
 from atalaya.enrich.record import Enrichment
 from atalaya.enrich.settings import (
     ASN_ENV,
@@ -38,6 +37,9 @@ from atalaya.enrich.store import (
 )
 from atalaya.enrich.timezones import local_time
 from atalaya.errors import AtalayaError
+
+if TYPE_CHECKING:
+    from atalaya.enrich.enricher import Enricher
 
 app = typer.Typer(help="Enrichment: place, ISP, jurisdiction and time zone of sighting addresses.")
 _SETTINGS_KEY = "atalaya.enrich.settings"
@@ -126,7 +128,7 @@ def enrich(
     engine = store_engine(ctx)
     if err.is_terminal:
         err.print("loading enrichment data…")
-    with Enricher.open(settings) as enricher, progress(disable=not err.is_terminal) as bar:
+    with _open_enricher(settings) as enricher, progress(disable=not err.is_terminal) as bar:
         task = bar.add_task("enriching addresses", total=None)
         report = enrich_pending(
             engine,
@@ -175,7 +177,7 @@ def lookup(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
 ) -> None:
     """Enrich addresses now, without the store: what the current data says."""
-    with Enricher.open(_settings(ctx)) as enricher:
+    with _open_enricher(_settings(ctx)) as enricher:
         items = enricher.enrich_many(ips)
         attribution = enricher.attribution
     for item in items:
@@ -197,6 +199,14 @@ def lookup(
         )
     if not as_json:
         out.print(attribution, markup=False)
+
+
+def _open_enricher(settings: EnrichSettings) -> Enricher:
+    # Imported here: the enricher brings shapely and the atlas code, which only
+    # the commands that enrich need, not every `atalaya` start.
+    from atalaya.enrich.enricher import Enricher  # noqa: PLC0415
+
+    return Enricher.open(settings)
 
 
 def _times(value: datetime, zone: str | None) -> dict[str, str | None]:

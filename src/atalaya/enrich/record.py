@@ -6,14 +6,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from atalaya.enrich.atlas import (
-    FLAG_COUNTRY_BORDER,
-    FLAG_MUNICIPALITY_BORDER,
-    FLAG_OFFSHORE,
-    FLAG_PROVINCE_BORDER,
-    FLAG_UNPLACED,
-)
-
+# Where the atlases put a point (atalaya.enrich.atlas sets these).
+FLAG_PROVINCE_BORDER = "province_border"
+FLAG_MUNICIPALITY_BORDER = "municipality_border"
+FLAG_COUNTRY_BORDER = "country_border"
+FLAG_OFFSHORE = "offshore"
+FLAG_UNPLACED = "unplaced"
 FLAG_NOT_FOUND = "not_found"  # no location database knows the address
 FLAG_RESERVED = "reserved"  # not a global address, and no database places it
 FLAG_NO_COORDINATES = "no_coordinates"  # a country but no point: no jurisdiction below it

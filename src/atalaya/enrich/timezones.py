@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from importlib import metadata
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from timezonefinder import TimezoneFinder
+if TYPE_CHECKING:
+    from timezonefinder import TimezoneFinder
 
 
 class PlaceTimeZones:
@@ -17,6 +19,10 @@ class PlaceTimeZones:
 
     def at(self, latitude: float, longitude: float) -> str | None:
         if self._finder is None:
+            # Imported here: timezonefinder (and h3) load only when a point is
+            # placed, not with every command that shows a local time.
+            from timezonefinder import TimezoneFinder  # noqa: PLC0415
+
             self._finder = TimezoneFinder(in_memory=True)
         name = self._finder.timezone_at(lat=latitude, lng=longitude)
         return name if isinstance(name, str) else None

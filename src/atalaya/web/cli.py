@@ -6,10 +6,8 @@ import ipaddress
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from atalaya.console import err, store_engine
-from atalaya.web.app import create_app
 from atalaya.web.settings import TILE_ATTRIBUTION_ENV, TILE_URL_ENV, WebSettings
 
 
@@ -43,6 +41,12 @@ def serve_command(
     ] = False,
 ) -> None:
     """Serve the map, the leads and the audit log over HTTP (sign in with `atalaya users`)."""
+    # Imported here: the server and the application's modules load for `serve`,
+    # not with every `atalaya` command.
+    import uvicorn  # noqa: PLC0415
+
+    from atalaya.web.app import create_app  # noqa: PLC0415
+
     engine = store_engine(ctx)
     settings = WebSettings.load(
         tile_url=tile_url, tile_attribution=tile_attribution, secure_cookies=secure_cookies
