@@ -21,9 +21,10 @@ from sqlalchemy import Connection, Engine, delete, func, select, update
 from atalaya.accounts.passwords import burn_verification, hasher, needs_rehash, verify_password
 from atalaya.accounts.policy import DEFAULT_POLICY, AccountPolicy
 from atalaya.accounts.users import User, parse_username, user_from_row
-from atalaya.audit.log import Action, Actor, Outcome, lock_chain, record, utc
+from atalaya.audit.log import Action, Actor, Outcome, lock_chain, record
 from atalaya.errors import AtalayaError
 from atalaya.store.tables import app_user, login_attempt, unit, user_session
+from atalaya.store.times import utc
 
 TOKEN_BYTES = 32
 MAX_TOKEN_LENGTH = 200

@@ -10,9 +10,9 @@ from datetime import datetime
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
-from atalaya.audit.log import utc
 from atalaya.errors import AtalayaError
 from atalaya.store.tables import unit, unit_province
+from atalaya.store.times import utc
 
 _PROVINCE = re.compile(r"[0-9A-Z]{1,10}")
 

@@ -13,9 +13,10 @@ from atalaya.accounts.passwords import hash_password
 from atalaya.accounts.policy import DEFAULT_POLICY, AccountPolicy
 from atalaya.accounts.roles import Role, parse_role
 from atalaya.accounts.units import get_unit
-from atalaya.audit.log import Actor, utc
+from atalaya.audit.log import Actor
 from atalaya.errors import AtalayaError
 from atalaya.store.tables import app_user, unit, user_session
+from atalaya.store.times import utc
 
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._@-]{0,99}")
 

@@ -16,9 +16,9 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Connection, and_, delete, literal, or_, select, union_all
 from sqlalchemy.exc import IntegrityError
 
-from atalaya.audit.log import utc
 from atalaya.errors import AtalayaError
 from atalaya.store.tables import lead, lead_claim, unit, unit_province
+from atalaya.store.times import utc
 
 CHUNK = 500
 

@@ -27,6 +27,7 @@ from atalaya.audit.encoding import (
 )
 from atalaya.errors import AtalayaError
 from atalaya.store.tables import audit_head, audit_record
+from atalaya.store.times import utc
 
 # The role allowed to read the log; atalaya.accounts.roles uses this value.
 AUDITOR_ROLE = "auditor"
@@ -100,11 +101,6 @@ def local_details() -> dict[str, Any]:
     except (OSError, KeyError):
         os_user = None
     return {"via": "cli", "os_user": os_user}
-
-
-def utc(value: datetime) -> datetime:
-    """A database time as aware UTC (SQLite hands back naive values, which are UTC)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def lock_chain(conn: Connection) -> tuple[int, str]:
@@ -367,5 +363,4 @@ __all__ = [
     "read_audit",
     "read_records",
     "record",
-    "utc",
 ]

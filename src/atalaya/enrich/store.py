@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, and_, delete, exists, func, insert, s
 
 from atalaya.enrich.record import Enrichment
 from atalaya.store.tables import enrichment, enrichment_data, sighting
+from atalaya.store.times import utc
 
 DEFAULT_BATCH = 2_000
 # Addresses per `IN (…)`: under SQLite's and psycopg's parameter limits.
@@ -97,9 +98,7 @@ def _row(item: Enrichment) -> dict[str, Any]:
 
 def _from_row(row: Any) -> Enrichment:
     values = row._mapping
-    computed_at = values["computed_at"]
-    if computed_at.tzinfo is None:  # SQLite hands back naive UTC
-        computed_at = computed_at.replace(tzinfo=UTC)
+    computed_at = utc(values["computed_at"])
     flags = values["flags"] or []
     return Enrichment(
         ip=values["ip"],
@@ -266,10 +265,6 @@ class Referral:
     last_seen: datetime
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def referrals(conn: Connection, *, home_country: str, data_version: str) -> list[Referral]:
     """Per country other than `home_country`: addresses, sightings, first and last seen."""
     abroad = (enrichment.c.country != home_country) | enrichment.c.country.is_(None)
@@ -286,7 +281,7 @@ def referrals(conn: Connection, *, home_country: str, data_version: str) -> list
         .group_by(enrichment.c.country)
     )
     out = [
-        Referral(country, int(addresses), int(count), _aware(first), _aware(last))
+        Referral(country, int(addresses), int(count), utc(first), utc(last))
         for country, addresses, count, first, last in conn.execute(query)
     ]
     return sorted(out, key=lambda r: (-r.sightings, r.country or "~"))
@@ -321,7 +316,7 @@ def referral_addresses(
     counted = conn.execute(query).all()
     items = enrichment_for_ips(conn, [r.ip for r in counted], data_version=data_version)
     return [
-        ReferralAddress(items[r.ip], int(r.n), _aware(r.first), _aware(r.last))
+        ReferralAddress(items[r.ip], int(r.n), utc(r.first), utc(r.last))
         for r in counted
         if r.ip in items
     ]

@@ -46,6 +46,7 @@ from atalaya.hashsets.formats import (
     open_reader,
 )
 from atalaya.store.tables import hash_set, reference_file, reference_hash
+from atalaya.store.times import utc
 
 BATCH_RECORDS: Final = 10_000
 REPORTED_REJECTIONS: Final = 20
@@ -477,11 +478,6 @@ def list_hash_sets(engine: Engine) -> list[HashSetInfo]:
     return [_info(row) for row in rows]
 
 
-def _as_utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; they were written in UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def _info(row: Any) -> HashSetInfo:
     return HashSetInfo(
         name=row.name,
@@ -490,8 +486,8 @@ def _info(row: Any) -> HashSetInfo:
         version=row.version,
         files=int(row.file_count),
         hashes=int(row.hash_count),
-        imported_at=_as_utc(row.imported_at),
-        updated_at=_as_utc(row.updated_at),
+        imported_at=utc(row.imported_at),
+        updated_at=utc(row.updated_at),
         file_sha256=row.file_sha256,
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, or_, select
@@ -24,6 +24,7 @@ from atalaya.store.tables import (
     lead_override,
     lead_presence,
 )
+from atalaya.store.times import utc
 
 MAX_REASON = 2_000
 MAX_ANALYST = 200
@@ -41,9 +42,7 @@ class LeadFilter:
 def iso(value: datetime | None) -> str | None:
     if value is None:
         return None
-    if value.tzinfo is None:  # SQLite gives naive UTC back
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+    return utc(value).isoformat(timespec="microseconds")
 
 
 def _latest_override() -> Any:

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, insert, select
 from atalaya import __version__
 from atalaya.hashsets.categories import Category
 from atalaya.store.tables import sighting
+from atalaya.store.times import utc
 
 OBSERVER = f"atalaya/{__version__}"
 
@@ -130,10 +131,7 @@ def iter_export_rows(
     with engine.connect() as conn:
         for row in conn.execution_options(yield_per=1000).execute(query):
             record = dict(row._mapping)
-            seen = record["seen_at"]
-            if seen.tzinfo is None:  # SQLite hands back naive values; they are UTC
-                seen = seen.replace(tzinfo=UTC)
-            record["seen_at"] = seen.astimezone(UTC).isoformat(timespec="microseconds")
+            record["seen_at"] = utc(record["seen_at"]).isoformat(timespec="microseconds")
             if record["category"] is not None:
                 record["category"] = Category(record["category"]).name.lower()
             yield record

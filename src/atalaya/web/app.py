@@ -73,6 +73,7 @@ from atalaya.errors import AtalayaError
 from atalaya.hashsets.categories import Category
 from atalaya.leads.query import override_score
 from atalaya.store.tables import lead
+from atalaya.store.times import utc
 from atalaya.web.charts import chart_data
 from atalaya.web.dossier import gather, local_time
 from atalaya.web.export import csv_lines, geojson_parts, row_record
@@ -115,8 +116,7 @@ def _safe_next(target: str | None) -> str:
 def _utc_text(value: datetime | None) -> str:
     if value is None:
         return ""
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return utc(value).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def json_for_html(value: Any) -> str:

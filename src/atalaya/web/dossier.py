@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,6 +26,7 @@ from atalaya.store.tables import (
     lead_presence_peer,
     sighting,
 )
+from atalaya.store.times import utc
 from atalaya.web.presences import BATCH, in_presences, presence_of, utc_day
 
 TIMELINE_LIMIT = 500
@@ -91,16 +92,12 @@ def _zone(name: str | None) -> ZoneInfo | None:
         return None
 
 
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def local_time(at: datetime, zone_name: str | None) -> str:
     """The instant in the place's zone, with its offset and abbreviation."""
     zone = _zone(zone_name)
     if zone is None:
         return "(time zone unknown)"
-    local = _aware(at).astimezone(zone)
+    local = utc(at).astimezone(zone)
     return local.strftime("%Y-%m-%d %H:%M:%S ") + (local.tzname() or "") + local.strftime(" (%z)")
 
 
@@ -139,7 +136,7 @@ def _timeline(conn: Connection, presences: Sequence[Any], dossier: Dossier) -> N
         ).mappings()
         for s in rows:
             zone = zones.get(s["presence_id"])
-            seen = _aware(s["seen_at"])
+            seen = utc(s["seen_at"])
             entries.append(
                 TimelineEntry(
                     id=s["id"],

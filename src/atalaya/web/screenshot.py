@@ -29,6 +29,7 @@ from atalaya.errors import AtalayaError
 from atalaya.store import create_store_engine
 from atalaya.store.migrate import current_revision, head_revision
 from atalaya.store.tables import lead
+from atalaya.store.times import utc
 from atalaya.web.app import create_app
 from atalaya.web.live import serving
 from atalaya.web.settings import WebSettings
@@ -55,7 +56,7 @@ def _window(engine: Engine) -> tuple[date, date]:
         latest = conn.scalar(select(func.max(lead.c.last_seen)))
     if latest is None:
         raise AtalayaError("the store has no leads: run 'atalaya enrich' and 'atalaya leads build'")
-    end = (latest.replace(tzinfo=UTC) if latest.tzinfo is None else latest).date()
+    end = utc(latest).date()
     return end - timedelta(days=6), end
 
 

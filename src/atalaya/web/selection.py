@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -31,6 +31,7 @@ from sqlalchemy import (
 
 from atalaya.hashsets.categories import Category
 from atalaya.store.tables import lead, lead_override
+from atalaya.store.times import utc
 from atalaya.web.filters import DEFAULT_DAYS, Filters
 
 PAGE_SIZE = 100
@@ -92,10 +93,6 @@ class Page:
     number: int
     pages: int
     total: int
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def score_in_force() -> tuple[ColumnElement[Any], Any]:
@@ -250,8 +247,8 @@ def lead_rows(conn: Connection, ids: Sequence[int]) -> list[LeadRow]:
                 score=float(r[1]),
                 computed_score=float(r[2]),
                 overridden=bool(r[3]),
-                first_seen=_aware(r[4]),
-                last_seen=_aware(r[5]),
+                first_seen=utc(r[4]),
+                last_seen=utc(r[5]),
                 sightings=r[6],
                 known_files=r[7],
                 verified_items=r[8],
