@@ -82,7 +82,9 @@ def _prepare(work: Path) -> None:
 
 def _watch_args(manifest: dict[str, Any], duration: float) -> list[str]:
     tracker = manifest["tracker"]
-    args = ["watch", "bittorrent", "--tracker", tracker["announce_url"]]
+    # The lab lives on loopback: fence the run in, as an operator testing would.
+    args = ["watch", "bittorrent", "--allow-network", "127.0.0.0/8"]
+    args += ["--tracker", tracker["announce_url"]]
     args += ["--tracker", tracker["udp_url"]]
     for node in manifest["dht_nodes"][:2]:
         args += ["--dht-bootstrap", f"{node['ip']}:{node['port']}"]

@@ -93,7 +93,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     with LabNetwork(spec, lab_dir) as network:
         write_outputs(network)
         assert network.tracker is not None
-        args = ["--bind", OBSERVER_IP, "--tracker", network.tracker.announce_url]
+        args = ["--bind", OBSERVER_IP, "--allow-network", "127.0.0.0/8"]
+        args += ["--tracker", network.tracker.announce_url]
         for peer in network.peers.values():
             args += ["--dht-bootstrap", f"{peer.ip}:{peer.port}"]
         seed1 = network.peers["seed-1"]

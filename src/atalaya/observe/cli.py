@@ -21,6 +21,7 @@ from atalaya.errors import AtalayaError
 from atalaya.hashsets.algorithms import BTV1_PIECE_SIZES, BTV1_PREFIX, BTV2_ROOT
 from atalaya.hashsets.index import MatchIndex
 from atalaya.networks.bittorrent.magnet import MagnetError, parse_magnet
+from atalaya.observe.bittorrent.fence import parse_fence
 from atalaya.observe.bittorrent.observer import BittorrentObserver, ObserverConfig, ObserverStats
 from atalaya.observe.sightings import iter_export_rows, write_csv, write_jsonl
 from atalaya.observe.watchlist import load_targets
@@ -131,6 +132,13 @@ def watch_bittorrent(
     interval: Annotated[
         float, typer.Option("--interval", min=1.0, help="Seconds between lookups of a target.")
     ] = 30.0,
+    allow_network: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-network",
+            help="Talk only to addresses in this CIDR range (repeatable); default: any peer.",
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Watch every infohash on the watch list: find peers, prove possession, record sightings."""
@@ -142,6 +150,7 @@ def watch_bittorrent(
             "the watch list is empty: import a hash set with infohashes, pass --infohash, "
             "or use --discover"
         )
+    fence = parse_fence(allow_network)
     bootstrap = tuple(_parse_hostport(b) for b in dht_bootstrap or [])
     index = None
     if discover:
@@ -152,6 +161,7 @@ def watch_bittorrent(
     config = ObserverConfig(
         bind_ip=bind,
         dht_bootstrap=bootstrap,
+        allowed_networks=tuple(str(n) for n in fence) if fence is not None else None,
         trackers=tuple(tracker or []),
         use_dht=True,
         discover=discover,

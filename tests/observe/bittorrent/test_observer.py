@@ -60,6 +60,7 @@ pytestmark = pytest.mark.lab
 
 PREFIX = "127.93.0"
 OBSERVER_IP = f"{PREFIX}.200"
+LOOPBACK = ("127.0.0.0/8",)  # the lab lives here; the run is fenced in like a lab run
 DHT_LIAR_IP = f"{PREFIX}.150"
 TRACKER_LIAR_IP = f"{PREFIX}.151"
 HOSTILE_BEHAVIOURS: tuple[Behaviour, ...] = (
@@ -306,6 +307,7 @@ def dht_run(lab: Lab, store: Engine) -> Run:
     )
     config = ObserverConfig(
         bind_ip=OBSERVER_IP,
+        allowed_networks=LOOPBACK,
         dht_bootstrap=lab.dht_nodes,
         trackers=(),
         discover=True,
@@ -354,6 +356,7 @@ def tracker_run(lab: Lab, store: Engine, dht_run: Run) -> Run:
     targets = load_targets(store)
     config = ObserverConfig(
         bind_ip=OBSERVER_IP,
+        allowed_networks=LOOPBACK,
         trackers=(lab.tracker_url,),
         use_dht=False,
         pieces_to_verify=PIECES,
@@ -662,6 +665,7 @@ def test_run_stops_at_its_duration_mid_probe(lab: Lab, tmp_path: Path) -> None:
     ih = lab.torrent("lab-watched-v1").hashes.v1
     config = ObserverConfig(
         bind_ip=f"{PREFIX}.201",
+        allowed_networks=LOOPBACK,
         trackers=(lab.tracker_url,),
         use_dht=False,
         pieces_to_verify=PIECES,

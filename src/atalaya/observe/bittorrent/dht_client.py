@@ -16,8 +16,8 @@ so each (source, remote) pair stays at the per-IP rate. Answers to a node's
 queries leave from the socket its query reached.
 
 Every wait is bounded: lookups by their `timeout`, the engine by its own
-deadlines. By default the client talks to 127.0.0.0/8 only; pass
-`allowed_networks=None` for the public DHT.
+deadlines. By default the client talks to any address; a lab or a test
+fences it in with `allowed_networks` (e.g. `LOOPBACK_ONLY`).
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class DhtClient:
         pool: Sequence[str] = (),
         config: NodeConfig | None = None,
         rng: random.Random | None = None,
-        allowed_networks: tuple[str, ...] | None = LOOPBACK_ONLY,
+        allowed_networks: tuple[str, ...] | None = None,
     ) -> None:
         self._bind: Address = (bind, 0) if isinstance(bind, str) else (bind[0], bind[1])
         self._pool = tuple(pool)

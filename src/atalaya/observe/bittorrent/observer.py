@@ -30,6 +30,7 @@ from atalaya.networks.bittorrent.metainfo import Metainfo, MetainfoError, parse_
 from atalaya.networks.bittorrent.peerwire import make_peer_id
 from atalaya.observe.bittorrent.dht_client import DhtClient
 from atalaya.observe.bittorrent.discovery import match_metainfo
+from atalaya.observe.bittorrent.fence import fence_admits, parse_fence
 from atalaya.observe.bittorrent.probe import ProbeResult, ProbeTimeouts, probe_peer
 from atalaya.observe.bittorrent.tracker_client import TrackerError, announce
 from atalaya.observe.clock import clock_offset_s
@@ -53,6 +54,8 @@ MAX_AWAITING_METADATA = 1_000
 class ObserverConfig:
     bind_ip: str = "127.0.0.1"
     dht_bootstrap: tuple[Address, ...] = ()
+    # CIDR ranges the run may talk to; None: any address that can be a peer.
+    allowed_networks: tuple[str, ...] | None = None
     trackers: tuple[str, ...] = ()
     use_dht: bool = True
     discover: bool = False
@@ -129,6 +132,8 @@ class BittorrentObserver:
         # (tracker URL, infohash) -> `left` announced, to say "stopped" at the end.
         self._announced: dict[tuple[str, bytes], int] = {}
         self._clock_offset = clock_offset_s()
+        self._own_ips = {config.bind_ip}
+        self._fence = parse_fence(config.allowed_networks)
         for target in targets:
             self._add_target(target)
 
@@ -143,7 +148,11 @@ class BittorrentObserver:
         writer = asyncio.create_task(self._write_loop(), name="sighting-writer")
         try:
             if self.config.use_dht:
-                self._dht = DhtClient(bind=self.config.bind_ip, bootstrap=self.config.dht_bootstrap)
+                self._dht = DhtClient(
+                    bind=self.config.bind_ip,
+                    bootstrap=self.config.dht_bootstrap,
+                    allowed_networks=self.config.allowed_networks,
+                )
                 await self._dht.start()
                 # In the background: dead nodes can hold a bootstrap up for its whole
                 # timeout, which must count against `duration` and yield to `stop`.
@@ -262,12 +271,22 @@ class BittorrentObserver:
         key = (job.target.infohash, job.ip, job.port)
         if key in self._seen or len(self._seen) >= MAX_SEEN_PEERS:
             return
-        if job.ip == self.config.bind_ip:
-            return  # ourselves, as trackers and PEX may echo us
+        if not self._may_contact(job.ip, job.port):
+            return
         self._seen.add(key)
         self.stats.peers_found += 1
         self._update()
         await self._jobs.put(job)
+
+    def _may_contact(self, ip: str, port: int) -> bool:
+        """Whether a reported peer is someone else, inside the run's fence.
+
+        Ourselves is our address *and* the port we announce: a peer sharing
+        our public address (the same NAT, a shared host) is still a peer.
+        """
+        if port == self.config.announce_port and ip in self._own_ips:
+            return False  # ourselves, as trackers and PEX may echo us
+        return fence_admits(self._fence, ip)
 
     # --- probing ------------------------------------------------------------
 
