@@ -62,6 +62,7 @@ class Lab:
     expected: dict[tuple[str, str, int], tuple[str, str, int]]
     leecher_ip: str
     unwatched_ip: str
+    dht_nodes: list[tuple[str, int]]
 
 
 def atalaya(lab: Lab, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -93,7 +94,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     with LabNetwork(spec, lab_dir) as network:
         write_outputs(network)
         assert network.tracker is not None
-        args = ["--bind", OBSERVER_IP, "--allow-network", "127.0.0.0/8"]
+        args = ["--bind", OBSERVER_IP, "--allow-network", "127.0.0.0/8", "--port", "0"]
+        args += ["--dht-state", str(lab_dir / "dht.json")]
         args += ["--tracker", network.tracker.announce_url]
         for peer in network.peers.values():
             args += ["--dht-bootstrap", f"{peer.ip}:{peer.port}"]
@@ -120,6 +122,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             expected=expected,
             leecher_ip=network.peers["leech-1"].ip,
             unwatched_ip=network.peers["seed-2"].ip,
+            dht_nodes=[(p.ip, p.port) for p in network.peers.values()],
         )
 
 
@@ -203,6 +206,16 @@ def test_export_jsonl_has_the_issue_fields(
     assert [r["seen_at"] for r in rows] == sorted(r["seen_at"] for r in rows)
     # Neither the leecher nor the peer of unwatched files is in it.
     assert not {r["ip"] for r in rows} & {lab.leecher_ip, lab.unwatched_ip}
+
+
+def test_watch_keeps_its_dht_state_for_the_next_run(lab: Lab, watched: dict[str, Any]) -> None:
+    state = json.loads((lab.dir / "dht.json").read_text())
+    assert state["version"] == 1
+    assert re.fullmatch(r"[0-9a-f]{40}", state["ipv4"]["node_id"])
+    saved = {(ip, port) for ip, port in state["ipv4"]["nodes"]}
+    assert saved, "the lab's DHT nodes answered: they are worth keeping"
+    assert saved <= set(lab.dht_nodes)
+    assert "ipv6" not in state  # bound to one IPv4 address: no IPv6 node ran
 
 
 def test_export_csv_matches_jsonl(exported: dict[str, str]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sys
 import time
 from dataclasses import asdict
@@ -21,8 +20,20 @@ from atalaya.errors import AtalayaError
 from atalaya.hashsets.algorithms import BTV1_PIECE_SIZES, BTV1_PREFIX, BTV2_ROOT
 from atalaya.hashsets.index import MatchIndex
 from atalaya.networks.bittorrent.magnet import MagnetError, parse_magnet
+from atalaya.observe.bittorrent.dht_state import default_state_path
 from atalaya.observe.bittorrent.fence import parse_fence
-from atalaya.observe.bittorrent.observer import BittorrentObserver, ObserverConfig, ObserverStats
+from atalaya.observe.bittorrent.launch import (
+    DEFAULT_DHT_PORT,
+    describe,
+    parse_binds,
+    plan_launch,
+)
+from atalaya.observe.bittorrent.observer import (
+    BittorrentObserver,
+    ObserverConfig,
+    ObserverStats,
+    save_run_state,
+)
 from atalaya.observe.sightings import iter_export_rows, write_csv, write_jsonl
 from atalaya.observe.watchlist import load_targets
 
@@ -88,23 +99,16 @@ def _parse_infohash(text: str) -> bytes:
     return bytes.fromhex(text)
 
 
-def _parse_hostport(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise AtalayaError(f"--dht-bootstrap {text!r}: expected HOST:PORT, e.g. 127.0.0.2:6881")
-    try:
-        resolved = socket.gethostbyname(host.strip("[]"))
-    except OSError as exc:
-        raise AtalayaError(f"--dht-bootstrap {text!r}: cannot resolve {host}: {exc}") from exc
-    return resolved, int(port)
-
-
 @watch_app.command("bittorrent")
 def watch_bittorrent(
     ctx: typer.Context,
     dht_bootstrap: Annotated[
         list[str] | None,
-        typer.Option("--dht-bootstrap", help="DHT node to start from, HOST:PORT (repeatable)."),
+        typer.Option(
+            "--dht-bootstrap",
+            help="DHT node to start from, HOST:PORT (repeatable); "
+            "default: the public routers and the contacts saved by the last run.",
+        ),
     ] = None,
     tracker: Annotated[
         list[str] | None, typer.Option("--tracker", help="Tracker URL, http or udp (repeatable).")
@@ -113,9 +117,44 @@ def watch_bittorrent(
         list[str] | None,
         typer.Option("--infohash", help="Also watch this infohash or magnet link (repeatable)."),
     ] = None,
-    bind: Annotated[str, typer.Option("--bind", help="Local address to observe from.")] = (
-        "127.0.0.1"
-    ),
+    bind: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--bind",
+            help="Local address to observe from, at most one IPv4 and one IPv6 "
+            "(default: every local address).",
+        ),
+    ] = None,
+    port: Annotated[
+        int,
+        typer.Option("--port", min=0, max=65535, help="UDP port of the DHT (0: any free one)."),
+    ] = DEFAULT_DHT_PORT,
+    allow_network: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-network",
+            help="Talk only to addresses in this CIDR range (repeatable); default: any peer.",
+        ),
+    ] = None,
+    dht_state: Annotated[
+        Path | None,
+        typer.Option(
+            "--dht-state",
+            help="File keeping the node id and DHT contacts between runs (default: "
+            "~/.local/state/atalaya/dht.json, unless --dht-bootstrap names the nodes).",
+        ),
+    ] = None,
+    no_dht: Annotated[
+        bool, typer.Option("--no-dht", help="Find peers through trackers only.")
+    ] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Print what the run would use (addresses, bootstrap "
+            "nodes, networks, rates) and exit.",
+        ),
+    ] = False,
     duration: Annotated[
         float | None,
         typer.Option("--duration", min=0.0, help="Stop after this many seconds (default: Ctrl-C)."),
@@ -132,16 +171,37 @@ def watch_bittorrent(
     interval: Annotated[
         float, typer.Option("--interval", min=1.0, help="Seconds between lookups of a target.")
     ] = 30.0,
-    allow_network: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--allow-network",
-            help="Talk only to addresses in this CIDR range (repeatable); default: any peer.",
-        ),
-    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Watch every infohash on the watch list: find peers, prove possession, record sightings."""
+    """Watch every infohash on the watch list: find peers, prove possession, record sightings.
+
+    Without --dht-bootstrap the run joins the public DHT through the public
+    routers; --allow-network fences a run in (a lab, a test network).
+    """
+    fence = parse_fence(allow_network)
+    binds = parse_binds(bind or [])
+    state_path = dht_state
+    if state_path is None and not dht_bootstrap:
+        state_path = default_state_path()
+    plan = asyncio.run(
+        plan_launch(
+            binds=binds,
+            port=port,
+            fence=fence,
+            bootstrap=dht_bootstrap or [],
+            trackers=tracker or [],
+            state_path=state_path,
+            use_dht=not no_dht,
+        )
+    )
+    if check:
+        for line_text in describe(plan):
+            out.print(line_text, markup=False)
+        if (problem := plan.problem()) is not None:
+            raise AtalayaError(problem)
+        return
+    if (problem := plan.problem()) is not None:
+        raise AtalayaError(problem)
     engine = store_engine(ctx)
     extra = [_parse_infohash(h) for h in infohash or []]
     targets = load_targets(engine, extra)
@@ -150,8 +210,6 @@ def watch_bittorrent(
             "the watch list is empty: import a hash set with infohashes, pass --infohash, "
             "or use --discover"
         )
-    fence = parse_fence(allow_network)
-    bootstrap = tuple(_parse_hostport(b) for b in dht_bootstrap or [])
     index = None
     if discover:
         algorithms = [BTV2_ROOT] + [f"{BTV1_PREFIX}{size}" for size in BTV1_PIECE_SIZES]
@@ -159,11 +217,14 @@ def watch_bittorrent(
         if len(index) == 0:
             err.print("note: no btv2_root/btv1 fingerprints imported; discovery cannot match")
     config = ObserverConfig(
-        bind_ip=bind,
-        dht_bootstrap=bootstrap,
+        bind_ips=tuple(binds.values()),
+        dht_port=port,
+        dht_bootstrap=plan.bootstrap,
+        dht_node_ids=dict(plan.state.node_ids),
+        external_ip=plan.state.external_ip,
         allowed_networks=tuple(str(n) for n in fence) if fence is not None else None,
         trackers=tuple(tracker or []),
-        use_dht=True,
+        use_dht=not no_dht,
         discover=discover,
         pieces_to_verify=pieces,
         max_concurrent_probes=probes,
@@ -171,12 +232,24 @@ def watch_bittorrent(
     )
     line = _StatusLine(duration)
     observer = BittorrentObserver(engine, targets, config, index=index, on_update=line.update)
+    where = ", ".join(binds.values()) or "every local address"
+    source = (
+        "no DHT"
+        if no_dht
+        else f"DHT from {len(plan.bootstrap)} node(s)"
+        + (" (public routers and saved contacts)" if plan.from_routers else "")
+    )
     err.print(
-        f"watching {len(targets)} infohash(es) from {bind}"
+        f"watching {len(targets)} infohash(es) from {where}, {source}"
         + (f" for {duration:g} s" if duration is not None else " until Ctrl-C")
         + (" with discovery" if discover else "")
     )
-    stats = _run_until_interrupted(observer, duration, line)
+    try:
+        stats = _run_until_interrupted(observer, duration, line)
+    except OSError as exc:
+        raise AtalayaError(f"cannot observe from {where} (port {port}): {exc}") from exc
+    if state_path is not None and not no_dht:
+        save_run_state(state_path, plan.state, observer)
     summary = {"run_id": observer.run_id, **asdict(stats)}
     if json_out:
         print_json(summary)

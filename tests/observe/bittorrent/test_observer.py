@@ -306,7 +306,7 @@ def dht_run(lab: Lab, store: Engine) -> Run:
         store, algorithms=[BTV2_ROOT] + [f"{BTV1_PREFIX}{s}" for s in BTV1_PIECE_SIZES]
     )
     config = ObserverConfig(
-        bind_ip=OBSERVER_IP,
+        bind_ips=(OBSERVER_IP,),
         allowed_networks=LOOPBACK,
         dht_bootstrap=lab.dht_nodes,
         trackers=(),
@@ -355,7 +355,7 @@ def tracker_run(lab: Lab, store: Engine, dht_run: Run) -> Run:
     } <= remembered
     targets = load_targets(store)
     config = ObserverConfig(
-        bind_ip=OBSERVER_IP,
+        bind_ips=(OBSERVER_IP,),
         allowed_networks=LOOPBACK,
         trackers=(lab.tracker_url,),
         use_dht=False,
@@ -664,7 +664,7 @@ def test_run_stops_at_its_duration_mid_probe(lab: Lab, tmp_path: Path) -> None:
     import_hash_set(engine, lab.dir / HASH_SET_NAME, fmt="csv")
     ih = lab.torrent("lab-watched-v1").hashes.v1
     config = ObserverConfig(
-        bind_ip=f"{PREFIX}.201",
+        bind_ips=(f"{PREFIX}.201",),
         allowed_networks=LOOPBACK,
         trackers=(lab.tracker_url,),
         use_dht=False,

@@ -27,6 +27,7 @@ import functools
 import logging
 import os
 import random
+import socket
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
@@ -44,6 +45,7 @@ from atalaya.networks.bittorrent.dht import (
     PeersFound,
 )
 from atalaya.networks.bittorrent.dht.ratelimit import RateLimit
+from atalaya.networks.bittorrent.dht.routing import NodeState
 from atalaya.networks.bittorrent.krpc import Address
 
 __all__ = [
@@ -112,6 +114,7 @@ class DhtClient:
         allowed_networks: tuple[str, ...] | None = None,
     ) -> None:
         self._bind: Address = (bind, 0) if isinstance(bind, str) else (bind[0], bind[1])
+        self.family = 6 if ":" in self._bind[0] else 4
         self._pool = tuple(pool)
         base = config or NodeConfig()
         sources = 1 + len(self._pool)
@@ -163,7 +166,7 @@ class DhtClient:
         try:
             for index, addr in enumerate(binds):
                 _, protocol = await loop.create_datagram_endpoint(
-                    functools.partial(_Protocol, self, index), local_addr=addr
+                    functools.partial(_Protocol, self, index), sock=_udp_socket(addr)
                 )
                 self._protocols.append(protocol)
         except OSError:
@@ -204,6 +207,15 @@ class DhtClient:
     @property
     def local_addresses(self) -> list[Address]:
         return [p.local_addr for p in self._protocols if p.local_addr is not None]
+
+    def good_contacts(self, limit: int) -> list[Address]:
+        """Addresses of nodes that answered recently, most recent first: what to save."""
+        if self._engine is None or self._loop is None:
+            return []
+        now = self._loop.time()
+        good = [e for e in self._engine.routing if e.state(now) is NodeState.GOOD]
+        good.sort(key=lambda e: e.last_response or 0.0, reverse=True)
+        return [e.addr for e in good[:limit]]
 
     async def bootstrap(self, *, timeout: float = 10.0) -> LookupStats | None:
         """Run a bootstrap lookup and wait for it (at most `timeout` seconds)."""
@@ -362,6 +374,21 @@ class DhtClient:
             index = (self._rotation.get(addr[0], -1) + 1) % len(self._protocols)
             _remember(self._rotation, addr[0], index)
         return self._protocols[index]
+
+
+def _udp_socket(addr: Address) -> socket.socket:
+    """A bound UDP socket; an IPv6 one answers IPv6 only, so an IPv4 twin can share its port."""
+    family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.setblocking(False)
+        sock.bind(addr)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _remember(table: OrderedDict[_K, int], key: _K, value: int) -> None:

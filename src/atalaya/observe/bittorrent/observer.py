@@ -14,21 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import ipaddress
 import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import Engine, insert, select
 
 from atalaya import __version__
 from atalaya.hashsets.index import MatchIndex
-from atalaya.networks.bittorrent.dht.node import InfohashesSampled, PeersFound
+from atalaya.networks.bittorrent.dht.node import InfohashesSampled, NodeConfig, PeersFound
 from atalaya.networks.bittorrent.krpc import Address
 from atalaya.networks.bittorrent.metainfo import Metainfo, MetainfoError, parse_info
 from atalaya.networks.bittorrent.peerwire import make_peer_id
 from atalaya.observe.bittorrent.dht_client import DhtClient
+from atalaya.observe.bittorrent.dht_state import MAX_SAVED_NODES, DhtState, save_state
 from atalaya.observe.bittorrent.discovery import match_metainfo
 from atalaya.observe.bittorrent.fence import fence_admits, parse_fence
 from atalaya.observe.bittorrent.probe import ProbeResult, ProbeTimeouts, probe_peer
@@ -52,8 +56,16 @@ MAX_AWAITING_METADATA = 1_000
 
 @dataclass(frozen=True)
 class ObserverConfig:
-    bind_ip: str = "127.0.0.1"
+    # Local addresses to observe from, at most one per family; () means every
+    # local address of both families (the DHT listens on 0.0.0.0 and ::).
+    bind_ips: tuple[str, ...] = ()
+    # UDP port of the DHT sockets; 0 lets the system choose.
+    dht_port: int = 0
     dht_bootstrap: tuple[Address, ...] = ()
+    # Node ids to reuse per family (from the state of an earlier run).
+    dht_node_ids: dict[int, bytes] = field(default_factory=dict)
+    # The external address an earlier run learnt; a BEP 42 id is derived from it.
+    external_ip: str | None = None
     # CIDR ranges the run may talk to; None: any address that can be a peer.
     allowed_networks: tuple[str, ...] | None = None
     trackers: tuple[str, ...] = ()
@@ -126,13 +138,14 @@ class BittorrentObserver:
         self._awaiting: dict[bytes, list[_Job]] = {}
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue(MAX_QUEUED_PROBES)
         self._results: asyncio.Queue[Sighting | None] = asyncio.Queue()
-        self._dht: DhtClient | None = None
+        self._dhts: list[DhtClient] = []
+        self._binds = _binds_by_family(config.bind_ips)
         self._stop = asyncio.Event()
         self._later: set[asyncio.Task[None]] = set()
         # (tracker URL, infohash) -> `left` announced, to say "stopped" at the end.
         self._announced: dict[tuple[str, bytes], int] = {}
         self._clock_offset = clock_offset_s()
-        self._own_ips = {config.bind_ip}
+        self._own_ips = set(config.bind_ips) | {ip for ip in (config.external_ip,) if ip}
         self._fence = parse_fence(config.allowed_networks)
         for target in targets:
             self._add_target(target)
@@ -148,25 +161,22 @@ class BittorrentObserver:
         writer = asyncio.create_task(self._write_loop(), name="sighting-writer")
         try:
             if self.config.use_dht:
-                self._dht = DhtClient(
-                    bind=self.config.bind_ip,
-                    bootstrap=self.config.dht_bootstrap,
-                    allowed_networks=self.config.allowed_networks,
-                )
-                await self._dht.start()
+                await self._start_dht()
                 # In the background: dead nodes can hold a bootstrap up for its whole
                 # timeout, which must count against `duration` and yield to `stop`.
                 # Lookups need not wait: with a small table they start from the
                 # bootstrap nodes too, and trackers do not need the DHT at all.
-                tasks.append(asyncio.create_task(self._bootstrap(), name="dht-bootstrap"))
+                for dht in self._dhts:
+                    tasks.append(asyncio.create_task(self._bootstrap(dht), name="dht-bootstrap"))
             tasks += [
                 asyncio.create_task(self._probe_worker(), name=f"probe-{n}")
                 for n in range(self.config.max_concurrent_probes)
             ]
             for target in list(self._targets.values()):
                 tasks.append(asyncio.create_task(self._find_loop(target)))
-            if self.config.discover and self._dht is not None:
-                tasks.append(asyncio.create_task(self._discover_loop(), name="discover"))
+            if self.config.discover:
+                for dht in self._dhts:
+                    tasks.append(asyncio.create_task(self._discover_loop(dht), name="discover"))
             waiters = [asyncio.create_task(self._stop.wait())]
             if stop is not None:
                 waiters.append(asyncio.create_task(stop.wait()))
@@ -179,8 +189,8 @@ class BittorrentObserver:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if self._dht is not None:
-                self._dht.close()
+            for dht in self._dhts:
+                dht.close()
             await self._announce_stopped()
             # Every finished probe is already queued: write them all before returning.
             await self._results.put(None)
@@ -189,9 +199,44 @@ class BittorrentObserver:
 
     # --- finding peers ------------------------------------------------------
 
-    async def _bootstrap(self) -> None:
-        assert self._dht is not None
-        await self._dht.bootstrap(timeout=self.config.lookup_timeout)
+    @property
+    def dht_clients(self) -> list[DhtClient]:
+        """The DHT clients of this run, one per address family (empty before `run`)."""
+        return list(self._dhts)
+
+    async def _start_dht(self) -> None:
+        """One DHT node per address family we observe from, sharing the watch list."""
+        families = sorted(self._binds) if self._binds else [4]
+        for family in families:
+            bind = self._binds.get(family) or _WILDCARD[family]
+            bootstrap = [a for a in self.config.dht_bootstrap if _family(a[0]) == family]
+            node_id = self.config.dht_node_ids.get(family)
+            external = self.config.external_ip
+            config = NodeConfig(
+                node_id=node_id,
+                external_ip=external if external and _family(external) == family else None,
+            )
+            port = self.config.dht_port
+            for attempt in (port, 0):
+                dht = DhtClient(
+                    bind=(bind, attempt),
+                    bootstrap=bootstrap,
+                    config=config,
+                    allowed_networks=self.config.allowed_networks,
+                )
+                try:
+                    await dht.start()
+                    break
+                except OSError as exc:
+                    # Another client on this machine holds the usual port: any
+                    # port serves an observer, which never needs to be found.
+                    if exc.errno != errno.EADDRINUSE or attempt == 0:
+                        raise
+                    log.warning("UDP port %d is in use on %s; the DHT takes a free one", port, bind)
+            self._dhts.append(dht)
+
+    async def _bootstrap(self, dht: DhtClient) -> None:
+        await dht.bootstrap(timeout=self.config.lookup_timeout)
 
     def _add_target(self, target: WatchTarget) -> bool:
         if target.infohash in self._targets:
@@ -203,17 +248,13 @@ class BittorrentObserver:
     async def _find_loop(self, target: WatchTarget) -> None:
         while not self._stop.is_set():
             finders = [self._from_trackers(target)]
-            if self._dht is not None:
-                finders.append(self._from_dht(target))
+            finders += [self._from_dht(dht, target) for dht in self._dhts]
             await asyncio.gather(*finders, return_exceptions=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.config.lookup_interval)
 
-    async def _from_dht(self, target: WatchTarget) -> None:
-        assert self._dht is not None
-        async for arrival in self._dht.get_peers(
-            target.dht_key, timeout=self.config.lookup_timeout
-        ):
+    async def _from_dht(self, dht: DhtClient, target: WatchTarget) -> None:
+        async for arrival in dht.get_peers(target.dht_key, timeout=self.config.lookup_timeout):
             if isinstance(arrival.event, PeersFound):
                 for ip, port in arrival.event.peers:
                     await self._enqueue(_Job(target, ip, port, "dht"))
@@ -234,7 +275,7 @@ class BittorrentObserver:
                     peer_id=self.peer_id,
                     port=self.config.announce_port,
                     left=left,
-                    bind_ip=self.config.bind_ip,
+                    bind_ip=self._tracker_bind,
                     timeout=self.config.tracker_timeout,
                     event="started" if first else "none",
                 )
@@ -257,7 +298,7 @@ class BittorrentObserver:
                     peer_id=self.peer_id,
                     port=self.config.announce_port,
                     left=left,
-                    bind_ip=self.config.bind_ip,
+                    bind_ip=self._tracker_bind,
                     timeout=min(self.config.tracker_timeout, 3.0),
                     event="stopped",
                     udp_max_tries=1,
@@ -286,6 +327,8 @@ class BittorrentObserver:
         """
         if port == self.config.announce_port and ip in self._own_ips:
             return False  # ourselves, as trackers and PEX may echo us
+        if self._binds and _family(ip) not in self._binds:
+            return False  # no address of ours to reach it from
         return fence_admits(self._fence, ip)
 
     # --- probing ------------------------------------------------------------
@@ -307,7 +350,7 @@ class BittorrentObserver:
             job.port,
             target.infohash,
             torrent=meta,
-            bind_ip=self.config.bind_ip,
+            bind_ip=self._binds.get(_family(job.ip)),
             peer_id=make_peer_id(PEER_ID_PREFIX, self._rng),
             pieces_to_verify=self.config.pieces_to_verify,
             rng=self._rng,
@@ -461,11 +504,11 @@ class BittorrentObserver:
 
     # --- discovery ----------------------------------------------------------
 
-    async def _discover_loop(self) -> None:
-        assert self._dht is not None and self.index is not None
+    async def _discover_loop(self, dht: DhtClient) -> None:
+        assert self.index is not None
         while not self._stop.is_set():
             sampled: list[bytes] = []
-            async for arrival in self._dht.sample_infohashes(
+            async for arrival in dht.sample_infohashes(
                 timeout=self.config.lookup_timeout, respect_interval=False
             ):
                 if isinstance(arrival.event, InfohashesSampled):
@@ -478,15 +521,15 @@ class BittorrentObserver:
                 ):
                     continue
                 self._checked.add(infohash)
-                await self._check_unknown(infohash)
+                await self._check_unknown(dht, infohash)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.config.lookup_interval)
 
-    async def _check_unknown(self, infohash: bytes) -> None:
+    async def _check_unknown(self, dht: DhtClient, infohash: bytes) -> None:
         """Fetch an unknown torrent's metadata and watch it if it carries a known file."""
-        assert self._dht is not None and self.index is not None
+        assert self.index is not None
         peers: list[tuple[str, int]] = []
-        async for arrival in self._dht.get_peers(infohash, timeout=self.config.lookup_timeout):
+        async for arrival in dht.get_peers(infohash, timeout=self.config.lookup_timeout):
             if isinstance(arrival.event, PeersFound):
                 peers += arrival.event.peers
         for ip, port in list(dict.fromkeys(peers))[:3]:
@@ -494,7 +537,7 @@ class BittorrentObserver:
                 ip,
                 port,
                 infohash,
-                bind_ip=self.config.bind_ip,
+                bind_ip=self._binds.get(_family(ip)),
                 peer_id=make_peer_id(PEER_ID_PREFIX, self._rng),
                 pieces_to_verify=0,
                 rng=self._rng,
@@ -542,3 +585,45 @@ class BittorrentObserver:
     def _update(self) -> None:
         if self.on_update is not None:
             self.on_update(self.stats)
+
+    @property
+    def _tracker_bind(self) -> str | None:
+        # A tracker's family is known only once its name resolves; with a
+        # single family bound, that address is the one to announce from.
+        return next(iter(self._binds.values())) if len(self._binds) == 1 else None
+
+
+_WILDCARD = {4: "0.0.0.0", 6: "::"}  # noqa: S104 - listening everywhere is the point
+
+
+def _family(ip: str) -> int:
+    return 6 if ":" in ip else 4
+
+
+def _binds_by_family(bind_ips: Sequence[str]) -> dict[int, str]:
+    """The bind addresses by family; ValueError for two of one family or a non-address."""
+    binds: dict[int, str] = {}
+    for text in bind_ips:
+        family = ipaddress.ip_address(text).version
+        if family in binds:
+            raise ValueError(f"two bind addresses of IPv{family}: {binds[family]} and {text}")
+        binds[family] = text
+    return binds
+
+
+def save_run_state(path: Path, previous: DhtState, observer: BittorrentObserver) -> None:
+    """Keep what the run's DHT nodes learnt (ids, good contacts, external address) for the next."""
+    state = DhtState(
+        node_ids=dict(previous.node_ids),
+        nodes={f: list(v) for f, v in previous.nodes.items()},
+        external_ip=previous.external_ip,
+    )
+    for dht in observer.dht_clients:
+        state.node_ids[dht.family] = dht.node_id
+        contacts = dht.good_contacts(MAX_SAVED_NODES)
+        if contacts:  # a run that met nobody keeps the last run's contacts
+            state.nodes[dht.family] = contacts
+        external = dht.engine.external_address
+        if external is not None:
+            state.external_ip = external[0]
+    save_state(path, state)
