@@ -84,6 +84,7 @@ def _watch_args(manifest: dict[str, Any], duration: float) -> list[str]:
     tracker = manifest["tracker"]
     # The lab lives on loopback: fence the run in, as an operator testing would.
     args = ["watch", "bittorrent", "--allow-network", "127.0.0.0/8"]
+    args += ["--bind", "127.0.0.1", "--port", "0"]
     args += ["--tracker", tracker["announce_url"]]
     args += ["--tracker", tracker["udp_url"]]
     for node in manifest["dht_nodes"][:2]:

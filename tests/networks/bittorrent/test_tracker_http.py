@@ -444,3 +444,18 @@ def test_announce_answer_round_trip(response: AnnounceResponse) -> None:
 )
 def test_scrape_answer_round_trip(files: dict[bytes, ScrapeStats]) -> None:
     assert parse_scrape_response(encode_scrape_response(files)) == files
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"\xcb\x00\x71\x09", "203.0.113.9"),
+        (b"\x20\x01\x0d\xb8" + b"\x00" * 11 + b"\x01", "2001:db8::1"),
+        (b"203.0.113.9", None),  # text, not the 4 raw bytes BEP 24 says: ignored
+        (b"\x01\x02\x03", None),
+        (7, None),
+    ],
+)
+def test_external_ip_bep24(raw: object, expected: str | None) -> None:
+    body = b"d8:intervali60e5:peers0:11:external ip" + encode(raw) + b"e"  # type: ignore[arg-type]
+    assert parse_announce_response(body).external_ip == expected

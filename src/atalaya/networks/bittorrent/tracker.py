@@ -102,6 +102,8 @@ class AnnounceResponse:
     warning: str | None = None
     tracker_id: bytes | None = None
     peers_dropped: int = 0
+    # BEP 24: the address the tracker saw us at (behind NAT, our public one).
+    external_ip: str | None = None
 
 
 @dataclass(frozen=True)

@@ -227,6 +227,14 @@ def _dict_peers(entries: list[BValue], max_peers: int) -> tuple[list[Peer], int]
     return peers, dropped
 
 
+def _external_ip(raw: BValue | None) -> str | None:
+    """BEP 24's "external ip": 4 or 16 raw bytes. Anything else is ignored, not refused:
+    it says nothing about the peers, which are what the answer is for."""
+    if isinstance(raw, bytes) and len(raw) in (4, 16):
+        return str(ipaddress.ip_address(raw))
+    return None
+
+
 def parse_announce_response(body: bytes, *, max_peers: int = MAX_PEERS) -> AnnounceResponse:
     """The tracker's answer to an announce; `TrackerRefusedError` when it refused.
 
@@ -263,6 +271,7 @@ def parse_announce_response(body: bytes, *, max_peers: int = MAX_PEERS) -> Annou
     if tracker_id is not None and not isinstance(tracker_id, bytes):
         raise TrackerError("tracker id is not a string")
     return AnnounceResponse(
+        external_ip=_external_ip(d.get(b"external ip")),
         interval=checked_int("interval", interval, (1 << 31) - 1),
         peers=tuple(peers),
         min_interval=_optional_int(d, b"min interval"),

@@ -146,6 +146,8 @@ class BittorrentObserver:
         self._announced: dict[tuple[str, bytes], int] = {}
         self._clock_offset = clock_offset_s()
         self._own_ips = set(config.bind_ips) | {ip for ip in (config.external_ip,) if ip}
+        # The latest external address learnt in this run (trackers, DHT votes).
+        self.external_ip: str | None = None
         self._fence = parse_fence(config.allowed_networks)
         for target in targets:
             self._add_target(target)
@@ -280,6 +282,8 @@ class BittorrentObserver:
                     event="started" if first else "none",
                 )
                 self._announced[(url, target.infohash)] = left
+                if result.response.external_ip is not None:
+                    self._learn_external(result.response.external_ip)
             except (TrackerError, OSError, ValueError) as exc:
                 log.info("tracker %s: %s", url, exc)
                 self.stats.errors += 1
@@ -318,6 +322,11 @@ class BittorrentObserver:
         self.stats.peers_found += 1
         self._update()
         await self._jobs.put(job)
+
+    def _learn_external(self, ip: str) -> None:
+        """An address a tracker or the DHT saw us at: ours, so never probed as a peer."""
+        self._own_ips.add(ip)
+        self.external_ip = ip
 
     def _may_contact(self, ip: str, port: int) -> bool:
         """Whether a reported peer is someone else, inside the run's fence.
@@ -618,6 +627,8 @@ def save_run_state(path: Path, previous: DhtState, observer: BittorrentObserver)
         nodes={f: list(v) for f, v in previous.nodes.items()},
         external_ip=previous.external_ip,
     )
+    if observer.external_ip is not None:
+        state.external_ip = observer.external_ip
     for dht in observer.dht_clients:
         state.node_ids[dht.family] = dht.node_id
         contacts = dht.good_contacts(MAX_SAVED_NODES)
