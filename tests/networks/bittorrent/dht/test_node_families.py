@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from atalaya.networks.bittorrent.dht import (
     DhtNode,
@@ -277,3 +280,40 @@ def test_own_addresses_match_however_they_are_written() -> None:
         )
     assert sent(node, 0.0) == []
     assert node.stats.dropped_addresses == 2
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.binary(max_size=120), max_size=12), st.integers(1, 65535))
+def test_hostile_ipv6_answers_do_not_break_a_node(junk: list[bytes], port: int) -> None:
+    boot: Address = ("fd00::2", 6881)
+    # No fence: only the node's own checks stand between hostile contacts and the wire
+    # (in memory: nothing is sent anywhere).
+    node = DhtNode(NodeConfig(family=6, bootstrap=(boot,)), rng=random.Random(47), now=0.0)
+    node.bootstrap(0.0)
+    [(query, _)] = sent(node, 0.0)
+    now = 0.0
+    for blob in junk:
+        now += 0.01
+        # The live transaction id, with nodes6 (and nodes) of arbitrary content:
+        # well-formed lists of hostile contacts, and lists cut anywhere.
+        count = len(blob) % 5
+        filler = (blob or b"\x00") * 200
+        for key, value in (
+            (b"6:nodes6", filler[: 38 * count]),
+            (b"5:nodes", filler[: 26 * count]),
+            (b"6:nodes6", blob),
+        ):
+            body = b"2:id20:" + blob[:20].ljust(20, b"x") + key + str(len(value)).encode()
+            node.receive_datagram(
+                b"d1:rd" + body + b":" + value + b"e1:t4:" + query.transaction_id + b"1:y1:re",
+                boot,
+                now,
+            )
+        node.receive_datagram(blob, ("fd00::66", port), now)
+        node.handle_timer(now)
+        for message, dst in sent(node, now):
+            # Only IPv6 that can be a node, and what we send is valid KRPC.
+            ip = ipaddress.ip_address(dst[0])
+            assert ip.version == 6
+            assert not (ip.is_multicast or ip.is_unspecified or ip.ipv4_mapped)
+            assert not isinstance(message, Response) or not message.nodes
