@@ -1,8 +1,9 @@
-"""KRPC codec: the byte vectors of BEP 5, BEP 51's shape, BEP 42's "ip", hostile input."""
+"""KRPC codec: byte vectors of BEP 5, BEP 32's IPv6, BEP 51, BEP 42's "ip"; hostile input."""
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import re
 
 import pytest
@@ -11,7 +12,12 @@ from hypothesis import strategies as st
 
 from atalaya.networks.bittorrent.bencode import BValue, encode
 from atalaya.networks.bittorrent.krpc import (
+    MAX_NODES,
     MAX_VALUES,
+    MAX_WANT,
+    WANT_N4,
+    WANT_N6,
+    WANTS,
     AnnouncePeer,
     ErrorReply,
     FindNode,
@@ -25,8 +31,10 @@ from atalaya.networks.bittorrent.krpc import (
     UnknownQuery,
     decode_message,
     decode_nodes,
+    decode_nodes6,
     encode_message,
     encode_nodes,
+    encode_nodes6,
 )
 
 A_ID = b"abcdefghij0123456789"
@@ -149,7 +157,7 @@ def test_unknown_keys_are_ignored() -> None:
             b"t": b"aa",
             b"y": b"r",
             b"zz": [1, 2, 3],
-            b"r": {b"id": M_ID, b"nodes6": b"x" * 38, b"p": 1, b"want": [b"n4"]},
+            b"r": {b"id": M_ID, b"nodes9": b"x" * 38, b"p": 1, b"want": [b"n4"]},
         }
     )
     assert decode_message(raw) == Response(transaction_id=b"aa", sender_id=M_ID)
@@ -191,6 +199,134 @@ def test_nodes_round_trip() -> None:
     assert decode_nodes(encode_nodes(nodes)) == nodes
     with pytest.raises(KrpcError):
         encode_nodes([NodeInfo(b"\x01" * 20, "::1", 1)])
+
+
+# --- BEP 32: IPv6 -------------------------------------------------------------
+
+# fd12:3456:789a::1 (a ULA address), port 6881, packed by hand.
+V6_PACKED = bytes.fromhex("fd123456789a00000000000000000001")
+V6 = "fd12:3456:789a::1"
+PORT_6881 = b"\x1a\xe1"
+
+
+def test_nodes6_vector() -> None:
+    raw = (
+        b"d1:rd2:id20:" + M_ID + b"6:nodes638:" + b"N" * 20 + V6_PACKED + PORT_6881
+        + b"e1:t2:aa1:y1:re"
+    )  # fmt: skip
+    message = Response(
+        transaction_id=b"aa", sender_id=M_ID, nodes6=(NodeInfo(b"N" * 20, V6, 6881),)
+    )
+    assert decode_message(raw) == message
+    assert encode_message(message) == raw
+
+
+def test_both_families_values_and_ip_in_one_response() -> None:
+    v4_peer = bytes([127, 0, 0, 9]) + b"\x00\x50"
+    raw = (
+        b"d2:ip18:" + V6_PACKED + PORT_6881
+        + b"1:rd2:id20:" + M_ID
+        + b"5:nodes26:" + b"A" * 20 + bytes([127, 0, 0, 7]) + PORT_6881
+        + b"6:nodes638:" + b"B" * 20 + V6_PACKED + b"\x00\x01"
+        + b"5:token2:tk6:valuesl18:" + V6_PACKED + b"\xff\xff6:" + v4_peer + b"e"
+        + b"e1:t2:aa1:y1:re"
+    )  # fmt: skip
+    message = Response(
+        transaction_id=b"aa",
+        sender_id=M_ID,
+        nodes=(NodeInfo(b"A" * 20, "127.0.0.7", 6881),),
+        nodes6=(NodeInfo(b"B" * 20, V6, 1),),
+        token=b"tk",
+        values=((V6, 65535), ("127.0.0.9", 80)),
+        requester=(V6, 6881),
+    )
+    assert decode_message(raw) == message
+    assert encode_message(message) == raw
+
+
+WANT_VECTORS: list[tuple[bytes, Message]] = [
+    (
+        b"d1:ad2:id20:" + A_ID + b"6:target20:" + M_ID + b"4:wantl2:n42:n6e"
+        b"e1:q9:find_node1:t2:aa1:y1:qe",
+        FindNode(transaction_id=b"aa", sender_id=A_ID, target=M_ID, want=(WANT_N4, WANT_N6)),
+    ),
+    (
+        b"d1:ad2:id20:" + A_ID + b"9:info_hash20:" + M_ID + b"4:wantl2:n6e"
+        b"e1:q9:get_peers1:t2:aa1:y1:qe",
+        GetPeers(transaction_id=b"aa", sender_id=A_ID, info_hash=M_ID, want=(WANT_N6,)),
+    ),
+    (
+        b"d1:ad2:id20:" + A_ID + b"6:target20:" + M_ID + b"4:wantl2:n4e"
+        b"e1:q17:sample_infohashes1:t2:aa1:y1:qe",
+        SampleInfohashes(transaction_id=b"aa", sender_id=A_ID, target=M_ID, want=(WANT_N4,)),
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "message"), WANT_VECTORS)
+def test_want_vectors(raw: bytes, message: Message) -> None:
+    assert decode_message(raw) == message
+    assert encode_message(message) == raw
+
+
+LIBERAL_WANTS: list[tuple[str, BValue, tuple[bytes, ...]]] = [
+    ("a string", b"n6", ()),
+    ("an integer", 6, ()),
+    ("a dictionary", {b"n6": 1}, ()),
+    ("empty", [], ()),
+    ("junk items skipped", [4, b"n5", b"n6", [b"n4"], b"N4", b"n4"], (WANT_N6, WANT_N4)),
+    ("repeats once", [b"n6", b"n6", b"n4", b"n6"], (WANT_N6, WANT_N4)),
+    ("past the bound", [*[b"x"] * MAX_WANT, b"n4"], ()),
+    ("at the bound", [*[b"x"] * (MAX_WANT - 1), b"n4"], (WANT_N4,)),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "want", "expected"), LIBERAL_WANTS, ids=[w[0] for w in LIBERAL_WANTS]
+)
+def test_want_is_read_liberally_but_bounded(
+    name: str, want: BValue, expected: tuple[bytes, ...]
+) -> None:
+    raw = encode(
+        {
+            b"t": b"aa",
+            b"y": b"q",
+            b"q": b"find_node",
+            b"a": {b"id": A_ID, b"target": M_ID, b"want": want},
+        }
+    )
+    message = decode_message(raw)
+    assert message == FindNode(transaction_id=b"aa", sender_id=A_ID, target=M_ID, want=expected)
+    # What we read back encodes to its canonical form, which reads back the same.
+    assert decode_message(encode_message(message)) == message
+
+
+def test_nodes6_round_trip_and_family_checks() -> None:
+    nodes = (NodeInfo(b"\x01" * 20, "::1", 1), NodeInfo(b"\xff" * 20, V6, 65535))
+    packed = encode_nodes6(nodes)
+    assert len(packed) == 2 * 38
+    assert packed[20:38] == bytes(15) + b"\x01" + b"\x00\x01"
+    assert decode_nodes6(packed) == nodes
+    with pytest.raises(KrpcError, match="IPv6"):
+        encode_nodes6([NodeInfo(b"\x01" * 20, "127.0.0.1", 1)])
+    with pytest.raises(KrpcError, match="IPv4"):
+        encode_nodes([NodeInfo(b"\x01" * 20, V6, 1)])
+    with pytest.raises(KrpcError, match="multiple of 38"):
+        decode_nodes6(packed[:-1])
+    with pytest.raises(KrpcError, match="more than"):
+        decode_nodes6(packed[:38] * (MAX_NODES + 1))
+    with pytest.raises(KrpcError, match="more than"):
+        encode_nodes6([nodes[0]] * (MAX_NODES + 1))
+
+
+def test_encoder_refuses_wants_that_do_not_read_back() -> None:
+    for want in ((b"n5",), (WANT_N4, WANT_N4), (b"",)):
+        with pytest.raises(KrpcError, match="want"):
+            encode_message(FindNode(transaction_id=b"aa", sender_id=A_ID, target=M_ID, want=want))
+    with pytest.raises(KrpcError):
+        encode_message(
+            Response(transaction_id=b"aa", sender_id=A_ID, nodes6=(NodeInfo(A_ID, "10.0.0.1", 1),))
+        )
 
 
 def _q(args: dict[bytes, object], method: bytes = b"get_peers", **top: object) -> bytes:
@@ -245,6 +381,26 @@ MALFORMED: list[tuple[str, bytes, str]] = [
         encode({b"t": b"a", b"y": b"r", b"r": {b"id": M_ID, b"samples": b"x" * 21}}),
         "multiple of 20",
     ),
+    (
+        "nodes6 of 37 bytes",
+        encode({b"t": b"a", b"y": b"r", b"r": {b"id": M_ID, b"nodes6": b"x" * 37}}),
+        "multiple of 38",
+    ),
+    (
+        "nodes6 not a string",
+        encode({b"t": b"a", b"y": b"r", b"r": {b"id": M_ID, b"nodes6": [b"x" * 38]}}),
+        "nodes6 is not a string",
+    ),
+    (
+        "too many nodes6",
+        encode({b"t": b"a", b"y": b"r", b"r": {b"id": M_ID, b"nodes6": b"x" * 38 * 201}}),
+        "nodes6 longer than",
+    ),
+    (
+        "ip field of 17 bytes",
+        encode({b"t": b"a", b"y": b"r", b"ip": b"x" * 17, b"r": {b"id": M_ID}}),
+        "17 bytes",
+    ),
     ("negative num", encode({b"t": b"a", b"y": b"r", b"r": {b"id": M_ID, b"num": -1}}), "num -1"),
     (
         "bad ip field",
@@ -286,14 +442,22 @@ ids = st.binary(min_size=20, max_size=20)
 tids = st.binary(max_size=8)
 versions = st.none() | st.binary(min_size=4, max_size=4)
 ipv4 = st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: ".".join(map(str, t)))
+ipv6 = st.binary(min_size=16, max_size=16).map(lambda b: str(ipaddress.IPv6Address(b)))
 ports = st.integers(0, 65535)
 addrs = st.tuples(ipv4, ports)
+addrs_any = st.tuples(ipv4 | ipv6, ports)
 nodes = st.builds(NodeInfo, ids, ipv4, ports)
+nodes6 = st.builds(NodeInfo, ids, ipv6, ports)
+wants = st.lists(st.sampled_from(WANTS), unique=True, max_size=2).map(tuple)
 
 messages = st.one_of(
     st.builds(Ping, transaction_id=tids, sender_id=ids, version=versions, read_only=st.booleans()),
-    st.builds(FindNode, transaction_id=tids, sender_id=ids, target=ids, version=versions),
-    st.builds(GetPeers, transaction_id=tids, sender_id=ids, info_hash=ids, version=versions),
+    st.builds(
+        FindNode, transaction_id=tids, sender_id=ids, target=ids, want=wants, version=versions
+    ),
+    st.builds(
+        GetPeers, transaction_id=tids, sender_id=ids, info_hash=ids, want=wants, version=versions
+    ),
     st.builds(
         AnnouncePeer,
         transaction_id=tids,
@@ -304,7 +468,7 @@ messages = st.one_of(
         implied_port=st.booleans(),
         version=versions,
     ),
-    st.builds(SampleInfohashes, transaction_id=tids, sender_id=ids, target=ids),
+    st.builds(SampleInfohashes, transaction_id=tids, sender_id=ids, target=ids, want=wants),
     st.builds(
         UnknownQuery,
         transaction_id=tids,
@@ -318,12 +482,13 @@ messages = st.one_of(
         transaction_id=tids,
         sender_id=ids,
         nodes=st.lists(nodes, max_size=16).map(tuple),
-        values=st.lists(addrs, max_size=64).map(tuple),
+        nodes6=st.lists(nodes6, max_size=16).map(tuple),
+        values=st.lists(addrs_any, max_size=64).map(tuple),
         token=st.none() | st.binary(max_size=20),
         samples=st.none() | st.lists(ids, max_size=20).map(tuple),
         num=st.none() | st.integers(0, 1 << 32),
         interval=st.none() | st.integers(0, 21600),
-        requester=st.none() | addrs,
+        requester=st.none() | addrs_any,
         version=versions,
     ),
     st.builds(
@@ -331,7 +496,7 @@ messages = st.one_of(
         transaction_id=tids,
         code=st.integers(201, 204),
         message=st.binary(max_size=64),
-        requester=st.none() | addrs,
+        requester=st.none() | addrs_any,
     ),
 )
 
@@ -358,8 +523,36 @@ def test_mutated_messages_raise_only_krpc_error(message: Message, pos: int, junk
             decode_message(mutated)
 
 
+@given(st.lists(nodes6, max_size=MAX_NODES))
+def test_nodes6_codec_round_trip(contacts: list[NodeInfo]) -> None:
+    assert decode_nodes6(encode_nodes6(contacts)) == tuple(contacts)
+
+
+want_items = st.recursive(
+    st.integers(-10, 10) | st.binary(max_size=3) | st.sampled_from(WANTS),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.binary(), children),
+    max_leaves=30,
+)
+
+
+@given(st.lists(want_items, max_size=40) | want_items)
+def test_any_want_reads_as_known_families_from_the_first_items(want: BValue) -> None:
+    args: dict[bytes, BValue] = {b"id": A_ID, b"info_hash": M_ID, b"want": want}
+    raw = encode({b"t": b"aa", b"y": b"q", b"q": b"get_peers", b"a": args})
+    try:
+        message = decode_message(raw)
+    except KrpcError:
+        return  # too large or deep for the datagram limits: refused whole, typed
+    assert isinstance(message, GetPeers)
+    looked_at = want[:MAX_WANT] if isinstance(want, list) else []
+    assert set(message.want) == {w for w in looked_at if isinstance(w, bytes) and w in WANTS}
+    assert len(set(message.want)) == len(message.want)
+    # And in the order they first came.
+    assert list(message.want) == sorted(message.want, key=looked_at.index)
+
+
 bvalues = st.recursive(
-    st.integers(-(10**6), 10**6) | st.binary(max_size=30),
+    st.integers(-(10**6), 10**6) | st.binary(max_size=30) | st.sampled_from(WANTS),
     lambda children: (
         st.lists(children, max_size=4)
         | st.dictionaries(
@@ -374,6 +567,8 @@ bvalues = st.recursive(
                     b"id",
                     b"ip",
                     b"nodes",
+                    b"nodes6",
+                    b"want",
                     b"values",
                     b"token",
                     b"samples",

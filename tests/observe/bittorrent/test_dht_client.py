@@ -91,7 +91,8 @@ def test_pool_rotates_source_addresses_per_remote_ip() -> None:
         target = transport.get_extra_info("sockname")[:2]
         pool_ips = ["127.0.62.12", "127.0.62.13", "127.0.62.14"]
         try:
-            config = NodeConfig(query_timeout=0.2)
+            # The target never answers; no backoff, so that the second crawl asks it again.
+            config = NodeConfig(query_timeout=0.2, backoff_after=10)
             async with DhtClient(bind=pool_ips[0], pool=pool_ips[1:], config=config) as dht:
                 for _ in range(2):
                     await collect(

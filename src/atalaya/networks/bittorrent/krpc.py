@@ -1,4 +1,4 @@
-"""KRPC, the DHT's message format (BEP 5), with BEP 42's "ip" and BEP 51's samples.
+"""KRPC, the DHT's message format (BEP 5), with BEP 32's IPv6, BEP 42's "ip", BEP 51's samples.
 
 A datagram is one bencoded dictionary: a query (`y` = "q"), a response ("r")
 or an error ("e"). `decode_message` turns bytes into one of the typed messages
@@ -9,8 +9,19 @@ answer may hold; the caller knows from the transaction id what it asked.
 Every length is bounded: a datagram larger than `MAX_DATAGRAM`, a response with
 more than `MAX_VALUES` peers, `MAX_NODES` nodes or `MAX_SAMPLES` samples is
 refused whole. Unknown keys are ignored, as BEP 5 asks for forward compatibility.
-Only IPv4 nodes are read (`nodes`); `nodes6` (BEP 32) is ignored. Peers in
-`values` may be IPv4 (6 bytes) or IPv6 (18 bytes).
+
+IPv6 (BEP 32): a response carries IPv4 contacts in `nodes` (26 bytes each) and
+IPv6 contacts in `nodes6` (38 bytes each: id, 16 address bytes, port), each
+list bounded by `MAX_NODES`; peers in `values` may be IPv4 (6 bytes) or IPv6
+(18 bytes); BEP 42's `ip` may be either. Queries that ask for nodes
+(find_node, get_peers, sample_infohashes) may carry `want`, a list naming the
+families wanted (`n4`, `n6`). `want` is read liberally but bounded, as
+libtorrent reads it: a `want` that is not a list is taken as absent, items
+that are not strings or name no family we know are skipped, and only the first
+`MAX_WANT` items are looked at. It is a hint about what to put in an answer,
+so a malformed one costs the asker nothing more than an answer without it,
+while refusing the whole query would make us a worse neighbour for nodes of
+some future BEP; bounding it keeps that liberality from costing work.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ Address: TypeAlias = tuple[str, int]
 
 ID_LENGTH = 20
 COMPACT_NODE_LENGTH = 26
+COMPACT_NODE6_LENGTH = 38
 COMPACT_PEER4_LENGTH = 6
 COMPACT_PEER6_LENGTH = 18
 
@@ -48,6 +60,11 @@ MAX_SAMPLES = 300
 MAX_METHOD = 64
 MAX_COUNT = 1 << 40  # bound for "num"
 MAX_INTERVAL = 1 << 31
+MAX_WANT = 8  # items of a "want" list looked at; there are two families
+
+WANT_N4 = b"n4"
+WANT_N6 = b"n6"
+WANTS = (WANT_N4, WANT_N6)
 
 KRPC_LIMITS = Limits(
     max_size=MAX_DATAGRAM,
@@ -85,7 +102,7 @@ class KrpcError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class NodeInfo:
-    """A DHT contact: node id and UDP address (one entry of compact "nodes")."""
+    """A DHT contact: node id and UDP address (one entry of compact "nodes" or "nodes6")."""
 
     node_id: bytes
     ip: str
@@ -106,9 +123,12 @@ class Ping:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FindNode:
+    """`want`: the address families asked for (BEP 32), `WANT_N4` and/or `WANT_N6`."""
+
     transaction_id: bytes
     sender_id: bytes
     target: bytes
+    want: tuple[bytes, ...] = ()
     version: bytes | None = None
     read_only: bool = False
 
@@ -118,6 +138,7 @@ class GetPeers:
     transaction_id: bytes
     sender_id: bytes
     info_hash: bytes
+    want: tuple[bytes, ...] = ()
     version: bytes | None = None
     read_only: bool = False
 
@@ -139,6 +160,7 @@ class SampleInfohashes:
     transaction_id: bytes
     sender_id: bytes
     target: bytes
+    want: tuple[bytes, ...] = ()
     version: bytes | None = None
     read_only: bool = False
 
@@ -163,13 +185,15 @@ Query: TypeAlias = Ping | FindNode | GetPeers | AnnouncePeer | SampleInfohashes 
 class Response:
     """Any response; fields a given answer lacks stay empty or None.
 
-    `samples`, `num` and `interval` come from BEP 51; `requester` is BEP 42's
-    "ip": the address the responder saw our datagram come from.
+    `nodes` holds IPv4 contacts, `nodes6` IPv6 ones (BEP 32); `samples`, `num`
+    and `interval` come from BEP 51; `requester` is BEP 42's "ip": the address
+    the responder saw our datagram come from.
     """
 
     transaction_id: bytes
     sender_id: bytes
     nodes: tuple[NodeInfo, ...] = ()
+    nodes6: tuple[NodeInfo, ...] = ()
     values: tuple[Address, ...] = ()
     token: bytes | None = None
     samples: tuple[bytes, ...] | None = None
@@ -228,27 +252,47 @@ def decode_peer(raw: bytes) -> Address:
 
 
 def encode_nodes(nodes: tuple[NodeInfo, ...] | list[NodeInfo]) -> bytes:
+    """Compact "nodes": 26 bytes per IPv4 contact."""
+    return _encode_contacts(nodes, COMPACT_PEER4_LENGTH, "nodes carry IPv4")
+
+
+def encode_nodes6(nodes: tuple[NodeInfo, ...] | list[NodeInfo]) -> bytes:
+    """Compact "nodes6" (BEP 32): 38 bytes per IPv6 contact."""
+    return _encode_contacts(nodes, COMPACT_PEER6_LENGTH, "nodes6 carry IPv6")
+
+
+def decode_nodes(raw: bytes) -> tuple[NodeInfo, ...]:
+    return _decode_contacts(raw, COMPACT_NODE_LENGTH, "nodes")
+
+
+def decode_nodes6(raw: bytes) -> tuple[NodeInfo, ...]:
+    return _decode_contacts(raw, COMPACT_NODE6_LENGTH, "nodes6")
+
+
+def _encode_contacts(
+    nodes: tuple[NodeInfo, ...] | list[NodeInfo], peer_length: int, what: str
+) -> bytes:
+    if len(nodes) > MAX_NODES:
+        raise KrpcError(f"more than {MAX_NODES} nodes")
     out = []
     for node in nodes:
         _check_id(node.node_id, "node id")
         packed = encode_peer(node.addr)
-        if len(packed) != COMPACT_PEER4_LENGTH:
-            raise KrpcError(f"compact nodes carry IPv4 only, not {node.ip}")
+        if len(packed) != peer_length:
+            raise KrpcError(f"compact {what} only, not {node.ip}")
         out.append(node.node_id + packed)
     return b"".join(out)
 
 
-def decode_nodes(raw: bytes) -> tuple[NodeInfo, ...]:
-    if len(raw) % COMPACT_NODE_LENGTH:
-        raise KrpcError(f"nodes of {len(raw)} bytes, not a multiple of 26")
-    count = len(raw) // COMPACT_NODE_LENGTH
-    if count > MAX_NODES:
-        raise KrpcError(f"more than {MAX_NODES} nodes")
-    nodes = []
-    for i in range(0, len(raw), COMPACT_NODE_LENGTH):
-        ip, port = decode_peer(raw[i + ID_LENGTH : i + COMPACT_NODE_LENGTH])
-        nodes.append(NodeInfo(raw[i : i + ID_LENGTH], ip, port))
-    return tuple(nodes)
+def _decode_contacts(raw: bytes, length: int, what: str) -> tuple[NodeInfo, ...]:
+    if len(raw) % length:
+        raise KrpcError(f"{what} of {len(raw)} bytes, not a multiple of {length}")
+    if len(raw) // length > MAX_NODES:
+        raise KrpcError(f"more than {MAX_NODES} {what}")
+    return tuple(
+        NodeInfo(raw[i : i + ID_LENGTH], *decode_peer(raw[i + ID_LENGTH : i + length]))
+        for i in range(0, len(raw), length)
+    )
 
 
 # --- decoding --------------------------------------------------------------
@@ -298,6 +342,7 @@ def _decode_query(top: dict[bytes, BValue], tid: bytes, version: bytes | None) -
             transaction_id=tid,
             sender_id=sender,
             target=_id(args, b"target", "target"),
+            want=_want(args),
             version=version,
             read_only=read_only,
         )
@@ -306,6 +351,7 @@ def _decode_query(top: dict[bytes, BValue], tid: bytes, version: bytes | None) -
             transaction_id=tid,
             sender_id=sender,
             info_hash=_id(args, b"info_hash", "info_hash"),
+            want=_want(args),
             version=version,
             read_only=read_only,
         )
@@ -329,6 +375,7 @@ def _decode_query(top: dict[bytes, BValue], tid: bytes, version: bytes | None) -
             transaction_id=tid,
             sender_id=sender,
             target=_id(args, b"target", "target"),
+            want=_want(args),
             version=version,
             read_only=read_only,
         )
@@ -354,6 +401,8 @@ def _decode_response(
     sender = _id(body, b"id", "responder id")
     nodes_raw = _opt_bytes(body, b"nodes", "nodes", max_len=MAX_NODES * COMPACT_NODE_LENGTH)
     nodes = decode_nodes(nodes_raw) if nodes_raw is not None else ()
+    nodes6_raw = _opt_bytes(body, b"nodes6", "nodes6", max_len=MAX_NODES * COMPACT_NODE6_LENGTH)
+    nodes6 = decode_nodes6(nodes6_raw) if nodes6_raw is not None else ()
     values: tuple[Address, ...] = ()
     raw_values = body.get(b"values")
     if raw_values is not None:
@@ -379,6 +428,7 @@ def _decode_response(
         transaction_id=tid,
         sender_id=sender,
         nodes=nodes,
+        nodes6=nodes6,
         values=values,
         token=_opt_bytes(body, b"token", "token", max_len=MAX_TOKEN),
         samples=samples,
@@ -449,6 +499,18 @@ def _opt_int(d: dict[bytes, BValue], key: bytes, what: str, low: int, high: int)
     return value
 
 
+def _want(args: dict[bytes, BValue]) -> tuple[bytes, ...]:
+    """The families a query wants, known ones only, in order, each once (see module doc)."""
+    raw = args.get(b"want")
+    if not isinstance(raw, list):
+        return ()
+    wanted: list[bytes] = []
+    for item in raw[:MAX_WANT]:
+        if isinstance(item, bytes) and item in WANTS and item not in wanted:
+            wanted.append(item)
+    return tuple(wanted)
+
+
 def _opt_compact_addr(d: dict[bytes, BValue], key: bytes) -> Address | None:
     raw = _opt_bytes(d, key, "ip", max_len=COMPACT_PEER6_LENGTH)
     return None if raw is None else decode_peer(raw)
@@ -514,6 +576,8 @@ def _query_args(query: Query) -> tuple[bytes, dict[bytes, BValue]]:
     elif isinstance(query, GetPeers):
         _check_id(query.info_hash, "info_hash")
         args[b"info_hash"] = query.info_hash
+    if isinstance(query, FindNode | GetPeers | SampleInfohashes) and query.want:
+        args[b"want"] = _check_want(query.want)
     elif isinstance(query, AnnouncePeer):
         _check_id(query.info_hash, "info_hash")
         if not 0 <= query.port <= 0xFFFF:
@@ -531,9 +595,9 @@ def _response_body(response: Response) -> dict[bytes, BValue]:
     _check_id(response.sender_id, "responder id")
     body: dict[bytes, BValue] = {b"id": response.sender_id}
     if response.nodes:
-        if len(response.nodes) > MAX_NODES:
-            raise KrpcError(f"more than {MAX_NODES} nodes")
         body[b"nodes"] = encode_nodes(response.nodes)
+    if response.nodes6:
+        body[b"nodes6"] = encode_nodes6(response.nodes6)
     if response.values:
         if len(response.values) > MAX_VALUES:
             raise KrpcError(f"more than {MAX_VALUES} values")
@@ -556,6 +620,13 @@ def _response_body(response: Response) -> dict[bytes, BValue]:
             raise KrpcError("interval out of range")
         body[b"interval"] = response.interval
     return body
+
+
+def _check_want(want: tuple[bytes, ...]) -> list[BValue]:
+    # Only what decodes back the same: known families, each once.
+    if not isinstance(want, tuple) or not set(want) <= set(WANTS) or len(set(want)) != len(want):
+        raise KrpcError(f"want must name n4 and/or n6, each once, not {want!r}")
+    return list(want)
 
 
 def _check_id(value: bytes, what: str) -> None:

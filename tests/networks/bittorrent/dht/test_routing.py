@@ -178,3 +178,76 @@ def test_stale_buckets_and_random_ids_within_them() -> None:
     for bucket in stale:
         target = int.from_bytes(table.random_id_in(bucket, rng), "big")
         assert bucket.covers(target)
+
+
+def test_reset_own_id_rebuilds_around_the_new_id_and_keeps_contacts() -> None:
+    rng = random.Random(31)
+    table = RoutingTable(OWN, 0.0)
+    for i in range(60):
+        table.node_responded(rid(rng), addr(i), float(i))
+    entry = max(table, key=lambda e: e.id_int)  # near the new id: it stays in the table
+    table.node_queried(entry.node_id, entry.addr, 70.0)
+
+    def held(t: RoutingTable) -> dict[tuple[str, int], tuple[object, ...]]:
+        return {
+            e.addr: (e.node_id, e.first_seen, e.last_response, e.last_query)
+            for b in t.buckets
+            for e in b.nodes + b.replacements
+        }
+
+    before = held(table)
+    new_own = b"\xff" * 20
+    table.reset_own_id(new_own, 100.0)
+    assert table.own_id == new_own
+    check_structure(table)
+    after = held(table)
+    # Contacts keep their history, in the table or waiting in a cache.
+    assert all(before[a] == v for a, v in after.items())
+    kept = table.by_addr(entry.addr)
+    assert kept is not None
+    assert kept.last_query == 70.0
+    # What is lost lay in a bucket already full (k nodes and its cache).
+    for a in set(before) - set(after):
+        node_id = before[a][0]
+        assert isinstance(node_id, bytes)
+        bucket = table.bucket_for(node_id)
+        assert len(bucket.nodes) == table.k
+        assert len(bucket.replacements) == table.max_replacements
+    # The buckets near the new id are the ones split now, filled from the old caches too.
+    last = table.buckets[-1]
+    assert last.covers(int.from_bytes(new_own, "big"))
+    assert last.high - last.low < 1 << 159
+    near_half = [e for e in table if e.id_int >= 1 << 159]
+    assert len(near_half) > table.k
+    for e in table:
+        assert table.by_addr(e.addr) is e
+        assert table.find(e.node_id) is e
+
+
+def test_reset_own_id_drops_bad_nodes_and_the_node_with_the_new_id() -> None:
+    table = RoutingTable(OWN, 0.0, max_failures=2)
+    ids = [bytes([i]) * 20 for i in range(1, 6)]
+    for i, node_id in enumerate(ids):
+        table.node_responded(node_id, addr(i), 1.0)
+    table.node_failed(addr(0), 2.0)
+    table.node_failed(addr(0), 3.0)
+    table.reset_own_id(ids[1], 4.0)
+    assert table.by_addr(addr(0)) is None  # bad
+    assert table.by_addr(addr(1)) is None  # it has our id now
+    assert {e.addr for e in table} == {addr(2), addr(3), addr(4)}
+
+
+def test_remove_forgets_a_contact_in_the_table_or_the_cache() -> None:
+    rng = random.Random(32)
+    table = RoutingTable(OWN, 0.0, k=2)
+    far = [(1 << 159 | rng.getrandbits(150)).to_bytes(20, "big") for _ in range(3)]
+    for i, node_id in enumerate(far):
+        table.node_responded(node_id, addr(i), 1.0)
+    assert len(table) == 2
+    assert [e.addr for e in table.buckets[-1].replacements] == [addr(2)]
+    assert table.remove(addr(0))
+    assert table.by_addr(addr(0)) is None
+    assert table.remove(addr(2))
+    assert table.buckets[-1].replacements == []
+    assert not table.remove(addr(9))
+    assert len(table) == 1

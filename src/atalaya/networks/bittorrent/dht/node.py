@@ -1,4 +1,4 @@
-"""A Mainline DHT node (BEP 5) as a sans-I/O state machine, in aioquic's style.
+"""A Mainline DHT node (BEP 5, 32, 42, 43, 51) as a sans-I/O state machine, in aioquic's style.
 
 The caller owns the socket and the clock::
 
@@ -20,6 +20,47 @@ answered; every timeout, retry, queue wait and lookup is bounded. Outgoing
 messages go through per-IP and overall token buckets; incoming queries
 beyond the per-IP and overall limits are dropped unanswered.
 
+One node speaks one address family (`NodeConfig.family`, BEP 32): a node of
+family 6 talks only to IPv6 addresses, reads `nodes6` from answers, asks with
+`want` = n6 and answers with `nodes6`; family 4 likewise with `nodes`. A
+dual-stack observer runs two nodes. Some addresses are never a node, whatever
+`allowed_networks` says: unspecified, multicast, 255.255.255.255, IPv4-mapped
+IPv6 addresses (a v4 node reaches those itself), and our own addresses
+(`own_addresses`, `set_own_addresses`).
+
+NAT (BEP 42, 43): answers carry the address they saw us at (`ip`); when at
+least `MIN_VOTERS` distinct nodes, and more than half of the recent voters,
+agree on an external IP other than the one in force, the node emits
+`ExternalAddressChanged` and, unless told its id, takes a BEP 42 id for that
+IP and rebuilds its routing table around it, keeping its contacts. A node
+that cannot be reached from outside should be read-only (BEP 43,
+`set_read_only`); `NodeStats.unsolicited_queries` counts queries from IPs we
+never sent anything to, which only arrive if we can be reached.
+
+Politeness on the public DHT, by default:
+
+- Per remote IP, 2 queries a second with a burst of 8, so at most 28 in any
+  10 seconds. libtorrent (`dht_block_ratelimit` = 5 messages a second per
+  source IP, counted over 10 seconds) ignores an IP that sends it 50 in 10
+  seconds, for `dht_block_timeout` = 300 s; we stay well under that, as every
+  node deserves, whatever it runs.
+- In total, 66 messages a second with a burst of one second's worth, like
+  libtorrent's send quota. libtorrent's `dht_upload_rate_limit` is 8000
+  bytes a second; our queries are about 120 bytes (get_peers, find_node or
+  sample_infohashes with a 4-byte transaction id, version and `want`: 118 to
+  124 bytes; a ping 67), so 8000 // 120 = 66. Answers to others are larger
+  (about 300 bytes with 8 IPv4 nodes, 420 with 8 IPv6 ones), but a read-only
+  observer sends none. `LAB_OUTGOING` is the higher total (200 a second)
+  that a lab of our own may use.
+- A node that times out or answers with a KRPC error `backoff_after` times in
+  a row rests: it is not queried again for `backoff_base` seconds, doubling
+  with each further failure up to `backoff_max` (30 s to 10 min); any answer
+  ends its rest. At most `max_backoff_tracked` addresses are remembered.
+  "Method unknown" to a sample_infohashes query is no failure: many nodes
+  predate BEP 51.
+- The node never sends announce_peer: an observer offers nothing. It still
+  answers the announces of others, as a good node does.
+
 `received_at` in every event is the `now` passed with the datagram that caused
 it: the caller's arrival time, which is what a sighting records.
 """
@@ -29,8 +70,8 @@ from __future__ import annotations
 import enum
 import ipaddress
 import random
-from collections import Counter, deque
-from collections.abc import Sequence
+from collections import Counter, OrderedDict, deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -47,6 +88,8 @@ from atalaya.networks.bittorrent.dht.tokens import TokenManager
 from atalaya.networks.bittorrent.krpc import (
     METHOD_UNKNOWN,
     PROTOCOL_ERROR,
+    WANT_N4,
+    WANT_N6,
     Address,
     AnnouncePeer,
     ErrorReply,
@@ -63,9 +106,19 @@ from atalaya.networks.bittorrent.krpc import (
     encode_message,
 )
 
-# libtorrent blocks a source IP that sends it ~50 messages in 10 s; stay far below.
-DEFAULT_OUTGOING = RateLimit(per_ip_rate=2.0, per_ip_burst=8, total_rate=200.0, total_burst=100)
+# libtorrent 2.x defaults, which most of the public DHT runs with (see the module doc).
+LIBTORRENT_UPLOAD_RATE = 8000  # dht_upload_rate_limit, bytes a second
+LIBTORRENT_BLOCK_RATE = 5  # dht_block_ratelimit, messages a second per source IP
+TYPICAL_MESSAGE_BYTES = 120  # one of our get_peers, find_node or sample_infohashes queries
+_TOTAL_RATE = LIBTORRENT_UPLOAD_RATE // TYPICAL_MESSAGE_BYTES
+DEFAULT_OUTGOING = RateLimit(
+    per_ip_rate=2.0, per_ip_burst=8, total_rate=_TOTAL_RATE, total_burst=_TOTAL_RATE
+)
+# A lab of our own nodes tolerates more in total; the per-IP rate stays polite.
+LAB_OUTGOING = RateLimit(per_ip_rate=2.0, per_ip_burst=8, total_rate=200.0, total_burst=100)
 DEFAULT_INCOMING = RateLimit(per_ip_rate=10.0, per_ip_burst=20, total_rate=500.0, total_burst=500)
+# Distinct voters that must agree before an external address is believed (BEP 42 "ip").
+MIN_VOTERS = 3
 # Version string sent as "v": two client letters, two version bytes (BEP 20 style).
 DEFAULT_VERSION = b"AT\x00\x01"
 MAX_BEP51_INTERVAL = 21600
@@ -74,11 +127,15 @@ _FAR = 1 << ID_BITS  # farther than any id: where contacts of unknown id sort
 
 @dataclass(frozen=True)
 class NodeConfig:
-    """Everything a node can be told; the defaults suit the public DHT and the lab."""
+    """Everything a node can be told; the defaults suit the public DHT (see the module doc)."""
 
     node_id: bytes | None = None
-    # With no node_id, derive a BEP 42 id from this address, or a random one.
+    # With no node_id, derive a BEP 42 id from this address, or a random one;
+    # a new external address learnt from votes then brings a new id.
     external_ip: str | None = None
+    family: int = 4  # 4 or 6: the addresses this node talks to (BEP 32)
+    # Our own (ip, port)s, never a node; port 0 stands for every port of that IP.
+    own_addresses: tuple[Address, ...] = ()
     bootstrap: tuple[Address, ...] = ()
     k: int = 8
     alpha: int = 3
@@ -109,10 +166,30 @@ class NodeConfig:
     peer_ttl: float = 30 * 60.0
     sample_interval: int = MAX_BEP51_INTERVAL
     max_samples_reply: int = 20
-    # CIDR ranges this node may talk to; None means any IPv4 address.
+    # CIDR ranges (IPv4 or IPv6) this node may talk to; None: any address that
+    # can be a node of its family.
     allowed_networks: tuple[str, ...] | None = None
     max_events: int = 10_000
     max_replies_queued: int = 1024
+    backoff_after: int = 2  # failures in a row before a node rests
+    backoff_base: float = 30.0  # first rest, seconds; doubles with each failure
+    backoff_max: float = 600.0
+    max_backoff_tracked: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.family not in (4, 6):
+            raise ValueError(f"family must be 4 or 6, not {self.family!r}")
+        for cidr in self.allowed_networks or ():
+            ipaddress.ip_network(cidr, strict=False)  # ValueError for what is not a range
+        if (
+            self.external_ip is not None
+            and ipaddress.ip_address(self.external_ip).version != self.family
+        ):
+            raise ValueError(f"external_ip {self.external_ip} is not IPv{self.family}")
+        for addr in self.own_addresses:
+            _address_key(addr)
+        if self.backoff_after < 1 or not 0 < self.backoff_base <= self.backoff_max:
+            raise ValueError("backoff_after >= 1 and 0 < backoff_base <= backoff_max")
 
 
 class LookupKind(enum.Enum):
@@ -177,7 +254,25 @@ class AnnounceReceived:
     received_at: float
 
 
-Event: TypeAlias = PeersFound | InfohashesSampled | LookupFinished | AnnounceReceived
+@dataclass(frozen=True, slots=True)
+class ExternalAddressChanged:
+    """Enough nodes agree that they see us at `ip`, not at the address in force.
+
+    `voters`: the distinct nodes (by IP) that said so; `previous`: the IP in
+    force before (None at first); `node_id`: our id from now on (a new BEP 42
+    id for `ip` unless the config fixed the id or the old one already fits).
+    """
+
+    ip: str
+    voters: int
+    previous: str | None
+    node_id: bytes
+    received_at: float
+
+
+Event: TypeAlias = (
+    PeersFound | InfohashesSampled | LookupFinished | AnnounceReceived | ExternalAddressChanged
+)
 
 
 @dataclass
@@ -194,6 +289,8 @@ class NodeStats:
     timeouts: int = 0
     gave_up_queued: int = 0
     events_dropped: int = 0
+    unsolicited_queries: int = 0  # queries from IPs we never sent anything to
+    rested: int = 0  # queries not sent because their node was resting (backoff)
 
 
 class LookupLimitError(RuntimeError):
@@ -249,9 +346,20 @@ class _Txn:
     sent_at: float | None = None
 
 
+@dataclass(slots=True)
+class _Failures:
+    count: int  # in a row
+    until: float  # resting until then
+
+
 _MAX_PEERS_COUNTED = 10_000
 _MAX_SAMPLE_MEMORY = 10_000
 _MAX_VOTES = 32
+_MAX_VOTERS = 64  # recent voters whose word on our external IP counts
+# IPs we sent to, remembered to tell unsolicited queries apart: at our rates
+# this covers minutes, longer than a NAT keeps a UDP mapping open.
+_MAX_SENT_MEMORY = 16_384
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
 class DhtNode:
@@ -271,7 +379,15 @@ class DhtNode:
         self._networks = (
             None
             if config.allowed_networks is None
-            else tuple(ipaddress.ip_network(n) for n in config.allowed_networks)
+            else tuple(ipaddress.ip_network(n, strict=False) for n in config.allowed_networks)
+        )
+        self._want = WANT_N4 if config.family == 4 else WANT_N6
+        self._read_only = config.read_only
+        self._config_own = frozenset(_address_key(a) for a in config.own_addresses)
+        self._extra_own: frozenset[Address] = frozenset()
+        self._own = self._config_own
+        self._external_ip = (
+            None if config.external_ip is None else str(ipaddress.ip_address(config.external_ip))
         )
         self.routing = RoutingTable(self.node_id, now, k=config.k, max_per_ip=config.max_per_ip)
         self.stats = NodeStats()
@@ -297,6 +413,9 @@ class DhtNode:
         self._pinging: set[Address] = set()
         self._sample_after: dict[Address, float] = {}
         self._votes: Counter[Address] = Counter()
+        self._voters: OrderedDict[str, str] = OrderedDict()  # voter IP -> the IP it saw
+        self._failures: OrderedDict[Address, _Failures] = OrderedDict()
+        self._sent_to: OrderedDict[str, None] = OrderedDict()
 
     # --- the I/O boundary --------------------------------------------------
 
@@ -329,6 +448,7 @@ class DhtNode:
             # Answers are paced by the incoming limit per IP; here only the total counts.
             if self._out_limit.allow_total(now):
                 out.append((data, addr))
+                self._note_sent(addr[0])
                 self.stats.replies_sent += 1
             else:
                 self.stats.replies_dropped += 1
@@ -338,6 +458,7 @@ class DhtNode:
                 txn.sent_at = now
                 txn.deadline = now + self.config.query_timeout
                 out.append((txn.data, txn.addr))
+                self._note_sent(txn.addr[0])
                 self.stats.queries_sent += 1
             else:
                 waiting.append(txn)
@@ -426,8 +547,41 @@ class DhtNode:
     def add_node(self, addr: Address, now: float) -> None:
         """Ping a contact; it joins the routing table if it answers."""
         self._now = now
-        if self._usable(addr) and addr not in self._pinging:
-            self._ping(addr, now)
+        if self._usable(addr):
+            addr = (addr[0], addr[1])
+            if addr not in self._pinging:
+                self._ping(addr, now)
+
+    def set_read_only(self, read_only: bool) -> None:
+        """Switch BEP 43 read-only mode: `ro=1` in our queries, no answers to anyone."""
+        self._read_only = bool(read_only)
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
+    def set_own_addresses(self, addresses: Iterable[Address]) -> None:
+        """Our own addresses besides the config's: sockets, the external address once learnt.
+
+        Replaces what an earlier call set. None of them is ever queried, answered
+        or kept as a node; the routing table forgets any it holds. Port 0 stands
+        for every port of that IP: beware, behind a carrier-grade NAT other
+        subscribers share our external IP. ValueError for what is not an address.
+        """
+        self._extra_own = frozenset(_address_key(a) for a in addresses)
+        self._own = self._config_own | self._extra_own
+        for entry in [e for e in self.routing if self._is_own(e.addr)]:
+            self.routing.remove(entry.addr)
+        for bucket in self.routing.buckets:
+            bucket.replacements = [r for r in bucket.replacements if not self._is_own(r.addr)]
+
+    def add_own_address(self, addr: Address) -> None:
+        """Add one address to those `set_own_addresses` set."""
+        self.set_own_addresses([*self._extra_own, addr])
+
+    @property
+    def own_addresses(self) -> tuple[Address, ...]:
+        return tuple(sorted(self._own))
 
     def store_peer(self, infohash: bytes, peer: Address, now: float) -> None:
         """Hold `peer` for `infohash` as if it had been announced to us."""
@@ -439,15 +593,26 @@ class DhtNode:
 
     @property
     def external_address(self) -> Address | None:
-        """The address most nodes said they saw us at (BEP 42 "ip")."""
+        """The address (IP and port) most answers said they saw us at (BEP 42 "ip")."""
         if not self._votes:
             return None
         return self._votes.most_common(1)[0][0]
 
+    @property
+    def external_ip(self) -> str | None:
+        """The external IP in force: the config's, then what enough voters agreed on."""
+        return self._external_ip
+
+    def resting(self, addr: Address, now: float) -> bool:
+        """Whether `addr` is in backoff after failing repeatedly (not queried until it ends)."""
+        entry = self._failures.get((addr[0], addr[1]))
+        return entry is not None and entry.until > now
+
     # --- answering ---------------------------------------------------------
 
     def _on_bad_query(self, exc: KrpcError, addr: Address, now: float) -> None:
-        if self.config.read_only or not self._in_limit.allow(addr[0], now):
+        self._note_query_from(addr)
+        if self._read_only or not self._in_limit.allow(addr[0], now):
             return
         assert exc.transaction_id is not None
         reply = ErrorReply(
@@ -461,7 +626,8 @@ class DhtNode:
 
     def _on_query(self, query: Query, addr: Address, now: float) -> None:
         self.stats.queries_received += 1
-        if self.config.read_only:
+        self._note_query_from(addr)
+        if self._read_only:
             return
         if not self._in_limit.allow(addr[0], now):
             self.stats.queries_rate_limited += 1
@@ -474,9 +640,9 @@ class DhtNode:
         if isinstance(query, Ping):
             reply = self._response(query, addr)
         elif isinstance(query, FindNode):
-            reply = self._response(query, addr, nodes=self._closest_info(query.target, now))
+            reply = self._response(query, addr, contacts=self._contacts(query.target, query.want))
         elif isinstance(query, GetPeers):
-            reply = self._get_peers_reply(query, query.info_hash, addr, now)
+            reply = self._get_peers_reply(query, query.info_hash, addr, now, query.want)
         elif isinstance(query, AnnouncePeer):
             reply = self._announce_reply(query, addr, now)
         elif isinstance(query, SampleInfohashes):
@@ -484,7 +650,7 @@ class DhtNode:
             reply = self._response(
                 query,
                 addr,
-                nodes=self._closest_info(query.target, now),
+                contacts=self._contacts(query.target, query.want),
                 samples=tuple(samples) if cfg.serve_peers else (),
                 num=len(self._store) if cfg.serve_peers else 0,
                 interval=cfg.sample_interval,
@@ -492,15 +658,15 @@ class DhtNode:
         elif query.info_hash is not None:
             # Unknown methods that carry a target are answered like their kin,
             # for forward compatibility, as libtorrent does.
-            reply = self._get_peers_reply(query, query.info_hash, addr, now)
+            reply = self._get_peers_reply(query, query.info_hash, addr, now, ())
         elif query.target is not None:
-            reply = self._response(query, addr, nodes=self._closest_info(query.target, now))
+            reply = self._response(query, addr, contacts=self._contacts(query.target, ()))
         else:
             reply = self._error(query.transaction_id, METHOD_UNKNOWN, b"Method Unknown", addr)
         self._queue_reply(reply, addr)
 
     def _get_peers_reply(
-        self, query: Query, infohash: bytes, addr: Address, now: float
+        self, query: Query, infohash: bytes, addr: Address, now: float, want: tuple[bytes, ...]
     ) -> Response:
         token = self._tokens.token_for(addr[0], now)
         peers: list[Address] = []
@@ -508,7 +674,7 @@ class DhtNode:
             peers = self._store.peers(infohash, now, self.config.max_values_reply, self._rng)
         if peers:
             return self._response(query, addr, token=token, values=tuple(peers))
-        return self._response(query, addr, token=token, nodes=self._closest_info(infohash, now))
+        return self._response(query, addr, token=token, contacts=self._contacts(infohash, want))
 
     def _announce_reply(
         self, query: AnnouncePeer, addr: Address, now: float
@@ -530,17 +696,19 @@ class DhtNode:
         query: Query,
         addr: Address,
         *,
-        nodes: tuple[NodeInfo, ...] = (),
+        contacts: tuple[NodeInfo, ...] = (),
         values: tuple[Address, ...] = (),
         token: bytes | None = None,
         samples: tuple[bytes, ...] | None = None,
         num: int | None = None,
         interval: int | None = None,
     ) -> Response:
+        v4 = self.config.family == 4
         return Response(
             transaction_id=query.transaction_id,
             sender_id=self.node_id,
-            nodes=nodes,
+            nodes=contacts if v4 else (),
+            nodes6=() if v4 else contacts,
             values=values,
             token=token,
             samples=samples,
@@ -559,10 +727,15 @@ class DhtNode:
             version=self.config.version,
         )
 
-    def _closest_info(self, target: bytes, now: float) -> tuple[NodeInfo, ...]:
+    def _contacts(self, target: bytes, want: tuple[bytes, ...]) -> tuple[NodeInfo, ...]:
+        """The closest nodes we know, all of our own family: the asker's, since we
+        only talk to that one. An asker whose `want` names only the other family
+        gets none: our table holds none of those (BEP 32)."""
+        if want and self._want not in want:
+            return ()
         return tuple(
             NodeInfo(e.node_id, e.addr[0], e.addr[1])
-            for e in self.routing.closest(target, self.config.k, now)
+            for e in self.routing.closest(target, self.config.k, self._now)
         )
 
     def _queue_reply(self, reply: Message, addr: Address) -> None:
@@ -584,6 +757,9 @@ class DhtNode:
             txn.lookup if txn.lookup is not None and txn.lookup.lookup_id in self._lookups else None
         )
         if isinstance(message, ErrorReply):
+            # "Method unknown" to a BEP 51 query only says the node predates BEP 51.
+            if not (message.code == METHOD_UNKNOWN and txn.method == "sample_infohashes"):
+                self._note_failure(addr, now)
             if lookup is not None:
                 lookup.errors += 1
                 self._settle(lookup, addr, _State.FAILED)
@@ -596,8 +772,9 @@ class DhtNode:
                 self._settle(lookup, addr, _State.FAILED)
                 self._advance(lookup, now)
             return
+        self._failures.pop(addr, None)
         if message.requester is not None:
-            self._vote(message.requester)
+            self._vote(message.requester, addr, now)
         id_ok = not self.config.enforce_node_id or is_valid_node_id(message.sender_id, addr[0])
         if id_ok:
             self.routing.node_responded(message.sender_id, addr, now)
@@ -628,7 +805,7 @@ class DhtNode:
                 )
             )
         if lookup.follow:
-            for node in message.nodes:
+            for node in message.nodes if self.config.family == 4 else message.nodes6:
                 self._add_candidate(lookup, node.addr, node.node_id, now)
         self._advance(lookup, now)
 
@@ -642,6 +819,7 @@ class DhtNode:
         else:
             self.stats.timeouts += 1
             self.routing.node_failed(txn.addr, now)
+            self._note_failure(txn.addr, now)
         lookup = txn.lookup
         if lookup is None or lookup.lookup_id not in self._lookups:
             return
@@ -710,6 +888,9 @@ class DhtNode:
     ) -> None:
         if node_id == self.node_id or not self._usable(addr) or addr[1] == 0:
             return
+        if self.resting(addr, now):
+            self.stats.rested += 1
+            return
         if (
             node_id is not None
             and self.config.enforce_node_id
@@ -741,6 +922,11 @@ class DhtNode:
         if lookup.lookup_id not in self._lookups:
             return
         cfg = self.config
+        if self._failures:
+            for candidate in lookup.candidates.values():
+                if candidate.state is _State.NEW and self.resting(candidate.addr, now):
+                    candidate.state = _State.FAILED
+                    self.stats.rested += 1
         live = sorted(
             (c for c in lookup.candidates.values() if c.state is not _State.FAILED),
             key=lambda c: c.distance,
@@ -774,24 +960,27 @@ class DhtNode:
                 transaction_id=tid,
                 sender_id=self.node_id,
                 info_hash=lookup.target,
+                want=(self._want,),
                 version=cfg.version,
-                read_only=cfg.read_only,
+                read_only=self._read_only,
             )
         elif lookup.kind is LookupKind.SAMPLE_INFOHASHES:
             query = SampleInfohashes(
                 transaction_id=tid,
                 sender_id=self.node_id,
                 target=lookup.target,
+                want=(self._want,),
                 version=cfg.version,
-                read_only=cfg.read_only,
+                read_only=self._read_only,
             )
         else:
             query = FindNode(
                 transaction_id=tid,
                 sender_id=self.node_id,
                 target=lookup.target,
+                want=(self._want,),
                 version=cfg.version,
-                read_only=cfg.read_only,
+                read_only=self._read_only,
             )
         self._enqueue(
             _Txn(tid, candidate.addr, encode_message(query), lookup.kind.value, lookup, 0.0)
@@ -872,12 +1061,15 @@ class DhtNode:
     def _ping(self, addr: Address, now: float) -> None:
         if len(self._pending) >= self.config.max_pending:
             return
+        if self.resting(addr, now):
+            self.stats.rested += 1
+            return
         tid = self._new_tid()
         query = Ping(
             transaction_id=tid,
             sender_id=self.node_id,
             version=self.config.version,
-            read_only=self.config.read_only,
+            read_only=self._read_only,
         )
         self._pinging.add(addr)
         self._enqueue(_Txn(tid, addr, encode_message(query), "ping", None, 0.0))
@@ -906,9 +1098,15 @@ class DhtNode:
             parsed = ipaddress.ip_address(ip)
         except ValueError:
             return False
-        if parsed.version != 4 or parsed.is_unspecified or parsed.is_multicast:
+        if parsed.version != self.config.family or not _can_be_node(parsed):
+            return False
+        if self._own and self._is_own((str(parsed), port)):
             return False
         return self._networks is None or any(parsed in net for net in self._networks)
+
+    def _is_own(self, addr: Address) -> bool:
+        key = _address_key(addr)
+        return key in self._own or (key[0], 0) in self._own
 
     def _emit(self, event: Event) -> None:
         if len(self._events) >= self.config.max_events:
@@ -916,9 +1114,65 @@ class DhtNode:
             self.stats.events_dropped += 1
         self._events.append(event)
 
-    def _vote(self, addr: Address) -> None:
-        if addr in self._votes or len(self._votes) < _MAX_VOTES:
-            self._votes[addr] += 1
+    def _vote(self, seen: Address, voter: Address, now: float) -> None:
+        """Count one answer's word (BEP 42 "ip") on where it saw us; act on a majority."""
+        if seen in self._votes or len(self._votes) < _MAX_VOTES:
+            self._votes[seen] += 1
+        try:
+            parsed = ipaddress.ip_address(seen[0])
+        except ValueError:
+            return
+        if parsed.version != self.config.family or not _can_be_node(parsed):
+            return
+        # One vote per voter IP, its latest; many ports of one IP are one voter.
+        self._voters[voter[0]] = str(parsed)
+        self._voters.move_to_end(voter[0])
+        while len(self._voters) > _MAX_VOTERS:
+            self._voters.popitem(last=False)
+        leader, count = Counter(self._voters.values()).most_common(1)[0]
+        if leader == self._external_ip or count < MIN_VOTERS or 2 * count <= len(self._voters):
+            return
+        previous, self._external_ip = self._external_ip, leader
+        node_id = self.node_id
+        if self.config.node_id is None and not is_valid_node_id(node_id, leader):
+            node_id = generate_node_id(leader, self._rng)
+        self._emit(ExternalAddressChanged(leader, count, previous, node_id, now))
+        if node_id != self.node_id:
+            self._change_id(node_id, now)
+
+    def _change_id(self, node_id: bytes, now: float) -> None:
+        """Take a new id: the table is rebuilt around it, then we look for our new neighbours."""
+        self.node_id = node_id
+        self.routing.reset_own_id(node_id, now)
+        if len(self._lookups) < self.config.max_lookups and (
+            len(self.routing) > 0 or self.config.bootstrap
+        ):
+            self._bootstrap_lookup = self.start_find_node(node_id, now)
+
+    def _note_failure(self, addr: Address, now: float) -> None:
+        """A timeout or an error answer: after `backoff_after` in a row the node rests."""
+        cfg = self.config
+        entry = self._failures.pop(addr, None)
+        count = 1 if entry is None else entry.count + 1
+        until = now
+        if count >= cfg.backoff_after:
+            doublings = min(count - cfg.backoff_after, 32)
+            until = now + min(cfg.backoff_base * 2**doublings, cfg.backoff_max)
+        self._failures[addr] = _Failures(count, until)
+        while len(self._failures) > cfg.max_backoff_tracked:
+            self._failures.popitem(last=False)
+
+    def _note_sent(self, ip: str) -> None:
+        if ip in self._sent_to:
+            self._sent_to.move_to_end(ip)
+            return
+        self._sent_to[ip] = None
+        if len(self._sent_to) > _MAX_SENT_MEMORY:
+            self._sent_to.popitem(last=False)
+
+    def _note_query_from(self, addr: Address) -> None:
+        if addr[0] not in self._sent_to:
+            self.stats.unsolicited_queries += 1
 
     def _remember_interval(self, addr: Address, until: float) -> None:
         if len(self._sample_after) >= _MAX_SAMPLE_MEMORY:
@@ -931,3 +1185,18 @@ class DhtNode:
 
 def _distance(a: bytes, b: bytes) -> int:
     return int.from_bytes(a, "big") ^ int.from_bytes(b, "big")
+
+
+def _can_be_node(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """False for what is never a DHT node, whatever the fence: see the module doc."""
+    if ip.is_unspecified or ip.is_multicast or ip == _BROADCAST:
+        return False
+    return not (isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None)
+
+
+def _address_key(addr: Address) -> Address:
+    """(canonical IP text, port); ValueError for what is not an address."""
+    ip, port = addr[0], addr[1]
+    if not isinstance(port, int) or not 0 <= port <= 0xFFFF:
+        raise ValueError(f"port {port!r} out of range")
+    return (str(ipaddress.ip_address(ip)), port)

@@ -9,6 +9,10 @@ A node is good if it answered within the last 15 minutes, or ever answered and
 queried us within the last 15 minutes; bad after `max_failures` unanswered
 queries in a row; questionable otherwise. A full bucket replaces a bad node at
 once, and keeps newcomers in a bounded replacement cache until one goes bad.
+
+When our own id changes (BEP 42, after we learn a new external address),
+`reset_own_id` rebuilds the buckets around the new id and puts every contact
+back with its history, as libtorrent does, so no one has to be found again.
 """
 
 from __future__ import annotations
@@ -193,24 +197,7 @@ class RoutingTable:
             return AddResult.UPDATED
         if not self._make_room_for_ip(addr, now):
             return AddResult.REJECTED
-        newcomer = NodeEntry(node_id, addr, first_seen=now, last_response=now)
-        for _ in range(ID_BITS + 1):
-            bucket = self.bucket_for(node_id)
-            if len(bucket.nodes) < self.k:
-                self._insert(bucket, newcomer, now)
-                return AddResult.ADDED
-            bad = [e for e in bucket.nodes if self.state(e, now) is NodeState.BAD]
-            if bad:
-                worst = max(bad, key=lambda e: (e.failures, -e.last_seen))
-                self._remove(bucket, worst)
-                self._insert(bucket, newcomer, now)
-                return AddResult.ADDED
-            if bucket.covers(self._own) and bucket.high - bucket.low > 1:
-                self._split(bucket)
-                continue
-            break
-        self._cache(self.bucket_for(node_id), newcomer)
-        return AddResult.CACHED
+        return self._place(NodeEntry(node_id, addr, first_seen=now, last_response=now), now)
 
     def node_queried(self, node_id: bytes, addr: Address, now: float) -> None:
         """A node sent us a query: refresh it if it is already in the table."""
@@ -230,7 +217,74 @@ class RoutingTable:
                 self._remove(bucket, entry)
                 self._insert(bucket, bucket.replacements.pop(), now)
 
+    def remove(self, addr: Address) -> bool:
+        """Forget the contact at `addr` (in the table or a replacement cache)."""
+        found = False
+        entry = self._by_addr.get(addr)
+        if entry is not None:
+            self._remove(self.bucket_for(entry.node_id), entry)
+            found = True
+        for bucket in self.buckets:
+            kept = [r for r in bucket.replacements if r.addr != addr]
+            found = found or len(kept) != len(bucket.replacements)
+            bucket.replacements = kept
+        return found
+
+    def reset_own_id(self, own_id: bytes, now: float) -> None:
+        """Take a new own id and put every contact back around it, history kept.
+
+        Nodes that are not bad go in first, most recently seen first, then those
+        of the replacement caches (they answered too, and the new buckets near
+        us may have room for them); what no longer fits a bucket waits in its
+        cache or is dropped, as any newcomer would be.
+        """
+        if len(own_id) != 20:
+            raise ValueError("own id must be 20 bytes")
+        nodes = sorted(
+            (e for e in self if self.state(e, now) is not NodeState.BAD),
+            key=lambda e: e.last_seen,
+            reverse=True,
+        )
+        spares = [r for b in self.buckets for r in b.replacements]
+        self.own_id = own_id
+        self._own = int.from_bytes(own_id, "big")
+        self.buckets = [Bucket(0, 1 << ID_BITS, now)]
+        self._lows = [0]
+        self._by_addr = {}
+        self._per_ip = {}
+        for entry in nodes:
+            if entry.id_int != self._own:
+                self._place(entry, now)
+        for entry in spares:
+            if (
+                entry.id_int != self._own
+                and entry.addr not in self._by_addr
+                and self.find(entry.node_id) is None
+                and self._per_ip.get(entry.addr[0], 0) < self.max_per_ip
+            ):
+                self._place(entry, now)
+
     # --- internals ---------------------------------------------------------
+
+    def _place(self, newcomer: NodeEntry, now: float) -> AddResult:
+        """Put a contact the table does not hold yet into its bucket, or the cache."""
+        for _ in range(ID_BITS + 1):
+            bucket = self.bucket_for(newcomer.node_id)
+            if len(bucket.nodes) < self.k:
+                self._insert(bucket, newcomer, now)
+                return AddResult.ADDED
+            bad = [e for e in bucket.nodes if self.state(e, now) is NodeState.BAD]
+            if bad:
+                worst = max(bad, key=lambda e: (e.failures, -e.last_seen))
+                self._remove(bucket, worst)
+                self._insert(bucket, newcomer, now)
+                return AddResult.ADDED
+            if bucket.covers(self._own) and bucket.high - bucket.low > 1:
+                self._split(bucket)
+                continue
+            break
+        self._cache(self.bucket_for(newcomer.node_id), newcomer)
+        return AddResult.CACHED
 
     def _index(self, entry: NodeEntry) -> None:
         self._by_addr[entry.addr] = entry
