@@ -339,3 +339,21 @@ def test_aria2_as_a_second_dht_implementation(tmp_path: Path) -> None:
     assert aria_answered, "aria2's DHT node never answered our queries"
     assert (aria_ip, tcp_port) in peers_of(arrivals)
     assert isinstance(arrivals[-1].event, LookupFinished)
+
+
+def test_ipv6_clients_find_each_others_peers_on_the_ipv6_loopback() -> None:
+    """BEP 32 through real sockets: two IPv6 nodes on ::1, one holding a peer."""
+    infohash = bytes(range(20))
+
+    async def main() -> list[DhtArrival]:
+        async with DhtClient(bind=("::1", 0), config=NodeConfig(family=6)) as holder:
+            holder.engine.store_peer(infohash, ("fd00:77::9", 51413), holder._time())
+            (addr,) = holder.local_addresses
+            async with DhtClient(
+                bind=("::1", 0), bootstrap=[addr], config=NodeConfig(family=6)
+            ) as asker:
+                assert asker.family == 6
+                return await collect(asker.get_peers(infohash, timeout=5))
+
+    arrivals = asyncio.run(main())
+    assert peers_of(arrivals) == {("fd00:77::9", 51413)}

@@ -27,7 +27,12 @@ from sqlalchemy import Engine, insert, select
 
 from atalaya import __version__
 from atalaya.hashsets.index import MatchIndex
-from atalaya.networks.bittorrent.dht.node import InfohashesSampled, NodeConfig, PeersFound
+from atalaya.networks.bittorrent.dht.node import (
+    ExternalAddressChanged,
+    InfohashesSampled,
+    NodeConfig,
+    PeersFound,
+)
 from atalaya.networks.bittorrent.krpc import Address
 from atalaya.networks.bittorrent.metainfo import Metainfo, MetainfoError, parse_info
 from atalaya.networks.bittorrent.peerwire import make_peer_id
@@ -77,6 +82,8 @@ class ObserverConfig:
     lookup_interval: float = 30.0
     lookup_timeout: float = 20.0
     tracker_timeout: float = 10.0
+    # Seconds behind NAT with no unsolicited query before the DHT goes read-only.
+    read_only_after: float = 120.0
     # Port we announce: we never accept connections, but trackers need one.
     announce_port: int = 6881
     probe_timeouts: ProbeTimeouts = field(default_factory=ProbeTimeouts)
@@ -96,6 +103,7 @@ class ObserverStats:
     errors: int = 0
     # Probed again once the torrent's metadata was known (counted in `probed` too).
     reprobed: int = 0
+    read_only: bool = False  # a DHT node went read-only (BEP 43): unreachable behind NAT
 
 
 @dataclass(frozen=True)
@@ -170,6 +178,7 @@ class BittorrentObserver:
                 # bootstrap nodes too, and trackers do not need the DHT at all.
                 for dht in self._dhts:
                     tasks.append(asyncio.create_task(self._bootstrap(dht), name="dht-bootstrap"))
+                    tasks.append(asyncio.create_task(self._watch_nat(dht), name="dht-nat"))
             tasks += [
                 asyncio.create_task(self._probe_worker(), name=f"probe-{n}")
                 for n in range(self.config.max_concurrent_probes)
@@ -207,35 +216,87 @@ class BittorrentObserver:
         return list(self._dhts)
 
     async def _start_dht(self) -> None:
-        """One DHT node per address family we observe from, sharing the watch list."""
-        families = sorted(self._binds) if self._binds else [4]
+        """One DHT node per address family we observe from, sharing the watch list.
+
+        With no --bind, both families listen on every local address; a machine
+        without IPv6 then runs the IPv4 node alone, and says so.
+        """
+        families = sorted(self._binds) if self._binds else [4, 6]
         for family in families:
-            bind = self._binds.get(family) or _WILDCARD[family]
-            bootstrap = [a for a in self.config.dht_bootstrap if _family(a[0]) == family]
-            node_id = self.config.dht_node_ids.get(family)
-            external = self.config.external_ip
-            config = NodeConfig(
-                node_id=node_id,
-                external_ip=external if external and _family(external) == family else None,
-            )
-            port = self.config.dht_port
-            for attempt in (port, 0):
-                dht = DhtClient(
-                    bind=(bind, attempt),
-                    bootstrap=bootstrap,
-                    config=config,
-                    allowed_networks=self.config.allowed_networks,
-                )
-                try:
-                    await dht.start()
-                    break
-                except OSError as exc:
-                    # Another client on this machine holds the usual port: any
-                    # port serves an observer, which never needs to be found.
-                    if exc.errno != errno.EADDRINUSE or attempt == 0:
-                        raise
-                    log.warning("UDP port %d is in use on %s; the DHT takes a free one", port, bind)
+            try:
+                dht = await self._start_family(family)
+            except OSError as exc:
+                if self._binds or family == 4:
+                    raise
+                log.warning("no IPv6 DHT node: %s; observing over IPv4 only", exc)
+                continue
             self._dhts.append(dht)
+
+    async def _start_family(self, family: int) -> DhtClient:
+        bind = self._binds.get(family) or _WILDCARD[family]
+        external = self.config.external_ip
+        config = NodeConfig(
+            family=family,
+            node_id=self.config.dht_node_ids.get(family),
+            external_ip=external if external and _family(external) == family else None,
+        )
+        bootstrap = [a for a in self.config.dht_bootstrap if _family(a[0]) == family]
+        port = self.config.dht_port
+        for attempt in (port, 0):
+            dht = DhtClient(
+                bind=(bind, attempt),
+                bootstrap=bootstrap,
+                config=config,
+                allowed_networks=self.config.allowed_networks,
+            )
+            try:
+                await dht.start()
+            except OSError as exc:
+                # Another client on this machine holds the usual port: any
+                # port serves an observer, which never needs to be found.
+                if exc.errno != errno.EADDRINUSE or attempt == 0:
+                    raise
+                log.warning("UDP port %d is in use on %s; the DHT takes a free one", port, bind)
+                continue
+            own = [a for a in dht.local_addresses if a[0] not in _WILDCARD.values()]
+            if external and _family(external) == family:
+                own += [(external, a[1]) for a in dht.local_addresses]
+            dht.engine.set_own_addresses(own)
+            return dht
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    async def _watch_nat(self, dht: DhtClient) -> None:
+        """Learn our external address from the DHT, and go read-only when unreachable.
+
+        Nodes tell us the address they see us at (BEP 42); once enough agree,
+        the node takes a BEP 42 id for it, and it is ours: never probed. If
+        that address is none of our own sockets' we are behind NAT; if, after
+        `read_only_after` seconds, no node we never wrote to has queried us,
+        nobody can reach us, and we tell others so (BEP 43 read-only) rather
+        than fill their routing tables with an address that never answers.
+        """
+        started = asyncio.get_running_loop().time()
+        local = {a[0] for a in dht.local_addresses}
+        while not self._stop.is_set():
+            for arrival in dht.other_events():
+                event = arrival.event
+                if isinstance(event, ExternalAddressChanged):
+                    self._learn_external(event.ip)
+                    for _, port in dht.local_addresses:
+                        dht.engine.add_own_address((event.ip, port))
+            behind_nat = self.external_ip is not None and self.external_ip not in local
+            waited = asyncio.get_running_loop().time() - started
+            if (
+                behind_nat
+                and not dht.engine.read_only
+                and waited >= self.config.read_only_after
+                and dht.engine.stats.unsolicited_queries == 0
+            ):
+                log.info("no node reached us in %.0f s behind NAT: DHT read-only (BEP 43)", waited)
+                dht.engine.set_read_only(True)
+                self.stats.read_only = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), 1.0)
 
     async def _bootstrap(self, dht: DhtClient) -> None:
         await dht.bootstrap(timeout=self.config.lookup_timeout)
