@@ -6,8 +6,8 @@ one end of a veth pair, whose other end sits on a bridge that also carries
 the host side's address. Every address is the lab's own: one /24 out of
 100.64.0.0/10 (shared address space, never routed on the Internet) and one
 /64 out of the IPv6 unique-local range fd00::/8. No namespace has a default
-route, so nothing in it can reach beyond the bridge, and the host does not
-forward what arrives on the bridge.
+route, so nothing in it can reach beyond the bridge (not even the host's
+other addresses), and the host's IPv4 forwarding is off on the bridge.
 
 Names carry a random per-run tag (`atlab-<tag>-<host>` for namespaces,
 `atlab<tag>…` for links), so parallel runs never collide and leftovers of a
@@ -280,7 +280,7 @@ class NetnsLab:
         self.host_names = list(hosts)
         self.timeout = timeout
         self.bridge = f"{LINK_PREFIX}{self.tag}br"
-        self._pinned = networks
+        self._pinned = _parse_pinned(networks) if networks is not None else None
         self.ipv4_network: ipaddress.IPv4Network | None = None
         self.ipv6_network: ipaddress.IPv6Network | None = None
         self.hosts: dict[str, NetnsHost] = {}
@@ -343,10 +343,7 @@ class NetnsLab:
         OWNER_DIR.mkdir(parents=True, exist_ok=True)
         (OWNER_DIR / self.tag).write_text(f"{os.getpid()}\n")
         with _network_lock():
-            if self._pinned is not None:
-                v4, v6 = _parse_pinned(self._pinned)
-            else:
-                v4, v6 = _pick_networks()
+            v4, v6 = self._pinned or _pick_networks()
             self.ipv4_network, self.ipv6_network = v4, v6
             ip("link", "add", self.bridge, "type", "bridge", timeout=self.timeout)
             ip("addr", "add", f"{v4[1]}/24", "dev", self.bridge, timeout=self.timeout)
@@ -360,7 +357,8 @@ class NetnsLab:
                 "nodad",
                 timeout=self.timeout,
             )
-        # The host routes nothing that arrives on the bridge, whatever its global setting.
+        # The host routes no IPv4 that arrives on the bridge, whatever its global
+        # setting (IPv6 has no such per-interface switch: no routes out suffice).
         _write_sysctl(f"net/ipv4/conf/{self.bridge}/forwarding", "0")
         _write_sysctl(f"net/ipv6/conf/{self.bridge}/forwarding", "0")
         ip("link", "set", self.bridge, "up", timeout=self.timeout)
