@@ -1,9 +1,14 @@
-"""One real libtorrent session on its own loopback address, for the lab and tests.
+"""One real libtorrent session on its own lab address, for the lab and tests.
 
 Settings follow the lab notes: literal listen and outgoing addresses (with
 0.0.0.0 libtorrent treats loopback as local and keeps the DHT off it),
 nothing that reaches outside (no bootstrap routers, LSD, UPnP, NAT-PMP), and
 the DHT's one-node-per-/24 rules off, since lab nodes share a /24.
+
+The address is a loopback one (127/8), or one of a namespace lab host's
+(lab.netns: 100.64.0.0/10 or its ULA /64, IPv4 or IPv6): then the session is
+opened from a thread inside that namespace, so its sockets and threads live
+there, while this object is used from anywhere in this process.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from typing import Any, Self
 
 import libtorrent as lt
 
-from atalaya.lab.ports import free_port, is_loopback
+from atalaya.lab.netns import NetnsHost
+from atalaya.lab.ports import free_port, is_loopback, is_namespace_address
 
 PREDICATES = (
     "listening",
@@ -40,7 +46,8 @@ _MAX_RECORDED = 10_000
 
 
 class LibtorrentPeer:
-    """A libtorrent session on `ip` (127.x), seeding or leeching lab torrents."""
+    """A libtorrent session on `ip` (127.x, or an address of namespace host `netns`),
+    seeding or leeching lab torrents."""
 
     def __init__(
         self,
@@ -50,9 +57,17 @@ class LibtorrentPeer:
         port: int | None = None,
         dht: bool = True,
         dht_rate_limit: int | None = None,
+        netns: NetnsHost | None = None,
     ) -> None:
-        if not is_loopback(ip):
-            raise ValueError(f"lab peers live on 127.0.0.0/8 only, got {ip!r}")
+        if netns is None:
+            if not is_loopback(ip):
+                raise ValueError(f"lab peers live on 127.0.0.0/8 only, got {ip!r}")
+        elif ip not in netns.addresses or not is_namespace_address(ip):
+            raise ValueError(
+                f"a peer in namespace {netns.netns} lives on one of its addresses "
+                f"{', '.join(netns.addresses)}, got {ip!r}"
+            )
+        self.netns = netns
         self.ip = ip
         self.workdir = workdir
         self.port = port or 0
@@ -74,12 +89,25 @@ class LibtorrentPeer:
         if self._session is not None:
             return
         self.workdir.mkdir(parents=True, exist_ok=True)
-        if not self.port:
-            self.port = free_port(self.ip)
-        self._session = lt.session(self._settings())
+        if self.netns is None:
+            self._open()
+        else:
+            self.netns.call(self._open)
         if not self.wait_until("listening", 10):
             self.close()
             raise OSError(f"libtorrent could not listen on {self.ip}:{self.port}: {self.errors}")
+
+    def _open(self) -> None:
+        # In a namespace lab this runs on a thread inside the namespace: the port
+        # is picked there, and the session's threads and sockets are born there.
+        if not self.port:
+            self.port = free_port(self.ip)
+        self._session = lt.session(self._settings())
+
+    @property
+    def endpoint(self) -> str:
+        """ip:port, with brackets around an IPv6 address."""
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
 
     def close(self) -> None:
         """Stop the session; safe to call twice."""
@@ -102,9 +130,8 @@ class LibtorrentPeer:
         self.close()
 
     def _settings(self) -> lt.settings_pack:
-        endpoint = f"{self.ip}:{self.port}"
         settings: lt.settings_pack = {
-            "listen_interfaces": endpoint,
+            "listen_interfaces": self.endpoint,
             "outgoing_interfaces": self.ip,
             "listen_system_port_fallback": False,
             "enable_dht": self.dht,

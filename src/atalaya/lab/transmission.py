@@ -1,32 +1,43 @@
 """A real Transmission 3.00 daemon (Debian transmission-daemon) as a v1 seeder.
 
 Transmission 3.00 refuses v2 and hybrid torrents and its DHT drops packets
-from 127/8 (see the lab notes), so it is given v1 torrents and found through the
-tracker. Its peer port, announces and RPC are bound to its own 127.x address.
+from 127/8 (see the lab notes), so it is given v1 torrents. On a loopback
+address (the loopback lab) its DHT is off and it is found through the
+tracker. On a host of a namespace lab (lab.netns, 100.64.0.0/10) it runs
+inside that namespace with its DHT on, bootstrapping from the nodes it is
+given. Its peer port, DHT, announces and RPC are bound to its own address.
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
+import secrets
 import shutil
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 from atalaya.errors import AtalayaError
-from atalaya.lab.ports import free_port, is_loopback
+from atalaya.lab.netns import NetnsHost
+from atalaya.lab.ports import free_port, is_loopback, is_namespace_address
 from atalaya.lab.processes import end_child
+from atalaya.networks.bittorrent.bencode import encode
 
 _START_TIMEOUT = 15.0
 _STOP_TIMEOUT = 5.0
 _RPC_TIMEOUT = 5.0
 _MAX_REPLY = 1 << 20
 STATUS_SEEDING = 6  # torrent-get "status": 6 is "seeding" in RPC version 15+
+_MAX_DHT_NODES = 300  # what Transmission itself saves in dht.dat
+# RPC goes straight to the lab address, whatever *_proxy says in the environment.
+_RPC_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class TransmissionError(AtalayaError):
@@ -34,17 +45,47 @@ class TransmissionError(AtalayaError):
 
 
 class TransmissionPeer:
-    """transmission-daemon on `ip`, with its own config folder, peer port and RPC port."""
+    """transmission-daemon on `ip`, with its own config folder, peer port and RPC port.
 
-    def __init__(self, ip: str, workdir: Path, *, port: int | None = None) -> None:
-        if not is_loopback(ip):
-            raise ValueError(f"lab peers live on 127.0.0.0/8 only, got {ip!r}")
+    With `netns`, it runs inside that namespace lab host, on its IPv4 address,
+    with its DHT on; `dht_nodes` (ip, port) are written into its dht.dat, the
+    only way to hand Transmission bootstrap nodes without a name lookup.
+    """
+
+    def __init__(
+        self,
+        ip: str,
+        workdir: Path,
+        *,
+        port: int | None = None,
+        netns: NetnsHost | None = None,
+        dht_nodes: Sequence[tuple[str, int]] = (),
+    ) -> None:
+        if netns is None:
+            if not is_loopback(ip):
+                raise ValueError(f"lab peers live on 127.0.0.0/8 only, got {ip!r}")
+            if dht_nodes:
+                raise ValueError("Transmission's DHT drops 127/8: no DHT nodes on loopback")
+        elif ip != netns.ipv4 or not is_namespace_address(ip):
+            raise ValueError(
+                f"a Transmission in namespace {netns.netns} lives on its IPv4 address "
+                f"{netns.ipv4} (in 100.64.0.0/10), got {ip!r}"
+            )
+        if len(dht_nodes) > _MAX_DHT_NODES:
+            raise ValueError(f"at most {_MAX_DHT_NODES} DHT nodes, got {len(dht_nodes)}")
         self.ip = ip
         self.workdir = workdir
         self.port = port or 0
         self.rpc_port = 0
+        self.netns = netns
+        self.dht_nodes = tuple(dht_nodes)
         self.process: subprocess.Popen[bytes] | None = None
         self._session_id = ""
+
+    @property
+    def dht(self) -> bool:
+        """Whether its DHT is on (only in a namespace lab)."""
+        return self.netns is not None
 
     @property
     def pid(self) -> int | None:
@@ -65,16 +106,28 @@ class TransmissionPeer:
         downloads = self.workdir / "downloads"
         config.mkdir(parents=True, exist_ok=True)
         downloads.mkdir(parents=True, exist_ok=True)
-        if not self.port:
-            self.port = free_port(self.ip)
-        self.rpc_port = free_port(self.ip)
+        if self.netns is None:
+            if not self.port:
+                self.port = free_port(self.ip)
+            self.rpc_port = free_port(self.ip)
+        else:
+            if not self.port:
+                self.port = self.netns.call(lambda: free_port(self.ip))
+            self.rpc_port = self.netns.call(lambda: free_port(self.ip))
         (config / "settings.json").write_text(json.dumps(self._settings(downloads), indent=1))
+        if self.dht_nodes:
+            (config / "dht.dat").write_bytes(_dht_dat(self.dht_nodes))
         log = (self.workdir / "transmission.log").open("wb")
-        args = [binary, "--foreground", "--config-dir", str(config), "--log-error"]
+        # Info level in a namespace lab: its DHT's progress is logged there.
+        level = "--log-error" if self.netns is None else "--log-info"
+        args = [binary, "--foreground", "--config-dir", str(config), level]
         with log:
-            self.process = subprocess.Popen(
-                args, cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-            )
+            if self.netns is None:
+                self.process = subprocess.Popen(
+                    args, cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+                )
+            else:
+                self.process = self.netns.popen(args, cwd=self.workdir, stdout=log, stderr=log)
         deadline = time.monotonic() + _START_TIMEOUT
         while True:
             try:
@@ -90,13 +143,17 @@ class TransmissionPeer:
                 time.sleep(0.1)
 
     def _settings(self, downloads: Path) -> dict[str, Any]:
+        whitelist = "127.*.*.*"
+        if self.netns is not None:
+            # RPC comes from the host side of the lab's bridge.
+            whitelist += f",{self.netns.host_ipv4}"
         return {
             "bind-address-ipv4": self.ip,
             "bind-address-ipv6": "::1",
             "peer-port": self.port,
             "peer-port-random-on-start": False,
             "port-forwarding-enabled": False,
-            "dht-enabled": False,
+            "dht-enabled": self.dht,
             "lpd-enabled": False,
             "pex-enabled": True,
             "utp-enabled": False,
@@ -106,7 +163,7 @@ class TransmissionPeer:
             "rpc-port": self.rpc_port,
             "rpc-authentication-required": False,
             "rpc-whitelist-enabled": True,
-            "rpc-whitelist": "127.*.*.*",
+            "rpc-whitelist": whitelist,
             "rpc-host-whitelist-enabled": False,
             "download-dir": str(downloads),
             "incomplete-dir-enabled": False,
@@ -144,13 +201,13 @@ class TransmissionPeer:
         body = json.dumps({"method": method, "arguments": arguments or {}}).encode()
         # The first call of a session is refused with 409 and the id to send (CSRF guard).
         for _ in range(2):
-            request = urllib.request.Request(  # noqa: S310 - always http://127.x, built here
+            request = urllib.request.Request(  # noqa: S310 - always http://<lab ip>, built here
                 self.rpc_url,
                 data=body,
                 headers={"X-Transmission-Session-Id": self._session_id},
             )
             try:
-                with urllib.request.urlopen(request, timeout=_RPC_TIMEOUT) as reply:  # noqa: S310
+                with _RPC_OPENER.open(request, timeout=_RPC_TIMEOUT) as reply:
                     answer = json.loads(reply.read(_MAX_REPLY))
             except urllib.error.HTTPError as exc:
                 if exc.code == 409:
@@ -224,3 +281,23 @@ class TransmissionPeer:
     def reannounce(self) -> None:
         """Announce every torrent to its trackers now."""
         self.rpc("torrent-reannounce")
+
+    def log_tail(self, chars: int = 2000) -> str:
+        """The end of its log (DHT progress is there in a namespace lab)."""
+        try:
+            text = (self.workdir / "transmission.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return text[-chars:]
+
+
+def _dht_dat(nodes: Sequence[tuple[str, int]]) -> bytes:
+    """A dht.dat as Transmission 3.00 saves it: a random node id and compact IPv4 nodes.
+
+    Transmission pings these nodes when it starts (about one every two seconds
+    for the first eight), as it does after a restart.
+    """
+    compact = b"".join(
+        ipaddress.IPv4Address(ip).packed + port.to_bytes(2, "big") for ip, port in nodes
+    )
+    return encode({b"id": secrets.token_bytes(20), b"nodes": compact})
