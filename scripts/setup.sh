@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(opentracker transmission-daemon postgresql aria2 rhash chromium)
+# iproute2: the namespace labs (test hosts on 100.64.0.0/10 and a ULA prefix).
+DEBIAN_PACKAGES=(opentracker transmission-daemon postgresql aria2 rhash chromium iproute2)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

@@ -45,3 +45,26 @@ def test_fence_parsing() -> None:
 def test_fence_of_everything_admits_every_possible_peer(addr: object) -> None:
     fence = parse_fence(["0.0.0.0/0", "::/0"])
     assert fence_admits(fence, str(addr)) == can_be_peer(str(addr))
+
+
+def test_ourselves_is_an_address_and_a_port_of_ours(tmp_path: object) -> None:
+    """A peer on our address with another port is a peer (same NAT, shared host);
+    our announced port and the source ports of our own connections are us."""
+    from pathlib import Path
+
+    from atalaya.observe.bittorrent.observer import BittorrentObserver, ObserverConfig
+    from atalaya.store import create_store_engine
+
+    assert isinstance(tmp_path, Path)
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    config = ObserverConfig(bind_ips=("100.64.9.1",), external_ip=None, announce_port=6881)
+    observer = BittorrentObserver(engine, [], config)
+    observer._learn_external("203.0.113.5")
+    assert not observer._may_contact("100.64.9.1", 6881)
+    assert not observer._may_contact("203.0.113.5", 6881)
+    assert observer._may_contact("203.0.113.5", 51413)  # another subscriber behind our NAT
+    assert observer._may_contact("100.64.9.1", 40001)
+    observer._own_endpoint("100.64.9.1", 40001)  # a probe of ours connected from there
+    assert not observer._may_contact("100.64.9.1", 40001)
+    assert not observer._may_contact("2001:db8::1", 6881)  # no IPv6 address bound
+    engine.dispose()

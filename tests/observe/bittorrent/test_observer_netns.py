@@ -173,7 +173,6 @@ def test_observer_finds_and_verifies_every_transmission_seeder(transmission_lab:
     assert all(row["client"].startswith("Transmission") for row in run.rows)
 
 
-@pytest.mark.xfail(strict=False, reason="observer IPv6 DHT lands in a parallel change")
 def test_observer_finds_and_verifies_every_ipv6_seeder(ipv6_lab: Lab) -> None:
     run = watch(ipv6_lab)
     print(f"watch wall time: {run.wall_seconds:.1f} s; summary {run.summary}")

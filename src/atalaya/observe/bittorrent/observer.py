@@ -57,6 +57,8 @@ MAX_SEEN_PEERS = 200_000
 MAX_DISCOVERY_CHECKS = 2_000
 # Peers per target waiting for its metadata before they can be verified.
 MAX_AWAITING_METADATA = 1_000
+# Source ports of our recent connections, remembered to recognise ourselves.
+MAX_OWN_ENDPOINTS = 65_536
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,7 @@ class BittorrentObserver:
         self._announced: dict[tuple[str, bytes], int] = {}
         self._clock_offset = clock_offset_s()
         self._own_ips = set(config.bind_ips) | {ip for ip in (config.external_ip,) if ip}
+        self._own_endpoints: dict[tuple[str, int], None] = {}
         # The latest external address learnt in this run (trackers, DHT votes).
         self.external_ip: str | None = None
         self._fence = parse_fence(config.allowed_networks)
@@ -389,14 +392,23 @@ class BittorrentObserver:
         self._own_ips.add(ip)
         self.external_ip = ip
 
+    def _own_endpoint(self, ip: str, port: int) -> None:
+        """Our end of a probe's connection: peers pass it on by PEX as if it were a peer."""
+        self._own_endpoints[(ip, port)] = None
+        if len(self._own_endpoints) > MAX_OWN_ENDPOINTS:
+            self._own_endpoints.pop(next(iter(self._own_endpoints)))
+
     def _may_contact(self, ip: str, port: int) -> bool:
         """Whether a reported peer is someone else, inside the run's fence.
 
-        Ourselves is our address *and* the port we announce: a peer sharing
-        our public address (the same NAT, a shared host) is still a peer.
+        Ourselves is our address *and* a port of ours (the one we announce,
+        or the source port of one of our connections): a peer sharing our
+        public address (the same NAT, a shared host) is still a peer.
         """
         if port == self.config.announce_port and ip in self._own_ips:
             return False  # ourselves, as trackers and PEX may echo us
+        if (ip, port) in self._own_endpoints:
+            return False  # one of our own connections, passed on by PEX
         if self._binds and _family(ip) not in self._binds:
             return False  # no address of ours to reach it from
         return fence_admits(self._fence, ip)
@@ -426,6 +438,7 @@ class BittorrentObserver:
             rng=self._rng,
             timeouts=self.config.probe_timeouts,
             client_name=CLIENT_NAME,
+            on_connected=self._own_endpoint,
         )
         self.stats.probed += 1
         if result.metadata is not None and result.info_dict is not None and meta is None:
@@ -614,6 +627,7 @@ class BittorrentObserver:
                 fetch_metadata=True,
                 timeouts=replace(self.config.probe_timeouts, unchoke=0.0),
                 client_name=CLIENT_NAME,
+                on_connected=self._own_endpoint,
             )
             if result.metadata is None:
                 continue

@@ -146,12 +146,15 @@ async def probe_peer(
     limits: ProbeLimits | None = None,
     client_name: str | None = None,
     clock: Callable[[], datetime] = utc_now,
+    on_connected: Callable[[str, int], None] | None = None,
 ) -> ProbeResult:
     """Probe the peer at ip:port for `infohash` and report what it showed.
 
     `torrent` supplies piece hashes; without it, the info dictionary is
     fetched from the peer (ut_metadata) when pieces are to be verified or
     `fetch_metadata` is set. `bind_ip` picks our source address.
+    `on_connected` hears our end of the connection (ip, port) as soon as it
+    exists, before the peer can tell anyone else about it (PEX).
     """
     if len(infohash) not in (20, 32):
         raise ValueError("infohash must be 20 (v1) or 32 (v2) bytes")
@@ -173,6 +176,7 @@ async def probe_peer(
         limits=limits or ProbeLimits(),
         client_name=client_name,
         clock=clock,
+        on_connected=on_connected,
     )
     return await probe.run()
 
@@ -214,8 +218,10 @@ class _Probe:
         limits: ProbeLimits,
         client_name: str | None,
         clock: Callable[[], datetime],
+        on_connected: Callable[[str, int], None] | None = None,
     ) -> None:
         self.ip, self.port, self.infohash = ip, port, infohash
+        self.on_connected = on_connected
         self.torrent = torrent
         self.bind_ip = bind_ip
         self.peer_id = peer_id
@@ -327,6 +333,8 @@ class _Probe:
         sockname = writer.get_extra_info("sockname")
         if sockname:
             self.local = (str(sockname[0]), int(sockname[1]))
+            if self.on_connected is not None:
+                self.on_connected(*self.local)
 
     async def _close(self) -> None:
         writer, self.writer = self.writer, None
