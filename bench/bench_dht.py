@@ -50,7 +50,12 @@ from atalaya.lab.files import write_random_file
 from atalaya.lab.libtorrent_peer import LibtorrentPeer
 from atalaya.lab.torrents import info_hashes, make_torrent
 from atalaya.networks.bittorrent import bencode, krpc
-from atalaya.networks.bittorrent.dht import LookupFinished, NodeConfig, PeersFound
+from atalaya.networks.bittorrent.dht import (
+    DEFAULT_OUTGOING,
+    LookupFinished,
+    NodeConfig,
+    PeersFound,
+)
 from atalaya.networks.bittorrent.dht.ratelimit import RateLimit
 from atalaya.networks.bittorrent.metainfo import Metainfo, parse_torrent
 from atalaya.observe.bittorrent.dht_client import DhtClient
@@ -980,7 +985,8 @@ def render(
             "of a lookup, so its DHT debug log is on for this run and its CPU includes "
             "the Python loop reading that log.",
             "- Default politeness is `NodeConfig`'s: 2 queries a second per remote IP "
-            "(burst 8) and 200 in all, times the source addresses in the pool; it is "
+            f"(burst 8) and {DEFAULT_OUTGOING.total_rate:g} in all (libtorrent's 8,000 "
+            "bytes a second), the per-IP rate times the source addresses in the pool; it is "
             "what keeps an observer off the public DHT's block lists, and it, not the "
             "engine, sets that row's rate. The raised row takes the limits off "
             f"({RAISED_OUTGOING.per_ip_rate:,.0f} a second per IP): the engine and its "
