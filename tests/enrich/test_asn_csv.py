@@ -46,6 +46,26 @@ def test_numeric_rows_are_ipv4_unless_they_exceed_it() -> None:
     assert v6.lookup(IPv4Address("1.0.0.7")) is None
 
 
+def test_ipv6_tables_with_the_longest_numbers() -> None:
+    """ip-location-db's asn-ipv6-num.csv: integers up to 39 digits (fd00:: has 39)."""
+    spans = [
+        ("2001:db8::", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", 64500, "Made-up Six"),
+        ("fd00::", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 64501, "Lab, made up"),
+    ]
+    numeric = "".join(
+        f'{int(ip_address(a))},{int(ip_address(b))},{asn},"{org}"\n' for a, b, asn, org in spans
+    )
+    written = "".join(f'{a},{b},{asn},"{org}"\n' for a, b, asn, org in spans)
+    assert len(str(int(ip_address("fd00::")))) == 39
+    for text in (numeric, written):
+        table = parse_asn_text(text)
+        assert len(table) == 2
+        assert table.lookup(IPv6Address("2001:db8:1:2:a:b:c:d")) == (64500, "Made-up Six")
+        assert table.lookup(IPv6Address("fd77:1:2:3::a")) == (64501, "Lab, made up")
+        assert table.lookup(IPv6Address("2001:db9::")) is None
+        assert table.lookup(IPv4Address("32.1.13.184")) is None
+
+
 def test_three_fields_and_blank_lines() -> None:
     table = parse_asn_csv(["\n", "10.0.0.0,10.0.0.9,64512\r\n", "  \n"])
     assert table.lookup(IPv4Address("10.0.0.3")) == (64512, None)

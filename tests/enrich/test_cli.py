@@ -44,8 +44,9 @@ def lab_db(tmp_path: Path, geo_data: Path) -> tuple[str, list[str]]:
     assert atalaya(url, geo_data, "init").returncode == 0
     geo = write_lab_geo_db(tmp_path / "geo.mmdb", "127.77.0")
     engine = create_store_engine(url)
-    # .10 Madrid, .11 Barcelona, .50 Lisbon (lab/geo.py); 100.64/10 is CGNAT.
-    ips = ["127.77.0.10", "127.77.0.11", "127.77.0.50", "127.77.0.50", "100.64.0.9"]
+    # .10 Madrid, .11 Barcelona, .50 Lisbon (lab/geo.py); 192.0.2.9 is in no
+    # location data (the lab's places all of 100.64.0.0/10 and fd00::/8).
+    ips = ["127.77.0.10", "127.77.0.11", "127.77.0.50", "127.77.0.50", "192.0.2.9"]
     SightingWriter(engine).write(
         Sighting(
             network="bittorrent",
@@ -100,8 +101,8 @@ def test_enrich_incremental_refresh_referrals(
     )
     assert entry["first_seen"]["utc"] == "2026-11-20T22:32:00+00:00"
     assert entry["first_seen"]["local"] == "2026-11-20T22:32:00+00:00"  # Lisbon, winter
-    cgnat = atalaya(url, geo_data, "enrich", "referrals", "--country", "XX")
-    assert "100.64.0.9" in cgnat.stdout and "cgnat" not in cgnat.stdout  # one line, no flags
+    unplaced = atalaya(url, geo_data, "enrich", "referrals", "--country", "XX")
+    assert "192.0.2.9" in unplaced.stdout and "reserved" not in unplaced.stdout  # no flags
     text = atalaya(url, geo_data, "enrich", "referrals")
     assert "PT: 1 addresses, 2 sightings" in text.stdout
 

@@ -50,6 +50,11 @@ def city_db(tmp_path_factory: pytest.TempPathFactory, border: tuple[float, float
             # Hosting and VPN, by configured lists.
             "198.51.100.0/24": city_record("ES", 41.3851, 2.1734, asn=64515, isp="Nube"),
             "2001:db8:1::/48": city_record("ES", 41.3851, 2.1734, city="Barcelona", asn=64512),
+            # IPv6 subscribers, placed by their ISP's /48.
+            "2001:db8:5::/48": city_record("ES", 37.3891, -5.9845, city="Sevilla", asn=64514),
+            "2001:db8:c::/48": city_record("ES", 28.1235, -15.4363, city="Las Palmas", asn=64513),
+            # An IPv6 datacentre, by the hosting list and the VPN ASN list.
+            "2001:db8:ff::/48": city_record("ES", 41.3851, 2.1734, asn=64515, isp="Nube"),
         },
     )  # fmt: skip
 
@@ -68,7 +73,7 @@ def country_only_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def lists(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("lists")
     hosting = folder / "hosting.txt"
-    hosting.write_text("# made-up datacentre\n198.51.100.0/24\n")
+    hosting.write_text("# made-up datacentre\n198.51.100.0/24\n2001:db8:ff::/48\n")
     vpn = folder / "vpn-asns.txt"
     vpn.write_text("AS64515\n")
     return hosting, vpn
@@ -119,6 +124,21 @@ def test_location_isp_province_and_municipality(enricher: Enricher) -> None:
     assert (six.municipality_code, six.municipality_name) == ("08019", "Barcelona")
     mapped = enricher.enrich("::ffff:203.0.113.10")
     assert mapped.municipality_code == "28079" and mapped.ip == "::ffff:203.0.113.10"
+
+
+def test_ipv6_addresses_are_enriched_like_ipv4_ones(enricher: Enricher) -> None:
+    # A temporary (privacy) address inside a subscriber's /64.
+    item = enricher.enrich("2001:db8:5:1:9a3f:21ff:fe4b:77c1", now=NOW)
+    assert (item.country, item.province_code, item.province_name) == ("ES", "41", "Sevilla")
+    assert (item.municipality_code, item.municipality_name) == ("41091", "Sevilla")
+    assert (item.asn, item.time_zone, item.flags) == (64514, "Europe/Madrid", ())
+    assert item.ip == "2001:db8:5:1:9a3f:21ff:fe4b:77c1"
+    canary = enricher.enrich("2001:db8:c:ff00::1")
+    assert (canary.province_code, canary.time_zone, canary.asn) == ("35", "Atlantic/Canary", 64513)
+    hosted = enricher.enrich("2001:db8:ff:1::10")
+    assert hosted.flags == ("hosting", "vpn")
+    # Unique local addresses are no one's: reserved, and never cgnat.
+    assert enricher.enrich("fd00:77::10").flags == ("reserved",)
 
 
 def test_a_point_on_a_province_border(enricher: Enricher, border: tuple[float, float, str]) -> None:

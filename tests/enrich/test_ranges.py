@@ -113,3 +113,16 @@ def test_range_rules_agree_with_ipaddress(blocks: list[tuple[int, int]], probe: 
     rules = FlagRules({"x": parse_range_list("\n".join(str(n) for n in networks))})
     inside = any(IPv4Address(probe) in n for n in networks)
     assert rules.flags(IPv4Address(probe), None) == ({"x"} if inside else set())
+
+
+def test_cgnat_is_for_ipv4_only() -> None:
+    with pytest.raises(RangeListError, match="IPv6"):
+        FlagRules({"cgnat": parse_range_list("100.64.0.0/10\n2001:db8::/32\n")})
+    rules = FlagRules(
+        {"cgnat": parse_range_list("100.64.0.0/10\n"), "vpn": parse_range_list("2001:db8::/32")},
+        {"cgnat": [64502], "mobile": [64502]},
+    )
+    assert rules.flags(IPv4Address("100.64.1.2"), None) == {"cgnat"}
+    assert rules.flags(IPv4Address("192.0.2.1"), 64502) == {"cgnat", "mobile"}
+    assert rules.flags(IPv6Address("2001:db8::1"), 64502) == {"mobile", "vpn"}
+    assert rules.flags(IPv6Address("2001:db9::1"), 64502) == {"mobile"}

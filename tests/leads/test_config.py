@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from atalaya.errors import AtalayaError
-from atalaya.leads.config import CONFIG_ENV, LeadsConfig, load_config, parse_config
+from atalaya.leads.config import (
+    CONFIG_ENV,
+    GroupingConfig,
+    LeadsConfig,
+    load_config,
+    parse_config,
+)
 
 
 def test_defaults_without_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,6 +59,10 @@ def test_digests_are_stable() -> None:
         ({"grouping": {"collection_min_shared": 0}}, "whole number"),
         ({"grouping": {"collection_area": "city"}}, "province"),
         ({"grouping": {"collection_links_on_shared_addresses": 1}}, "true or false"),
+        ({"grouping": {"ipv6_prefix_length": 31}}, "32 to 128"),
+        ({"grouping": {"ipv6_prefix_length": 129}}, "32 to 128"),
+        ({"grouping": {"ipv6_prefix_length": 64.0}}, "whole number"),
+        ({"grouping": {"ipv6_prefix_length": True}}, "whole number"),
         ({"scoring": {"factors": {"fame": {"weight": 1}}}}, "unknown keys"),
         ({"scoring": {"factors": {"recency": {"scale": "cubic"}}}}, "scale"),
         ({"scoring": {"factors": {"recency": {"cap": 0}}}}, "above 0"),
@@ -64,6 +74,19 @@ def test_digests_are_stable() -> None:
 def test_bad_settings_say_what_is_wrong(data: dict[str, object], message: str) -> None:
     with pytest.raises(AtalayaError, match=message):
         parse_config(data)
+
+
+def test_the_ipv6_prefix_length(tmp_path: Path) -> None:
+    assert LeadsConfig().grouping.ipv6_prefix_length == 64
+    path = tmp_path / "leads.toml"
+    path.write_text("[grouping]\nipv6_prefix_length = 56\n")
+    grouping = load_config(path).grouping
+    assert grouping.ipv6_prefix_length == 56
+    assert grouping.digest() != LeadsConfig().grouping.digest()
+    for length in (32, 128):
+        assert parse_config({"grouping": {"ipv6_prefix_length": length}}).grouping
+    with pytest.raises(ValueError, match="32 to 128"):
+        GroupingConfig(ipv6_prefix_length=16)
 
 
 def test_unreadable_or_invalid_files(tmp_path: Path) -> None:

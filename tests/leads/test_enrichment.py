@@ -11,8 +11,9 @@ from atalaya.enrich.store import save_enrichments
 from atalaya.leads.build import build_leads
 from atalaya.leads.config import LeadsConfig
 from atalaya.leads.enrichment import EnrichmentFacts
+from atalaya.leads.facts import MappingFacts
 from atalaya.store.tables import enrichment_data
-from tests.leads.helpers import NOW, item, lead_rows, leads_of, write
+from tests.leads.helpers import ELSEWHERE, HOME, NOW, item, lead_rows, leads_of, write
 from tests.leads.helpers import sighting as s
 
 AT = datetime(2026, 11, 20, tzinfo=UTC)
@@ -84,4 +85,63 @@ def test_leads_are_placed_and_regrouped_when_enrichment_arrives(engine: Engine) 
         "Madrid",
         "Example Fibra",
         "v1",
+    )
+
+
+def test_an_ipv6_prefix_takes_the_facts_of_its_lowest_enriched_address(engine: Engine) -> None:
+    source = EnrichmentFacts(engine)
+    key = "2001:db8::/64"
+    assert source.lookup([key]) == {}
+    record(
+        engine,
+        "v1",
+        [
+            # Both inside 2001:db8::/64; the second one is the lowest.
+            place("2001:db8::ffff:0:0:1", province_code="41", province_name="Sevilla"),
+            place("2001:db8::1:0:0:0"),
+            # Outside it, though its text starts alike.
+            place("2001:db8::1:0:0:0:1", province_code="08"),
+            place("2001:db8:0:1::1", province_code="08"),
+            place("10.9.0.1", province_code="46"),
+        ],
+    )
+    found = source.lookup([key, "2001:db8:0:2::/64", "10.9.0.1", "2001:db8:0:1::/64"])
+    assert set(found) == {key, "10.9.0.1", "2001:db8:0:1::/64"}
+    assert (found[key].province_code, found[key].version) == ("28", "v1")
+    assert found["2001:db8:0:1::/64"].province_code == "08"
+    # A newer data version speaks for the address it knows.
+    record(engine, "v2", [place("2001:db8::1:0:0:0", "v2", province_code="41")])
+    later = source.lookup([key])[key]
+    assert (later.province_code, later.version) == ("41", "v2")
+    assert EnrichmentFacts(engine, "v1").lookup([key])[key].province_code == "28"
+
+
+def test_many_prefixes_at_once(engine: Engine) -> None:
+    ips = [f"2001:db8:{n:x}::{n + 1:x}" for n in range(300)]
+    record(engine, "v1", [place(ip, municipality_code=f"{n:05d}") for n, ip in enumerate(ips)])
+    keys = [f"2001:db8:{n:x}::/64".replace(":0::", "::") for n in range(301)]
+    found = EnrichmentFacts(engine).lookup(keys)
+    assert set(found) == set(keys[:300])
+    assert found["2001:db8::/64"].municipality_code == "00000"
+    assert found["2001:db8:12b::/64"].municipality_code == "00299"
+
+
+def test_mapping_facts_of_a_prefix() -> None:
+    source = MappingFacts({"2001:db8::9": HOME, "2001:db8::2": ELSEWHERE, "10.0.0.1": HOME})
+    found = source.lookup(["2001:db8::/64", "2001:db8::/56", "2001:db8:1::/64", "10.0.0.1"])
+    assert found == {"2001:db8::/64": ELSEWHERE, "2001:db8::/56": ELSEWHERE, "10.0.0.1": HOME}
+    assert MappingFacts({"2001:db8::/64": HOME}).lookup(["2001:db8::/64"]) == {
+        "2001:db8::/64": HOME
+    }
+
+
+def test_ipv6_leads_are_placed_from_the_enrichment_table(engine: Engine) -> None:
+    write(engine, [s(f"2001:db8:9:9:{n}::{n}", item(n), n) for n in range(1, 4)])
+    record(engine, "v1", [place("2001:db8:9:9:3::3", province_code="41", province_name="Sevilla")])
+    build_leads(engine, EnrichmentFacts(engine), LeadsConfig(), now=NOW)
+    (row,) = lead_rows(engine)
+    assert (row["ip"], row["province_name"], row["time_zone"]) == (
+        "2001:db8:9:9::/64",
+        "Sevilla",
+        "Europe/Madrid",
     )

@@ -33,14 +33,32 @@ from atalaya.store.tables import (
 from tests.leads.helpers import CGNAT, ELSEWHERE, HOME, NOW, dump, facts, item, peer_id, write
 from tests.leads.helpers import sighting as make
 
-ADDRESSES = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "100.64.0.1", "2001:db8::1", "10.0.0.4"]
+# IPv6 presences group by /64: several addresses in one /64 (whose text
+# puts the '::' inside the prefix or not), two /64s of one /56, another /48.
+ADDRESSES = [
+    "10.0.0.1",
+    "10.0.0.2",
+    "10.0.0.3",
+    "100.64.0.1",
+    "2001:db8::1",
+    "10.0.0.4",
+    "2001:db8::1:0:0:1",
+    "2001:db8:0:0:ffff::",
+    "2001:db8:0:1::a",
+    "2001:db8:0:1:8a2e:370:7334:1",
+    "2001:db8:5:0:1::",
+]
 FACTS: dict[str, IpFacts] = {
     "10.0.0.1": HOME,
     "10.0.0.2": HOME,
     "10.0.0.3": ELSEWHERE,
     "100.64.0.1": CGNAT,
+    # A prefix takes the facts of its lowest known address: ELSEWHERE until
+    # 2001:db8::1 is known.
     "2001:db8::1": HOME,
-    # 10.0.0.4 has no facts: no area, no collection links.
+    "2001:db8:0:0:ffff::": ELSEWHERE,
+    "2001:db8:0:1:8a2e:370:7334:1": HOME,
+    # 10.0.0.4 and 2001:db8:5::/64 have no facts: no area, no collection links.
 }
 PEERS = [None, peer_id(1), peer_id(2), (b"-XX0000-" + b"\x00" * 12).hex()]
 # Smaller thresholds than the defaults, so that small streams link often.
@@ -69,7 +87,7 @@ def streams(draw: st.DrawFn) -> list[tuple[Any, ...]]:
                 st.sampled_from([None, "libtorrent/2.1.1", "Transmission 3.00"]),
                 st.sampled_from(PEERS),
                 st.lists(st.integers(0, 7), min_size=1, max_size=5, unique=True),
-                st.lists(st.sampled_from(ADDRESSES), min_size=1, max_size=3),
+                st.lists(st.sampled_from(ADDRESSES), min_size=1, max_size=4),
                 st.integers(12, 24 * 10),  # hours at each address
             ),
             min_size=1,

@@ -10,6 +10,9 @@ from atalaya.leads.presence import (
     US_PER_DAY,
     US_PER_HOUR,
     SightingRow,
+    by_address,
+    keyed,
+    presence_address,
     scan,
     scan_address,
     stable_peer_id,
@@ -130,3 +133,50 @@ def test_scanning_a_stretch_between_long_silences_alone_gives_the_same(
                 (p.id, p.sightings, p.opened_by) for p in whole
             ]
             break
+
+
+def test_ipv6_presence_addresses_are_prefixes() -> None:
+    assert presence_address("192.0.2.7", CONFIG) == "192.0.2.7"
+    assert presence_address("2001:db8:1:2:9a3f:21ff:fe4b:77c1", CONFIG) == "2001:db8:1:2::/64"
+    assert presence_address("2001:db8::1:0:0:1", CONFIG) == "2001:db8::/64"
+    wide = GroupingConfig(ipv6_prefix_length=56)
+    assert presence_address("2001:db8:1:2ff::1", wide) == "2001:db8:1:200::/56"
+    exact = GroupingConfig(ipv6_prefix_length=128)
+    assert presence_address("2001:db8:1:2::1", exact) == "2001:db8:1:2::1"
+
+
+def test_rows_sorted_by_address_group_by_prefix() -> None:
+    # Text order splits the /64 2001:db8::/64: the '::' swallows its zeros.
+    ips = ["10.0.0.1", "2001:db8:0:0:ffff::", "2001:db8:0:1::1", "2001:db8::1", "9.9.9.9"]
+    rows = sorted(
+        (row(i, i, ip=ip) for i, ip in enumerate(ips * 2, start=1)), key=lambda r: (r.ip, r.id)
+    )
+    groups = [(key, [r.id for r in rs]) for key, rs in by_address(rows, CONFIG)]
+    assert groups == [
+        ("10.0.0.1", [1, 6]),
+        ("9.9.9.9", [5, 10]),
+        ("2001:db8:0:1::/64", [3, 8]),
+        ("2001:db8::/64", [2, 7, 4, 9]),
+    ]
+    assert all(r.ip == key for key, rs in by_address(rows, CONFIG) for r in rs)
+    assert [r.ip for r in keyed(rows[:1], CONFIG)] == ["10.0.0.1"]
+    assert {r.ip for r in keyed(rows, CONFIG)} == {
+        "10.0.0.1",
+        "9.9.9.9",
+        "2001:db8:0:1::/64",
+        "2001:db8::/64",
+    }
+
+
+def test_privacy_addresses_of_one_device_are_one_presence() -> None:
+    # A new temporary address every 4 hours for a day, inside one /64.
+    rows = [
+        row(i, 4 * i, ip=f"2001:db8:1:2:{0x1000 + 7919 * i:x}:{i:x}ff:fe{i:02x}:{i:x}")
+        for i in range(1, 7)
+    ]
+    groups = list(by_address(sorted(rows, key=lambda r: r.ip), CONFIG))
+    assert [key for key, _ in groups] == ["2001:db8:1:2::/64"]
+    ((key, grouped),) = groups
+    grouped.sort(key=lambda r: (r.at, r.id))
+    (presence,) = scan_address(grouped, CONFIG, shared=False)
+    assert (presence.ip, presence.sightings, presence.family) == (key, 6, 6)

@@ -13,6 +13,7 @@ from atalaya.observe.sightings import (
     EXPORT_FIELDS,
     Sighting,
     SightingWriter,
+    canonical_ip,
     iter_export_rows,
     new_run_id,
     write_csv,
@@ -55,6 +56,45 @@ def test_naive_or_non_utc_times_are_refused() -> None:
         make(seen_at=datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="UTC"):
         make(seen_at=datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=1))))
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("203.0.113.5", "203.0.113.5"),
+        # A dual-stack socket's view of an IPv4 peer: stored as that IPv4.
+        ("::ffff:203.0.113.5", "203.0.113.5"),
+        ("::FFFF:CB00:7105", "203.0.113.5"),
+        ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"),
+        ("2001:0db8:0000:0001:0000:0000:0000:0001", "2001:db8:0:1::1"),
+        ("fe80::1%eth0", "fe80::1"),  # our interface's name is no part of the peer
+        ("fd00:77::10", "fd00:77::10"),
+        ("::", "::"),
+    ],
+)
+def test_addresses_are_stored_in_one_form(given: str, stored: str) -> None:
+    assert canonical_ip(given) == stored
+    assert make(given, local_ip=given).ip == stored
+    assert make(local_ip=given).local_ip == stored
+
+
+@pytest.mark.parametrize(
+    "text", ["", "not-an-address", "203.0.113.256", "2001:db8::1::2", " 1.2.3.4"]
+)
+def test_what_is_no_address_is_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        make(text)
+
+
+def test_ipv6_sightings_keep_their_exact_address(engine: Engine) -> None:
+    addresses = ["2001:db8:1:2:a:b:c:d", "2001:DB8:1:2::e", "::ffff:198.51.100.7"]
+    SightingWriter(engine).write(make(ip) for ip in addresses)
+    rows = list(iter_export_rows(engine))
+    assert [r["ip"] for r in rows] == ["2001:db8:1:2:a:b:c:d", "2001:db8:1:2::e", "198.51.100.7"]
+    longest = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+    SightingWriter(engine).write([make(longest)])
+    with engine.connect() as conn:
+        assert longest in conn.scalars(select(sighting.c.ip)).all()
 
 
 def test_written_sightings_keep_microseconds_and_cannot_be_updated(engine: Engine) -> None:

@@ -98,3 +98,20 @@ def test_local_time_is_the_places() -> None:
     assert local_time(summer, "Atlantic/Canary") == "2026-07-15 13:00:00 WEST (+0100)"
     assert local_time(winter, None) == "(time zone unknown)"
     assert local_time(winter, "Not/A_Zone") == "(time zone unknown)"
+
+
+def test_an_ipv6_presence_shows_its_prefix_and_each_exact_address(engine: Engine) -> None:
+    from atalaya.leads.build import build_leads
+    from atalaya.leads.config import LeadsConfig
+    from tests.leads.helpers import HOME, NOW, facts, item, write
+    from tests.leads.helpers import sighting as s
+
+    # Temporary addresses of one device inside its /64, and an IPv4 lead.
+    ips = ["2001:db8:1:2::a", "2001:db8:1:2:5::b", "2001:db8:1:2:ffff:1:2:3", "203.0.113.9"]
+    write(engine, [s(ip, item(n), n) for n, ip in enumerate(ips)])
+    build_leads(engine, facts(dict.fromkeys(ips, HOME)), LeadsConfig(), now=NOW)
+    dossier = gather(engine, 1, visible=None)
+    assert dossier is not None
+    assert dossier.detail["ip"] == "2001:db8:1:2::/64"
+    assert [p["ip"] for p in dossier.detail["presences"]] == ["2001:db8:1:2::/64"]
+    assert sorted(e.ip for e in dossier.timeline) == sorted(ips[:3])

@@ -4,8 +4,14 @@ A range list is a text file with one CIDR block or address a line (`#` starts
 a comment); an ASN list has one AS number a line (`AS64512` or `64512`). Each
 list is configured under a flag name: `hosting`, `vpn`, `anonymiser`,
 `mobile`, `cgnat`… Atalaya ships one list, carrier-grade NAT's shared address
-space (RFC 6598, 100.64.0.0/10) under `cgnat`; hosting and VPN lists are the
-operator's to supply. Parsing is sans-I/O; any problem is a `RangeListError`.
+space (RFC 6598, 100.64.0.0/10) under `cgnat`; hosting and VPN lists, of
+IPv4 and IPv6 blocks, are the operator's to supply. Parsing is sans-I/O; any
+problem is a `RangeListError`.
+
+`cgnat` is for IPv4 only: carrier-grade NAT shares one IPv4 address among
+subscribers, while each IPv6 subscriber holds a prefix of its own (the
+leads stage groups IPv6 by prefix). A `cgnat` list with IPv6 blocks is
+refused, and an ASN list under `cgnat` flags IPv4 addresses only.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from ipaddress import IPv4Address, IPv6Address, collapse_addresses, ip_network
 MAX_LINES = 2_000_000
 MAX_LINE = 200
 FLAG_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
-DEFAULT_RANGE_LISTS = {"cgnat": "cgnat.txt"}  # files in atalaya/enrich/data
+CGNAT = "cgnat"
+DEFAULT_RANGE_LISTS = {CGNAT: "cgnat.txt"}  # files in atalaya/enrich/data
 
 
 class RangeListError(ValueError):
@@ -103,8 +110,14 @@ class FlagRules:
         asn_lists: Mapping[str, Iterable[int]] | None = None,
     ) -> None:
         self._ranges: list[tuple[str, int, _Ranges]] = []
-        for flag, ranges in sorted(range_lists.items()):
+        for flag, listed in sorted(range_lists.items()):
             check_flag_name(flag)
+            ranges = list(listed)
+            if flag == CGNAT and any(v == 6 for v, _, _ in ranges):
+                raise RangeListError(
+                    "the cgnat list holds IPv6 blocks: carrier-grade NAT shares IPv4 "
+                    "addresses; an IPv6 subscriber has a prefix of its own"
+                )
             for version in (4, 6):
                 spans = sorted((a, b) for v, a, b in ranges if v == version)
                 if spans:
@@ -121,4 +134,6 @@ class FlagRules:
                 found.add(flag)
         if asn is not None:
             found.update(flag for flag, asns in self._asns.items() if asn in asns)
+            if ip.version == 6:
+                found.discard(CGNAT)
         return found

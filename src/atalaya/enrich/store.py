@@ -4,8 +4,8 @@
 no enrichment for the enricher's data version (all of them with
 `refresh=True`, which first drops that version's rows), in batches, each its
 own transaction, so a stop loses only the batch in progress and the next run
-carries on. `enrichment_for_ips(conn, ips)` is what the leads
-stage reads.
+carries on. `enrichment_for_ips(conn, ips)` and, for IPv6 prefixes,
+`enrichment_for_prefixes(conn, keys)` are what the leads stage reads.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from ipaddress import IPv6Address
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, and_, delete, exists, func, insert, select
+from sqlalchemy import Connection, Engine, and_, delete, exists, func, insert, or_, select
 
+from atalaya.enrich.prefixes import parse_prefix, prefix_condition, prefix_of
 from atalaya.enrich.record import Enrichment
 from atalaya.store.tables import enrichment, enrichment_data, sighting
 from atalaya.store.times import utc
@@ -24,6 +26,10 @@ from atalaya.store.times import utc
 DEFAULT_BATCH = 2_000
 # Addresses per `IN (…)`: under SQLite's and psycopg's parameter limits.
 _IN_CHUNK = 500
+# Prefixes per statement of LIKE patterns; beyond a few statements' worth,
+# reading every enriched IPv6 address once is cheaper.
+_PREFIX_CHUNK = 50
+_PREFIX_SCAN = 200
 
 _FIELDS = (
     "country",
@@ -235,6 +241,45 @@ def enrichment_for_ips(
             ):
                 found[item.ip] = item
     return found
+
+
+def enrichment_for_prefixes(
+    conn: Connection, keys: Collection[str], *, data_version: str | None = None
+) -> dict[str, Enrichment]:
+    """For each IPv6 prefix among `keys` (as `prefixes.prefix_of` writes them),
+    the enrichment of the lowest address inside it that has one, chosen as
+    `enrichment_for_ips` chooses. Location and network databases place a
+    whole /64 alike, so which address speaks for it rarely matters; the
+    lowest makes the answer depend on the stored rows alone. Prefixes without
+    any enriched address, and keys that are not prefixes, are left out."""
+    wanted = {key for key in set(keys) if parse_prefix(key) is not None}
+    if not wanted:
+        return {}
+    lengths = sorted({net.prefixlen for key in wanted if (net := parse_prefix(key)) is not None})
+    query = select(enrichment.c.ip).distinct()
+    if data_version is not None:
+        query = query.where(enrichment.c.data_version == data_version)
+    if len(wanted) > _PREFIX_SCAN:
+        statements = [query.where(enrichment.c.ip.like("%:%"))]
+    else:
+        ordered = sorted(wanted)
+        statements = [
+            query.where(or_(*(prefix_condition(enrichment.c.ip, key) for key in part)))
+            for part in _chunks(ordered, _PREFIX_CHUNK)
+        ]
+    lowest: dict[str, tuple[int, str]] = {}
+    for statement in statements:
+        for ip in conn.scalars(statement):
+            try:
+                value = int(IPv6Address(ip))
+            except ValueError:
+                continue
+            for length in lengths:
+                key = prefix_of(ip, length)
+                if key in wanted and (key not in lowest or value < lowest[key][0]):
+                    lowest[key] = (value, ip)
+    found = enrichment_for_ips(conn, [ip for _, ip in lowest.values()], data_version=data_version)
+    return {key: found[ip] for key, (_, ip) in lowest.items() if ip in found}
 
 
 def latest_data_version(conn: Connection) -> str | None:

@@ -34,7 +34,6 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
@@ -60,11 +59,21 @@ from sqlalchemy import (
 )
 
 from atalaya.errors import AtalayaError
+from atalaya.leads.addresses import exact_addresses
 from atalaya.leads.config import GroupingConfig, LeadsConfig
 from atalaya.leads.facts import FactsSource, IpFacts, complete
 from atalaya.leads.lead import LeadRecord, assemble
 from atalaya.leads.linking import Link, Node, all_links, block_of, links_between, prefix
-from atalaya.leads.presence import US_PER_DAY, Presence, SightingRow, scan, scan_address
+from atalaya.leads.presence import (
+    US_PER_DAY,
+    Presence,
+    SightingRow,
+    by_address,
+    keyed,
+    presence_address,
+    scan,
+    scan_address,
+)
 from atalaya.leads.scoring import FactorScore, recency_days, scaled, total
 from atalaya.leads.storage import (
     bulk_insert,
@@ -94,7 +103,7 @@ from atalaya.store.tables import (
 )
 
 # Bump when grouping or scoring code changes what a build produces.
-ALGORITHM = "1"
+ALGORITHM = "2"
 # Ids missing this close below the highest may still be in flight.
 PENDING_LOOKBACK = 10_000
 PENDING_TTL_US = 10 * 60 * 1_000_000
@@ -290,7 +299,7 @@ def _full(
     pending = dict.fromkeys(_missing_ids(conn, 0, max_id), now_us)
     stage("looking up addresses")
     ips = list(conn.scalars(select(sighting.c.ip).where(sighting.c.id <= max_id).distinct()))
-    facts = _facts_for(source, ips)
+    facts = _facts_for(source, {presence_address(ip, grouping) for ip in ips})
 
     stage("scanning sightings")
     query = (
@@ -301,8 +310,7 @@ def _full(
     if pending:
         query = query.where(sighting.c.id.not_in(list(pending)))
     presences: list[Presence] = []
-    for ip, group in groupby(sighting_rows(conn, query), key=itemgetter(1)):
-        rows = list(group)
+    for ip, rows in by_address(sighting_rows(conn, query), grouping):
         rows.sort(key=_AT_ID)
         report.sightings += len(rows)
         presences.extend(scan_address(rows, grouping, shared=facts[ip].shared))
@@ -391,13 +399,17 @@ def _incremental(
 
     stage("reading new sightings")
     new_rows = list(
-        sighting_rows(
-            conn, sighting_query(conn).where(sighting.c.id > last_id, sighting.c.id <= max_id)
+        keyed(
+            sighting_rows(
+                conn, sighting_query(conn).where(sighting.c.id > last_id, sighting.c.id <= max_id)
+            ),
+            grouping,
         )
     )
     retry = [i for i, seen in old_pending.items() if now_us - seen <= PENDING_TTL_US]
     for part in chunks(sorted(retry)):
-        new_rows.extend(sighting_rows(conn, sighting_query(conn).where(sighting.c.id.in_(part))))
+        query = sighting_query(conn).where(sighting.c.id.in_(part))
+        new_rows.extend(keyed(sighting_rows(conn, query), grouping))
     found = {r.id for r in new_rows}
     pending = {i: old_pending[i] for i in retry if i not in found}
     for i in _missing_ids(conn, last_id, max_id):
@@ -543,7 +555,8 @@ def _rescan(
     tmp = Table(
         "lead_scan_range",
         MetaData(),
-        Column("ip", String(45), nullable=False),
+        Column("ip", String(45), nullable=False),  # an exact address of the key
+        Column("key", String(45), nullable=False),  # the presence address
         Column("port", Integer, nullable=True),
         Column("lo", DateTime(timezone=True), nullable=False),
         Column("hi", DateTime(timezone=True), nullable=False),
@@ -551,11 +564,14 @@ def _rescan(
     )
     tmp.create(conn)
     try:
+        # An IPv6 prefix's ranges name the exact addresses seen in them.
+        spans = [(r.ip, from_us(r.lo), from_us(r.hi)) for r in ranges]
         conn.execute(
             tmp.insert(),
             [
-                {"ip": r.ip, "port": r.port, "lo": from_us(r.lo), "hi": from_us(r.hi)}
-                for r in ranges
+                {"ip": ip, "key": r.ip, "port": r.port, "lo": from_us(r.lo), "hi": from_us(r.hi)}
+                for r, exact in zip(ranges, exact_addresses(conn, spans), strict=True)
+                for ip in sorted(exact | {r.ip})
             ],
         )
         query = sighting_query(conn).join(
@@ -570,15 +586,19 @@ def _rescan(
         query = query.where(sighting.c.id <= max_id)
         if pending:
             query = query.where(sighting.c.id.not_in(list(pending)))
-        rows = list(sighting_rows(conn, query))
-        old = select(lead_presence.c.id).join(
-            tmp,
-            and_(
-                tmp.c.ip == lead_presence.c.ip,
-                lead_presence.c.first_seen >= tmp.c.lo,
-                lead_presence.c.last_seen <= tmp.c.hi,
-                or_(tmp.c.port.is_(None), tmp.c.port == lead_presence.c.port),
-            ),
+        rows = list(keyed(sighting_rows(conn, query), config.grouping))
+        old = (
+            select(lead_presence.c.id)
+            .distinct()
+            .join(
+                tmp,
+                and_(
+                    tmp.c.key == lead_presence.c.ip,
+                    lead_presence.c.first_seen >= tmp.c.lo,
+                    lead_presence.c.last_seen <= tmp.c.hi,
+                    or_(tmp.c.port.is_(None), tmp.c.port == lead_presence.c.port),
+                ),
+            )
         )
         removed_ids = list(conn.scalars(old))
     finally:

@@ -6,6 +6,7 @@ Defaults live here; an operator changes them with a TOML file
     [grouping]
     window_days = 7
     collection_jaccard = 0.6
+    ipv6_prefix_length = 64
 
     [scoring.factors.known_files]
     weight = 25
@@ -31,6 +32,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from atalaya.enrich.prefixes import MAX_PREFIX, MIN_PREFIX
 from atalaya.errors import AtalayaError
 
 CONFIG_ENV = "ATALAYA_LEADS_CONFIG"
@@ -46,6 +48,11 @@ class GroupingConfig:
     # Sightings of one address belong together while each follows the
     # previous one within this many days (dynamic addresses change hands).
     window_days: float = 7.0
+    # IPv6 sightings count as one address per prefix of this length: a
+    # subscriber holds a prefix (RFC 6177: a /48 to /64 per end site) and its
+    # devices' temporary addresses rotate inside their /64 (RFC 8981). 32..128;
+    # 128 groups by exact address. See `atalaya.leads.presence`.
+    ipv6_prefix_length: int = 64
     # At one address, a silence of at least this long followed by another
     # listen port or client offering an item not seen before there is taken
     # as another device (an address reassigned within the window).
@@ -68,6 +75,13 @@ class GroupingConfig:
     # sightings are told apart by port, and take part in collection links only
     # if this is true.
     collection_links_on_shared_addresses: bool = False
+
+    def __post_init__(self) -> None:
+        if not MIN_PREFIX <= self.ipv6_prefix_length <= MAX_PREFIX:
+            raise ValueError(
+                f"ipv6_prefix_length must be {MIN_PREFIX} to {MAX_PREFIX}, "
+                f"not {self.ipv6_prefix_length}"
+            )
 
     @cached_property
     def jaccard(self) -> Fraction:
@@ -204,6 +218,12 @@ def _grouping(data: Any, where: str) -> GroupingConfig:
             if number < 0:
                 raise AtalayaError(f"{where} {key}: must not be negative")
             values[key] = number
+    length = values.get("ipv6_prefix_length", base.ipv6_prefix_length)
+    if not MIN_PREFIX <= length <= MAX_PREFIX:
+        raise AtalayaError(
+            f"{where} ipv6_prefix_length: expected {MIN_PREFIX} to {MAX_PREFIX} "
+            "(64: one address per /64)"
+        )
     config = replace(base, **values)
     if not 0 < config.collection_jaccard <= 1:
         raise AtalayaError(f"{where} collection_jaccard: must be above 0 and at most 1")

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from sqlalchemy import Engine, func, select
 
 from atalaya.enrich.record import Enrichment
-from atalaya.enrich.store import enrichment_for_ips
+from atalaya.enrich.store import enrichment_for_ips, enrichment_for_prefixes
 from atalaya.leads.facts import IpFacts
 from atalaya.store.tables import enrichment
 
@@ -32,7 +32,8 @@ def facts_of(item: Enrichment) -> IpFacts:
 
 class EnrichmentFacts:
     """Facts from `atalaya enrich` results: of `data_version`, else each
-    address's most recent enrichment (as `enrichment_for_ips` chooses)."""
+    address's most recent enrichment (as `enrichment_for_ips` chooses); an
+    IPv6 prefix takes those of the lowest enriched address inside it."""
 
     def __init__(self, engine: Engine, data_version: str | None = None) -> None:
         self.engine = engine
@@ -41,6 +42,7 @@ class EnrichmentFacts:
     def lookup(self, ips: Collection[str]) -> dict[str, IpFacts]:
         with self.engine.connect() as conn:
             found = enrichment_for_ips(conn, ips, data_version=self.data_version)
+            found.update(enrichment_for_prefixes(conn, ips, data_version=self.data_version))
         return {ip: facts_of(item) for ip, item in found.items()}
 
     def fingerprint(self) -> str:

@@ -4,7 +4,10 @@ Grouping and scoring see an address only through `IpFacts`: network (ASN,
 ISP), place (country, province, municipality, point) and flags such as
 "cgnat" or "hosting". A `FactsSource` supplies them; `MappingFacts` serves
 a fixed mapping (tests, benchmarks) and `atalaya.leads.enrichment` reads the
-enrichment table.
+enrichment table. The addresses asked about are presence addresses: an IPv4
+address, or an IPv6 prefix such as `2001:db8:1:2::/64` (see
+`atalaya.enrich.prefixes`), whose facts are those of the lowest address
+inside it that the source knows.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import ipaddress
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
+
+from atalaya.enrich.prefixes import parse_prefix, prefix_of
 
 # RFC 6598 shared address space: used only behind carrier-grade NAT, so an
 # address in it is shared by many subscribers whatever the enrichment says.
@@ -77,15 +82,38 @@ class FactsSource(Protocol):
 
 
 class MappingFacts:
-    """Facts from a fixed mapping of address to facts."""
+    """Facts from a fixed mapping of address (or IPv6 prefix) to facts."""
 
     def __init__(self, facts: Mapping[str, IpFacts], version: str = "mapping") -> None:
         self._facts = dict(facts)
         self._version = version
         self._digest: str | None = None
+        self._by_prefix: dict[int, dict[str, IpFacts]] = {}
 
     def lookup(self, ips: Collection[str]) -> dict[str, IpFacts]:
-        return {ip: self._facts[ip] for ip in ips if ip in self._facts}
+        found = {ip: self._facts[ip] for ip in ips if ip in self._facts}
+        for key in ips:
+            network = parse_prefix(key) if key not in found else None
+            if network is not None:
+                inside = self._lowest_inside(network.prefixlen).get(key)
+                if inside is not None:
+                    found[key] = inside
+        return found
+
+    def _lowest_inside(self, length: int) -> dict[str, IpFacts]:
+        """Per /`length` prefix, the facts of the lowest mapped address in it."""
+        known = self._by_prefix.get(length)
+        if known is None:
+            best: dict[str, tuple[int, IpFacts]] = {}
+            for ip, facts in self._facts.items():
+                key = prefix_of(ip, length)
+                if key == ip or parse_prefix(key) is None:
+                    continue
+                value = int(ipaddress.IPv6Address(ip))
+                if key not in best or value < best[key][0]:
+                    best[key] = (value, facts)
+            known = self._by_prefix[length] = {k: f for k, (_, f) in best.items()}
+        return known
 
     def fingerprint(self) -> str:
         if self._digest is None:

@@ -15,6 +15,24 @@ range of sightings bounded by silences longer than the window gives the same
 presences whether it is scanned alone or with everything else: this is what
 lets incremental builds rescan only what new sightings touch.
 
+"Address" means the presence address (`presence_address`). For IPv4 it is
+the address itself. For IPv6 it is the address's prefix of
+`ipv6_prefix_length` bits (default 64), written `2001:db8:1:2::/64`. An ISP
+delegates a prefix to each subscriber, a /48 to /64 per end site (RFC 6177,
+BCP 157; in practice a /56 or a /64 for a home line, a /64 for a mobile
+one), and hosts form their own interface ids inside it, with temporary
+("privacy") addresses, a new one at least daily by default (RFC 8981, which
+obsoletes RFC 4941; on by default in Windows, macOS, iOS and Android). One
+device rotating its addresses inside its /64 is therefore one presence, as
+one NAT address is for IPv4; the presence shows the prefix, and each
+sighting keeps the exact address it was seen at, which is what an ISP is
+asked about. A /64 is one link: the other devices of a home share it as
+they share the home's IPv4 address. Two /64s of one /56 are two presences,
+joined into one lead only by links (`atalaya.leads.linking`), as two IPv4
+addresses are. Enrichment gives the cgnat flag to IPv4 addresses only (no
+IPv6 address is shared among subscribers the way carrier-grade NAT shares
+one), so IPv6 prefixes are not split by port.
+
 Times are integer microseconds since the epoch, UTC.
 """
 
@@ -23,8 +41,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import groupby
+from operator import itemgetter
 from typing import NamedTuple
 
+from atalaya.enrich.prefixes import prefix_of
 from atalaya.leads.config import GroupingConfig
 
 US_PER_HOUR = 3_600_000_000
@@ -35,7 +56,7 @@ class SightingRow(NamedTuple):
     """The fields of a sighting that grouping and scoring use."""
 
     id: int
-    ip: str
+    ip: str  # the exact address as read; the presence address after `keyed`
     port: int
     at: int  # microseconds since the epoch, UTC
     network: str
@@ -73,7 +94,7 @@ class Presence:
     """Sightings of one address (and port, where shared) believed one device."""
 
     id: int  # the smallest sighting id in it: stable across rebuilds
-    ip: str
+    ip: str  # the presence address: an IPv4 address or an IPv6 prefix
     port: int | None  # set only where the address is shared and port tells devices apart
     first_at: int
     last_at: int
@@ -97,6 +118,40 @@ class Presence:
     @property
     def family(self) -> int:
         return 6 if ":" in self.ip else 4
+
+
+def presence_address(ip: str, config: GroupingConfig) -> str:
+    """What presences of sightings at `ip` are keyed by (see the module docstring):
+    an IPv4 address itself, an IPv6 address's /`ipv6_prefix_length` prefix."""
+    return prefix_of(ip, config.ipv6_prefix_length)
+
+
+def keyed(rows: Iterable[SightingRow], config: GroupingConfig) -> Iterator[SightingRow]:
+    """`rows` with each exact address replaced by its presence address."""
+    length = config.ipv6_prefix_length
+    for row in rows:
+        yield row._replace(ip=prefix_of(row.ip, length)) if ":" in row.ip else row
+
+
+def by_address(
+    rows: Iterable[SightingRow], config: GroupingConfig
+) -> Iterator[tuple[str, list[SightingRow]]]:
+    """(presence address, its keyed rows) from rows sorted by exact address.
+
+    IPv4 groups are given as they come. The addresses of one IPv6 prefix are
+    not next to each other in text order (the `::` of one may swallow part of
+    the prefix), so IPv6 rows are held and their groups given at the end, in
+    order of the prefix text.
+    """
+    held: dict[str, list[SightingRow]] = {}
+    for ip, group in groupby(rows, key=itemgetter(1)):
+        if ":" in ip:
+            key = presence_address(ip, config)
+            held.setdefault(key, []).extend(r._replace(ip=key) for r in group)
+        else:
+            yield ip, list(group)
+    for key in sorted(held):
+        yield key, held.pop(key)
 
 
 def stable_peer_id(peer_id: str | None) -> bool:

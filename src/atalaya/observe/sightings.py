@@ -8,6 +8,7 @@ Observers build `Sighting` values from protocol results and hand them to a
 from __future__ import annotations
 
 import csv
+import ipaddress
 import json
 import uuid
 from collections.abc import Iterable, Iterator
@@ -54,11 +55,33 @@ class Sighting:
     def __post_init__(self) -> None:
         if self.seen_at.tzinfo is None or self.seen_at.utcoffset() != UTC.utcoffset(None):
             raise ValueError("seen_at must be an aware UTC datetime")
+        object.__setattr__(self, "ip", canonical_ip(self.ip))
+        if self.local_ip is not None:
+            object.__setattr__(self, "local_ip", canonical_ip(self.local_ip))
 
     @property
     def proof(self) -> bool:
         """Possession is proven only by verified data and no failed data."""
         return self.pieces_verified > 0 and self.pieces_failed == 0
+
+
+def canonical_ip(text: str) -> str:
+    """The one text a sighting stores for an address; ValueError if it is none.
+
+    IPv6 in RFC 5952 form (lower case, shortest), so that one address is one
+    string for joins, enrichment and the IPv6 prefix patterns of the leads
+    stage. An IPv4-mapped address (::ffff:a.b.c.d, RFC 4291 2.5.5.2) is how
+    a dual-stack socket reports an IPv4 peer: it is stored as that IPv4
+    address, the one its ISP knows, enrichment looks up and grouping shares
+    with the peer's other IPv4 sightings. A zone id (fe80::1%eth0) names our
+    interface, not the peer, and is left out.
+    """
+    address = ipaddress.ip_address(text)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Address(int(address)))
+    return str(address)
 
 
 def new_run_id() -> str:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import ColumnElement, Connection, Engine, and_, func, select
 
 from atalaya.hashsets.categories import Category
+from atalaya.leads.addresses import with_exact_addresses
 from atalaya.leads.query import lead_detail
 from atalaya.store.tables import (
     lead,
@@ -294,7 +295,7 @@ def gather(engine: Engine, lead_id: int, *, visible: ColumnElement[bool] | None)
             .where(lead_presence.c.lead_id == lead_id)
             .order_by(lead_presence.c.first_seen, lead_presence.c.id)
         ).all()
-        _timeline(conn, presences, dossier)
+        _timeline(conn, with_exact_addresses(conn, presences), dossier)
         ids = [p.id for p in presences]
         dossier.files = _files(conn, ids)
         dossier.related = _related(conn, lead_id, ids, [f.infohash for f in dossier.files], visible)
