@@ -345,18 +345,18 @@ LENIENT: list[tuple[bytes, BValue, int, int]] = [
 def test_lenient_limits_forgive_key_order_and_repeats(
     data: bytes, value: BValue, unsorted: int, repeated: int
 ) -> None:
-    assert scan(data, LENIENT_LIMITS) == Scan(value, len(data), unsorted, repeated)
+    assert _counts(scan(data, LENIENT_LIMITS)) == (value, len(data), unsorted, repeated)
     assert decode(data, LENIENT_LIMITS) == value
     # The default limits (KRPC's and the peer wire's build on them) refuse what was forgiven.
     with pytest.raises(BencodeError, match=r"(unsorted|duplicate) dictionary key"):
         decode(data)
     if not repeated:
-        assert scan(data, Limits(sorted_keys=False)) == Scan(value, len(data), unsorted, 0)
+        assert _counts(scan(data, Limits(sorted_keys=False))) == (value, len(data), unsorted, 0)
     else:
         with pytest.raises(BencodeError, match="duplicate dictionary key"):
             decode(data, Limits(sorted_keys=False))
     if not unsorted:
-        assert scan(data, Limits(unique_keys=False)) == Scan(value, len(data), 0, repeated)
+        assert _counts(scan(data, Limits(unique_keys=False))) == (value, len(data), 0, repeated)
 
 
 @pytest.mark.parametrize(("data", "value", "unsorted", "repeated"), LENIENT)
@@ -368,15 +368,24 @@ def test_lenient_vector_fed_byte_by_byte(
     for byte in data:
         buffer += bytes([byte])
         try:
-            results.append(scan(buffer, LENIENT_LIMITS))
+            results.append(_counts(scan(buffer, LENIENT_LIMITS)))
         except BencodeError as e:
             assert "end" in e.reason
-    assert results == [Scan(value, len(data), unsorted, repeated)]
+    assert results == [(value, len(data), unsorted, repeated)]
 
 
-def test_strict_scan_counts_nothing() -> None:
-    assert scan(b"d1:ai1e1:bi2ee") == Scan({b"a": 1, b"b": 2}, 14, 0, 0)
-    assert scan(b"i1ee", start=0) == Scan(1, 3)
+def _counts(found: Scan) -> tuple[BValue, int, int, int]:
+    return found.value, found.end, found.unsorted_keys, found.duplicate_keys
+
+
+def test_scan_counts_tokens_as_the_limit_does() -> None:
+    # d, 1:a, i1e, 1:b, l, i2e, e, e: eight tokens, and a limit of eight is enough.
+    data = b"d1:ai1e1:bli2eee"
+    assert scan(data) == Scan({b"a": 1, b"b": [2]}, len(data), 0, 0, 8)
+    assert scan(data, Limits(max_tokens=8)).tokens == 8
+    with pytest.raises(BencodeError, match="more than 7 tokens"):
+        scan(data, Limits(max_tokens=7))
+    assert scan(b"i1ee") == Scan(1, 3, 0, 0, 1)
 
 
 def test_deep_values_encode_and_decode_without_recursion() -> None:

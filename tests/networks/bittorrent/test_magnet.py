@@ -185,6 +185,15 @@ def test_what_only_describes_the_torrent_is_dropped(
     assert parse_magnet(m.uri()).notes == ()
 
 
+def test_every_prefix_of_a_link_parses_or_raises_magnet_error() -> None:
+    # Links arrive whole, but a cut one (a paste, a log line) must fail typed.
+    for tail, _, _ in DROPPED:
+        link = PREFIX + tail
+        for cut in range(len(link) + 1):
+            with contextlib.suppress(MagnetError):
+                parse_magnet(link[:cut])
+
+
 def test_good_parameters_are_not_noted() -> None:
     m = parse_magnet(HYBRID_TEST + "&tr=udp://127.0.0.1:1/&x.pe=127.0.0.1:6881&ws=http://x/")
     assert m.notes == ()

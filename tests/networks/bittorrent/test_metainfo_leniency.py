@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from atalaya.networks.bittorrent import merkle
 from atalaya.networks.bittorrent import metainfo as metainfo_module
-from atalaya.networks.bittorrent.bencode import BValue, Limits, encode
+from atalaya.networks.bittorrent.bencode import BValue, Limits, encode, scan
 from atalaya.networks.bittorrent.metainfo import (
     METAINFO_LIMITS,
     STRICT_METAINFO_LIMITS,
@@ -520,6 +520,17 @@ def test_path_parts_are_bounded_in_all(monkeypatch: pytest.MonkeyPatch) -> None:
     parse_torrent(torrent(v2_info({b"a": node})))
     with pytest.raises(MetainfoError, match="more than 10 path components"):
         parse_torrent(torrent(v2_info({b"a": {b"e": node}})))
+
+
+def test_one_token_budget_covers_the_whole_file() -> None:
+    # Keys the parser drops still cost their tokens: many small values cannot add up unbounded.
+    info = encode(v1_info())
+    junk = [(b"x%04d" % i, Raw(b"le")) for i in range(100)]
+    data = ordered((b"info", Raw(info)), *junk)
+    needed = scan(data, METAINFO_LIMITS).tokens
+    assert parse_torrent(data, replace(METAINFO_LIMITS, max_tokens=needed)).info_hash_v1
+    with pytest.raises(MetainfoError, match="tokens"):
+        parse_torrent(data, replace(METAINFO_LIMITS, max_tokens=needed - 1))
 
 
 @pytest.mark.parametrize("piece_length", [(1 << 28) + (1 << 27), 1 << 29, 1 << 32])

@@ -59,6 +59,7 @@ class Scan:
     end: int  # offset just past the value
     unsorted_keys: int = 0  # keys smaller than the key before them
     duplicate_keys: int = 0  # keys already in their dictionary (value dropped)
+    tokens: int = 0  # as counted against `Limits.max_tokens`, for callers that share a budget
 
 
 _INT_BODY = re.compile(rb"(-?)([0-9]*)")
@@ -94,7 +95,7 @@ def scan(data: bytes, limits: Limits = DEFAULT_LIMITS, start: int = 0) -> Scan:
         raise BencodeError(f"input larger than {limits.max_size} bytes", start)
     decoder = _Decoder(data, limits)
     value, end = decoder.run(start)
-    return Scan(value, end, decoder.unsorted, decoder.duplicates)
+    return Scan(value, end, decoder.unsorted, decoder.duplicates, decoder.tokens)
 
 
 class _Decoder:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_right
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
 from functools import cached_property
 from types import MappingProxyType
@@ -173,8 +173,9 @@ class Metainfo:
     private: bool
     announce: str | None
     announce_list: tuple[tuple[str, ...], ...]
-    # What was forgiven while parsing, one short line per kind (see `notes.Notes`).
-    notes: tuple[str, ...] = ()
+    # What was forgiven while parsing, one short line per kind (see `notes.Notes`);
+    # about the file's bytes, not the torrent, so it takes no part in equality.
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def total_size(self) -> int:
@@ -368,16 +369,18 @@ _TOP_KEYS: Final = frozenset({b"info", b"announce", b"announce-list", b"piece la
 def _top_level(data: bytes, limits: Limits, notes: Notes) -> dict[bytes, tuple[BValue, int, int]]:
     """The .torrent's top-level keys, each with its value and where its bytes lie.
 
-    Walked key by key, so that the info dictionary's exact bytes are known.
-    Key order and repeats follow `limits`, as for any dictionary (a repeated
-    key keeps its first value); bytes after the dictionary are noted and
-    ignored, since no key of the torrent lies there.
+    Walked key by key, so that the info dictionary's exact bytes are known,
+    with one token budget for the whole file, as if decoded at once. Key
+    order and repeats follow `limits`, as for any dictionary (a repeated key
+    keeps its first value); bytes after the dictionary are noted and ignored,
+    since no key of the torrent lies there.
     """
     if len(data) > limits.max_size:
         raise MetainfoError(f"torrent file larger than {limits.max_size} bytes")
     if not data.startswith(b"d"):
         raise MetainfoError("torrent file is not a bencoded dictionary")
-    inner = dataclass_replace(limits, max_depth=max(limits.max_depth - 1, 0))
+    depth = max(limits.max_depth - 1, 0)
+    tokens = limits.max_tokens - 1  # the dictionary's own 'd'
     items: dict[bytes, tuple[BValue, int, int]] = {}
     seen: set[bytes] = set()
     unsorted = duplicates = 0
@@ -387,13 +390,16 @@ def _top_level(data: bytes, limits: Limits, notes: Notes) -> dict[bytes, tuple[B
         while True:
             if pos >= len(data):
                 raise BencodeError("unexpected end of input", pos)
-            if data[pos] == 0x65:  # 'e'
+            if data[pos] == 0x65:  # 'e', the last token
+                if tokens < 1:
+                    raise BencodeError(f"more than {limits.max_tokens} tokens", pos)
                 pos += 1
                 break
             if not 0x30 <= data[pos] <= 0x39:
                 raise BencodeError("dictionary key is not a string", pos)
-            key_scan = scan(data, inner, pos)
+            key_scan = scan(data, dataclass_replace(limits, max_tokens=tokens), pos)
             key, pos = key_scan.value, key_scan.end
+            tokens -= key_scan.tokens
             assert isinstance(key, bytes)  # a digit starts a string
             if last is not None and key < last:
                 if limits.sorted_keys:
@@ -406,8 +412,9 @@ def _top_level(data: bytes, limits: Limits, notes: Notes) -> dict[bytes, tuple[B
             last = key
             seen.add(key)
             start = pos
-            found = scan(data, inner, pos)
+            found = scan(data, dataclass_replace(limits, max_depth=depth, max_tokens=tokens), pos)
             pos = found.end
+            tokens -= found.tokens
             if key == b"info" and key not in items:
                 _note_key_faults(
                     found.unsorted_keys, found.duplicate_keys, "info dictionary", notes
