@@ -3,7 +3,9 @@
 The malformed table follows the cases of libtorrent's test_bdecode.cpp, each
 mapped to the reason (and offset) this decoder must give. Where libtorrent
 accepts with a "soft error" (unsorted or duplicate keys, leading zeros),
-this decoder is stricter and refuses.
+this decoder is stricter and refuses by default; `Limits` can let unsorted
+and repeated keys through for .torrent files (LENIENT below), never by
+default, so KRPC stays strict.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from atalaya.networks.bittorrent.bencode import (
     BencodeError,
     BValue,
     Limits,
+    Scan,
     decode,
     decode_prefix,
     encode,
+    scan,
 )
 
 # (encoding, value) pairs checked by hand against BEP 3.
@@ -323,6 +327,80 @@ def test_encode_refuses_what_bencode_cannot_carry(value: object) -> None:
         encode(value)  # type: ignore[arg-type]
 
 
+# (input, value, unsorted keys, repeated keys) under limits that forgive both.
+LENIENT_LIMITS = Limits(sorted_keys=False, unique_keys=False)
+LENIENT: list[tuple[bytes, BValue, int, int]] = [
+    (b"d1:bi1e1:ai2ee", {b"b": 1, b"a": 2}, 1, 0),
+    (b"d1:ai1e1:ai2ee", {b"a": 1}, 0, 1),  # the first value wins, as in libtorrent
+    (b"d1:ai1e1:bi2e1:ai3ee", {b"a": 1, b"b": 2}, 1, 1),
+    (b"d2:aai1e1:ai2ee", {b"aa": 1, b"a": 2}, 1, 0),
+    (b"d1:ad1:xi1e1:xi2ee1:ai3ee", {b"a": {b"x": 1}}, 0, 2),
+    (b"l d1:ci1e1:bi2ee de d1:ai1e1:ai1ee e".replace(b" ", b""),
+     [{b"c": 1, b"b": 2}, {}, {b"a": 1}], 1, 1),
+    (b"d1:ali1ei2ee1:ale1:a0:e", {b"a": [1, 2]}, 0, 2),  # a repeat's value is still parsed
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("data", "value", "unsorted", "repeated"), LENIENT)
+def test_lenient_limits_forgive_key_order_and_repeats(
+    data: bytes, value: BValue, unsorted: int, repeated: int
+) -> None:
+    assert _counts(scan(data, LENIENT_LIMITS)) == (value, len(data), unsorted, repeated)
+    assert decode(data, LENIENT_LIMITS) == value
+    # The default limits (KRPC's and the peer wire's build on them) refuse what was forgiven.
+    with pytest.raises(BencodeError, match=r"(unsorted|duplicate) dictionary key"):
+        decode(data)
+    if not repeated:
+        assert _counts(scan(data, Limits(sorted_keys=False))) == (value, len(data), unsorted, 0)
+    else:
+        with pytest.raises(BencodeError, match="duplicate dictionary key"):
+            decode(data, Limits(sorted_keys=False))
+    if not unsorted:
+        assert _counts(scan(data, Limits(unique_keys=False))) == (value, len(data), 0, repeated)
+
+
+@pytest.mark.parametrize(("data", "value", "unsorted", "repeated"), LENIENT)
+def test_lenient_vector_fed_byte_by_byte(
+    data: bytes, value: BValue, unsorted: int, repeated: int
+) -> None:
+    buffer = b""
+    results = []
+    for byte in data:
+        buffer += bytes([byte])
+        try:
+            results.append(_counts(scan(buffer, LENIENT_LIMITS)))
+        except BencodeError as e:
+            assert "end" in e.reason
+    assert results == [(value, len(data), unsorted, repeated)]
+
+
+def _counts(found: Scan) -> tuple[BValue, int, int, int]:
+    return found.value, found.end, found.unsorted_keys, found.duplicate_keys
+
+
+def test_scan_counts_tokens_as_the_limit_does() -> None:
+    # d, 1:a, i1e, 1:b, l, i2e, e, e: eight tokens, and a limit of eight is enough.
+    data = b"d1:ai1e1:bli2eee"
+    assert scan(data) == Scan({b"a": 1, b"b": [2]}, len(data), 0, 0, 8)
+    assert scan(data, Limits(max_tokens=8)).tokens == 8
+    with pytest.raises(BencodeError, match="more than 7 tokens"):
+        scan(data, Limits(max_tokens=7))
+    assert scan(b"i1ee") == Scan(1, 3, 0, 0, 1)
+
+
+def test_deep_values_encode_and_decode_without_recursion() -> None:
+    depth = 5000
+    value: BValue = b"x"
+    for _ in range(depth):
+        value = {b"d": [value]}
+    data = encode(value)
+    assert data == b"d1:dl" * depth + b"1:x" + b"ee" * depth
+    # Compared through their encodings: == on values this deep recurses too.
+    assert encode(decode(data, Limits(max_depth=2 * depth))) == data
+    with pytest.raises(BencodeError, match="nesting deeper than 32"):
+        decode(data)
+
+
 # --- properties ---------------------------------------------------------------------------
 
 values: st.SearchStrategy[BValue] = st.recursive(
@@ -394,3 +472,24 @@ def test_truncated_encodings_report_an_unexpected_end(value: BValue, data: st.Da
     with pytest.raises(BencodeError) as info:
         decode(encoded[:cut])
     assert info.value.reason in {"unexpected end of input", "string runs past end of input"}
+
+
+@settings(max_examples=500, deadline=None)
+@given(bencodish)
+def test_lenient_limits_raise_only_bencode_error_and_agree_with_strict(data: bytes) -> None:
+    try:
+        found = scan(data, LENIENT_LIMITS)
+    except BencodeError:
+        return
+    assert 0 < found.end <= len(data)
+    try:
+        strict = decode_prefix(data)
+    except BencodeError:
+        assert found.unsorted_keys or found.duplicate_keys
+        return
+    # Whatever strict decoding accepts, lenient decoding reads alike and forgives nothing.
+    assert (found.value, found.end, found.unsorted_keys, found.duplicate_keys) == (
+        *strict,
+        0,
+        0,
+    )

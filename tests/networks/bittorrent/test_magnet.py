@@ -17,6 +17,7 @@ from atalaya.networks.bittorrent.magnet import (
     build_magnet,
     parse_magnet,
 )
+from atalaya.networks.bittorrent.notes import MAX_NOTE_CHARS, MAX_NOTES
 
 # BEP 52's test torrents.
 V2_TEST = (
@@ -97,13 +98,14 @@ def test_fragment_and_case_of_scheme() -> None:
     assert parse_magnet(f"MAGNET:?xt=URN:BTIH:{V1_HEX}#frag").info_hash_v1 == bytes.fromhex(V1_HEX)
 
 
+# What no link can be read without: a BitTorrent info-hash, and only one of each kind.
 MALFORMED = [
     ("", "must start with 'magnet:?'"),
     ("http://127.0.0.1/?xt=urn:btih:" + V1_HEX, "must start with 'magnet:?'"),
     ("magnet:?", "no BitTorrent info-hash"),
     ("magnet:?dn=x", "no BitTorrent info-hash"),
     ("magnet:?xt=urn:sha1:YNCKHTQCWBTRNJIV4WNAE52SJUQCZO5C", "no BitTorrent info-hash"),
-    ("magnet:?xt", "has no value"),
+    ("magnet:?xt", "no BitTorrent info-hash"),
     ("magnet:?xt=urn:btih:" + V1_HEX[:-1], "40 hex digits or 32 base32"),
     ("magnet:?xt=urn:btih:" + V1_HEX + "0", "40 hex digits or 32 base32"),
     ("magnet:?xt=urn:btih:" + "g" * 40, "40 hex digits or 32 base32"),
@@ -113,37 +115,15 @@ MALFORMED = [
     ("magnet:?xt=urn:btmh:1220" + "ab" * 31, "'1220' and 64 hex digits"),
     ("magnet:?xt=urn:btmh:1114" + "ab" * 32, "is not SHA-256"),
     ("magnet:?xt=urn:btmh:1220" + "zz" * 32, "'1220' and 64 hex digits"),
+    ("magnet:?xt=urn:btih:%zz", "'%' that is not followed by two hex digits"),
     (f"magnet:?xt=urn:btih:{V1_HEX}&xt=urn:btih:{'0' * 40}", "two different v1 info-hashes"),
     (
         f"magnet:?xt=urn:btmh:1220{'0' * 64}&xt=urn:btmh:1220{'1' * 64}",
         "two different v2 info-hashes",
     ),
-    (f"magnet:?xt=urn:btih:{V1_HEX}&dn=a&dn=b", "more than one display name"),
-    (f"magnet:?xt=urn:btih:{V1_HEX}&dn=%zz", "'%' that is not followed by two hex digits"),
-    (f"magnet:?xt=urn:btih:{V1_HEX}&dn=%4", "'%' that is not followed by two hex digits"),
-    (f"magnet:?xt=urn:btih:{V1_HEX}&dn=%FF", "dn is not UTF-8"),
-    (f"magnet:?xt=urn:btih:{V1_HEX}&dn=a%00b", "dn contains NUL"),
-    (f"magnet:?xt=urn:btih:{V1_HEX}&dn=" + "n" * 1025, "dn longer than 1024 bytes"),
-    (f"magnet:?xt=urn:btih:{V1_HEX}&tr=", "tracker URL '' is empty"),
-    (f"magnet:?xt=urn:btih:{V1_HEX}&tr=http://a%20b/", "has spaces"),
-    (f"magnet:?xt=urn:btih:{V1_HEX}&tr=http://a/%0A", "has spaces"),
-    (f"magnet:?xt=urn:btih:{V1_HEX}&tr=" + "u" * 2049, "tr longer than 2048 bytes"),
-    (
-        f"magnet:?xt=urn:btih:{V1_HEX}" + "".join(f"&tr=http://127.0.0.1/{i}" for i in range(101)),
-        "more than 100 trackers",
-    ),
-    (f"magnet:?xt=urn:btih:{V1_HEX}&x.pe=127.0.0.1", "is not host:port"),
-    (f"magnet:?xt=urn:btih:{V1_HEX}&x.pe=::1:80", "is not host:port"),
-    (f"magnet:?xt=urn:btih:{V1_HEX}&x.pe=127.0.0.1:0", "port 0 outside 1..65535"),
-    (f"magnet:?xt=urn:btih:{V1_HEX}&x.pe=127.0.0.1:65536", "port 65536 outside"),
-    (f"magnet:?xt=urn:btih:{V1_HEX}&x.pe=127.0.0.1:123456", "is not host:port"),
-    (f"magnet:?xt=urn:btih:{V1_HEX}&x.pe=a%09b:1", "has spaces or control characters"),
-    (
-        f"magnet:?xt=urn:btih:{V1_HEX}" + "".join(f"&x.pe=127.0.0.1:{i}" for i in range(1, 102)),
-        "more than 100 peers",
-    ),
+    # The first bad topic is the reason given when no good one follows.
+    ("magnet:?xt=urn:btih:xyz&xt=urn:btmh:1114" + "ab" * 32, "40 hex digits or 32 base32"),
     ("magnet:?xt=urn:btih:" + V1_HEX + "&x=" + "y" * MAX_MAGNET_LENGTH, "longer than 16384"),
-    ("magnet:?xt=urn:btih:" + V1_HEX + "&dn=\ud800", "dn is not valid text"),
 ]
 
 
@@ -153,6 +133,87 @@ def test_malformed_magnet(uri: str, message: str) -> None:
         parse_magnet(uri)
     assert message in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+PREFIX = f"magnet:?xt=urn:btih:{V1_HEX}"
+GOOD_TR = "&tr=http://127.0.0.1/ok"
+
+# (what follows the info-hash, (name, trackers, peers) read, what a note says was dropped)
+DROPPED: list[tuple[str, tuple[str | None, tuple[str, ...], tuple[tuple[str, int], ...]], str]] = [
+    ("&dn=a&dn=b", ("a", (), ()), "dn dropped: more than one display name"),
+    ("&dn=%zz", (None, (), ()), "dn dropped: dn has a '%'"),
+    ("&dn=%4", (None, (), ()), "dn dropped: dn has a '%'"),
+    ("&dn=%FF&dn=ok", ("ok", (), ()), "dn dropped: dn is not UTF-8"),
+    ("&dn=a%00b", (None, (), ()), "dn dropped: dn contains NUL"),
+    ("&dn=" + "n" * 1025, (None, (), ()), "dn dropped: dn longer than 1024 bytes"),
+    ("&dn=\ud800", (None, (), ()), "dn dropped: dn is not valid text"),
+    ("&tr=" + GOOD_TR, (None, ("http://127.0.0.1/ok",), ()), "tr dropped: tracker URL ''"),
+    ("&tr=http://a%20b/" + GOOD_TR, (None, ("http://127.0.0.1/ok",), ()), "has spaces"),
+    ("&tr=http://a/%07", (None, (), ()), "tr dropped"),
+    ("&tr=%20%20http://127.0.0.1/ok%0A", (None, ("http://127.0.0.1/ok",), ()), "trimmed"),
+    ("&tr=" + "u" * 2049 + GOOD_TR, (None, ("http://127.0.0.1/ok",), ()), "longer than 2048"),
+    ("&tr=%FF", (None, (), ()), "tr is not UTF-8"),
+    ("&x.pe=127.0.0.1", (None, (), ()), "x.pe dropped: peer '127.0.0.1' is not host:port"),
+    ("&x.pe=::1:80&x.pe=127.0.0.1:1", (None, (), (("127.0.0.1", 1),)), "is not host:port"),
+    ("&x.pe=127.0.0.1:0", (None, (), ()), "port 0 outside 1..65535"),
+    ("&x.pe=127.0.0.1:65536", (None, (), ()), "port 65536 outside"),
+    ("&x.pe=127.0.0.1:123456", (None, (), ()), "is not host:port"),
+    ("&x.pe=a%09b:1", (None, (), ()), "has spaces or control characters"),
+    ("&x.pe=%zz", (None, (), ()), "x.pe has a '%'"),
+    ("&dn&tr", (None, (), ()), "parameter without '=' dropped: 'dn'"),
+    ("&=&dn=x", ("x", (), ()), ""),  # an empty key with a value is merely unknown
+    # A bad topic beside a good one: the good one names the torrent.
+    ("&xt=urn:btih:zz&xt=urn:btmh:12", (None, (), ()), "xt dropped: btih must be 40 hex"),
+]
+
+
+@pytest.mark.parametrize(("tail", "read", "note"), DROPPED, ids=[d[0][:30] for d in DROPPED])
+def test_what_only_describes_the_torrent_is_dropped(
+    tail: str,
+    read: tuple[str | None, tuple[str, ...], tuple[tuple[str, int], ...]],
+    note: str,
+) -> None:
+    m = parse_magnet(PREFIX + tail)
+    assert m.info_hash_v1 == bytes.fromhex(V1_HEX)
+    assert (m.name, m.trackers, m.peers) == read
+    if note:
+        assert any(note in n for n in m.notes), m.notes
+    else:
+        assert m.notes == ()
+    # The same link without the junk names the same torrent.
+    assert m == parse_magnet(m.uri())
+    assert parse_magnet(m.uri()).notes == ()
+
+
+def test_every_prefix_of_a_link_parses_or_raises_magnet_error() -> None:
+    # Links arrive whole, but a cut one (a paste, a log line) must fail typed.
+    for tail, _, _ in DROPPED:
+        link = PREFIX + tail
+        for cut in range(len(link) + 1):
+            with contextlib.suppress(MagnetError):
+                parse_magnet(link[:cut])
+
+
+def test_good_parameters_are_not_noted() -> None:
+    m = parse_magnet(HYBRID_TEST + "&tr=udp://127.0.0.1:1/&x.pe=127.0.0.1:6881&ws=http://x/")
+    assert m.notes == ()
+
+
+def test_more_trackers_and_peers_than_the_bounds_are_dropped() -> None:
+    trackers = "".join(f"&tr=http://127.0.0.1/{i}" for i in range(150))
+    peers = "".join(f"&x.pe=127.0.0.1:{i}" for i in range(1, 151))
+    m = parse_magnet(PREFIX + trackers + peers)
+    assert m.trackers == tuple(f"http://127.0.0.1/{i}" for i in range(100))
+    assert m.peers == tuple(("127.0.0.1", i) for i in range(1, 101))
+    assert any("more than 100 trackers (x50)" in n for n in m.notes)
+    assert any("more than 100 peers (x50)" in n for n in m.notes)
+
+
+def test_notes_stay_few_and_short() -> None:
+    junk = "".join(f"&x.pe=h{i}{'%01' * 50}:1&tr=%07{i}&{'z' * 90}{i}" for i in range(50))
+    m = parse_magnet(PREFIX + "&dn=%FF" + junk)
+    assert 3 <= len(m.notes) <= MAX_NOTES
+    assert all(len(n) <= MAX_NOTE_CHARS and n.isprintable() for n in m.notes)
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,11 @@
 """Bencode (BEP 3) with the limits a hostile peer cannot get around.
 
-Decoding is strict, as libtorrent's is: integers without leading zeros or
-"-0", dictionary keys as byte strings in sorted order without duplicates,
-nothing after the value. Every length, the nesting depth and the number of
+Decoding is strict by default, as KRPC needs: integers without leading zeros
+or "-0", dictionary keys as byte strings in sorted order without duplicates,
+nothing after the value. A caller that must read what real encoders write
+(.torrent files, some trackers) can accept unsorted keys, and duplicate keys
+(the first value wins, as in libtorrent), through `Limits`; `scan` says how
+many of each it forgave. Every length, the nesting depth and the number of
 tokens are bounded, and every failure is a `BencodeError` carrying the offset.
 """
 
@@ -11,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 # Bencoded values as Python sees them: bytes stay bytes; keys are bytes.
 BValue: TypeAlias = "int | bytes | list[BValue] | dict[bytes, BValue]"
@@ -36,13 +39,28 @@ class Limits:
     max_string: int = 1 << 20
     max_int_digits: int = 40
     # Some real encoders (opentracker's multi-hash scrape) emit keys unsorted;
-    # False accepts that. Duplicate keys are refused either way.
+    # False accepts that.
     sorted_keys: bool = True
+    # False accepts a key that appears twice in one dictionary and keeps its
+    # first value (libtorrent's lookups find the first). Only for inputs whose
+    # identity is their raw bytes (a .torrent's info dictionary): a message
+    # read for its values (KRPC) keeps refusing, as two values are ambiguous.
+    unique_keys: bool = True
 
 
 DEFAULT_LIMITS = Limits()
-# info dictionaries of large torrents carry megabytes of piece hashes.
-METAINFO_LIMITS = Limits(max_size=64 << 20, max_string=64 << 20, max_tokens=2_000_000)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One decoded value, where it ends, and what the limits let through."""
+
+    value: BValue
+    end: int  # offset just past the value
+    unsorted_keys: int = 0  # keys smaller than the key before them
+    duplicate_keys: int = 0  # keys already in their dictionary (value dropped)
+    tokens: int = 0  # as counted against `Limits.max_tokens`, for callers that share a budget
+
 
 _INT_BODY = re.compile(rb"(-?)([0-9]*)")
 _LENGTH = re.compile(rb"[0-9]*")
@@ -65,11 +83,19 @@ def decode_prefix(
 
     Used where a bencoded dictionary is followed by raw bytes (ut_metadata).
     """
+    found = scan(data, limits, start)
+    return found.value, found.end
+
+
+def scan(data: bytes, limits: Limits = DEFAULT_LIMITS, start: int = 0) -> Scan:
+    """`decode_prefix`, also counting the unsorted and duplicate keys `limits` allowed."""
     if not 0 <= start <= len(data):
         raise BencodeError("start offset outside the input", start)
     if len(data) - start > limits.max_size:
         raise BencodeError(f"input larger than {limits.max_size} bytes", start)
-    return _Decoder(data, limits).run(start)
+    decoder = _Decoder(data, limits)
+    value, end = decoder.run(start)
+    return Scan(value, end, decoder.unsorted, decoder.duplicates, decoder.tokens)
 
 
 class _Decoder:
@@ -79,6 +105,8 @@ class _Decoder:
         self.data = data
         self.limits = limits
         self.tokens = 0
+        self.unsorted = 0
+        self.duplicates = 0
 
     def run(self, pos: int) -> tuple[BValue, int]:
         data = self.data
@@ -126,15 +154,19 @@ class _Decoder:
                     if not isinstance(value, bytes):
                         raise BencodeError("dictionary key is not a string", pos)
                     last = pending[1]
-                    if last is not None and value <= last and self.limits.sorted_keys:
-                        what = "duplicate" if value == last else "unsorted"
-                        raise BencodeError(f"{what} dictionary key", pos)
+                    if last is not None and value < last:
+                        if self.limits.sorted_keys:
+                            raise BencodeError("unsorted dictionary key", pos)
+                        self.unsorted += 1
                     if value in container:
-                        raise BencodeError("duplicate dictionary key", pos)
+                        if self.limits.unique_keys:
+                            raise BencodeError("duplicate dictionary key", pos)
+                        self.duplicates += 1
                     pending[0] = value
                     pending[1] = value
                 else:
-                    container[key] = value
+                    # A duplicate key's later value is dropped: the first one wins.
+                    container.setdefault(key, value)
                     pending[0] = None
                 break
 
@@ -201,42 +233,66 @@ class BencodeEncodeError(TypeError):
 
 
 def encode(value: BValue | str) -> bytes:
-    """Encode a value; `str` is encoded as UTF-8 bytes for convenience."""
+    """Encode a value; `str` is encoded as UTF-8 bytes for convenience.
+
+    Iterative, like the decoder: a value as deep as a decoder's limit allows
+    (a v2 file tree) encodes without reaching Python's recursion limit.
+    """
     out: list[bytes] = []
-    _encode(value, out)
+    # Work items: a value still to encode, or bytes ready to append (a container's 'e').
+    todo: list[object] = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, _Ready):
+            out.append(item.data)
+        elif isinstance(item, bool):
+            raise BencodeEncodeError("booleans have no bencode form")
+        elif isinstance(item, int):
+            out.append(b"i%de" % item)
+        elif isinstance(item, bytes | bytearray | memoryview):
+            raw = bytes(item)
+            out.append(b"%d:" % len(raw))
+            out.append(raw)
+        elif isinstance(item, str):
+            raw = item.encode()
+            out.append(b"%d:" % len(raw))
+            out.append(raw)
+        elif isinstance(item, list | tuple):
+            out.append(b"l")
+            todo.append(_END)
+            todo.extend(reversed(item))
+        elif isinstance(item, dict):
+            out.append(b"d")
+            todo.append(_END)
+            for key, child in reversed(_sorted_items(item)):
+                todo.append(child)
+                todo.append(_Ready(b"%d:%s" % (len(key), key)))
+        else:
+            raise BencodeEncodeError(f"cannot bencode {type(item).__name__}")
     return b"".join(out)
 
 
-def _encode(value: object, out: list[bytes]) -> None:
-    if isinstance(value, bool):
-        raise BencodeEncodeError("booleans have no bencode form")
-    if isinstance(value, int):
-        out.append(b"i%de" % value)
-    elif isinstance(value, bytes | bytearray | memoryview):
-        raw = bytes(value)
-        out.append(b"%d:" % len(raw))
-        out.append(raw)
-    elif isinstance(value, str):
-        _encode(value.encode(), out)
-    elif isinstance(value, list | tuple):
-        out.append(b"l")
-        for item in value:
-            _encode(item, out)
-        out.append(b"e")
-    elif isinstance(value, dict):
-        out.append(b"d")
-        items = [(k.encode() if isinstance(k, str) else k, v) for k, v in value.items()]
-        for key, _ in items:
-            if not isinstance(key, bytes):
-                raise BencodeEncodeError(f"dictionary key {key!r} is not a string")
-        items.sort(key=lambda kv: kv[0])
-        for (key, _), (next_key, _) in pairwise(items):
-            if key == next_key:
-                # {"a": 1, b"a": 2}: two keys that encode alike.
-                raise BencodeEncodeError(f"duplicate dictionary key {key!r}")
-        for key, item in items:
-            _encode(key, out)
-            _encode(item, out)
-        out.append(b"e")
-    else:
-        raise BencodeEncodeError(f"cannot bencode {type(value).__name__}")
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """Encoded bytes waiting their turn in `encode`'s work list."""
+
+    data: bytes
+
+
+_END: Final = _Ready(b"e")
+
+
+def _sorted_items(value: dict[object, object]) -> list[tuple[bytes, object]]:
+    """A dictionary's items with byte-string keys, in the sorted order bencode requires."""
+    items: list[tuple[bytes, object]] = []
+    for key, child in value.items():
+        raw = key.encode() if isinstance(key, str) else key
+        if not isinstance(raw, bytes):
+            raise BencodeEncodeError(f"dictionary key {key!r} is not a string")
+        items.append((raw, child))
+    items.sort(key=lambda kv: kv[0])
+    for (key, _), (next_key, _) in pairwise(items):
+        if key == next_key:
+            # {"a": 1, b"a": 2}: two keys that encode alike.
+            raise BencodeEncodeError(f"duplicate dictionary key {key!r}")
+    return items

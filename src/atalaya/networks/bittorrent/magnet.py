@@ -4,16 +4,25 @@
 `xt=urn:btmh:` a v2 one as a multihash (`1220` + 64 hex digits: SHA-256, 32
 bytes). A hybrid torrent's link has both. `dn` is the display name, `tr` a
 tracker (any number), `x.pe` a peer `host:port`. Other parameters are
-ignored. Every failure is a `MagnetError`.
+ignored.
+
+Only the info-hash is required (BEP 9): a link refused is an offender
+missed. A `dn`, `tr` or `x.pe` that cannot be read, a peer's port out of
+range, a parameter without "=", a malformed exact topic beside a good one:
+each is dropped and noted in `Magnet.notes`, and the link still parses.
+What is refused is a link that names no BitTorrent info-hash, or two
+different ones of a kind. Every failure is a `MagnetError`.
 """
 
 from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import quote, unquote_to_bytes
+
+from atalaya.networks.bittorrent.notes import Notes, shown
 
 MAX_MAGNET_LENGTH: Final = 16 * 1024
 MAX_TRACKERS: Final = 100
@@ -43,6 +52,9 @@ class Magnet:
     name: str | None = None
     trackers: tuple[str, ...] = ()
     peers: tuple[tuple[str, int], ...] = ()  # (host, port); IPv6 hosts without brackets
+    # What the link's text had that was dropped (see `notes.Notes`); not part of
+    # what the link names, so two links naming the same compare equal.
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if self.info_hash_v1 is None and self.info_hash_v2 is None:
@@ -86,7 +98,7 @@ class Magnet:
 
 
 def parse_magnet(uri: str) -> Magnet:
-    """Parse a BitTorrent magnet link."""
+    """Parse a BitTorrent magnet link; what only describes the torrent is dropped if unreadable."""
     if len(uri) > MAX_MAGNET_LENGTH:
         raise MagnetError(f"magnet link longer than {MAX_MAGNET_LENGTH} characters")
     if not uri[: len(_PREFIX)].lower() == _PREFIX:
@@ -94,8 +106,10 @@ def parse_magnet(uri: str) -> Magnet:
     query = uri[len(_PREFIX) :]
     if "#" in query:
         query = query[: query.index("#")]
+    notes = Notes()
     v1: bytes | None = None
     v2: bytes | None = None
+    bad_topics: list[MagnetError] = []
     name: str | None = None
     trackers: list[str] = []
     peers: list[tuple[str, int]] = []
@@ -104,40 +118,54 @@ def parse_magnet(uri: str) -> Magnet:
             continue
         key, sep, raw = part.partition("=")
         if not sep:
-            raise MagnetError(f"parameter {key[:40]!r} has no value")
+            notes.add("parameter without '=' dropped", shown(key))
+            continue
         m = _KEY.fullmatch(key.lower())
         base = m.group(1) if m else key.lower()
-        if base == "xt":
-            found_v1, found_v2 = _exact_topic(_unquote(raw, "xt"))
-            if found_v1 is not None:
-                if v1 is not None and v1 != found_v1:
-                    raise MagnetError("two different v1 info-hashes")
-                v1 = found_v1
-            if found_v2 is not None:
-                if v2 is not None and v2 != found_v2:
-                    raise MagnetError("two different v2 info-hashes")
-                v2 = found_v2
-        elif base == "dn":
-            if name is not None:
-                raise MagnetError("more than one display name (dn)")
-            name = _unquote(raw.replace("+", " "), "dn", MAX_NAME_BYTES)
-        elif base == "tr":
-            if len(trackers) >= MAX_TRACKERS:
-                raise MagnetError(f"more than {MAX_TRACKERS} trackers")
-            url = _unquote(raw, "tr", MAX_URL_BYTES)
-            if not url or not url.isprintable() or " " in url:
-                raise MagnetError(f"tracker URL {url[:80]!r} is empty or has spaces")
-            if url not in trackers:
-                trackers.append(url)
-        elif base == "x.pe":
-            if len(peers) >= MAX_PEERS:
-                raise MagnetError(f"more than {MAX_PEERS} peers")
-            peer = _peer(_unquote(raw, "x.pe", 300))
-            if peer not in peers:
-                peers.append(peer)
+        try:
+            if base == "xt":
+                try:
+                    found_v1, found_v2 = _exact_topic(_unquote(raw, "xt"))
+                except MagnetError as e:
+                    bad_topics.append(e)
+                    raise
+                if found_v1 is not None:
+                    if v1 is not None and v1 != found_v1:
+                        raise _AmbiguousError("two different v1 info-hashes")
+                    v1 = found_v1
+                if found_v2 is not None:
+                    if v2 is not None and v2 != found_v2:
+                        raise _AmbiguousError("two different v2 info-hashes")
+                    v2 = found_v2
+            elif base == "dn":
+                if name is not None:
+                    raise MagnetError("more than one display name (dn)")
+                name = _unquote(raw.replace("+", " "), "dn", MAX_NAME_BYTES)
+            elif base == "tr":
+                if len(trackers) >= MAX_TRACKERS:
+                    raise MagnetError(f"more than {MAX_TRACKERS} trackers")
+                url = _tracker(_unquote(raw, "tr", MAX_URL_BYTES), notes)
+                if url not in trackers:
+                    trackers.append(url)
+            elif base == "x.pe":
+                if len(peers) >= MAX_PEERS:
+                    raise MagnetError(f"more than {MAX_PEERS} peers")
+                peer = _peer(_unquote(raw, "x.pe", 300))
+                if peer not in peers:
+                    peers.append(peer)
+        except _AmbiguousError:
+            raise
+        except MagnetError as e:
+            notes.add(f"{base} dropped", str(e))
     if v1 is None and v2 is None:
+        if bad_topics:
+            raise bad_topics[0]
         raise MagnetError("no BitTorrent info-hash (xt=urn:btih: or xt=urn:btmh:)")
-    return Magnet(v1, v2, name, tuple(trackers), tuple(peers))
+    return Magnet(v1, v2, name, tuple(trackers), tuple(peers), notes.freeze())
+
+
+class _AmbiguousError(MagnetError):
+    """Two different info-hashes of one kind: which torrent the link names is unknown."""
 
 
 def build_magnet(
@@ -176,6 +204,16 @@ def _exact_topic(topic: str) -> tuple[bytes | None, bytes | None]:
     return None, None
 
 
+def _tracker(text: str, notes: Notes) -> str:
+    """A tracker URL, trimmed of surrounding whitespace."""
+    url = text.strip()
+    if url != text and url:
+        notes.add("tracker URL trimmed of surrounding whitespace", shown(url))
+    if not url or not url.isprintable() or " " in url:
+        raise MagnetError(f"tracker URL {shown(text)} is empty or has spaces or control characters")
+    return url
+
+
 def _unquote(raw: str, what: str, limit: int = MAX_MAGNET_LENGTH) -> str:
     if _BAD_ESCAPE.search(raw):
         raise MagnetError(f"{what} has a '%' that is not followed by two hex digits")
@@ -197,11 +235,11 @@ def _unquote(raw: str, what: str, limit: int = MAX_MAGNET_LENGTH) -> str:
 def _peer(text: str) -> tuple[str, int]:
     m = _PEER.fullmatch(text)
     if m is None:
-        raise MagnetError(f"peer {text[:80]!r} is not host:port, IPv4:port or [IPv6]:port")
+        raise MagnetError(f"peer {shown(text)} is not host:port, IPv4:port or [IPv6]:port")
     port = int(m.group(3))
     if not 0 < port < 65536:
         raise MagnetError(f"peer port {port} outside 1..65535")
     host = m.group(1) or m.group(2)
     if not host.isprintable() or " " in host:
-        raise MagnetError(f"peer host {host[:80]!r} has spaces or control characters")
+        raise MagnetError(f"peer host {shown(host)} has spaces or control characters")
     return host, port

@@ -2,14 +2,24 @@
 
 Sans-I/O: bytes in, a frozen `Metainfo` out. The info-hashes are digests of
 the info dictionary's bytes exactly as they appear in the input, never of a
-re-encoding. Everything a hostile file can inflate is bounded, path components
-that could escape a download folder are refused, and every failure is a
-`MetainfoError`.
+re-encoding. Everything a hostile file can inflate is bounded, and every
+failure is a `MetainfoError`.
+
+Strict only where the identity is: a torrent that an observer refuses is an
+offender missed. What decides which bytes are whose and how they verify
+(piece length, file lengths and their order, piece hashes, pieces roots) is
+checked; what the info-hash does not depend on, or what only names things,
+is accepted and what was forgiven is listed in `Metainfo.notes`: trackers
+that are not URLs, piece layers that do not verify (peers give them again),
+unsorted or duplicate keys (BEP 3 allows either), trailing bytes after the
+.torrent's dictionary, file names that could leave a download folder or
+collide (sanitised and renamed, the raw bytes kept in `FileEntry.raw_path`).
 
 Piece space: files lie end to end in list order, v1 pad files included. In
 v2 each file starts on a piece boundary (a hybrid's v1 pad files make both
 spaces coincide), and a v2-only piece holds only its file's bytes: the gap to
-the next boundary carries no data and is left out of `piece_size`.
+the next boundary carries no data and is left out of `piece_size`. A symlink
+(BEP 47 attribute 'l') takes no piece space, whatever length it states.
 """
 
 from __future__ import annotations
@@ -17,34 +27,68 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_right
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from dataclasses import replace as dataclass_replace
 from functools import cached_property
 from types import MappingProxyType
 from typing import Final, Literal
 
 from atalaya.networks.bittorrent import merkle
 from atalaya.networks.bittorrent.bencode import (
-    METAINFO_LIMITS,
     BencodeError,
     BValue,
     Limits,
-    decode,
-    decode_prefix,
+    encode,
+    scan,
 )
+from atalaya.networks.bittorrent.notes import Notes, shown
 
 TorrentVersion = Literal["v1", "v2", "hybrid"]
 
 MAX_FILES: Final = 100_000
 MAX_FILE_SIZE: Final = 1 << 48  # 256 TiB
-MAX_PIECE_LENGTH: Final = 1 << 28  # 256 MiB
+# A peer sends a piece in blocks whose offset is a 32-bit field (BEP 3 "request"),
+# so no longer piece can be exchanged at all. That is the only bound: parsing
+# allocates nothing by piece length, and what buffers whole pieces (the probe)
+# bounds its memory by its own byte budget, not by this. (libtorrent stops at
+# 512 MiB; the 256 MiB this parser once had refused torrents libtorrent loads.)
+MAX_PIECE_LENGTH: Final = 1 << 32
 MIN_V2_PIECE_LENGTH: Final = merkle.BLOCK_SIZE
-MAX_PATH_DEPTH: Final = 64
-MAX_COMPONENT_BYTES: Final = 1024
+# Components of one file's path below the torrent's name (a v1 "path" list,
+# the levels of a v2 file tree). Deep software trees (node_modules) reach a
+# few dozen; a path of 1024 components is already longer than most systems
+# can open. The bencode nesting limit follows from it (a v2 tree nests one
+# dictionary per level), and MAX_PATH_PARTS bounds the work and memory that
+# deep trees with many files would otherwise multiply.
+MAX_PATH_DEPTH: Final = 1024
+MAX_PATH_PARTS: Final = 4_000_000  # path components summed over every file and folder
+MAX_COMPONENT_BYTES: Final = 1024  # longer names are cut (raw bytes kept)
 MAX_ATTR_BYTES: Final = 64
 MAX_URL_BYTES: Final = 2048
 MAX_TRACKERS: Final = 256
-MAX_TOP_LEVEL_KEYS: Final = 1024
 SHA1_SIZE: Final = 20
+
+# A .torrent's bencode: megabytes of piece hashes, keys in whatever order the
+# maker wrote them (the info-hash covers the bytes as they are), a first value
+# kept where a key repeats, and nesting as deep as the file tree allows (the
+# top dictionary, info, file tree, one level per path component, a leaf's own
+# dictionary: MAX_PATH_DEPTH + 4; a little room above that).
+METAINFO_LIMITS: Final = Limits(
+    max_size=64 << 20,
+    max_depth=MAX_PATH_DEPTH + 8,
+    max_tokens=2_000_000,
+    max_string=64 << 20,
+    sorted_keys=False,
+    unique_keys=False,
+)
+
+# What a bare info dictionary's key order can be, for a caller that wants strict.
+STRICT_METAINFO_LIMITS: Final = dataclass_replace(
+    METAINFO_LIMITS, sorted_keys=True, unique_keys=True
+)
+
+# BitComet names its pad files so (libtorrent treats them as pad files too).
+_BITCOMET_PAD: Final = b"_____padding_file_"
 
 
 class MetainfoError(ValueError):
@@ -56,9 +100,14 @@ class FileEntry:
     """One file of the torrent, in piece-space order.
 
     `path` starts with the torrent's name: `(name,)` for a single-file
-    torrent, `(name, dir, …, file)` otherwise. `offset` is where the file's
-    first byte sits in the piece space. Pad files (BEP 47 attribute 'p') are
-    listed, as they take up piece space, but carry no content.
+    torrent, `(name, dir, …, file)` otherwise. Its components are safe to
+    join under a download folder: never empty, "." or "..", never holding
+    "/", "\\" or NUL, and no two files share a path or need a file as a
+    folder (the later one is renamed "stem.N.ext"). `raw_path` keeps what
+    the torrent wrote, name first, when `path` differs from its UTF-8 text;
+    None when it does not. `offset` is where the file's first byte sits in
+    the piece space. Pad files (BEP 47 attribute 'p') are listed, as they
+    take up piece space, but carry no content; a symlink ('l') has length 0.
     """
 
     path: tuple[str, ...]
@@ -66,10 +115,15 @@ class FileEntry:
     offset: int
     attr: str = ""
     pieces_root: bytes | None = None  # v2: merkle root of the file; None when empty or v1
+    raw_path: tuple[bytes, ...] | None = None
 
     @property
     def pad(self) -> bool:
         return "p" in self.attr
+
+    @property
+    def symlink(self) -> bool:
+        return "l" in self.attr
 
 
 @dataclass(frozen=True)
@@ -119,6 +173,9 @@ class Metainfo:
     private: bool
     announce: str | None
     announce_list: tuple[tuple[str, ...], ...]
+    # What was forgiven while parsing, one short line per kind (see `notes.Notes`);
+    # about the file's bytes, not the torrent, so it takes no part in equality.
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def total_size(self) -> int:
@@ -273,73 +330,144 @@ class Metainfo:
 
 def parse_torrent(data: bytes, limits: Limits = METAINFO_LIMITS) -> Metainfo:
     """Parse a .torrent file: the info dictionary plus trackers and piece layers."""
-    top = _top_level(data, limits)
+    notes = Notes()
+    top = _top_level(data, limits, notes)
     if b"info" not in top:
         raise MetainfoError("no info dictionary")
     info_value, start, end = top[b"info"]
     announce = None
     if b"announce" in top:
-        announce = _url(top[b"announce"][0], "announce")
+        announce = _tracker(top[b"announce"][0], notes)
     announce_list: tuple[tuple[str, ...], ...] = ()
     if b"announce-list" in top:
-        announce_list = _announce_list(top[b"announce-list"][0])
+        announce_list = _announce_list(top[b"announce-list"][0], notes)
     layers_value = top[b"piece layers"][0] if b"piece layers" in top else None
-    return _build(info_value, data[start:end], layers_value, announce, announce_list)
+    return _build(info_value, data[start:end], layers_value, announce, announce_list, notes)
 
 
 def parse_info(data: bytes, limits: Limits = METAINFO_LIMITS) -> Metainfo:
-    """Parse a bare info dictionary, as fetched from peers with ut_metadata (BEP 9)."""
+    """Parse a bare info dictionary, as fetched from peers with ut_metadata (BEP 9).
+
+    Unlike a .torrent, nothing may follow the dictionary: its info-hash covers
+    every byte given.
+    """
+    notes = Notes()
     try:
-        value = decode(data, limits)
+        found = scan(data, limits)
+        if found.end != len(data):
+            raise BencodeError("trailing data after value", found.end)
     except BencodeError as e:
         raise MetainfoError(f"info dictionary is not valid bencode: {e}") from e
-    return _build(value, data, None, None, ())
+    _note_key_faults(found.unsorted_keys, found.duplicate_keys, "info dictionary", notes)
+    return _build(found.value, data, None, None, (), notes)
 
 
-def _top_level(data: bytes, limits: Limits) -> dict[bytes, tuple[BValue, int, int]]:
+# The top-level keys this parser reads; others are walked over and dropped.
+_TOP_KEYS: Final = frozenset({b"info", b"announce", b"announce-list", b"piece layers"})
+
+
+def _top_level(data: bytes, limits: Limits, notes: Notes) -> dict[bytes, tuple[BValue, int, int]]:
     """The .torrent's top-level keys, each with its value and where its bytes lie.
 
-    Walked key by key, so that the info dictionary's exact bytes are known.
+    Walked key by key, so that the info dictionary's exact bytes are known,
+    with one token budget for the whole file, as if decoded at once. Key
+    order and repeats follow `limits`, as for any dictionary (a repeated key
+    keeps its first value); bytes after the dictionary are noted and ignored,
+    since no key of the torrent lies there.
     """
     if len(data) > limits.max_size:
         raise MetainfoError(f"torrent file larger than {limits.max_size} bytes")
     if not data.startswith(b"d"):
         raise MetainfoError("torrent file is not a bencoded dictionary")
-    inner = Limits(
-        max_size=limits.max_size,
-        max_depth=max(limits.max_depth - 1, 0),
-        max_tokens=limits.max_tokens,
-        max_string=limits.max_string,
-        max_int_digits=limits.max_int_digits,
-    )
+    depth = max(limits.max_depth - 1, 0)
+    tokens = limits.max_tokens - 1  # the dictionary's own 'd'
     items: dict[bytes, tuple[BValue, int, int]] = {}
+    seen: set[bytes] = set()
+    unsorted = duplicates = 0
     last: bytes | None = None
     pos = 1
     try:
         while True:
             if pos >= len(data):
                 raise BencodeError("unexpected end of input", pos)
-            if data[pos] == 0x65:  # 'e'
+            if data[pos] == 0x65:  # 'e', the last token
+                if tokens < 1:
+                    raise BencodeError(f"more than {limits.max_tokens} tokens", pos)
                 pos += 1
                 break
             if not 0x30 <= data[pos] <= 0x39:
                 raise BencodeError("dictionary key is not a string", pos)
-            if len(items) >= MAX_TOP_LEVEL_KEYS:
-                raise MetainfoError(f"more than {MAX_TOP_LEVEL_KEYS} top-level keys")
-            key, pos = decode_prefix(data, inner, pos)
+            key_scan = scan(data, dataclass_replace(limits, max_tokens=tokens), pos)
+            key, pos = key_scan.value, key_scan.end
+            tokens -= key_scan.tokens
             assert isinstance(key, bytes)  # a digit starts a string
-            if last is not None and key <= last:
-                what = "duplicate" if key == last else "unsorted"
-                raise BencodeError(f"{what} dictionary key", pos)
+            if last is not None and key < last:
+                if limits.sorted_keys:
+                    raise BencodeError("unsorted dictionary key", pos)
+                unsorted += 1
+            if key in seen:
+                if limits.unique_keys:
+                    raise BencodeError("duplicate dictionary key", pos)
+                duplicates += 1
             last = key
+            seen.add(key)
             start = pos
-            value, pos = decode_prefix(data, inner, pos)
-            items[key] = (value, start, pos)
+            found = scan(data, dataclass_replace(limits, max_depth=depth, max_tokens=tokens), pos)
+            pos = found.end
+            tokens -= found.tokens
+            if key == b"info" and key not in items:
+                _note_key_faults(
+                    found.unsorted_keys, found.duplicate_keys, "info dictionary", notes
+                )
+            if key in _TOP_KEYS and key not in items:
+                items[key] = (found.value, start, pos)
     except BencodeError as e:
         raise MetainfoError(f"torrent file is not valid bencode: {e}") from e
+    _note_key_faults(unsorted, duplicates, "torrent dictionary", notes)
     if pos != len(data):
-        raise MetainfoError(f"trailing data after the torrent dictionary at byte {pos}")
+        notes.add("bytes after the torrent dictionary ignored", f"{len(data) - pos} bytes")
     return items
+
+
+def _note_key_faults(unsorted: int, duplicates: int, where: str, notes: Notes) -> None:
+    if unsorted:
+        notes.add(f"unsorted keys in the {where} (BEP 3 allows it)", str(unsorted))
+    if duplicates:
+        notes.add(f"repeated keys in the {where}, first value kept", str(duplicates))
+
+
+@dataclass(slots=True)
+class _RawFile:
+    """A file as the torrent describes it, before its path is made safe.
+
+    `parts` are the raw path components below the torrent's name (empty for
+    the file of a single-file torrent). `stand_in` says some of them are not
+    what the torrent wrote there but stand for it (the bencoding of a value
+    that is not a string, an empty name for a missing path).
+    """
+
+    parts: tuple[bytes, ...]
+    length: int
+    offset: int
+    attr: str
+    pieces_root: bytes | None = None
+    stand_in: bool = False
+
+    @property
+    def pad(self) -> bool:
+        return "p" in self.attr
+
+
+class _PartBudget:
+    """Path components built so far, against MAX_PATH_PARTS."""
+
+    def __init__(self) -> None:
+        self.used = 0
+
+    def spend(self, parts: int) -> None:
+        self.used += parts
+        if self.used > MAX_PATH_PARTS:
+            raise MetainfoError(f"more than {MAX_PATH_PARTS} path components in all")
 
 
 def _build(
@@ -348,28 +476,26 @@ def _build(
     layers_value: BValue | None,
     announce: str | None,
     announce_list: tuple[tuple[str, ...], ...],
+    notes: Notes,
 ) -> Metainfo:
     if not isinstance(info, dict):
         raise MetainfoError("info is not a dictionary")
     has_v1 = b"pieces" in info
-    has_v2 = b"meta version" in info or b"file tree" in info
+    has_v2 = _has_v2(info, has_v1, notes)
     if not has_v1 and not has_v2:
         raise MetainfoError("info dictionary has neither v1 'pieces' nor a v2 'file tree'")
     plen = _int(info, b"piece length", "piece length")
     if not 0 < plen <= MAX_PIECE_LENGTH:
         raise MetainfoError(f"piece length {plen} outside 1..{MAX_PIECE_LENGTH}")
-    private = False
-    if b"private" in info:
-        flag = _int(info, b"private", "private")
-        if flag not in (0, 1):
-            raise MetainfoError(f"private flag must be 0 or 1, got {flag}")
-        private = flag == 1
+    private = _private(info, notes)
+    raw_name, name, name_changed = _name(info, raw, notes)
+    budget = _PartBudget()
 
-    v1_files: list[FileEntry] | None = None
+    v1_files: list[_RawFile] | None = None
+    v1_single = not isinstance(info.get(b"files"), list)
     pieces = b""
     if has_v1:
-        name = _v1_name(info)
-        v1_files = _v1_files(info, name)
+        v1_files = _v1_files(info, notes, budget)
         pieces = _bytes(info, b"pieces", "pieces")
         if len(pieces) % SHA1_SIZE:
             raise MetainfoError("pieces is not a whole number of 20-byte hashes")
@@ -383,34 +509,36 @@ def _build(
                 f" (expected {expected})"
             )
 
-    v2_files: list[FileEntry] | None = None
+    v2_files: list[_RawFile] | None = None
+    single = v1_single
     if has_v2:
-        if _int(info, b"meta version", "meta version") != 2:
-            raise MetainfoError("meta version must be 2")
         if plen < MIN_V2_PIECE_LENGTH or plen & (plen - 1):
             raise MetainfoError(f"v2 piece length must be a power of two >= 16 KiB, got {plen}")
-        name = _component(_bytes(info, b"name", "name"), "name", lenient=False)
-        single = (b"length" in info) if has_v1 else None
-        v2_files = _file_tree(info.get(b"file tree"), name, plen, single)
+        tree = info.get(b"file tree")
+        if not has_v1:
+            single = _single_file_tree(tree, raw_name)
+        v2_files = _file_tree(tree, raw_name, plen, single, notes, budget)
     if v1_files is not None and v2_files is not None:
-        files = _merge_hybrid(v1_files, v2_files, plen)
+        raw_files = _merge_hybrid(v1_files, v2_files, plen)
         version: TorrentVersion = "hybrid"
     elif v1_files is not None:
-        files, version = v1_files, "v1"
+        raw_files, version = v1_files, "v1"
     else:
         assert v2_files is not None
-        files, version = v2_files, "v2"
+        raw_files, version = v2_files, "v2"
     num_pieces = len(pieces) // SHA1_SIZE
     if version == "v2":
-        num_pieces = sum(-(-f.length // plen) for f in files)
+        num_pieces = sum(-(-f.length // plen) for f in raw_files)
         if num_pieces == 0:
             raise MetainfoError("torrent holds no data")
+    files = _safe_paths(raw_files, raw_name, name, name_changed, single, notes)
 
     layers: Mapping[bytes, tuple[bytes, ...]] = MappingProxyType({})
     if layers_value is not None:
         if v2_files is None:
-            raise MetainfoError("piece layers in a v1-only torrent")
-        layers = _piece_layers(layers_value, files, plen)
+            notes.add("piece layers in a v1-only torrent ignored")
+        else:
+            layers = _piece_layers(layers_value, files, plen, notes)
     return Metainfo(
         version=version,
         info_hash_v1=hashlib.sha1(raw, usedforsecurity=False).digest() if has_v1 else None,
@@ -425,94 +553,163 @@ def _build(
         private=private,
         announce=announce,
         announce_list=announce_list,
+        notes=notes.freeze(),
     )
 
 
-def _v1_name(info: dict[bytes, BValue]) -> str:
-    raw = info.get(b"name.utf-8", info.get(b"name"))
-    if not isinstance(raw, bytes):
-        raise MetainfoError("name missing or not a string")
-    return _component(raw, "name", lenient=True)
+def _has_v2(info: dict[bytes, BValue], has_v1: bool, notes: Notes) -> bool:
+    """Whether the info dictionary has a v2 part (BEP 52 "meta version" 2 and a file tree)."""
+    if b"meta version" not in info:
+        if b"file tree" in info:
+            raise MetainfoError("file tree without a meta version: meta version missing")
+        return False
+    version = info[b"meta version"]
+    if version == 2 and isinstance(version, int):
+        return True
+    if b"file tree" in info or not has_v1:
+        raise MetainfoError(f"meta version must be 2, got {shown(str(version))}")
+    # A stray version key in a v1 torrent: nothing of v2 to read.
+    notes.add("meta version other than 2 in a v1 torrent ignored", shown(str(version)))
+    return False
 
 
-def _v1_files(info: dict[bytes, BValue], name: str) -> list[FileEntry]:
-    if b"files" in info:
-        if b"length" in info:
-            raise MetainfoError("info dictionary has both 'length' and 'files'")
-        entries = info[b"files"]
-        if not isinstance(entries, list) or not entries:
-            raise MetainfoError("files is not a non-empty list")
-        if len(entries) > MAX_FILES:
-            raise MetainfoError(f"more than {MAX_FILES} files")
-        files = []
-        offset = 0
-        for n, entry in enumerate(entries):
-            what = f"files[{n}]"
-            if not isinstance(entry, dict):
-                raise MetainfoError(f"{what} is not a dictionary")
-            length = _length(entry, what)
-            raw_path = entry.get(b"path.utf-8", entry.get(b"path"))
-            if not isinstance(raw_path, list) or not raw_path:
-                raise MetainfoError(f"{what} path missing or not a non-empty list")
-            if len(raw_path) > MAX_PATH_DEPTH:
-                raise MetainfoError(f"{what} path deeper than {MAX_PATH_DEPTH}")
-            path = [name]
-            for part in raw_path:
-                if not isinstance(part, bytes):
-                    raise MetainfoError(f"{what} path has a component that is not a string")
-                path.append(_component(part, f"{what} path", lenient=True))
-            attr = _attr(entry, what)
-            files.append(FileEntry(tuple(path), length, offset, attr))
-            offset += length
-        _check_unique_paths(files)
-    else:
-        length = _length(info, "info")
-        attr = _attr(info, "info")
+def _private(info: dict[bytes, BValue], notes: Notes) -> bool:
+    """BEP 27: any integer but 0 marks the torrent private, as libtorrent reads it."""
+    if b"private" not in info:
+        return False
+    flag = info[b"private"]
+    if not isinstance(flag, int):
+        notes.add("private flag that is not an integer ignored")
+        return False
+    if flag not in (0, 1):
+        notes.add("private flag other than 0 or 1 taken as private", shown(str(flag)))
+    return flag != 0
+
+
+def _name(info: dict[bytes, BValue], raw: bytes, notes: Notes) -> tuple[bytes, str, bool]:
+    """(raw bytes, safe text, whether they differ) of the torrent's name.
+
+    "name.utf-8" wins over "name" (it is more likely UTF-8). A torrent without
+    a usable name is named by the hex SHA-1 of its info dictionary, as
+    libtorrent does, so that both show one name.
+    """
+    for key in (b"name.utf-8", b"name"):
+        value = info.get(key)
+        if isinstance(value, bytes):
+            text, clean = _component(value, notes)
+            if not clean:
+                notes.add("torrent name made safe", shown(value))
+            return value, text, not clean
+    notes.add("torrent has no name: the hex SHA-1 of its info dictionary used")
+    return b"", hashlib.sha1(raw, usedforsecurity=False).hexdigest(), True
+
+
+def _v1_files(info: dict[bytes, BValue], notes: Notes, budget: _PartBudget) -> list[_RawFile]:
+    """The v1 file list, or the single file; a 'files' list wins over 'length', as in libtorrent."""
+    entries = info.get(b"files")
+    if not isinstance(entries, list):
+        if entries is not None:
+            notes.add("'files' that is not a list ignored")
+        if b"length" not in info:
+            raise MetainfoError("info dictionary has neither 'length' nor a 'files' list")
+        attr = _attr(info, notes)
         if "p" in attr:
             raise MetainfoError("the only file of a single-file torrent is a pad file")
-        files = [FileEntry((name,), length, 0, attr)]
-    if _end_of(files) > MAX_FILE_SIZE:
-        raise MetainfoError(f"torrent larger than {MAX_FILE_SIZE} bytes")
+        length = _file_length(info, attr, "info", notes)
+        files = [_RawFile((), length, 0, attr)]
+        if length > MAX_FILE_SIZE:
+            raise MetainfoError(f"torrent larger than {MAX_FILE_SIZE} bytes")
+        return files
+    if b"length" in info:
+        notes.add("info has both 'length' and 'files': 'files' used")
+    if not entries:
+        raise MetainfoError("files is an empty list")
+    if len(entries) > MAX_FILES:
+        raise MetainfoError(f"more than {MAX_FILES} files")
+    files = []
+    offset = 0
+    for n, entry in enumerate(entries):
+        what = f"files[{n}]"
+        if not isinstance(entry, dict):
+            raise MetainfoError(f"{what} is not a dictionary")
+        attr = _attr(entry, notes)
+        length = _file_length(entry, attr, what, notes)
+        parts, stand_in = _v1_path(entry, length, "p" in attr, what, notes)
+        budget.spend(len(parts))
+        if "p" not in attr and _BITCOMET_PAD in parts[-1]:
+            attr += "p"
+        files.append(_RawFile(parts, length, offset, attr, stand_in=stand_in))
+        offset += length
+        if offset > MAX_FILE_SIZE:
+            raise MetainfoError(f"torrent larger than {MAX_FILE_SIZE} bytes")
     return files
 
 
-def _end_of(files: list[FileEntry]) -> int:
+def _v1_path(
+    entry: dict[bytes, BValue], length: int, pad: bool, what: str, notes: Notes
+) -> tuple[tuple[bytes, ...], bool]:
+    """A v1 file's raw path, and whether any of it stands in for what was not a name.
+
+    A pad file needs no path (BEP 47): it gets libtorrent's ".pad/<length>".
+    Any other file without one is named "_"; a component that is not a string
+    is named by its bencoding. Only names are lost that way, never bytes.
+    """
+    value = entry.get(b"path.utf-8")
+    if not isinstance(value, list) or not value:
+        value = entry.get(b"path")
+    if not isinstance(value, list) or not value:
+        if pad:
+            return (b".pad", b"%d" % length), False
+        notes.add("file without a path named '_'", what)
+        return (b"",), True
+    if len(value) > MAX_PATH_DEPTH:
+        raise MetainfoError(f"{what} path deeper than {MAX_PATH_DEPTH}")
+    parts = []
+    stand_in = False
+    for part in value:
+        if isinstance(part, bytes):
+            parts.append(part)
+        else:
+            notes.add("path component that is not a string named by its bencoding", what)
+            parts.append(encode(part))
+            stand_in = True
+    return tuple(parts), stand_in
+
+
+def _end_of(files: list[_RawFile]) -> int:
     return files[-1].offset + files[-1].length if files else 0
 
 
-def _check_unique_paths(files: list[FileEntry]) -> None:
-    # Two files at one path, or a file where another needs a folder, cannot both be written.
-    paths: set[tuple[str, ...]] = set()
-    folders: set[tuple[str, ...]] = set()
-    for f in files:
-        if f.pad:
-            continue
-        if f.path in paths or f.path in folders:
-            raise MetainfoError(f"two files at path {'/'.join(f.path)!r}")
-        paths.add(f.path)
-        for depth in range(1, len(f.path)):
-            folder = f.path[:depth]
-            if folder in paths:
-                raise MetainfoError(f"{'/'.join(folder)!r} is both a file and a folder")
-            folders.add(folder)
+def _single_file_tree(tree: BValue | None, raw_name: bytes) -> bool:
+    """A v2-only tree of one file named like the torrent is a single-file torrent."""
+    if not isinstance(tree, dict) or len(tree) != 1:
+        return False
+    only = tree.get(raw_name)
+    return isinstance(only, dict) and b"" in only
 
 
-def _file_tree(tree: BValue | None, name: str, plen: int, single: bool | None) -> list[FileEntry]:
+def _file_tree(
+    tree: BValue | None,
+    raw_name: bytes,
+    plen: int,
+    single: bool,
+    notes: Notes,
+    budget: _PartBudget,
+) -> list[_RawFile]:
     """Flatten a v2 file tree in key order, placing each file on a piece boundary.
 
-    A tree of one file named like the torrent is a single-file torrent, unless
-    a hybrid's v1 part (`single`) says otherwise.
+    `single` (from the v1 part of a hybrid, or `_single_file_tree`) says the
+    tree must hold one file named like the torrent. Entries that hold no file
+    (empty folders, values that are not dictionaries) are noted and skipped;
+    a node that is both a file and a folder gives the file, then the folder.
     """
     if not isinstance(tree, dict) or not tree:
         raise MetainfoError("file tree missing or empty")
-    if single is None:
-        only = tree.get(name.encode())
-        single = len(tree) == 1 and isinstance(only, dict) and b"" in only
-    files: list[FileEntry] = []
+    files: list[_RawFile] = []
     offset = 0
     # Explicit stack of iterators: depth costs memory bounded by bencode's depth limit.
-    stack: list[tuple[tuple[str, ...], Iterator[tuple[bytes, BValue]]]] = [
-        (() if single else (name,), iter(tree.items()))
+    stack: list[tuple[tuple[bytes, ...], Iterator[tuple[bytes, BValue]]]] = [
+        ((), iter(tree.items()))
     ]
     while stack:
         prefix, children = stack[-1]
@@ -521,45 +718,55 @@ def _file_tree(tree: BValue | None, name: str, plen: int, single: bool | None) -
             stack.pop()
             continue
         key, child = item
-        path = (*prefix, _component(key, "file tree path", lenient=False))
-        where = "/".join(path)
+        if key == b"" and prefix:
+            continue  # a file's own attributes, read when its node was entered
+        path = (*prefix, key)
+        budget.spend(len(path))
         if len(path) > MAX_PATH_DEPTH:
             raise MetainfoError(f"file tree deeper than {MAX_PATH_DEPTH}")
         if not isinstance(child, dict) or not child:
-            raise MetainfoError(f"file tree node {where!r} is not a non-empty dictionary")
-        if b"" not in child:
+            notes.add("file tree entry that holds no file skipped", shown(b"/".join(path)))
+            continue
+        if key == b"":
+            attrs: BValue = child  # a file with an empty name, at the root
+        elif b"" not in child:
             stack.append((path, iter(child.items())))
             continue
-        if len(child) != 1:
-            raise MetainfoError(f"file tree node {where!r} is both a file and a folder")
-        if single and path != (name,):
-            raise MetainfoError(f"single-file torrent has a file {where!r} not named {name!r}")
+        else:
+            attrs = child[b""]
+            if len(child) > 1:
+                notes.add("file tree node that is both a file and a folder", shown(key))
+                stack.append((path, iter(child.items())))
+        where = f"file {shown(b'/'.join(path))}"
+        if single and path != (raw_name,):
+            raise MetainfoError(f"single-file torrent has a {where} not named {shown(raw_name)}")
         if len(files) >= MAX_FILES:
             raise MetainfoError(f"more than {MAX_FILES} files")
-        attrs = child[b""]
-        what = f"file {where!r}"
         if not isinstance(attrs, dict):
-            raise MetainfoError(f"{what} has attributes that are not a dictionary")
-        length = _length(attrs, what)
+            raise MetainfoError(f"{where} has attributes that are not a dictionary")
+        attr = _attr(attrs, notes)
+        if "p" in attr:
+            # BEP 47 pads only v1 lists; in a tree the file is a file like any other.
+            notes.add("pad attribute in a v2 file tree ignored", where)
+            attr = attr.replace("p", "")
+        length = _file_length(attrs, attr, where, notes)
         root = None
         if length > 0:
-            root = _bytes(attrs, b"pieces root", f"{what} pieces root")
+            root = _bytes(attrs, b"pieces root", f"{where} pieces root")
             if len(root) != merkle.HASH_SIZE:
-                raise MetainfoError(f"{what} pieces root is not {merkle.HASH_SIZE} bytes")
-        attr = _attr(attrs, what)
-        if "p" in attr:
-            raise MetainfoError(f"{what} is marked as a pad file in a v2 file tree")
+                raise MetainfoError(f"{where} pieces root is not {merkle.HASH_SIZE} bytes")
+            if root == merkle.ZERO_HASH:
+                # No file's merkle tree hashes to zeros; a maker wrote a placeholder.
+                raise MetainfoError(f"{where} pieces root is all zeros")
         offset = -(-offset // plen) * plen
-        files.append(FileEntry(path, length, offset, attr, root))
+        files.append(_RawFile(() if single else path, length, offset, attr, root))
         offset += length
         if offset > MAX_FILE_SIZE:
             raise MetainfoError(f"torrent larger than {MAX_FILE_SIZE} bytes")
     return files
 
 
-def _merge_hybrid(
-    v1_files: list[FileEntry], v2_files: list[FileEntry], plen: int
-) -> list[FileEntry]:
+def _merge_hybrid(v1_files: list[_RawFile], v2_files: list[_RawFile], plen: int) -> list[_RawFile]:
     """The v1 file list with the v2 roots, after checking both describe the same bytes."""
     real = [(i, f) for i, f in enumerate(v1_files) if not f.pad]
     if len(real) != len(v2_files):
@@ -568,16 +775,16 @@ def _merge_hybrid(
         )
     merged = list(v1_files)
     for (index, f1), f2 in zip(real, v2_files, strict=True):
-        if f1.path != f2.path or f1.length != f2.length:
+        if f1.parts != f2.parts or f1.length != f2.length:
             raise MetainfoError(
-                f"hybrid v1 file {'/'.join(f1.path)!r} ({f1.length} bytes) does not match"
-                f" v2 file {'/'.join(f2.path)!r} ({f2.length} bytes)"
+                f"hybrid v1 file {shown(b'/'.join(f1.parts))} ({f1.length} bytes) does not"
+                f" match v2 file {shown(b'/'.join(f2.parts))} ({f2.length} bytes)"
             )
         if f1.length and f1.offset != f2.offset:
             raise MetainfoError(
-                f"hybrid v1 file {'/'.join(f1.path)!r} does not start on a piece boundary"
+                f"hybrid v1 file {shown(b'/'.join(f1.parts))} does not start on a piece boundary"
             )
-        merged[index] = FileEntry(f1.path, f1.length, f1.offset, f1.attr, f2.pieces_root)
+        merged[index] = _RawFile(f1.parts, f1.length, f1.offset, f1.attr, f2.pieces_root)
     v1_pieces = -(-_end_of(v1_files) // plen)
     v2_pieces = sum(-(-f.length // plen) for f in v2_files)
     if v1_pieces != v2_pieces:
@@ -585,58 +792,210 @@ def _merge_hybrid(
     return merged
 
 
+# A folder in `_safe_paths`' tree: name -> sub-folder, or None for a file.
+_Folder = dict[str, "_Folder | None"]
+
+
+def _safe_paths(
+    raw_files: list[_RawFile],
+    raw_name: bytes,
+    name: str,
+    name_changed: bool,
+    single: bool,
+    notes: Notes,
+) -> list[FileEntry]:
+    """Safe, distinct paths for every file, the raw bytes kept where they differ.
+
+    Each component is made safe alone (`_component`). Then, in file order, a
+    file whose path is already a file or a folder is renamed "stem.N.ext",
+    and a folder that is already a file is renamed the same way for this
+    file and every later one in it, as libtorrent resolves duplicates: two
+    files can then both be written, and the earlier one keeps its name.
+    """
+    texts: dict[bytes, tuple[str, bool]] = {}
+    root: _Folder = {}
+    next_suffix: dict[tuple[int, str], int] = {}
+    folder_alias: dict[tuple[int, str], str] = {}
+    out = []
+    for f in raw_files:
+        if single:
+            out.append(_entry(f, (name,), (raw_name,) if name_changed else None))
+            continue
+        comps = []
+        changed = name_changed or f.stand_in
+        for part in f.parts:
+            known = texts.get(part)
+            if known is None:
+                known = texts[part] = _component(part, notes)
+            comps.append(known[0])
+            changed = changed or not known[1]
+        if not f.pad:
+            renamed = _claim(root, comps, next_suffix, folder_alias)
+            if renamed:
+                notes.add("path taken by another file renamed", shown("/".join((name, *comps))))
+            changed = changed or renamed
+        raw_path = (raw_name, *f.parts) if changed else None
+        out.append(_entry(f, (name, *comps), raw_path))
+    return out
+
+
+def _entry(f: _RawFile, path: tuple[str, ...], raw_path: tuple[bytes, ...] | None) -> FileEntry:
+    return FileEntry(path, f.length, f.offset, f.attr, f.pieces_root, raw_path)
+
+
+def _claim(
+    root: _Folder,
+    comps: list[str],
+    next_suffix: dict[tuple[int, str], int],
+    folder_alias: dict[tuple[int, str], str],
+) -> bool:
+    """Place a file at `comps` in the tree, renaming in place what collides; True if renamed."""
+    renamed = False
+    folder = root
+    for i in range(len(comps) - 1):
+        comp = comps[i]
+        if comp in folder and folder[comp] is None:  # a file holds the folder's name
+            key = (id(folder), comp)
+            alias = folder_alias.get(key)
+            if alias is None:
+                alias = folder_alias[key] = _free_name(folder, comp, next_suffix)
+            comps[i] = comp = alias
+            renamed = True
+        child = folder.get(comp)
+        if child is None:
+            child = folder[comp] = {}
+        folder = child
+    last = comps[-1]
+    if last in folder:
+        comps[-1] = last = _free_name(folder, last, next_suffix)
+        renamed = True
+    folder[last] = None
+    return renamed
+
+
+def _free_name(folder: _Folder, name: str, next_suffix: dict[tuple[int, str], int]) -> str:
+    """The first "stem.N.ext" not yet in `folder`; the count resumes where it stopped."""
+    key = (id(folder), name)
+    n = next_suffix.get(key, 0)
+    stem, dot, ext = name.rpartition(".")
+    if not stem:  # no extension, or a leading dot only (".hidden")
+        stem, dot, ext = name, "", ""
+    while True:
+        n += 1
+        candidate = f"{stem}.{n}{dot}{ext}"
+        if candidate not in folder:
+            next_suffix[key] = n
+            return candidate
+
+
+def _component(raw: bytes, notes: Notes) -> tuple[str, bool]:
+    """One name or path component made safe to join under a folder, and whether it was already.
+
+    Names in legacy code pages (old v1 torrents) keep replacement characters;
+    names longer than MAX_COMPONENT_BYTES are cut; "", "." and ".." become
+    "_", as do "/", "\\" and NUL within a name. None of this touches the
+    info-hash, and the caller keeps `raw`.
+    """
+    try:
+        text = raw.decode()
+        clean = True
+    except UnicodeDecodeError:
+        text = raw.decode(errors="replace")
+        clean = False
+        notes.add("name that is not UTF-8 kept with replacement characters", shown(raw))
+    if len(raw) > MAX_COMPONENT_BYTES:
+        text = text.encode()[:MAX_COMPONENT_BYTES].decode(errors="ignore")
+        clean = False
+        notes.add(f"name longer than {MAX_COMPONENT_BYTES} bytes cut", shown(raw))
+    if text in ("", ".", ".."):
+        notes.add("path component that is not a file name replaced by '_'", shown(raw))
+        return "_", False
+    if "/" in text or "\\" in text or "\x00" in text:
+        notes.add("path separator or NUL in a name replaced by '_'", shown(raw))
+        return text.replace("/", "_").replace("\\", "_").replace("\x00", "_"), False
+    return text, clean
+
+
 def _piece_layers(
-    value: BValue, files: list[FileEntry], plen: int
+    value: BValue, files: list[FileEntry], plen: int, notes: Notes
 ) -> Mapping[bytes, tuple[bytes, ...]]:
+    """The piece layers that hash to a file's pieces root; the others are noted and dropped.
+
+    Layers lie outside the info dictionary: a bad one only means its hashes
+    are asked of peers (BEP 52 hash request) instead, still checked against
+    the root. None is ever used unverified.
+    """
     if not isinstance(value, dict):
-        raise MetainfoError("piece layers is not a dictionary")
+        notes.add("piece layers that are not a dictionary ignored")
+        return MappingProxyType({})
     wanted = {f.pieces_root: f.length for f in files if f.pieces_root and f.length > plen}
     layers: dict[bytes, tuple[bytes, ...]] = {}
     for root, layer in value.items():
         if root not in wanted:
-            raise MetainfoError(f"piece layer for unknown pieces root {root.hex()[:64]}")
-        if not isinstance(layer, bytes):
-            raise MetainfoError(f"piece layer {root.hex()} is not a string")
+            notes.add("piece layer for no file's pieces root ignored", root.hex()[:64])
+            continue
         count = -(-wanted[root] // plen)
-        if len(layer) != count * merkle.HASH_SIZE:
-            raise MetainfoError(
-                f"piece layer {root.hex()} has {len(layer)} bytes, expected {count} hashes"
-            )
+        if not isinstance(layer, bytes) or len(layer) != count * merkle.HASH_SIZE:
+            notes.add("piece layer of the wrong size dropped", f"{root.hex()}, {count} hashes")
+            continue
         hashes = tuple(layer[i : i + merkle.HASH_SIZE] for i in range(0, len(layer), 32))
         if merkle.root_from_piece_layer(hashes, plen) != root:
-            raise MetainfoError(f"piece layer {root.hex()} does not hash to its pieces root")
+            notes.add("piece layer that does not hash to its pieces root dropped", root.hex())
+            continue
         layers[root] = hashes
     return MappingProxyType(layers)
 
 
-def _announce_list(value: BValue) -> tuple[tuple[str, ...], ...]:
+def _announce_list(value: BValue, notes: Notes) -> tuple[tuple[str, ...], ...]:
+    """BEP 12 tiers; what is not a tracker URL is noted and dropped, the rest kept in order."""
     if not isinstance(value, list):
-        raise MetainfoError("announce-list is not a list")
+        notes.add("announce-list that is not a list ignored")
+        return ()
     tiers = []
     count = 0
-    for tier in value:
-        if not isinstance(tier, list):
-            raise MetainfoError("announce-list tier is not a list")
-        count += len(tier)
-        if count > MAX_TRACKERS:
-            raise MetainfoError(f"more than {MAX_TRACKERS} trackers")
-        urls = tuple(_url(url, "announce-list") for url in tier)
+    for value_tier in value:
+        tier: list[BValue]
+        if isinstance(value_tier, bytes):
+            notes.add("announce-list tier that is a bare URL taken as a tier of one")
+            tier = [value_tier]
+        elif isinstance(value_tier, list):
+            tier = value_tier
+        else:
+            notes.add("announce-list tier that is not a list dropped")
+            continue
+        urls: list[str] = []
+        for item in tier:
+            if count >= MAX_TRACKERS:
+                notes.add(f"trackers after the first {MAX_TRACKERS} dropped")
+                break
+            url = _tracker(item, notes)
+            if url is not None and url not in urls:
+                urls.append(url)
+                count += 1
         if urls:
-            tiers.append(urls)
+            tiers.append(tuple(urls))
     return tuple(tiers)
 
 
-def _url(value: BValue, what: str) -> str:
+def _tracker(value: BValue, notes: Notes) -> str | None:
+    """A tracker URL, trimmed of surrounding whitespace; None (noted) when it is not one."""
     if not isinstance(value, bytes):
-        raise MetainfoError(f"{what} URL is not a string")
+        notes.add("tracker URL that is not a string dropped")
+        return None
     if len(value) > MAX_URL_BYTES:
-        raise MetainfoError(f"{what} URL longer than {MAX_URL_BYTES} bytes")
+        notes.add(f"tracker URL longer than {MAX_URL_BYTES} bytes dropped", shown(value))
+        return None
     try:
-        url = value.decode()
-    except UnicodeDecodeError as e:
-        raise MetainfoError(f"{what} URL is not UTF-8") from e
+        text = value.decode()
+    except UnicodeDecodeError:
+        notes.add("tracker URL that is not UTF-8 dropped", shown(value))
+        return None
+    url = text.strip()
+    if url != text and url:
+        notes.add("tracker URL trimmed of surrounding whitespace", shown(url))
     if not url or not url.isprintable() or " " in url:
-        raise MetainfoError(f"{what} URL {url!r} is empty or has spaces or control characters")
+        notes.add("tracker URL empty or with spaces or control characters dropped", shown(text))
+        return None
     return url
 
 
@@ -654,40 +1013,31 @@ def _bytes(d: dict[bytes, BValue], key: bytes, what: str) -> bytes:
     return value
 
 
-def _length(d: dict[bytes, BValue], what: str) -> int:
+def _file_length(d: dict[bytes, BValue], attr: str, what: str, notes: Notes) -> int:
+    """A file's length; a symlink's is 0 whatever it states (BEP 47), as libtorrent reads it."""
+    if "l" in attr:
+        if d.get(b"length", 0) != 0:
+            notes.add("symlink's stated length taken as 0", what)
+        return 0
     length = _int(d, b"length", f"{what} length")
     if not 0 <= length <= MAX_FILE_SIZE:
         raise MetainfoError(f"{what} length {length} outside 0..{MAX_FILE_SIZE}")
     return length
 
 
-def _attr(d: dict[bytes, BValue], what: str) -> str:
-    if b"attr" not in d:
+_KNOWN_ATTRS: Final = "lpxh"
+
+
+def _attr(d: dict[bytes, BValue], notes: Notes) -> str:
+    """BEP 47 attributes: optional; unknown letters are kept but mean nothing."""
+    value = d.get(b"attr")
+    if value is None:
         return ""
-    value = d[b"attr"]
-    if not isinstance(value, bytes) or len(value) > MAX_ATTR_BYTES:
-        raise MetainfoError(f"{what} attr is not a string of at most {MAX_ATTR_BYTES} bytes")
-    # BEP 47: unknown attribute characters are ignored, not refused.
-    return value.decode("latin-1")
-
-
-def _component(raw: bytes, what: str, *, lenient: bool) -> str:
-    """One name or path component, refused if it could leave the download folder.
-
-    Old v1 torrents often carry names in legacy code pages: those are kept
-    with replacement characters (the info-hash does not depend on them). v2
-    requires UTF-8.
-    """
-    if len(raw) > MAX_COMPONENT_BYTES:
-        raise MetainfoError(f"{what} component longer than {MAX_COMPONENT_BYTES} bytes")
-    try:
-        text = raw.decode()
-    except UnicodeDecodeError as e:
-        if not lenient:
-            raise MetainfoError(f"{what} component is not UTF-8") from e
-        text = raw.decode(errors="replace")
-    if text in ("", ".", ".."):
-        raise MetainfoError(f"{what} component {text!r} is not a file name")
-    if "/" in text or "\\" in text or "\x00" in text:
-        raise MetainfoError(f"{what} component {text!r} has a path separator or NUL")
+    if not isinstance(value, bytes):
+        notes.add("file attributes that are not a string ignored")
+        return ""
+    text = value.decode("latin-1")
+    if len(value) > MAX_ATTR_BYTES:
+        notes.add(f"attributes longer than {MAX_ATTR_BYTES} bytes cut to the known letters")
+        text = "".join(dict.fromkeys(c for c in text if c in _KNOWN_ATTRS))
     return text
