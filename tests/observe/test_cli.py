@@ -2,7 +2,8 @@
 runs them (`python -m atalaya`), against a small lab on 127.94.0.N and SQLite.
 
 The lab: seed-1 seeds the watched v1, v2 and hybrid torrents, seed-2 only
-unwatched ones, leech-1 joined the watched ones holding nothing.
+unwatched ones, leech-1 joined the watched ones holding nothing. A hybrid is
+one torrent with two names: seed-1 is sighted once for it, under its v1 hash.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class Lab:
     watch_args: list[str]
     # (infohash hex, ip, port) -> (file sha256 key, category label, piece size)
     expected: dict[tuple[str, str, int], tuple[str, str, int]]
+    # A hybrid's v1 hex -> its v2 hex
+    hybrids: dict[str, str]
     leecher_ip: str
     unwatched_ip: str
     dht_nodes: list[tuple[str, int]]
@@ -101,6 +104,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             args += ["--dht-bootstrap", f"{peer.ip}:{peer.port}"]
         seed1 = network.peers["seed-1"]
         expected = {}
+        hybrids = {}
         for name in network.holdings["seed-1"].seeds:
             built = network.torrents[name]
             if not built.plan.infohash_watched:
@@ -108,18 +112,22 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             (planned,) = built.plan.files
             assert planned.watched and planned.category is not None
             key = f"sha256:{built.fingerprints[planned.path].digests['sha256'].hex()}"
-            for ih in (built.hashes.v1, built.hashes.v2):
-                if ih is not None:
-                    expected[(ih.hex(), seed1.ip, seed1.port)] = (
-                        key,
-                        planned.category,
-                        built.plan.piece_size,
-                    )
+            v1, v2 = built.hashes.v1, built.hashes.v2
+            # One sighting per torrent: a hybrid's under its v1 hash, naming v2.
+            name_key = (v1 or v2).hex()
+            expected[(name_key, seed1.ip, seed1.port)] = (
+                key,
+                planned.category,
+                built.plan.piece_size,
+            )
+            if v1 is not None and v2 is not None:
+                hybrids[v1.hex()] = v2.hex()
         yield Lab(
             dir=lab_dir,
             db_url=f"sqlite:///{lab_dir / 'atalaya.db'}",
             watch_args=args,
             expected=expected,
+            hybrids=hybrids,
             leecher_ip=network.peers["leech-1"].ip,
             unwatched_ip=network.peers["seed-2"].ip,
             dht_nodes=[(p.ip, p.port) for p in network.peers.values()],
@@ -167,20 +175,42 @@ def exported(lab: Lab, watched: dict[str, Any]) -> dict[str, str]:
 
 
 def test_watch_with_duration_proves_every_seeder(lab: Lab, watched: dict[str, Any]) -> None:
-    assert len(lab.expected) == 4  # v1, v2, and the hybrid's v1 and v2 hashes
-    assert watched["targets"] == 4
-    assert watched["sightings"] == watched["verified"] == watched["holding"] == 4
+    assert len(lab.expected) == 3  # v1, v2, and the hybrid (two hashes, one torrent)
+    assert len(lab.hybrids) == 1
+    assert watched["targets"] == 3
+    assert watched["sightings"] == watched["verified"] == watched["holding"] == 3
     assert watched["failed_verification"] == 0
-    # The leecher was found too (for each of its four torrents) and probed.
-    assert watched["peers_found"] >= 8 and watched["probed"] == watched["peers_found"]
-    assert sightings_in(lab) == 4
+    # The leecher was found too (for each of its three torrents) and probed.
+    assert watched["peers_found"] >= 6 and watched["probed"] == watched["peers_found"]
+    assert sightings_in(lab) == 3
+
+
+def test_hybrid_seeder_is_one_sighting_naming_both_hashes(
+    lab: Lab, watched: dict[str, Any]
+) -> None:
+    engine = create_store_engine(lab.db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(sighting.c.infohash, sighting.c.details).where(
+                    sighting.c.run_id == watched["run_id"]
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    ((v1, v2),) = lab.hybrids.items()
+    (details,) = [d for infohash, d in rows if infohash == v1]
+    assert details["infohash_v2"] == v2
+    assert details["asked_infohash"] in (v1, v2)
+    assert details["handshake_infohash"] in (v1, v2[:40])
+    assert v2 not in {infohash for infohash, _ in rows}
 
 
 def test_export_jsonl_has_the_issue_fields(
     lab: Lab, watched: dict[str, Any], exported: dict[str, str]
 ) -> None:
     rows = [json.loads(line) for line in exported["jsonl"].splitlines()]
-    assert len(rows) == 4
+    assert len(rows) == 3
     import libtorrent as lt
 
     for row in rows:
@@ -225,7 +255,7 @@ def test_export_csv_matches_jsonl(exported: dict[str, str]) -> None:
     assert tuple(reader.fieldnames) == EXPORT_FIELDS
     assert tuple(reader.fieldnames)[: len(ISSUE_FIELDS)] == ISSUE_FIELDS
     rows = list(reader)
-    assert len(rows) == len(jsonl) == 4
+    assert len(rows) == len(jsonl) == 3
     for from_csv, from_json in zip(rows, jsonl, strict=True):
         assert from_csv == {k: "" if v is None else str(v) for k, v in from_json.items()}
 

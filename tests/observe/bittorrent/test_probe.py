@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -497,3 +497,76 @@ def test_transmission_seeder_gives_verified_pieces(tmp_path: Path) -> None:
     assert bare.error is None, bare.error
     assert bare.info_dict is not None and hashlib.sha1(bare.info_dict).digest() == ih
     assert bare.pieces_verified == 3 and bare.pieces_failed == 0
+
+
+# --------------------------------------------------------------------------
+# The clock given is the one results are stamped with
+
+
+def test_times_come_from_the_clock_given() -> None:
+    # A made-up clock far from now: every stamp must be one it gave.
+    ticks = iter(datetime(2001, 2, 3, 4, 5, 6, n, tzinfo=UTC) for n in range(1, 1_000_000))
+    given: list[datetime] = []
+
+    def clock() -> datetime:
+        given.append(next(ticks))
+        return given[-1]
+
+    torrent = synthetic_v1(random_bytes(CONTENT_SIZE, 5))
+    ih = torrent.info_hash_v1
+    assert ih is not None
+
+    async def run() -> ProbeResult:
+        async with HostilePeer("127.60.1.7", "liar", info_hash=ih) as liar:
+            return await _probe(
+                liar.ip,
+                liar.port,
+                ih,
+                torrent=torrent,
+                pieces_to_verify=1,
+                clock=clock,
+            )
+
+    r = asyncio.run(run())
+    assert r.error is None and r.pieces_failed == 1
+    stamps = [r.connected_at, r.handshake_at, r.first_data_at, r.finished_at]
+    assert all(s in given for s in stamps)
+    assert stamps == sorted(s for s in stamps if s is not None)
+    assert r.connected_at == given[0] and r.finished_at == given[-1]
+
+
+# --------------------------------------------------------------------------
+# A hybrid seeder that remembers our address spoke v2 (libtorrent 2, as in qBittorrent)
+
+
+@pytest.mark.lab
+def test_hybrid_seeder_answers_v1_with_its_truncated_v2_name(tmp_path: Path) -> None:
+    from atalaya.lab.libtorrent_peer import LibtorrentPeer
+    from atalaya.lab.torrents import make_torrent
+
+    content = write_random_file(tmp_path / "seed" / "content.bin", CONTENT_SIZE, seed=65)
+    raw = make_torrent(content, version="hybrid", piece_size=PIECE)
+    torrent = parse_torrent(raw)
+    v1, v2 = torrent.info_hash_v1, torrent.info_hash_v2
+    assert v1 is not None and v2 is not None
+    with LibtorrentPeer("127.60.0.8", tmp_path / "seeder", dht=False) as seeder:
+        # qBittorrent's default: libtorrent keeps one peer entry per address,
+        # and with it which protocol that address last spoke.
+        seeder.session.apply_settings({"allow_multiple_connections_per_ip": False})
+        seeder.seed(raw, tmp_path / "seed")
+        assert seeder.wait_until("seeding", 30)
+        first = probe(seeder.ip, seeder.port, v2, torrent=torrent, pieces_to_verify=1)
+        assert first.error is None and first.handshake_infohash == v2[:20]
+        # Later v1 handshakes from the same address are answered in v2's name ...
+        bare = probe(seeder.ip, seeder.port, v1, pieces_to_verify=0)
+        assert bare.error is not None and bare.error.kind is ProbeErrorKind.WRONG_INFOHASH
+        assert bare.handshake_infohash == v2[:20]
+        # ... which is the same torrent: accepted when the torrent or its other name is known.
+        given = probe(seeder.ip, seeder.port, v1, torrent=torrent, pieces_to_verify=3)
+        aliased = probe(seeder.ip, seeder.port, v1, aliases=[v2], pieces_to_verify=3)
+    for r in (given, aliased):
+        assert r.error is None, r.error
+        assert r.infohash == v1 and r.handshake_infohash == v2[:20]
+        assert r.pieces_verified == 3 and r.pieces_failed == 0 and r.proof
+    # Fetched under either name, the info dictionary is the one v1 names.
+    assert aliased.info_dict is not None and hashlib.sha1(aliased.info_dict).digest() == v1

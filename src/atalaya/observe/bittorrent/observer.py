@@ -1,11 +1,21 @@
 """The BitTorrent observer: find every peer offering a watched torrent, probe
 it, and record what it proved as sightings.
 
-Peers come from the DHT, from trackers and from PEX; each (infohash, peer)
+Peers come from the DHT, from trackers and from PEX; each (torrent, peer)
 is probed once per run by a bounded pool of workers (twice if it claimed
 pieces before anyone had served the metadata to verify them); each finished
 probe is written at once by a single writer task, so a stop loses nothing
 already seen. `duration` counts from the start, DHT bootstrap included.
+
+A hybrid torrent (BEP 52) is one swarm with two names, v1 and v2. Once the
+observer knows that two watched names belong together (the torrent's
+metadata, from the store or fetched, says so; or one hash set record
+carries both), it probes each peer under one of them only, accepts a
+handshake that answers with either (libtorrent 2 answers an address that
+once spoke v2 to it with the truncated v2 hash, and closes a second
+connection from it), and records one sighting, under the v1 hash that keys
+the torrent in the store, whose details name `infohash_v2`.
+
 With `discover`, a BEP 51 crawl samples infohashes that no watch list names,
 fetches their metadata from a peer and matches it against file fingerprints.
 """
@@ -18,9 +28,9 @@ import errno
 import ipaddress
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, insert, select
@@ -40,7 +50,7 @@ from atalaya.observe.bittorrent.dht_client import DhtClient
 from atalaya.observe.bittorrent.dht_state import MAX_SAVED_NODES, DhtState, save_state
 from atalaya.observe.bittorrent.discovery import match_metainfo
 from atalaya.observe.bittorrent.fence import fence_admits, parse_fence
-from atalaya.observe.bittorrent.probe import ProbeResult, ProbeTimeouts, probe_peer
+from atalaya.observe.bittorrent.probe import ProbeResult, ProbeTimeouts, probe_peer, utc_now
 from atalaya.observe.bittorrent.tracker_client import TrackerError, announce
 from atalaya.observe.clock import clock_offset_s
 from atalaya.observe.sightings import Sighting, SightingWriter, new_run_id
@@ -126,6 +136,7 @@ class BittorrentObserver:
         *,
         index: MatchIndex | None = None,
         on_update: Callable[[ObserverStats], None] | None = None,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         if config.discover and index is None:
             raise ValueError("discovery needs a match index of the hash sets")
@@ -133,6 +144,8 @@ class BittorrentObserver:
         self.config = config
         self.index = index
         self.on_update = on_update
+        # Stamps what arrives from peers: the time each sighting records.
+        self.clock = clock
         self.run_id = new_run_id()
         self.stats = ObserverStats()
         self.writer = SightingWriter(engine)
@@ -141,8 +154,15 @@ class BittorrentObserver:
         # clients (Transmission) refuse a quick reconnection under a known id.
         self.peer_id = make_peer_id(PEER_ID_PREFIX, self._rng)
         self._targets: dict[bytes, WatchTarget] = {}
+        # By every name of the torrent (a hybrid's metadata is here twice).
         self._metadata: dict[bytes, Metainfo] = {}
+        # A hybrid's v1 and v2 names, each to the other: known from its metadata ...
+        self._twins: dict[bytes, bytes] = {}
+        # ... or only said by a hash set record that carries both.
+        self._hinted: dict[bytes, bytes] = {}
+        # (torrent, ip, port) found, and probed (or being probed) for the first time.
         self._seen: set[tuple[bytes, str, int]] = set()
+        self._started: set[tuple[bytes, str, int]] = set()
         self._checked: set[bytes] = set()
         # Peers that claimed pieces but could not give the metadata to verify them.
         self._awaiting: dict[bytes, list[_Job]] = {}
@@ -162,6 +182,9 @@ class BittorrentObserver:
         self._fence = parse_fence(config.allowed_networks)
         for target in targets:
             self._add_target(target)
+        for v1, v2 in twins_on_one_record(targets):
+            self._hinted[v1], self._hinted[v2] = v2, v1
+        self._count_targets()
 
     # --- public -------------------------------------------------------------
 
@@ -308,8 +331,42 @@ class BittorrentObserver:
         if target.infohash in self._targets:
             return False
         self._targets[target.infohash] = target
-        self.stats.targets = len(self._targets)
+        self._count_targets()
         return True
+
+    def _count_targets(self) -> None:
+        """Torrents watched: a hybrid's two names count once."""
+        self.stats.targets = len({self._torrent_key(ih) for ih in self._targets})
+
+    # --- a hybrid's two names ------------------------------------------------
+
+    def _partner(self, infohash: bytes) -> bytes | None:
+        """The torrent's other name, known or hinted; None for a single-name torrent."""
+        return self._twins.get(infohash) or self._hinted.get(infohash)
+
+    def _torrent_key(self, infohash: bytes) -> bytes:
+        """One name per torrent: a hybrid's v1 hash, the store's key for it."""
+        partner = self._partner(infohash)
+        return partner if partner is not None and len(partner) == 20 else infohash
+
+    def _learn_metadata(self, meta: Metainfo) -> list[bytes]:
+        """Keep a torrent's metadata under each of its names; the names.
+
+        Its metadata is the last word on which names belong together: it
+        pairs a hybrid's two and undoes any hint that says otherwise.
+        """
+        names = [h for h in (meta.info_hash_v1, meta.info_hash_v2) if h is not None]
+        for name in names:
+            self._metadata[name] = meta
+            for pairs in (self._twins, self._hinted):
+                other = pairs.pop(name, None)
+                if other is not None:
+                    pairs.pop(other, None)
+        if len(names) == 2:
+            v1, v2 = names
+            self._twins[v1], self._twins[v2] = v2, v1
+        self._count_targets()
+        return names
 
     async def _find_loop(self, target: WatchTarget) -> None:
         while not self._stop.is_set():
@@ -377,7 +434,7 @@ class BittorrentObserver:
         )
 
     async def _enqueue(self, job: _Job) -> None:
-        key = (job.target.infohash, job.ip, job.port)
+        key = (self._torrent_key(job.target.infohash), job.ip, job.port)
         if key in self._seen or len(self._seen) >= MAX_SEEN_PEERS:
             return
         if not self._may_contact(job.ip, job.port):
@@ -426,7 +483,18 @@ class BittorrentObserver:
 
     async def _probe(self, job: _Job) -> None:
         target = job.target
+        if not job.again:
+            peer = (self._torrent_key(target.infohash), job.ip, job.port)
+            if peer in self._started:
+                # Found under the torrent's other name before the two were
+                # known to be one: probed under that name already, or now.
+                self.stats.peers_found -= 1
+                self._update()
+                return
+            if len(self._started) < MAX_SEEN_PEERS:
+                self._started.add(peer)
         meta = self._metadata.get(target.infohash)
+        partner = self._partner(target.infohash)
         result = await probe_peer(
             job.ip,
             job.port,
@@ -438,11 +506,13 @@ class BittorrentObserver:
             rng=self._rng,
             timeouts=self.config.probe_timeouts,
             client_name=CLIENT_NAME,
+            clock=self.clock,
             on_connected=self._own_endpoint,
+            aliases=(partner,) if partner is not None else (),
         )
         self.stats.probed += 1
         if result.metadata is not None and result.info_dict is not None and meta is None:
-            self._remember_metadata(target.infohash, result, job)
+            self._remember_metadata(result, job)
         if self._needs_metadata_first(job, result, meta):
             self._await_metadata(job)
         for ip, port in result.pex_peers:
@@ -497,8 +567,17 @@ class BittorrentObserver:
     def _sighting(self, job: _Job, result: ProbeResult) -> Sighting:
         target = job.target
         meta = result.metadata or self._metadata.get(target.infohash)
-        seen_at = result.handshake_at or result.connected_at or datetime.now(UTC)
+        seen_at = result.handshake_at or result.connected_at or self.clock()
         details: dict[str, object] = {"reserved": result.reserved_bits, "reason": target.reason}
+        infohash = target.infohash
+        if meta is not None and meta.info_hash_v1 and meta.info_hash_v2:
+            # A hybrid, as its metadata proves: one sighting under its v1 name.
+            infohash = meta.info_hash_v1
+            details["infohash_v2"] = meta.info_hash_v2.hex()
+            details["asked_infohash"] = target.hex
+        answered = result.handshake_infohash
+        if answered is not None and ("infohash_v2" in details or answered != target.dht_key):
+            details["handshake_infohash"] = answered.hex()  # which name the peer answered to
         if result.yourip:
             details["yourip"] = result.yourip
         if result.listen_port:
@@ -513,7 +592,7 @@ class BittorrentObserver:
             details["pieces_unavailable"] = result.pieces_unavailable
         return Sighting(
             network="bittorrent",
-            infohash=target.hex,
+            infohash=infohash.hex(),
             ip=job.ip,
             port=job.port,
             seen_at=seen_at,
@@ -553,37 +632,38 @@ class BittorrentObserver:
     # --- metadata -----------------------------------------------------------
 
     def _load_metadata(self) -> None:
-        wanted = {t.infohash.hex(): t.infohash for t in self._targets.values()}
+        wanted = [t.infohash.hex() for t in self._targets.values()]
         if not wanted:
             return
+        # A hybrid is stored under its v1 name; a watched v2 name finds it too.
+        query = select(torrent_metadata.c.info).where(
+            torrent_metadata.c.infohash.in_(wanted) | torrent_metadata.c.infohash_v2.in_(wanted)
+        )
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(torrent_metadata.c.infohash, torrent_metadata.c.info).where(
-                    torrent_metadata.c.infohash.in_(list(wanted))
-                )
-            )
-            for hexhash, info in rows:
+            for (info,) in conn.execute(query):
                 with contextlib.suppress(MetainfoError):
-                    self._metadata[wanted[hexhash]] = parse_info(bytes(info))
+                    self._learn_metadata(parse_info(bytes(info)))
 
-    def _remember_metadata(self, infohash: bytes, result: ProbeResult, job: _Job) -> None:
+    def _remember_metadata(self, result: ProbeResult, job: _Job) -> None:
         assert result.metadata is not None and result.info_dict is not None
-        self._metadata[infohash] = result.metadata
-        self._probe_awaiting(infohash)
         meta = result.metadata
+        for name in self._learn_metadata(meta):
+            self._probe_awaiting(name)
+        key = meta.info_hash_v1 or meta.info_hash_v2
+        assert key is not None, "parsed metadata has at least one name"
         row = {
-            "infohash": infohash.hex(),
+            "infohash": key.hex(),
             "infohash_v2": meta.info_hash_v2.hex() if meta.info_hash_v2 else None,
             "name": meta.name,
             "info": result.info_dict,
-            "fetched_at": result.handshake_at or datetime.now(UTC),
+            "fetched_at": result.handshake_at or self.clock(),
             "fetched_from": f"{job.ip}:{job.port}",
         }
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(torrent_metadata), [row])
         except Exception as exc:  # already stored by an earlier run: keep the first
-            log.debug("metadata for %s not stored: %s", infohash.hex(), exc)
+            log.debug("metadata for %s not stored: %s", key.hex(), exc)
 
     # --- discovery ----------------------------------------------------------
 
@@ -596,17 +676,22 @@ class BittorrentObserver:
             ):
                 if isinstance(arrival.event, InfohashesSampled):
                     sampled += arrival.event.samples
+            watched = self._swarm_keys()
             for infohash in dict.fromkeys(sampled):
                 if self._stop.is_set() or len(self._checked) >= MAX_DISCOVERY_CHECKS:
                     break
-                if infohash in self._checked or any(
-                    t.dht_key == infohash for t in self._targets.values()
-                ):
+                if infohash in self._checked or infohash in watched:
                     continue
                 self._checked.add(infohash)
                 await self._check_unknown(dht, infohash)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.config.lookup_interval)
+
+    def _swarm_keys(self) -> set[bytes]:
+        """The 20-byte DHT keys of the watched torrents, by each of their names."""
+        names = list(self._targets)
+        names += [self._twins[n] for n in names if n in self._twins]
+        return {n[:20] for n in names}
 
     async def _check_unknown(self, dht: DhtClient, infohash: bytes) -> None:
         """Fetch an unknown torrent's metadata and watch it if it carries a known file."""
@@ -627,6 +712,7 @@ class BittorrentObserver:
                 fetch_metadata=True,
                 timeouts=replace(self.config.probe_timeouts, unchoke=0.0),
                 client_name=CLIENT_NAME,
+                clock=self.clock,
                 on_connected=self._own_endpoint,
             )
             if result.metadata is None:
@@ -658,7 +744,7 @@ class BittorrentObserver:
             )
             if self._add_target(target):
                 self.stats.discovered += 1
-                self._remember_metadata(target_hash, result, _Job(target, ip, port, "dht"))
+                self._remember_metadata(result, _Job(target, ip, port, "dht"))
                 self._update()
                 for peer_ip, peer_port in dict.fromkeys(peers):
                     await self._enqueue(_Job(target, peer_ip, peer_port, "dht"))
@@ -682,6 +768,30 @@ _WILDCARD = {4: "0.0.0.0", 6: "::"}  # noqa: S104 - listening everywhere is the 
 
 def _family(ip: str) -> int:
     return 6 if ":" in ip else 4
+
+
+def twins_on_one_record(targets: Iterable[WatchTarget]) -> list[tuple[bytes, bytes]]:
+    """(v1, v2) names that one hash set record gives to one file: a hybrid's two, likely.
+
+    Only a hint, taken where a record of a hash set carries exactly one
+    name of each kind: it lets a first probe ask under one name only, and
+    accept an answer under the other. The torrent's metadata, once known,
+    confirms it or undoes it; the name a sighting is recorded under never
+    rests on it alone.
+    """
+    by_record: dict[tuple[str, str], list[bytes]] = {}
+    for target in targets:
+        if target.hash_set is not None and target.file_hash is not None:
+            names = by_record.setdefault((target.hash_set, target.file_hash), [])
+            if target.infohash not in names:
+                names.append(target.infohash)
+    pairs = []
+    for names in by_record.values():
+        v1 = [n for n in names if len(n) == 20]
+        v2 = [n for n in names if len(n) == 32]
+        if len(v1) == 1 and len(v2) == 1:
+            pairs.append((v1[0], v2[0]))
+    return pairs
 
 
 def _binds_by_family(bind_ips: Sequence[str]) -> dict[int, str]:
