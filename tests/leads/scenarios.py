@@ -98,7 +98,7 @@ ATTACKER_IP = "10.2.0.66"
 VICTIM_IP = "10.1.0.1"
 
 
-def peer_id_attack(engine: Engine) -> Attack:
+def peer_id_attack(engine: Engine, attacker_facts: IpFacts = ELSEWHERE) -> Attack:
     """Madrid's lead, then sightings from Sevilla on another network carrying its peer id.
 
     The impostor learnt the peer id in the swarm of item 1 and offers that
@@ -111,7 +111,7 @@ def peer_id_attack(engine: Engine) -> Attack:
     build(engine, {VICTIM_IP: HOME})
     override_score(engine, 1, 70.0, "priority target", "ana", now=NOW)
     write(engine, [s(ATTACKER_IP, item(1), 26 + h, peer=pid) for h in range(8)])
-    report = build(engine, {VICTIM_IP: HOME, ATTACKER_IP: ELSEWHERE}, days=1)
+    report = build(engine, {VICTIM_IP: HOME, ATTACKER_IP: attacker_facts}, days=1)
     return Attack(1, 4, units, report)
 
 

@@ -192,14 +192,8 @@ def test_a_corroborated_move_is_held_by_both_units_as_a_conflict(engine: Engine)
     assert link["evidence"]["crosses"] == ["province", "network"]
     assert link["evidence"]["corroborated_by"] == [ADJACENT]
     (change,) = detail["history"]
-    assert (change["kind"], change["before"], change["after"]) == (
-        "jurisdiction",
-        ["28"],
-        [
-            "28",
-            "41",
-        ],
-    )
+    assert change["kind"] == "jurisdiction"
+    assert (change["before"], change["after"]) == (["28"], ["28", "41"])
     assert change["build"] == move.report.build_id
     assert change["text"] == f"lead {move.lead}: provinces 28 → 28, 41"
     with engine.connect() as conn:
@@ -218,3 +212,23 @@ def test_a_corroborated_move_is_held_by_both_units_as_a_conflict(engine: Engine)
     # The history is a record.
     with pytest.raises(DBAPIError, match="lineage and history are a record"), engine.begin() as c:
         c.execute(text("DELETE FROM lead_history"))
+
+
+def test_an_impostor_on_the_same_isp_elsewhere_links_but_cannot_take_the_lead(
+    engine: Engine,
+) -> None:
+    """The weakest corroboration: one ISP's address in another province. The
+    peer id then links, and the lead becomes a conflict: never Sevilla's alone."""
+    same_isp = replace(ELSEWHERE, asn=HOME.asn, isp=HOME.isp)
+    attack = peer_id_attack(engine, attacker_facts=same_isp)
+    madrid, sevilla = attack.units["Madrid"], attack.units["Sevilla"]
+    detail = lead_detail(engine, attack.lead)
+    assert sorted(p["ip"] for p in detail["presences"]) == [VICTIM_IP, ATTACKER_IP]
+    assert detail["province_code"] == "41"  # the impostor was seen more often
+    assert detail["links"][0]["evidence"]["corroborated_by"] == [SAME_NETWORK]
+    assert [h["after"] for h in detail["history"]] == [["28", "41"]]
+    with engine.connect() as conn:
+        assert unit_holds(conn, madrid, attack.lead) and unit_holds(conn, sevilla, attack.lead)
+        assert conflicts_for(conn, madrid, [attack.lead]) == {
+            attack.lead: [Contact("Sevilla", UNITS["Sevilla"][1])]
+        }
