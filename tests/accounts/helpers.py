@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine, insert
 
 from atalaya.accounts import AccountPolicy, add_unit, add_user
-from atalaya.store.tables import lead, lead_presence
+from atalaya.store.tables import lead, lead_presence, lead_province
 
 # Argon2id at a cost tests can afford; the default costs have their own test.
 FAST = AccountPolicy(argon2_time_cost=1, argon2_memory_cost_kib=1024, argon2_parallelism=1)
@@ -67,3 +67,6 @@ def insert_lead(conn: Connection, lead_id: int, province_code: str | None) -> No
             flags=[],
         )
     )
+    if province_code is not None:
+        # What a build writes: the provinces that decide who holds the lead.
+        conn.execute(insert(lead_province).values(lead_id=lead_id, province_code=province_code))

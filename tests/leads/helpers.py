@@ -18,6 +18,7 @@ from atalaya.store.tables import (
     lead_presence,
     lead_presence_item,
     lead_presence_peer,
+    lead_province,
 )
 
 T0 = datetime(2026, 10, 1, 8, 0, 0, tzinfo=UTC)
@@ -160,6 +161,14 @@ def dump(engine: Engine) -> dict[str, Any]:
                         lead_link.c.presence_a, lead_link.c.presence_b, lead_link.c.reason
                     )
                 ).mappings()
+            ],
+            "provinces": [
+                tuple(r)
+                for r in conn.execute(
+                    select(lead_province).order_by(
+                        lead_province.c.lead_id, lead_province.c.province_code
+                    )
+                )
             ],
             "item_leads": [
                 tuple(r)

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Engine, insert
 from atalaya.accounts import add_unit, claim_lead
 from atalaya.accounts.visibility import conflict_clause, visible_lead_ids_clause
 from atalaya.leads.query import override_score
-from atalaya.store.tables import lead
+from atalaya.store.tables import lead, lead_province
 from atalaya.web.filters import Filters
 from atalaya.web.selection import in_area, lead_rows, map_points, page_of, select_leads
 
@@ -52,6 +52,9 @@ def _lead(
             scored_at=NOW,
         )
     )
+    if province is not None:
+        # What a build writes beside the lead: units hold it by these.
+        conn.execute(insert(lead_province).values(lead_id=lead_id, province_code=province))
 
 
 def _ids(rows: list[object]) -> list[int]:

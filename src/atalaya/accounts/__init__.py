@@ -21,7 +21,10 @@ Sessions (take an Engine: they run their own transactions)
 Roles: `Role` (analyst, supervisor, auditor, administrator), `Permission`,
 `has_permission(role, perm)`, `require(role, perm)` (raises `AccessDeniedError`).
 
-Lead visibility (take a Connection, read only)
+Lead visibility (take a Connection, read only). A unit holds a lead when any
+of the lead's presences lies in one of its provinces, or when it claimed the
+lead (or a lead merged into it: claims follow the lineage, see
+`atalaya.leads.history`).
 - `visible_lead_ids_clause(unit_id, lead_id=None)`: add to every lead query,
   `select(lead).where(visible_lead_ids_clause(u))`, or for another table
   `.where(visible_lead_ids_clause(u, lead_presence.c.lead_id))`.
@@ -29,7 +32,8 @@ Lead visibility (take a Connection, read only)
   404 when False, so a guessed URL tells nothing).
 - `conflicts_for(conn, unit_id, lead_ids) -> {lead_id: [Contact(unit, contact)]}`.
 - `conflict_clause(unit_id)`: leads another unit also holds (for a filter).
-- `units_holding(conn, lead_id) -> [Holder]`, `claim_lead`, `release_claim`.
+- `units_holding(conn, lead_id) -> [Holder]`, `claim_lead`, `release_claim`
+  (both raise `LeadMovedError`, an AtalayaError, for a lead merged away).
 
 Units and users (take a Connection, the caller commits): `add_unit`,
 `list_units`, `get_unit`, `add_user`, `list_users`, `find_user`,

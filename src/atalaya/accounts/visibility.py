@@ -1,10 +1,14 @@
 """Which unit holds which lead, and who to call when two units hold the same one.
 
-A unit holds a lead when the lead's province (lead.province_code) is in the
-unit's jurisdiction (unit_province), or when the unit claimed it
-(lead_claim). A unit sees only the leads it holds; a lead held by more than
-one unit is in conflict, and each side is shown only the others' names and
-contact lines.
+A unit holds a lead when any of the lead's presences lies in the unit's
+jurisdiction (lead_province against unit_province), or when the unit
+claimed it (lead_claim, read through the lineage: a claim on a lead merged
+away counts for the lead it went into). Any presence, not the lead's main
+place: sightings added elsewhere, by the suspect or by chance, can change
+which address a lead shows first, and must never take the lead away from a
+unit whose province it is in. A unit sees only the leads it holds; a lead
+held by more than one unit is in conflict, and each side is shown only the
+others' names and contact lines.
 """
 
 from __future__ import annotations
@@ -12,12 +16,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, delete, literal, or_, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.exc import IntegrityError
 
-from atalaya.errors import AtalayaError
-from atalaya.store.tables import lead, lead_claim, unit, unit_province
+from atalaya.leads.history import current_lead, keyed_to, refuse_moved, resolved_lead_id
+from atalaya.store.tables import lead, lead_alias, lead_claim, lead_province, unit, unit_province
 from atalaya.store.times import utc
 
 CHUNK = 500
@@ -52,14 +67,26 @@ def visible_lead_ids_clause(
     the clause then tests membership in the unit's leads.
     """
     holds = or_(
-        lead.c.province_code.in_(
-            select(unit_province.c.province_code).where(unit_province.c.unit_id == unit_id)
-        ),
-        lead.c.id.in_(select(lead_claim.c.lead_id).where(lead_claim.c.unit_id == unit_id)),
+        lead.c.id.in_(_in_provinces(unit_province.c.unit_id == unit_id)),
+        lead.c.id.in_(_claimed(lead_claim.c.unit_id == unit_id)),
     )
     if lead_id is None:
         return holds
     return lead_id.in_(select(lead.c.id).where(holds))
+
+
+def _in_provinces(which_units: ColumnElement[bool]) -> Any:
+    """Ids of the leads with a presence in a province of the units chosen."""
+    return (
+        select(lead_province.c.lead_id)
+        .join(unit_province, unit_province.c.province_code == lead_province.c.province_code)
+        .where(which_units)
+    )
+
+
+def _claimed(which_units: ColumnElement[bool]) -> Any:
+    """Ids of the leads the units chosen claimed (claims on merged leads followed)."""
+    return select(resolved_lead_id(lead_claim.c.lead_id)).where(which_units)
 
 
 def unit_holds(conn: Connection, unit_id: int, lead_id: int) -> bool:
@@ -75,26 +102,35 @@ def unit_holds(conn: Connection, unit_id: int, lead_id: int) -> bool:
 def _holders(conn: Connection, lead_ids: Sequence[int]) -> dict[int, list[Holder]]:
     by_province = (
         select(
-            lead.c.id.label("lead_id"),
+            lead_province.c.lead_id,
             unit.c.id.label("unit_id"),
             unit.c.name,
             unit.c.contact,
             literal("jurisdiction").label("how"),
         )
-        .join(unit_province, unit_province.c.province_code == lead.c.province_code)
+        .join(unit_province, unit_province.c.province_code == lead_province.c.province_code)
         .join(unit, unit.c.id == unit_province.c.unit_id)
-        .where(lead.c.id.in_(lead_ids))
+        .where(lead_province.c.lead_id.in_(lead_ids))
     )
+    owner = func.coalesce(lead_alias.c.lead_id, lead_claim.c.lead_id)
     by_claim = (
         select(
-            lead_claim.c.lead_id,
+            owner.label("lead_id"),
             unit.c.id.label("unit_id"),
             unit.c.name,
             unit.c.contact,
             literal("claim").label("how"),
         )
         .join(unit, unit.c.id == lead_claim.c.unit_id)
-        .where(lead_claim.c.lead_id.in_(lead_ids))
+        .outerjoin(lead_alias, lead_alias.c.id == lead_claim.c.lead_id)
+        .where(
+            or_(
+                lead_claim.c.lead_id.in_(lead_ids),
+                lead_claim.c.lead_id.in_(
+                    select(lead_alias.c.id).where(lead_alias.c.lead_id.in_(lead_ids))
+                ),
+            )
+        )
     )
     result: dict[int, list[Holder]] = {}
     seen: set[tuple[int, int]] = set()
@@ -143,20 +179,30 @@ def conflicts_for(
 
 def conflict_clause(unit_id: int) -> ColumnElement[bool]:
     """A WHERE clause on `lead`: leads another unit than `unit_id` also holds."""
-    other_province = select(unit_province.c.province_code).where(unit_province.c.unit_id != unit_id)
-    other_claim = select(lead_claim.c.lead_id).where(lead_claim.c.unit_id != unit_id)
-    return or_(lead.c.province_code.in_(other_province), lead.c.id.in_(other_claim))
+    return or_(
+        lead.c.id.in_(_in_provinces(unit_province.c.unit_id != unit_id)),
+        lead.c.id.in_(_claimed(lead_claim.c.unit_id != unit_id)),
+    )
 
 
 def claim_lead(
     conn: Connection, lead_id: int, unit_id: int, claimed_by: str, now: datetime
 ) -> bool:
-    """Record that `unit_id` claims `lead_id`; False when it had already claimed it.
+    """Record that `unit_id` claims `lead_id`; False when it had already claimed it
+    (on this lead or on one merged into it).
 
-    AtalayaError when there is no such lead.
+    AtalayaError when there is no such lead; its subclass
+    `atalaya.leads.history.LeadMovedError` when it was merged into another,
+    which is the one to claim.
     """
-    if conn.execute(select(lead.c.id).where(lead.c.id == lead_id)).first() is None:
-        raise AtalayaError(f"no lead {lead_id} ('atalaya leads list' shows them)")
+    current_lead(conn, lead_id)
+    mine = conn.execute(
+        select(lead_claim.c.lead_id).where(
+            lead_claim.c.unit_id == unit_id, keyed_to(lead_claim.c.lead_id, lead_id)
+        )
+    ).first()
+    if mine is not None:
+        return False
     try:
         with conn.begin_nested():
             conn.execute(
@@ -170,10 +216,15 @@ def claim_lead(
 
 
 def release_claim(conn: Connection, lead_id: int, unit_id: int) -> bool:
-    """Withdraw a claim; False when there was none."""
+    """Withdraw a unit's claim on a lead (made on it or on a lead merged into it);
+    False when there was none.
+
+    LeadMovedError for a lead merged away: release the lead it went into.
+    """
+    refuse_moved(conn, lead_id)
     result = conn.execute(
         delete(lead_claim).where(
-            and_(lead_claim.c.lead_id == lead_id, lead_claim.c.unit_id == unit_id)
+            and_(lead_claim.c.unit_id == unit_id, keyed_to(lead_claim.c.lead_id, lead_id))
         )
     )
     return bool(result.rowcount)

@@ -20,6 +20,14 @@ Both end in the same tables with the same values (tests check this on
 random sighting streams split at random points), except `scored_at`, which
 says when each lead's score was last computed.
 
+Every build, full or incremental, then records what it changed compared
+with the leads it found (`atalaya.leads.lineage` decides, and
+`atalaya.leads.history` stores): merges, splits and jurisdiction changes,
+under a numbered build. That history is not a lead table: a rebuild keeps
+it and adds to it only what it groups differently (on the same sightings,
+settings and code, nothing), so incremental builds followed by a rebuild
+leave the history the incremental builds wrote.
+
 Sightings written while a build runs are not lost: on PostgreSQL an id can
 become visible after a higher one, so ids missing just below the highest
 are remembered and looked for again by the next builds (for 10 minutes).
@@ -32,7 +40,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
@@ -62,7 +70,18 @@ from atalaya.errors import AtalayaError
 from atalaya.leads.addresses import exact_addresses
 from atalaya.leads.config import GroupingConfig, LeadsConfig
 from atalaya.leads.facts import FactsSource, IpFacts, complete
+from atalaya.leads.history import orphans, reattach, record_build
 from atalaya.leads.lead import LeadRecord, assemble
+from atalaya.leads.lineage import (
+    MERGE,
+    SPLIT,
+    Change,
+    PlaceChange,
+    Stretch,
+    changes,
+    locate,
+    place_changes,
+)
 from atalaya.leads.linking import Link, Node, all_links, block_of, links_between, prefix
 from atalaya.leads.presence import (
     US_PER_DAY,
@@ -84,6 +103,9 @@ from atalaya.leads.storage import (
     read_state,
     sighting_query,
     sighting_rows,
+    spots,
+    stored_holders,
+    stored_places,
     to_us,
     write_leads,
     write_links,
@@ -98,11 +120,13 @@ from atalaya.store.tables import (
     lead_presence,
     lead_presence_item,
     lead_presence_peer,
+    lead_province,
     lead_state,
     sighting,
 )
 
 # Bump when grouping or scoring code changes what a build produces.
+# 2: IPv6 presences by /64; a peer id alone no longer links across provinces or networks.
 ALGORITHM = "2"
 # Ids missing this close below the highest may still be in flight.
 PENDING_LOOKBACK = 10_000
@@ -119,6 +143,7 @@ _LEAD_TABLES = (
     lead_presence_peer,
     lead_presence,
     lead_factor,
+    lead_province,
     lead,
     lead_item,
     lead_state,
@@ -139,6 +164,11 @@ class BuildReport:
     links_written: int = 0
     leads_rescored: int = 0
     leads_total: int = 0
+    # What the build recorded in the leads' history (see atalaya.leads.history).
+    build_id: int = 0
+    merges: int = 0
+    splits: int = 0
+    jurisdiction_changes: int = 0
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -146,6 +176,14 @@ class BuildReport:
 
 
 Stage = Callable[[str], None]
+
+
+@dataclass
+class _Trail:
+    """What a build changed in the leads it found."""
+
+    lineage: list[Change] = field(default_factory=list)
+    places: list[PlaceChange] = field(default_factory=list)
 
 
 def build_leads(
@@ -166,13 +204,31 @@ def build_leads(
         state = read_state(conn)
         reason = _full_build_reason(state, config, rebuild)
         report: BuildReport
+        trail = _Trail()
         if reason is None:
-            report = _incremental(conn, facts, config, now_us, state, stage)
+            report = _incremental(conn, facts, config, now_us, state, stage, trail)
             if report.mode == "full":
                 reason = report.reason
         if reason is not None:
-            report = _full(conn, facts, config, now_us, stage)
+            trail = _Trail()
+            report = _full(conn, facts, config, now_us, stage, trail)
             report.reason = reason
+        stage("recording lineage")
+        merged = {c.old_id for c in trail.lineage if c.kind == MERGE}
+        trail.lineage.extend(reattach(conn, orphans(conn, merged)))
+        report.build_id = record_build(
+            conn,
+            at=now,
+            mode=report.mode,
+            reason=report.reason,
+            algorithm=ALGORITHM,
+            last_sighting_id=report.last_sighting_id,
+            lineage=trail.lineage,
+            places=trail.places,
+        )
+        report.merges = sum(c.kind == MERGE for c in trail.lineage)
+        report.splits = sum(c.kind == SPLIT for c in trail.lineage)
+        report.jurisdiction_changes = len(trail.places)
         report.leads_total = conn.scalar(select(func.count()).select_from(lead)) or 0
     report.seconds = time.perf_counter() - started
     return report
@@ -209,7 +265,7 @@ def _facts_for(source: FactsSource, ips: Collection[str]) -> dict[str, IpFacts]:
     return {ip: complete(ip, found.get(ip)) for ip in ips}
 
 
-def _node(p: Presence, block: str | None) -> Node:
+def _node(p: Presence, facts: IpFacts, block: str | None) -> Node:
     return Node(
         id=p.id,
         ip=p.ip,
@@ -220,7 +276,18 @@ def _node(p: Presence, block: str | None) -> Node:
         peer_ids=frozenset(p.peer_ids),
         block=block,
         client=p.client,
+        province=facts.province_code,
+        asn=facts.asn,
+        isp=facts.isp,
     )
+
+
+def _stretch(p: Presence, lead_id: int) -> Stretch:
+    return Stretch(p.ip, p.port, p.first_at, p.last_at, lead_id)
+
+
+def _places(presences: Iterable[tuple[Presence, IpFacts]]) -> set[str]:
+    return {c for _, f in presences if (c := f.province_code) is not None}
 
 
 class _UnionFind:
@@ -289,12 +356,17 @@ def _clear(conn: Connection) -> None:
 
 
 def _full(
-    conn: Connection, source: FactsSource, config: LeadsConfig, now_us: int, stage: Stage
+    conn: Connection,
+    source: FactsSource,
+    config: LeadsConfig,
+    now_us: int,
+    stage: Stage,
+    trail: _Trail,
 ) -> BuildReport:
     grouping = config.grouping
     report = BuildReport(mode="full")
-    stage("clearing leads")
-    _clear(conn)
+    # The leads found, to tell what became of them (history outlives a rebuild).
+    old_places = stored_places(conn)
     max_id = conn.scalar(select(func.max(sighting.c.id))) or 0
     pending = dict.fromkeys(_missing_ids(conn, 0, max_id), now_us)
     stage("looking up addresses")
@@ -324,7 +396,7 @@ def _full(
     ranks = {h: i for i, h in enumerate(sorted(frequency, key=lambda h: (frequency[h], h)))}
     by_id = {p.id: p for p in presences}
     blocks = {p.id: block_of(facts[p.ip], grouping) for p in presences}
-    nodes = {p.id: _node(p, blocks[p.id]) for p in presences}
+    nodes = {p.id: _node(p, facts[p.ip], blocks[p.id]) for p in presences}
     links = list(all_links(nodes, ranks, grouping))
     uf = _UnionFind()
     for p in presences:
@@ -343,7 +415,15 @@ def _full(
     records = [
         assemble(ps, presence_facts, item_leads, now_us, config.scoring) for ps in members.values()
     ]
+    new_ids = set(members)
+    old_holder: dict[int, int] = {}
+    if old_places:
+        stage("tracing lineage")
+        # Where each new lead's first sighting was, before the old leads go.
+        old_holder = stored_holders(conn, new_ids - old_places.keys())
 
+    stage("clearing leads")
+    _clear(conn)
     stage("writing leads")
     report.presences_written = write_presences(
         conn,
@@ -369,6 +449,19 @@ def _full(
     report.last_sighting_id = max_id
     report.pending_ids = len(pending)
     write_state(conn, _state(config, source, max_id, pending, now_us))
+    if old_places:
+        # Where each vanished lead's first sighting is now.
+        gone = old_places.keys() - new_ids
+        new_holder = {old: uf.find(old) for old in gone if old in by_id}
+        where = spots(conn, gone - new_holder.keys())
+        near = {s.ip for s in where}
+        new_holder.update(
+            locate(where, (_stretch(p, uf.find(p.id)) for p in presences if p.ip in near))
+        )
+        trail.lineage = changes(old_places.keys(), new_ids, old_holder, new_holder)
+        trail.places = place_changes(
+            old_places, {rec.id: set(rec.provinces) for rec in records if rec.id in old_places}
+        )
     return report
 
 
@@ -390,6 +483,7 @@ def _incremental(
     now_us: int,
     state: Mapping[str, str],
     stage: Stage,
+    trail: _Trail,
 ) -> BuildReport:
     grouping = config.grouping
     report = BuildReport(mode="incremental")
@@ -438,7 +532,7 @@ def _incremental(
     report.presences_removed = len(removed)
     report.presences_written = len(rescanned)
 
-    changed = _relink(conn, rescanned, removed, config, now_us, report, stage)
+    changed = _relink(conn, rescanned, removed, config, now_us, report, stage, trail)
     stage("rescoring")
     rescore = changed
     old_now = int(state.get("now", now_us))
@@ -629,6 +723,7 @@ def _relink(
     now_us: int,
     report: BuildReport,
     stage: Stage,
+    trail: _Trail,
 ) -> set[int]:
     """Regroup what changed into leads; returns the ids of the leads written."""
     grouping = config.grouping
@@ -658,13 +753,13 @@ def _relink(
     group.update({pid: (p, f) for pid, (p, f, _) in survivors.items()})
     ranks = _ranks(conn, {h for p, _ in group.values() for h in p.items})
     blocks = {pid: block_of(f, grouping) for pid, (_, f) in group.items()}
-    nodes = {pid: _node(p, blocks[pid]) for pid, (p, _) in group.items()}
+    nodes = {pid: _node(p, f, blocks[pid]) for pid, (p, f) in group.items()}
     links = list(all_links(nodes, ranks, grouping))
 
     # Links from D to presences of untouched leads.
     outside = _outside_candidates(conn, nodes, ranks, grouping)
     others = load_presences(conn, ids={c for cs in outside.values() for c in cs})
-    other_nodes = {pid: _node(p, block_of(f, grouping)) for pid, (p, f, _) in others.items()}
+    other_nodes = {pid: _node(p, f, block_of(f, grouping)) for pid, (p, f, _) in others.items()}
     for pid in sorted(outside):
         for cid in sorted(outside[pid]):
             links.extend(links_between(nodes[pid], other_nodes[cid], grouping))
@@ -702,6 +797,8 @@ def _relink(
         lead_presences[lead_id] = everything
         for p, _ in everything:
             new_lead[p.id] = lead_id
+
+    _trace(conn, trail, removed, survivors, merged_presences, rescanned, new_lead, lead_presences)
 
     stage("writing leads")
     delete_leads(conn, dirty | merged)
@@ -783,6 +880,40 @@ def _relink(
         )
     report.leads_rescored += _rescore(conn, holders - written, config, now_us)
     return written
+
+
+def _trace(
+    conn: Connection,
+    trail: _Trail,
+    removed: Mapping[int, tuple[Presence, IpFacts, int]],
+    survivors: Mapping[int, tuple[Presence, IpFacts, int]],
+    merged: Mapping[int, tuple[Presence, IpFacts, int]],
+    rescanned: Sequence[tuple[Presence, IpFacts]],
+    new_lead: Mapping[int, int],
+    lead_presences: Mapping[int, Sequence[tuple[Presence, IpFacts]]],
+) -> None:
+    """Lineage and jurisdiction changes of a relink: the old leads it replaces
+    (those of `removed`, `survivors`, `merged`) against the new ones."""
+    before = {**removed, **survivors, **merged}
+    old_members: dict[int, list[tuple[Presence, IpFacts]]] = defaultdict(list)
+    for p, f, lead_id in before.values():
+        old_members[lead_id].append((p, f))
+    old_ids, new_ids = set(old_members), set(lead_presences)
+    # A new lead's first sighting: in the old presence of that id, else
+    # inside one whose id changed on rescanning (or new, and in none).
+    born = new_ids - old_ids
+    old_holder = {i: before[i][2] for i in born if i in before}
+    where = spots(conn, born - old_holder.keys())
+    old_holder.update(locate(where, (_stretch(p, lead_id) for p, _, lead_id in before.values())))
+    gone = old_ids - new_ids
+    new_holder = {i: new_lead[i] for i in gone if i in new_lead}
+    where = spots(conn, gone - new_holder.keys())
+    new_holder.update(locate(where, (_stretch(p, new_lead[p.id]) for p, _ in rescanned)))
+    trail.lineage = changes(old_ids, new_ids, old_holder, new_holder)
+    trail.places = place_changes(
+        {i: _places(ps) for i, ps in old_members.items()},
+        {i: _places(ps) for i, ps in lead_presences.items()},
+    )
 
 
 def _outside_candidates(

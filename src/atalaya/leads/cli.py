@@ -18,7 +18,13 @@ from atalaya.leads.build import build_leads
 from atalaya.leads.config import CONFIG_ENV, load_config
 from atalaya.leads.enrichment import EnrichmentFacts
 from atalaya.leads.export import write_csv, write_geojson, write_jsonl
-from atalaya.leads.query import LeadFilter, iter_leads, lead_detail, override_score
+from atalaya.leads.query import (
+    LeadFilter,
+    LeadMovedError,
+    iter_leads,
+    lead_detail,
+    override_score,
+)
 
 app = typer.Typer(
     help="Leads: sightings grouped by device, scored by factors that explain themselves.",
@@ -76,6 +82,12 @@ def build_command(
         f"{report.leads_rescored} rescored; {report.leads_total} leads in all "
         f"({report.seconds:.1f} s)"
     )
+    if report.merges or report.splits or report.jurisdiction_changes:
+        out.print(
+            f"build {report.build_id}: {report.merges} leads merged into others, "
+            f"{report.splits} split off, {report.jurisdiction_changes} changed provinces "
+            "('atalaya leads show ID' shows a lead's history)"
+        )
     if report.pending_ids:
         err.print(
             f"note: {report.pending_ids} sighting ids not yet visible; the next build looks again"
@@ -187,9 +199,17 @@ def show_command(
     lead_id: Annotated[int, typer.Argument(help="The lead id.", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """One lead: its score factor by factor, its presences, links and overrides."""
+    """One lead: its score factor by factor, presences, links, overrides, claims, history.
+
+    A lead merged into another is shown as the lead it went into, saying so.
+    """
     engine = store_engine(ctx)
-    record = lead_detail(engine, lead_id)
+    try:
+        record = lead_detail(engine, lead_id)
+    except LeadMovedError as moved:
+        err.print(f"{moved}: showing lead {moved.current}")
+        record = lead_detail(engine, moved.current)
+        record["asked_for"] = {"id": moved.asked, "merged_into": moved.into, "build": moved.build}
     if as_json:
         print_json(record)
         return
@@ -223,10 +243,21 @@ def _print_detail(r: dict[str, Any]) -> None:
     for k in r["links"]:
         out.print(f"  link {k['presence_a']}-{k['presence_b']} {k['reason']}: {k['evidence']}")
     for o in r["overrides"]:
+        on = f" on lead {o['lead_id']}" if o["lead_id"] != r["id"] else ""
         out.print(
-            f"  override {o['score']:g} by {o['analyst']} at {o['at']} "
+            f"  override {o['score']:g}{on} by {o['analyst']} at {o['at']} "
             f"(computed then {o['computed_score']}): {o['reason']}"
         )
+    for c in r["claims"]:
+        on = f" on lead {c['made_on']}" if c["made_on"] != r["id"] else ""
+        carried = (
+            f", carried from lead {c['carried_from']} when it split"
+            if c["carried_from"] is not None
+            else ""
+        )
+        out.print(f"  claimed{on} by {c['unit']} ({c['claimed_by']}) at {c['claimed_at']}{carried}")
+    for h in r["history"]:
+        out.print(f"  build {h['build']} at {h['at']}: {h['text']}")
     if r["attribution"]:
         err.print(r["attribution"])
 

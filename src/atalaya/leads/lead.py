@@ -24,6 +24,8 @@ class LeadRecord:
     client: str | None
     facts: IpFacts  # of that address
     flags: tuple[str, ...]
+    # Every province its presences lie in: the units that hold it.
+    provinces: tuple[str, ...]
     addresses: int
     factors: tuple[FactorScore, ...]
     score: float
@@ -81,6 +83,7 @@ def assemble(
     rare = rare_count(summary.items, item_leads, config.rare_other_leads)
     factors = tuple(score_factors(summary, rare, now, config))
     flags = sorted({flag for p in presences for flag in facts[p.id].flags})
+    provinces = sorted({c for p in presences if (c := facts[p.id].province_code) is not None})
     return LeadRecord(
         id=min(p.id for p in presences),
         presence_ids=tuple(sorted(p.id for p in presences)),
@@ -89,6 +92,7 @@ def assemble(
         client=primary.client,
         facts=facts[primary.id],
         flags=tuple(flags),
+        provinces=tuple(provinces),
         addresses=len(per_ip),
         factors=factors,
         score=total(factors),

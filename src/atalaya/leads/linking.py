@@ -13,6 +13,16 @@ Reasons:
   listen socket), so it bridges an address change while the client runs,
   not a restart. DHT node ids are not used: sightings do not record them and
   under BEP 42 they follow the external address anyway.
+
+  A peer id travels in the clear to every peer of a swarm, so anyone in
+  the swarm (the suspect included) can announce it from elsewhere. Alone it
+  therefore never joins presences whose provinces differ or whose networks
+  (ASN, or ISP name where the ASN is unknown) differ: such a "crossing" link
+  needs corroboration, and its evidence names the crossing and what
+  corroborated it (see `corroboration`). Where a side's province or network
+  is unknown nothing is shown to differ: an address without a place cannot
+  move a lead into another unit's jurisdiction (units hold leads by the
+  provinces of their presences).
 - "collection": a high overlap of watched items (Jaccard over infohashes, at
   least `collection_min_shared` in common) from the same network (ASN, or
   ISP name where the ASN is unknown) and the same area, within
@@ -45,6 +55,17 @@ from atalaya.leads.presence import US_PER_DAY, US_PER_HOUR
 PEER_ID = "peer_id"
 COLLECTION = "collection"
 
+# Two stretches at most this far apart (or overlapping less than the
+# concurrency tolerance) are "adjacent": what an address change under a
+# running client looks like, one stretch ending as the other begins. A fixed
+# rule rather than a setting: it is part of what a link means.
+ADJACENT_HOURS = 1.0
+
+# What can corroborate a crossing peer-id link (see `corroboration`).
+SAME_NETWORK = "same_network"
+SHARED_ITEMS = "shared_items"
+ADJACENT = "adjacent"
+
 
 @dataclass(frozen=True, slots=True)
 class Node:
@@ -61,10 +82,19 @@ class Node:
     # the address is shared and shared addresses are excluded.
     block: str | None
     client: str | None
+    # Where and on which network the address is: what a peer-id link must
+    # not cross alone. None where unknown.
+    province: str | None = None
+    asn: int | None = None
+    isp: str | None = None
 
     @property
     def family(self) -> int:
         return 6 if ":" in self.ip else 4
+
+    @property
+    def network(self) -> str | None:
+        return f"AS{self.asn}" if self.asn is not None else self.isp
 
 
 @dataclass(frozen=True)
@@ -87,6 +117,82 @@ def block_of(facts: IpFacts, config: GroupingConfig) -> str | None:
     if network is None or area is None:
         return None
     return f"{network}|{area}"
+
+
+def same_network(a: Node, b: Node) -> bool | None:
+    """Whether both addresses are on one network; None where it cannot be told."""
+    if a.asn is not None and b.asn is not None:
+        return a.asn == b.asn
+    if a.isp and b.isp:
+        return a.isp.casefold() == b.isp.casefold()
+    return None
+
+
+def crossing(a: Node, b: Node) -> list[str]:
+    """What differs between the two addresses that a peer id alone may not bridge."""
+    crosses: list[str] = []
+    if a.province is not None and b.province is not None and a.province != b.province:
+        crosses.append("province")
+    if same_network(a, b) is False:
+        crosses.append("network")
+    return crosses
+
+
+def corroboration(a: Node, b: Node, crosses: list[str], config: GroupingConfig) -> list[str]:
+    """What, besides the peer id, says two crossing stretches are one device.
+
+    - SAME_NETWORK: both on one network, for a province crossing only. An
+      ISP's dynamic address pools are geolocated coarsely and a subscriber's
+      new address can land in the next province; the network is not the
+      peer's to choose short of subscribing elsewhere.
+    - SHARED_ITEMS: at least `collection_min_shared` watched items in common.
+      Clients draw a peer id per torrent (libtorrent), so the id was learnt
+      from one swarm; offering several of the same items means knowing the
+      device's collection, which no swarm shows.
+    - ADJACENT: one stretch starts within ADJACENT_HOURS of the other's end,
+      as when a running client moves to a new address (a laptop changing
+      networks, a router reconnecting). An impostor would have to be seen
+      exactly when the device falls silent.
+
+    Each makes a copy harder, none impossible: that is why holding a lead
+    does not depend on its links (a unit holds every lead with a presence
+    in its provinces).
+    """
+    found: list[str] = []
+    if crosses == ["province"] and same_network(a, b):
+        found.append(SAME_NETWORK)
+    if len(a.items & b.items) >= config.collection_min_shared:
+        found.append(SHARED_ITEMS)
+    if _gap(a, b) <= round(ADJACENT_HOURS * US_PER_HOUR):
+        found.append(ADJACENT)
+    return found
+
+
+def _peer_id_evidence(
+    a: Node, b: Node, shared_ids: frozenset[str], gap: int, config: GroupingConfig
+) -> dict[str, Any] | None:
+    """The evidence of a peer-id link, or None where it lacks corroboration."""
+    evidence: dict[str, Any] = {
+        "peer_id": min(shared_ids),
+        "peer_ids_in_common": len(shared_ids),
+        "gap_hours": round(max(gap, 0) / US_PER_HOUR, 3),
+        "crosses": crossing(a, b),
+    }
+    crosses = evidence["crosses"]
+    if not crosses:
+        return evidence
+    found = corroboration(a, b, crosses, config)
+    if not found:
+        return None
+    evidence["corroborated_by"] = found
+    evidence["provinces"] = [a.province, b.province]
+    evidence["networks"] = [a.network, b.network]
+    evidence["items_in_common"] = len(a.items & b.items)
+    evidence["why"] = (
+        f"a peer id is seen by every peer of a swarm, so alone it does not join "
+        f"presences across {' and '.join(crosses)}; corroborated by {', '.join(found)}"
+    )
+    return evidence
 
 
 def _gap(a: Node, b: Node) -> int:
@@ -125,18 +231,9 @@ def links_between(a: Node, b: Node, config: GroupingConfig) -> list[Link]:
     found: list[Link] = []
     shared_ids = a.peer_ids & b.peer_ids
     if shared_ids and gap <= round(config.peer_id_max_gap_days * US_PER_DAY):
-        found.append(
-            Link(
-                a.id,
-                b.id,
-                PEER_ID,
-                {
-                    "peer_id": min(shared_ids),
-                    "peer_ids_in_common": len(shared_ids),
-                    "gap_hours": round(max(gap, 0) / US_PER_HOUR, 3),
-                },
-            )
-        )
+        evidence = _peer_id_evidence(a, b, shared_ids, gap, config)
+        if evidence is not None:
+            found.append(Link(a.id, b.id, PEER_ID, evidence))
     if (
         a.block is not None
         and a.block == b.block

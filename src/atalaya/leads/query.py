@@ -2,6 +2,9 @@
 
 The score an analyst sees is the latest override where there is one, else
 the computed score; both are always shown, with the override's reason.
+Overrides and claims made on a lead merged into this one count as this
+lead's (`atalaya.leads.history`); asking for a lead merged away raises
+`LeadMovedError`, which names the lead it went into.
 """
 
 from __future__ import annotations
@@ -17,6 +20,14 @@ from sqlalchemy import Connection, Engine, func, insert, or_, select
 from atalaya.enrich.store import attribution_of
 from atalaya.errors import AtalayaError
 from atalaya.hashsets.categories import Category
+from atalaya.leads.history import (
+    LeadMovedError,
+    claims_of,
+    current_lead,
+    history_of,
+    keyed_to,
+    override_in_force,
+)
 from atalaya.store.tables import (
     lead,
     lead_factor,
@@ -45,19 +56,8 @@ def iso(value: datetime | None) -> str | None:
     return utc(value).isoformat(timespec="microseconds")
 
 
-def _latest_override() -> Any:
-    latest = (
-        select(func.max(lead_override.c.id).label("id"))
-        .group_by(lead_override.c.lead_id)
-        .subquery("latest")
-    )
-    return (
-        select(lead_override).join(latest, latest.c.id == lead_override.c.id).subquery("override")
-    )
-
-
 def _query(flt: LeadFilter) -> Any:
-    ov = _latest_override()
+    ov = override_in_force()
     in_force = func.coalesce(ov.c.score, lead.c.score)
     query = select(
         lead,
@@ -66,6 +66,7 @@ def _query(flt: LeadFilter) -> Any:
         ov.c.reason.label("override_reason"),
         ov.c.analyst.label("override_analyst"),
         ov.c.created_at.label("override_at"),
+        ov.c.made_on.label("override_made_on"),
     ).outerjoin(ov, ov.c.lead_id == lead.c.id)
     if flt.province is not None:
         wanted = flt.province.strip().lower()
@@ -102,6 +103,7 @@ def _record(
             "reason": m["override_reason"],
             "analyst": m["override_analyst"],
             "at": iso(m["override_at"]),
+            "made_on": m["override_made_on"],
         }
     return {
         "id": m["id"],
@@ -167,8 +169,12 @@ def iter_leads(
 
 
 def lead_detail(engine: Engine, lead_id: int) -> dict[str, Any]:
-    """One lead with its factors, presences, links and every override."""
+    """One lead with its factors, presences, links, overrides, claims and history.
+
+    LeadMovedError when `lead_id` was merged into another lead.
+    """
     with engine.connect() as conn:
+        current_lead(conn, lead_id)
         row = conn.execute(_query(LeadFilter()).where(lead.c.id == lead_id)).first()
         if row is None:
             raise AtalayaError(f"no lead {lead_id}: 'atalaya leads list' shows the lead ids")
@@ -224,13 +230,17 @@ def lead_detail(engine: Engine, lead_id: int) -> dict[str, Any]:
             ).mappings()
         ]
         record["overrides"] = override_history(conn, lead_id)
+        record["claims"] = claims_of(conn, lead_id)
+        record["history"] = history_of(conn, lead_id)
     return record
 
 
 def override_history(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
+    """Every override of the lead, its own and those of leads merged into it."""
     return [
         {
             "id": o["id"],
+            "lead_id": o["lead_id"],  # the lead it was made on
             "score": o["score"],
             "reason": o["reason"],
             "analyst": o["analyst"],
@@ -240,7 +250,7 @@ def override_history(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
         }
         for o in conn.execute(
             select(lead_override)
-            .where(lead_override.c.lead_id == lead_id)
+            .where(keyed_to(lead_override.c.lead_id, lead_id))
             .order_by(lead_override.c.id)
         ).mappings()
     ]
@@ -249,7 +259,11 @@ def override_history(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
 def override_score(
     engine: Engine, lead_id: int, score: float, reason: str, analyst: str, *, now: datetime
 ) -> dict[str, Any]:
-    """Record an analyst's score for a lead, with the reason; returns the record."""
+    """Record an analyst's score for a lead, with the reason; returns the record.
+
+    LeadMovedError for a lead merged away: the analyst judged a lead that is
+    now part of another, which deserves a look before its score changes.
+    """
     reason = reason.strip()
     if not reason:
         raise AtalayaError("--reason must say why the score is overridden")
@@ -259,6 +273,7 @@ def override_score(
     if not math.isfinite(score):
         raise AtalayaError("--score must be a finite number")
     with engine.begin() as conn:
+        current_lead(conn, lead_id)
         current = conn.execute(
             select(lead.c.score, lead.c.weights_version).where(lead.c.id == lead_id)
         ).first()
@@ -281,6 +296,7 @@ def override_score(
 
 __all__ = [
     "LeadFilter",
+    "LeadMovedError",
     "iter_leads",
     "lead_detail",
     "override_history",

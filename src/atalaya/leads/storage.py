@@ -30,6 +30,7 @@ from sqlalchemy import (
 
 from atalaya.leads.facts import IpFacts
 from atalaya.leads.lead import LeadRecord
+from atalaya.leads.lineage import Spot, Stretch, locate
 from atalaya.leads.linking import Link
 from atalaya.leads.presence import ItemStat, Presence, SightingRow
 from atalaya.store.tables import (
@@ -39,6 +40,7 @@ from atalaya.store.tables import (
     lead_presence,
     lead_presence_item,
     lead_presence_peer,
+    lead_province,
     lead_state,
     sighting,
 )
@@ -428,6 +430,7 @@ LEAD_COLUMNS = (
 def write_leads(conn: Connection, leads: Iterable[LeadRecord], scored_at: datetime) -> int:
     rows: list[tuple[Any, ...]] = []
     factors: list[tuple[Any, ...]] = []
+    provinces: list[tuple[int, str]] = []
     for rec in leads:
         s, f = rec.summary, rec.facts
         rows.append(
@@ -466,17 +469,55 @@ def write_leads(conn: Connection, leads: Iterable[LeadRecord], scored_at: dateti
         factors.extend(
             (rec.id, x.name, x.raw, x.value, x.weight, x.contribution) for x in rec.factors
         )
+        provinces.extend((rec.id, code) for code in rec.provinces)
     bulk_insert(conn, lead, LEAD_COLUMNS, rows)
     bulk_insert(
         conn, lead_factor, ("lead_id", "name", "raw", "value", "weight", "contribution"), factors
     )
+    bulk_insert(conn, lead_province, ("lead_id", "province_code"), provinces)
     return len(rows)
 
 
 def delete_leads(conn: Connection, ids: Collection[int]) -> None:
     for part in chunks(sorted(ids)):
         conn.execute(delete(lead_factor).where(lead_factor.c.lead_id.in_(part)))
+        conn.execute(delete(lead_province).where(lead_province.c.lead_id.in_(part)))
         conn.execute(delete(lead).where(lead.c.id.in_(part)))
+
+
+# --- where sightings lie -----------------------------------------------------------
+
+
+def spots(conn: Connection, ids: Collection[int]) -> list[Spot]:
+    """Where the sightings with these ids lie (address, port, time)."""
+    found: list[Spot] = []
+    for part in chunks(sorted(ids)):
+        query = sighting_query(conn).where(sighting.c.id.in_(part))
+        found.extend(Spot(r.id, r.ip, r.port, r.at) for r in sighting_rows(conn, query))
+    return found
+
+
+def stored_holders(conn: Connection, ids: Collection[int]) -> dict[int, int]:
+    """The stored lead holding each of these sightings, where one does."""
+    where = spots(conn, ids)
+    stretches: list[Stretch] = []
+    p = lead_presence.c
+    for part in chunks(sorted({s.ip for s in where})):
+        query = select(p.ip, p.port, p.first_seen, p.last_seen, p.lead_id).where(p.ip.in_(part))
+        stretches.extend(
+            Stretch(r.ip, r.port, to_us(r.first_seen), to_us(r.last_seen), r.lead_id)
+            for r in conn.execute(query)
+        )
+    return locate(where, stretches)
+
+
+def stored_places(conn: Connection) -> dict[int, set[str]]:
+    """Every stored lead with the provinces of its presences (empty where none)."""
+    places: dict[int, set[str]] = {lead_id: set() for lead_id in conn.scalars(select(lead.c.id))}
+    query = select(lead_province.c.lead_id, lead_province.c.province_code)
+    for lead_id, code in conn.execute(query):
+        places[lead_id].add(code)
+    return places
 
 
 # --- state -----------------------------------------------------------------------

@@ -387,6 +387,17 @@ lead_override = Table(
     Index("ix_lead_override_lead_id", "lead_id"),
 )
 
+# The provinces a lead's presences lie in: a unit holds every lead with a
+# presence in its jurisdiction (atalaya.accounts.visibility), so a lead
+# shared by two units shows as a conflict to both and vanishes from neither.
+lead_province = Table(
+    "lead_province",
+    metadata,
+    Column("lead_id", _LEAD_ID, ForeignKey("lead.id", ondelete="CASCADE"), primary_key=True),
+    Column("province_code", String(10), primary_key=True),
+    Index("ix_lead_province_province_code", "province_code"),
+)
+
 # Every watched item seen in a lead: its place in the order of the
 # collection-link prefix filter, and how many leads offer it (rarity).
 lead_item = Table(
@@ -405,9 +416,64 @@ lead_state = Table(
     Column("value", Text, nullable=False),
 )
 
+# --- Lead history: kept by every build, rebuilds included (see leads.lineage).
+
+# One run of `build_leads`: lineage and history name the build that recorded them.
+lead_build = Table(
+    "lead_build",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),  # the build's `now`
+    Column("mode", String(20), nullable=False),  # full | incremental
+    Column("reason", Text, nullable=False),  # why full, "" otherwise
+    Column("algorithm", String(20), nullable=False),
+    Column("last_sighting_id", BigInteger, nullable=False),
+)
+
+# Merges (old_id merged into new_id) and splits (new_id split from old_id).
+lead_lineage = Table(
+    "lead_lineage",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("build_id", Integer, ForeignKey("lead_build.id"), nullable=False),
+    Column("old_id", _LEAD_ID, nullable=False),
+    Column("new_id", _LEAD_ID, nullable=False),
+    Column("kind", String(10), nullable=False),  # merge | split
+    Index("ix_lead_lineage_old_id", "old_id"),
+    Index("ix_lead_lineage_new_id", "new_id"),
+)
+
+# Other events in a lead's life; today "jurisdiction": the provinces of its
+# presences changed (details: before, after).
+lead_history = Table(
+    "lead_history",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("build_id", Integer, ForeignKey("lead_build.id"), nullable=False),
+    Column("lead_id", _LEAD_ID, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("details", JSON, nullable=False),
+    Index("ix_lead_history_lead_id", "lead_id"),
+)
+
+# Every id that was a lead and was merged away, with the lead its records
+# (claims, overrides, …, all keyed by the id they were made on) belong to
+# now: the lineage's merges followed to their end.
+lead_alias = Table(
+    "lead_alias",
+    metadata,
+    Column("id", _LEAD_ID, primary_key=True, autoincrement=False),
+    Column("lead_id", _LEAD_ID, nullable=False),
+    Index("ix_lead_alias_lead_id", "lead_id"),
+)
+
 # --- Accounts and audit (atalaya.accounts, atalaya.audit) ----------------------
 
-# A unit (agency): it holds the leads whose province is in its jurisdiction,
+# A unit (agency): it holds the leads with a presence in its jurisdiction,
 # plus those it claims. `contact` is what another unit in conflict is shown.
 unit = Table(
     "unit",
@@ -471,7 +537,10 @@ login_attempt = Table(
 )
 
 # A unit's explicit claim on a lead outside its jurisdiction (or inside it,
-# to be on record). No foreign key to lead: leads are rebuilt, ids are stable.
+# to be on record). No foreign key to lead: leads are rebuilt, ids are stable,
+# and a claim on a lead merged away counts for the lead it went into
+# (lead_alias). A build copies claims to a lead split off a claimed one,
+# naming the lead it was carried from.
 lead_claim = Table(
     "lead_claim",
     metadata,
@@ -479,6 +548,7 @@ lead_claim = Table(
     Column("unit_id", Integer, ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True),
     Column("claimed_by", String(200), nullable=False),
     Column("claimed_at", DateTime(timezone=True), nullable=False),
+    Column("carried_from", BigInteger().with_variant(Integer, "sqlite"), nullable=True),
     Index("ix_lead_claim_unit_id", "unit_id"),
 )
 

@@ -71,6 +71,7 @@ from atalaya.audit.log import (
 from atalaya.enrich.store import attribution_of
 from atalaya.errors import AtalayaError
 from atalaya.hashsets.categories import Category
+from atalaya.leads.history import moved
 from atalaya.leads.query import override_score
 from atalaya.store.tables import lead
 from atalaya.store.times import utc
@@ -104,6 +105,12 @@ def _now() -> datetime:
 def score_band(score: float) -> int:
     """0..4: which colour a score gets on the map and in the list."""
     return sum(1 for edge in SCORE_BANDS if score >= edge)
+
+
+def _int_param(value: str | None) -> int | None:
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > 18:
+        return None
+    return int(value)
 
 
 def _safe_next(target: str | None) -> str:
@@ -498,6 +505,16 @@ class WebApp:
         if denied is not None:
             return denied
         lead_id = request.path_params["lead_id"]
+        with self.engine.connect() as conn:
+            where = moved(conn, lead_id)
+            held = where is not None and unit_holds(conn, session.user.unit_id, where.current)
+        if where is not None and held:
+            # A lead merged away lives on in the one it went into (its records
+            # with it); a unit that does not hold that one gets the same 404.
+            query = urlencode(
+                {"merged_from": lead_id, "back": request.query_params.get("back", "")}
+            )
+            return RedirectResponse(f"/leads/{where.current}?{query}", status_code=303)
         return self._lead_response(request, session, lead_id, error=None, status=200)
 
     def _not_found(self, session: Session | None) -> Response:
@@ -538,6 +555,8 @@ class WebApp:
             return self._not_found(session)
         with self.engine.connect() as conn:
             contacts = conflicts_for(conn, unit_id, [lead_id]).get(lead_id, [])
+            merged_from = _int_param(request.query_params.get("merged_from"))
+            arrived = moved(conn, merged_from) if merged_from is not None else None
         self.audit(request, session, Action.VIEW, object_type="lead", object_id=lead_id)
         return self.render(
             "lead.html",
@@ -545,6 +564,9 @@ class WebApp:
                 "d": dossier,
                 "lead": dossier.detail,
                 "contacts": contacts,
+                # Only the unit's own claims: other units show as contacts.
+                "claims": [c for c in dossier.detail["claims"] if c["unit_id"] == unit_id],
+                "arrived": arrived if arrived is not None and arrived.current == lead_id else None,
                 "error": error,
                 "per_day_json": json_for_html(
                     {
@@ -579,6 +601,24 @@ class WebApp:
             raise HTTPException(403, "the form's CSRF token does not match this session")
         with self.engine.connect() as conn:
             held = unit_holds(conn, session.user.unit_id, lead_id)
+            where = moved(conn, lead_id)
+            if where is not None and unit_holds(conn, session.user.unit_id, where.current):
+                # A page opened before a build merged the lead away.
+                stale = (
+                    f"Lead {lead_id} was merged into this lead by build {where.build} after "
+                    "the page was opened; the override was not recorded. Review this lead "
+                    "and record it again."
+                )
+                self.audit(
+                    request,
+                    session,
+                    Action.CHANGE,
+                    outcome=Outcome.DENIED,
+                    object_type="lead",
+                    object_id=lead_id,
+                    details={"reason": f"merged into lead {where.current}"},
+                )
+                return self._lead_response(request, session, where.current, error=stale, status=409)
         allowed = has_permission(session.user.role, Permission.CHANGE_LEADS)
         if not held or not allowed:
             self.audit(

@@ -30,7 +30,8 @@ from sqlalchemy import (
 )
 
 from atalaya.hashsets.categories import Category
-from atalaya.store.tables import lead, lead_override
+from atalaya.leads.history import override_in_force
+from atalaya.store.tables import lead
 from atalaya.store.times import utc
 from atalaya.web.filters import DEFAULT_DAYS, Filters
 
@@ -96,17 +97,9 @@ class Page:
 
 
 def score_in_force() -> tuple[ColumnElement[Any], Any]:
-    """The score-in-force expression and the latest-override subquery it reads."""
-    latest = (
-        select(func.max(lead_override.c.id).label("id"))
-        .group_by(lead_override.c.lead_id)
-        .subquery("latest_override")
-    )
-    override = (
-        select(lead_override.c.lead_id, lead_override.c.score)
-        .join(latest, latest.c.id == lead_override.c.id)
-        .subquery("override_in_force")
-    )
+    """The score-in-force expression and the latest-override subquery it reads
+    (overrides of leads merged into a lead count as its own)."""
+    override = override_in_force()
     return func.coalesce(override.c.score, lead.c.score), override
 
 
