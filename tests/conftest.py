@@ -4,23 +4,34 @@ Every test that takes `db_url` or `engine` runs twice: on SQLite and on a
 real PostgreSQL server started for the session (or the one named by
 ATALAYA_TEST_POSTGRES_URL). Without PostgreSQL binaries those runs are
 skipped locally, and fail under CI, where the server is required.
+
+Running the migrations costs about a second per database, more on
+PostgreSQL; a test that wants the current schema gets a copy of one
+database migrated once per session instead (a file copy on SQLite, `CREATE
+DATABASE … TEMPLATE` on PostgreSQL). Tests of the migrations themselves
+take `db_url` alone and run them for real. Each PostgreSQL database is
+dropped after its test.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
 
 from atalaya.store import create_store_engine, upgrade
 from tests.support.postgres import find_bindir, postgres_server
 
 _db_counter = itertools.count()
+
+# Databases that `db_url` made as copies of the migrated template: `engine`
+# need not migrate them again.
+_migrated: set[str] = set()
 
 
 @pytest.fixture(scope="session")
@@ -37,29 +48,89 @@ def postgres_admin_url() -> Iterator[str]:
         yield server_url
 
 
-def _fresh_postgres_database(admin_url: str) -> str:
-    name = f"atalaya_test_{os.getpid()}_{next(_db_counter)}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+@pytest.fixture(scope="session")
+def postgres_admin(postgres_admin_url: str) -> Iterator[Engine]:
+    """The server's superuser, outside transactions (CREATE/DROP DATABASE)."""
+    admin = create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    yield admin
+    admin.dispose()
+
+
+def _create_database(admin: Engine, name: str, template: str | None = None) -> str:
+    copy = f' TEMPLATE "{template}"' if template else ""
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
+    return admin.url.set(database=name).render_as_string(hide_password=False)
+
+
+def _migrate(url: str) -> None:
+    eng = create_store_engine(url)
+    try:
+        upgrade(eng)
+    finally:
+        eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_admin: Engine) -> str:
+    """The name of a PostgreSQL database at the current schema, to copy from.
+
+    Nothing may stay connected to it: PostgreSQL copies only a database
+    without other sessions.
+    """
+    name = f"atalaya_template_{os.getpid()}"
+    _migrate(_create_database(postgres_admin, name))
+    return name
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file at the current schema, to copy from."""
+    path = tmp_path_factory.mktemp("template") / "atalaya.db"
+    # Closing the last connection checkpoints the WAL into the file itself.
+    _migrate(f"sqlite:///{path}")
+    for leftover in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        assert not leftover.exists(), f"{leftover} outlived the template's engine"
+    return path
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of an empty database, once per engine."""
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database, once per engine.
+
+    In a test that also uses `engine`, it is that engine's database: then it
+    starts as a copy of the migrated template rather than empty.
+    """
+    migrated = "engine" in request.fixturenames
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'atalaya.db'}"
-    admin_url: str = request.getfixturevalue("postgres_admin_url")
-    return _fresh_postgres_database(admin_url)
+        path = tmp_path / "atalaya.db"
+        url = f"sqlite:///{path}"
+        if migrated:
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+            _migrated.add(url)
+        yield url
+        _migrated.discard(url)
+        return
+    admin: Engine = request.getfixturevalue("postgres_admin")
+    template = request.getfixturevalue("postgres_template") if migrated else None
+    name = f"atalaya_test_{os.getpid()}_{next(_db_counter)}"
+    url = _create_database(admin, name, template)
+    if migrated:
+        _migrated.add(url)
+    yield url
+    _migrated.discard(url)
+    # FORCE: a test may leave an engine of its own connected.
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     """An engine on a database with the current schema."""
     eng = create_store_engine(db_url)
-    upgrade(eng)
+    if db_url not in _migrated:
+        # Asked for by name at run time (getfixturevalue): migrate as before.
+        upgrade(eng)
     yield eng
     eng.dispose()
