@@ -1,20 +1,20 @@
-"""`atalaya users …` and `atalaya units …` run as an operator would."""
+"""`atalaya users …` and `atalaya units …` run as an operator would.
+
+Commands run in this process; the first `users add` runs as a real process,
+its password arriving through a pipe.
+"""
 
 from __future__ import annotations
 
 import json
 
-import pytest
 from sqlalchemy import Engine
 
 from atalaya.audit import AuditQuery, read_records
 from tests.accounts.helpers import insert_lead
-from tests.audit.helpers import atalaya
+from tests.audit.helpers import atalaya, atalaya_process
 
 PASSWORD = "a long enough password\n"
-
-# Every command is a fresh interpreter importing the whole CLI: seconds each.
-pytestmark = pytest.mark.slow
 
 
 def test_units_users_and_claims(db_url: str, engine: Engine) -> None:
@@ -42,7 +42,7 @@ def test_units_users_and_claims(db_url: str, engine: Engine) -> None:
         ("Madrid", ["28"], "Madrid desk"),
     ]
 
-    added = atalaya(
+    added = atalaya_process(
         db_url,
         "users",
         "add",
