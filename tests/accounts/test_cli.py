@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import Engine
 
 from atalaya.audit import AuditQuery, read_records
@@ -15,6 +16,9 @@ from tests.accounts.helpers import insert_lead
 from tests.audit.helpers import atalaya, atalaya_process
 
 PASSWORD = "a long enough password\n"
+
+# Real password hashing at the production cost, and one real process: seconds.
+pytestmark = pytest.mark.slow
 
 
 def test_units_users_and_claims(db_url: str, engine: Engine) -> None:

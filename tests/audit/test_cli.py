@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import Engine, update
 
 from atalaya.audit import Action, Actor, log_event
 from atalaya.store.tables import audit_record
 from tests.audit.helpers import atalaya, atalaya_process, drop_audit_triggers
+
+# Passwords hashed at the production cost (_users) and one real process: seconds.
+pytestmark = pytest.mark.slow
 
 
 def _users(db_url: str) -> None:
