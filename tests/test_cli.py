@@ -1,7 +1,7 @@
 """The root `atalaya` command: init, version, help, and how failures reach the operator.
 
-Commands run in this process (tests/support/cli.py); the version, help and
-operator-error tests run the real `python -m atalaya`, proving the entry point.
+Commands run in this process (tests/support/cli.py); `--version` and the
+operator error run the real `python -m atalaya`, proving the entry point.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def test_default_store_is_sqlite_in_the_working_directory(tmp_path: Path) -> Non
 def test_version_and_help(tmp_path: Path) -> None:
     version = atalaya_process("--version", cwd=tmp_path)
     assert (version.returncode, version.stdout.strip()) == (0, f"atalaya {__version__}")
-    helped = atalaya_process("--help", cwd=tmp_path)
+    helped = atalaya("--help", cwd=tmp_path)
     assert helped.returncode == 0
     for group in ("init", "hashsets", "match", "lab", "sightings", "watch"):
         assert group in helped.stdout

@@ -1,7 +1,7 @@
 """`atalaya hashsets import|list|remove` driven as an operator would.
 
-Commands run in this process (tests/support/cli.py);
-`test_operator_mistakes_are_one_line` runs them as a real process.
+Commands run in this process (tests/support/cli.py); the missing file of
+`test_operator_mistakes_are_one_line` is reported by a real process.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def test_operator_mistakes_are_one_line(db: str, tmp_path: Path) -> None:
     )
     plain = tmp_path / "plain.txt"
     plain.write_text(sha1s(4, 1)[0] + "\n")
-    no_category = atalaya_process(db, "hashsets", "import", str(plain))
+    no_category = atalaya(db, "hashsets", "import", str(plain))
     assert no_category.returncode == 2
     assert len(no_category.stderr.strip().splitlines()) == 1
     assert "give --category" in no_category.stderr
