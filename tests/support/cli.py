@@ -3,8 +3,8 @@
 `run_atalaya` calls the same `atalaya.cli.main()` the installed entry point
 calls, with its own argv, environment, standard streams and working
 directory, and returns what a child process would have: exit status, stdout,
-stderr. A fresh interpreter pays about a second of start-up and imports per
-command on the CI machine; in this process a command costs what it does.
+stderr. A fresh interpreter pays one to two seconds of start-up and imports
+per command on a 2-core machine; in this process a command costs what it does.
 `spawn_atalaya` runs the real `python -m atalaya` in a child: the smoke tests
 that prove the entry point itself keep using it.
 """
@@ -134,7 +134,10 @@ def run_atalaya(
     `stdin` is the whole of standard input (empty when None, as from
     /dev/null); `env` overrides the environment for the command (None
     unsets); `cwd` is its working directory. Output is decoded as a child's
-    pipes would be read with `text=True`.
+    pipes would be read with `text=True`. What is written to file
+    descriptors 1 and 2 directly (by a process the command starts) is not
+    captured: such commands, and ones that install signal handlers, are for
+    `spawn_atalaya`.
     """
     from atalaya.cli import main
 
