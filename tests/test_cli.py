@@ -1,32 +1,29 @@
-"""The root `atalaya` command: init, version, help, and how failures reach the operator."""
+"""The root `atalaya` command: init, version, help, and how failures reach the operator.
+
+Commands run in this process (tests/support/cli.py); `--version` and the
+operator error run the real `python -m atalaya`, proving the entry point.
+"""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect
 
 from atalaya import __version__
+from tests.support.cli import run_atalaya, spawn_atalaya
 
 
 def atalaya(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("ATALAYA_DEBUG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "atalaya", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=120,
-        check=False,
-    )
+    return run_atalaya(*args, cwd=cwd, env=env)
+
+
+def atalaya_process(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return spawn_atalaya(*args, cwd=cwd)
 
 
 def test_init_creates_the_store_and_is_idempotent(db_url: str, tmp_path: Path) -> None:
@@ -50,7 +47,7 @@ def test_default_store_is_sqlite_in_the_working_directory(tmp_path: Path) -> Non
 
 
 def test_version_and_help(tmp_path: Path) -> None:
-    version = atalaya("--version", cwd=tmp_path)
+    version = atalaya_process("--version", cwd=tmp_path)
     assert (version.returncode, version.stdout.strip()) == (0, f"atalaya {__version__}")
     helped = atalaya("--help", cwd=tmp_path)
     assert helped.returncode == 0
@@ -78,7 +75,7 @@ def test_every_sub_command_has_help(args: tuple[str, ...], tmp_path: Path) -> No
 
 def test_operator_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'never-initialised.db'}"
-    done = atalaya("--db", db, "hashsets", "list", cwd=tmp_path)
+    done = atalaya_process("--db", db, "hashsets", "list", cwd=tmp_path)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr

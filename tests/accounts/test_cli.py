@@ -1,4 +1,8 @@
-"""`atalaya users …` and `atalaya units …` run as an operator would."""
+"""`atalaya users …` and `atalaya units …` run as an operator would.
+
+Commands run in this process; the first `users add` runs as a real process,
+its password arriving through a pipe.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,11 @@ from sqlalchemy import Engine
 
 from atalaya.audit import AuditQuery, read_records
 from tests.accounts.helpers import insert_lead
-from tests.audit.helpers import atalaya
+from tests.audit.helpers import atalaya, atalaya_process
 
 PASSWORD = "a long enough password\n"
 
-# Every command is a fresh interpreter importing the whole CLI: seconds each.
+# Real password hashing at the production cost, and one real process: seconds.
 pytestmark = pytest.mark.slow
 
 
@@ -42,7 +46,7 @@ def test_units_users_and_claims(db_url: str, engine: Engine) -> None:
         ("Madrid", ["28"], "Madrid desk"),
     ]
 
-    added = atalaya(
+    added = atalaya_process(
         db_url,
         "users",
         "add",

@@ -133,6 +133,7 @@ def test_claiming_a_lead_that_does_not_exist(engine: Engine, units: dict[str, in
         claim_lead(conn, 999, units["Madrid"], "ana", T0)
 
 
+@pytest.mark.slow
 def test_conflicts_for_many_leads(engine: Engine, units: dict[str, int]) -> None:
     """More leads than one query chunk."""
     with engine.begin() as conn:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 from sqlalchemy import Connection
+
+from tests.support.cli import run_atalaya, spawn_atalaya
 
 SQLITE_TRIGGERS = (
     "audit_record_append_only_update",
@@ -26,15 +26,17 @@ def drop_audit_triggers(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE audit_head DISABLE TRIGGER USER")
 
 
+def _env(db_url: str) -> dict[str, str | None]:
+    return {"ATALAYA_DATABASE_URL": db_url, "COLUMNS": "200"}
+
+
 def atalaya(db_url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ATALAYA_DATABASE_URL": db_url, "COLUMNS": "200"}
-    env.pop("ATALAYA_DEBUG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "atalaya", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        input=stdin,
-        timeout=120,
-        check=False,
-    )
+    """The command, run in this process (tests/support/cli.py)."""
+    return run_atalaya(*args, stdin=stdin, env=_env(db_url))
+
+
+def atalaya_process(
+    db_url: str, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The command as a real process: for the few calls that prove the entry point."""
+    return spawn_atalaya(*args, stdin=stdin, env=_env(db_url))

@@ -1,4 +1,8 @@
-"""`atalaya audit verify|head|show` run as an operator would."""
+"""`atalaya audit verify|head|show` run as an operator would.
+
+Commands run in this process; the verify that finds the edit runs as a real
+process, proving its exit status through the entry point.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,9 @@ from sqlalchemy import Engine, update
 
 from atalaya.audit import Action, Actor, log_event
 from atalaya.store.tables import audit_record
-from tests.audit.helpers import atalaya, drop_audit_triggers
+from tests.audit.helpers import atalaya, atalaya_process, drop_audit_triggers
 
-# Every command is a fresh interpreter importing the whole CLI: seconds each.
+# Passwords hashed at the production cost (_users) and one real process: seconds.
 pytestmark = pytest.mark.slow
 
 
@@ -50,7 +54,7 @@ def test_verify_passes_then_fails_after_an_edit(db_url: str, engine: Engine) -> 
     with engine.begin() as conn:
         drop_audit_triggers(conn)
         conn.execute(update(audit_record).where(audit_record.c.seq == 2).values(object_id="7"))
-    done = atalaya(db_url, "audit", "verify", "--json")
+    done = atalaya_process(db_url, "audit", "verify", "--json")
     assert done.returncode == 1
     assert "broken at record 2" in done.stderr
     result = json.loads(done.stdout)

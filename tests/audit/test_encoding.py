@@ -146,6 +146,7 @@ fields_strategy = st.builds(
 )
 
 
+@pytest.mark.slow
 @given(fields_strategy)
 def test_round_trip(fields: AuditFields) -> None:
     encoded = canonical_bytes(fields)
@@ -156,6 +157,7 @@ def test_round_trip(fields: AuditFields) -> None:
     assert canonical_bytes(shuffled) == encoded
 
 
+@pytest.mark.slow
 @given(fields_strategy, st.data())
 def test_any_field_change_changes_the_hash(fields: AuditFields, data: st.DataObject) -> None:
     other = data.draw(fields_strategy)

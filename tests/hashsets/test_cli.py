@@ -1,29 +1,31 @@
-"""`atalaya hashsets import|list|remove` driven as an operator would: a real process."""
+"""`atalaya hashsets import|list|remove` driven as an operator would.
+
+Commands run in this process (tests/support/cli.py); the missing file of
+`test_operator_mistakes_are_one_line` is reported by a real process.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run_atalaya, spawn_atalaya
+
+
+def _env(db_url: str) -> dict[str, str | None]:
+    return {"ATALAYA_DATABASE_URL": db_url, "COLUMNS": "60"}
+
 
 def atalaya(db_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ATALAYA_DATABASE_URL": db_url, "COLUMNS": "60"}
-    env.pop("ATALAYA_DEBUG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "atalaya", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return run_atalaya(*args, stdin=stdin, env=_env(db_url))
+
+
+def atalaya_process(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return spawn_atalaya(*args, stdin="", env=_env(db_url))
 
 
 @pytest.fixture
@@ -145,7 +147,7 @@ def test_vics_with_category_map(db: str, tmp_path: Path) -> None:
 
 
 def test_operator_mistakes_are_one_line(db: str, tmp_path: Path) -> None:
-    missing = atalaya(db, "hashsets", "import", str(tmp_path / "nope.txt"))
+    missing = atalaya_process(db, "hashsets", "import", str(tmp_path / "nope.txt"))
     assert (missing.returncode, missing.stderr.strip()) == (
         2,
         f"error: {tmp_path / 'nope.txt'}: no such file",

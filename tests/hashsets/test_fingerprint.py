@@ -10,7 +10,6 @@ import os
 import random
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from atalaya.lab.files import write_random_file
 from atalaya.lab.torrents import make_torrent
 from atalaya.networks.bittorrent import bencode
 from atalaya.networks.ed2k.hashing import PART_SIZE
+from tests.support.cli import run_atalaya
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -291,22 +291,8 @@ def test_write_fingerprints_csv(tmp_path: Path) -> None:
 
 def run_cli(*args: str, cwd: Path) -> tuple[int, str, str]:
     """Run `atalaya ARGS` in this process, as its entry point does: (exit code, out, err)."""
-    from atalaya.cli import main
-
-    mp = pytest.MonkeyPatch()
-    stdout, stderr = io.StringIO(), io.StringIO()
-    mp.chdir(cwd)
-    mp.setattr(sys, "argv", ["atalaya", *args])
-    mp.setattr(sys, "stdout", stdout)
-    mp.setattr(sys, "stderr", stderr)
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        mp.undo()
-    return code, stdout.getvalue(), stderr.getvalue()
+    done = run_atalaya(*args, cwd=cwd)
+    return done.returncode, done.stdout, done.stderr
 
 
 def test_cli_writes_csv_and_a_summary(tmp_path: Path) -> None:

@@ -402,6 +402,7 @@ def test_csv_malformed_quoting_and_truncation() -> None:
     assert rejected(items)[0].line == 3
 
 
+@pytest.mark.slow  # 2 MiB, then again one byte per read
 def test_csv_empty_file_and_long_line() -> None:
     assert "empty file" in fails("csv", b"").message
     exc = fails("csv", b"sha1,name\n" + b"x" * (2 << 20) + b"\n", category="a")
@@ -496,6 +497,7 @@ _json_values = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(
     items=st.lists(

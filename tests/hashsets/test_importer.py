@@ -222,6 +222,7 @@ def _bad_files(tmp_path: Path, rng: random.Random) -> list[tuple[Path, dict[str,
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("into", ["new", "existing"])
 def test_every_rejection_leaves_the_database_as_it_was(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, into: str

@@ -321,6 +321,7 @@ _digests = st.builds(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(
     refs=st.lists(_digests, max_size=150),

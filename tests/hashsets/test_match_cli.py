@@ -1,18 +1,21 @@
-"""`atalaya match`, run as the real command in a subprocess, on both engines."""
+"""`atalaya match` on both engines.
+
+Commands run in this process (tests/support/cli.py); `test_skip_invalid`
+runs the real command in a child, its hashes arriving through a pipe.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
 from tests.hashsets.test_index import add_hash_set, digest
+from tests.support.cli import run_atalaya, spawn_atalaya
 
 SHARED_SHA1 = digest("sha1", "shared")
 SHARED_MD5 = digest("md5", "shared")
@@ -24,16 +27,13 @@ MISS = digest("sha1", "nowhere")
 
 
 def atalaya(db_url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ATALAYA_DATABASE_URL"}
-    return subprocess.run(
-        [sys.executable, "-m", "atalaya", "--db", db_url, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return run_atalaya("--db", db_url, *args, stdin=stdin, env={"ATALAYA_DATABASE_URL": None})
+
+
+def atalaya_process(
+    db_url: str, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return spawn_atalaya("--db", db_url, *args, stdin=stdin, env={"ATALAYA_DATABASE_URL": None})
 
 
 def records(stdout: str) -> list[dict[str, str]]:
@@ -171,7 +171,7 @@ def test_invalid_line_stops_with_its_number_after_earlier_matches(store: str) ->
 
 def test_skip_invalid(store: str) -> None:
     text = f"{SHARED_SHA1.hex()}\nnot a hash\n\xff\xfe\n{B1.hex()}\n"
-    result = atalaya(store, "match", "--skip-invalid", stdin=text)
+    result = atalaya_process(store, "match", "--skip-invalid", stdin=text)
     assert result.returncode == 0, result.stderr
     assert records(result.stdout) == [
         *SHARED_LINES,

@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from atalaya.errors import AtalayaError
+from atalaya.store.tables import lead
 from atalaya.web.app import create_app
+from atalaya.web.places import Places
 from atalaya.web.settings import WebSettings
+from tests.support.seeds import Seed
 from tests.web.seed import FAST, NOW, PASSWORD, build_world
 
 with warnings.catch_warnings():
@@ -37,11 +40,46 @@ def web_settings() -> WebSettings:
     return settings
 
 
+WORLD = Seed("web world", build_world)
+
+
+@pytest.fixture
+def db_seed(request: pytest.FixtureRequest) -> Seed | None:
+    # The world is built once per engine and copied for each test that takes
+    # it; other tests here (test_dossier's own world) start from the schema.
+    return WORLD if "world" in request.fixturenames else None
+
+
 @pytest.fixture
 def world(engine: Engine, tmp_path: Path) -> Engine:
     """The seeded store (sightings, enrichment, leads, units, users)."""
-    build_world(engine, tmp_path)
+    with engine.connect() as conn:
+        seeded = conn.execute(select(func.count()).select_from(lead)).scalar_one() > 0
+    if not seeded:  # `world` asked for by name at run time: no copy was made
+        build_world(engine, tmp_path)
     return engine
+
+
+_places: dict[Path, Places] = {}
+
+
+@pytest.fixture(autouse=True)
+def places_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every app of the session reads its provinces and municipalities once.
+
+    `atalaya serve` builds its app once per process; the tests build one per
+    test, and reading the atlas is most of that. The same atlas file gives
+    the same places, so each file is read once and its places shared.
+    """
+    read = Places.load
+
+    def read_once(atlas: Path) -> Places:
+        key = Path(atlas).resolve()
+        if key not in _places:
+            _places[key] = read(atlas)
+        return _places[key]
+
+    monkeypatch.setattr(Places, "load", read_once)
 
 
 @pytest.fixture

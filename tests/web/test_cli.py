@@ -1,4 +1,8 @@
-"""`atalaya serve` as an operator starts it: a real process on a loopback port."""
+"""`atalaya serve` as an operator starts it: a real process on a loopback port.
+
+The refusal to serve an uninitialised store needs no server: it runs in this
+process (tests/support/cli.py).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import pytest
 from sqlalchemy import Engine
 
 from atalaya.store import create_store_engine, upgrade
+from tests.support.cli import run_atalaya
 from tests.web.conftest import web_settings
 
 
@@ -64,12 +69,6 @@ def test_serve_answers_on_the_port_it_was_given(tmp_path: Path) -> None:
 
 
 def test_serve_refuses_a_store_that_is_not_initialised(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "atalaya.cli", "--db", f"sqlite:///{tmp_path / 'x.db'}", "serve"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_atalaya("--db", f"sqlite:///{tmp_path / 'x.db'}", "serve")
     assert done.returncode == 2
     assert "atalaya init" in done.stderr
