@@ -42,8 +42,14 @@ def hash_password(password: str, policy: AccountPolicy = DEFAULT_POLICY) -> str:
 def verify_password(
     stored_hash: str, password: str, policy: AccountPolicy = DEFAULT_POLICY
 ) -> bool:
-    """True when `password` matches `stored_hash`; False for a mismatch or a bad hash."""
+    """True when `password` matches `stored_hash`; False for a mismatch or a bad hash.
+
+    An over-long password is refused after a verification against a hash
+    nobody has: returning at once would tell an attacker, by the time it
+    takes, that the account exists (an unknown user costs a verification).
+    """
     if len(password) > policy.max_password_length:
+        burn_verification(password, policy)
         return False
     try:
         return hasher(policy).verify(stored_hash, password)
