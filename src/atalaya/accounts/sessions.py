@@ -18,7 +18,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, delete, func, select, update
 
-from atalaya.accounts.passwords import burn_verification, hasher, needs_rehash, verify_password
+from atalaya.accounts.passwords import (
+    PasswordBusyError,
+    burn_verification,
+    needs_rehash,
+    rehash_password,
+    verify_password,
+)
 from atalaya.accounts.policy import DEFAULT_POLICY, AccountPolicy
 from atalaya.accounts.users import User, parse_username, user_from_row
 from atalaya.audit.log import Action, Actor, Outcome, lock_chain, record
@@ -44,6 +50,13 @@ class LoginError(AtalayaError):
     def __init__(self, reason: str, message: str | None = None) -> None:
         super().__init__(message or self.PUBLIC_MESSAGE)
         self.reason = reason
+
+
+class LoginBusyError(LoginError):
+    """Every Argon2 slot stayed taken: the server is too busy to check passwords now."""
+
+    def __init__(self) -> None:
+        super().__init__("busy", "too many sign-ins at once: try again in a moment")
 
 
 class LoginThrottledError(LoginError):
@@ -110,10 +123,18 @@ def login(
 
     Raises LoginError with one generic message for an unknown user, a wrong
     password, a locked or disabled account alike (and takes the same time),
-    and LoginThrottledError when `client_ip` has too many recent failures. Every
-    attempt is in the audit log (login / login_failed) when this returns or
-    raises. `policy.max_failed_logins` consecutive failures lock the account
-    for `policy.lockout`.
+    LoginThrottledError when `client_ip` has too many recent failures, and
+    LoginBusyError when every Argon2 slot stays taken. Every attempt is in
+    the audit log (login / login_failed) when this returns or raises.
+    `policy.max_failed_logins` consecutive failures lock the account for
+    `policy.lockout`.
+
+    The attempt is counted before the password is hashed, in one write
+    transaction serialised with every other login: against the client
+    address (a row in login_attempt, removed again on success) and against
+    the account (failed_logins, reset on success). So parallel attempts see
+    each other, and at most `max_failed_logins` of them are ever checked
+    against an account's real hash, however many arrive at once.
     """
     now = utc(now)
     client = _client(client_ip)
@@ -122,21 +143,17 @@ def login(
     except AtalayaError:
         name = None
 
-    with engine.connect() as conn:
+    user: User | None = None
+    stored_hash = ""
+    attempt_id = 0
+    reserved = False  # the attempt holds one of the account's allowed failures
+    with engine.begin() as conn:
+        lock_chain(conn)  # first: serialises this with every other login and audit write
+        conn.execute(
+            delete(login_attempt).where(login_attempt.c.at <= now - policy.rate_limit_window)
+        )
         wait = _throttle(conn, client, now, policy)
-        row = None
-        if name is not None and wait == timedelta(0):
-            row = (
-                conn.execute(
-                    select(app_user, unit.c.name.label("unit_name"))
-                    .join(unit, unit.c.id == app_user.c.unit_id)
-                    .where(app_user.c.username == name)
-                )
-                .mappings()
-                .one_or_none()
-            )
-    if wait > timedelta(0):
-        with engine.begin() as conn:
+        if wait > timedelta(0):
             record(
                 conn,
                 Action.LOGIN_FAILED,
@@ -145,43 +162,83 @@ def login(
                 details={"reason": "rate_limited"},
                 at=now,
             )
+        else:
+            attempt_id = conn.execute(
+                login_attempt.insert()
+                .values(client_address=client, at=now)
+                .returning(login_attempt.c.id)
+            ).scalar_one()
+            row = None
+            if name is not None:
+                row = (
+                    conn.execute(
+                        select(app_user, unit.c.name.label("unit_name"))
+                        .join(unit, unit.c.id == app_user.c.unit_id)
+                        .where(app_user.c.username == name)
+                    )
+                    .mappings()
+                    .one_or_none()
+                )
+            if row is not None:
+                user, stored_hash = user_from_row(row), str(row["password_hash"])
+            # The account's allowance: taken now, given back on success.
+            if user is not None and not user.disabled and not _locked(user, now):
+                reserved = (
+                    conn.execute(
+                        update(app_user)
+                        .where(
+                            app_user.c.id == user.id,
+                            app_user.c.failed_logins < policy.max_failed_logins,
+                        )
+                        .values(failed_logins=app_user.c.failed_logins + 1)
+                        .returning(app_user.c.id)
+                    ).first()
+                    is not None
+                )
+    if wait > timedelta(0):
         raise LoginThrottledError(wait)
 
     # The expensive part, outside any transaction: no lock is held meanwhile.
-    user = None if row is None else user_from_row(row)
-    if user is None:
-        burn_verification(password, policy)
-        reason = "unknown_user"
-    elif user.disabled:
-        burn_verification(password, policy)
-        reason = "disabled"
-    elif user.locked_until is not None and user.locked_until > now:
-        burn_verification(password, policy)
-        reason = "locked"
-    elif verify_password(row["password_hash"], password, policy):  # type: ignore[index]
-        reason = ""
-    else:
-        reason = "bad_password"
-    rehash = (
-        hasher(policy).hash(password)
-        if user is not None and not reason and needs_rehash(row["password_hash"], policy)  # type: ignore[index]
-        else None
-    )
+    try:
+        if user is None:
+            burn_verification(password, policy)
+            reason = "unknown_user"
+        elif user.disabled:
+            burn_verification(password, policy)
+            reason = "disabled"
+        elif _locked(user, now) or not reserved:
+            # Not reserved: other attempts in flight already hold the
+            # account's remaining allowance.
+            burn_verification(password, policy)
+            reason = "locked"
+        elif verify_password(stored_hash, password, policy):
+            reason = ""
+        else:
+            reason = "bad_password"
+        rehash = (
+            rehash_password(password, policy)
+            if user is not None and not reason and needs_rehash(stored_hash, policy)
+            else None
+        )
+    except PasswordBusyError:
+        reason, rehash = "busy", None
 
     with engine.begin() as conn:
         lock_chain(conn)  # first: every write below is serialised with the audit log
-        conn.execute(
-            delete(login_attempt).where(login_attempt.c.at <= now - policy.rate_limit_window)
-        )
         if reason:
-            conn.execute(login_attempt.insert().values(client_address=client, at=now))
             details: dict[str, object] = {"reason": reason}
-            if user is not None and reason == "bad_password":
-                failures = conn.execute(
+            if reserved and reason == "busy":
+                assert user is not None
+                # Not the user's failure: the server was too busy to check.
+                conn.execute(
                     update(app_user)
-                    .where(app_user.c.id == user.id)
-                    .values(failed_logins=app_user.c.failed_logins + 1)
-                    .returning(app_user.c.failed_logins)
+                    .where(app_user.c.id == user.id, app_user.c.failed_logins > 0)
+                    .values(failed_logins=app_user.c.failed_logins - 1)
+                )
+            elif reserved:
+                assert user is not None
+                failures = conn.execute(
+                    select(app_user.c.failed_logins).where(app_user.c.id == user.id)
                 ).scalar_one()
                 if failures >= policy.max_failed_logins:
                     conn.execute(
@@ -202,6 +259,7 @@ def login(
             )
         else:
             assert user is not None
+            conn.execute(delete(login_attempt).where(login_attempt.c.id == attempt_id))
             values: dict[str, object] = {"failed_logins": 0, "locked_until": None}
             if rehash is not None:
                 values["password_hash"] = rehash
@@ -235,6 +293,8 @@ def login(
                 object_id=int(session_id),
                 at=now,
             )
+    if reason == "busy":
+        raise LoginBusyError
     if reason or user is None:
         raise LoginError(reason)
     session = Session(
@@ -248,6 +308,10 @@ def login(
         csrf_secret=csrf_secret,
     )
     return session, token
+
+
+def _locked(user: User, now: datetime) -> bool:
+    return user.locked_until is not None and user.locked_until > now
 
 
 def session_user(

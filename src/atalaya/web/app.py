@@ -45,6 +45,7 @@ from starlette.staticfiles import StaticFiles
 
 from atalaya.accounts.roles import Permission, has_permission
 from atalaya.accounts.sessions import (
+    LoginBusyError,
     LoginError,
     LoginThrottledError,
     Session,
@@ -316,6 +317,10 @@ class WebApp:
         except LoginThrottledError as exc:
             response = self._login_form(request, error=str(exc), status=429)
             response.headers["Retry-After"] = str(int(exc.retry_after.total_seconds()) + 1)
+            return response
+        except LoginBusyError as exc:
+            response = self._login_form(request, error=str(exc), status=503)
+            response.headers["Retry-After"] = "5"
             return response
         except LoginError as exc:
             return self._login_form(request, error=str(exc), status=401)
