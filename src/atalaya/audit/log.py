@@ -52,6 +52,7 @@ class Action(StrEnum):
     UNIT_ADD = "unit_add"
     LEAD_CLAIM = "lead_claim"
     LEAD_RELEASE = "lead_release"
+    REQUEST = "request"  # a request that failed inside the application (outcome error)
 
 
 class Outcome(StrEnum):

@@ -15,6 +15,7 @@ the synchronous SQLAlchemy engine belongs.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine, select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -42,6 +44,7 @@ from starlette.responses import (
 )
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from atalaya.accounts.roles import Permission, has_permission
 from atalaya.accounts.sessions import (
@@ -93,7 +96,10 @@ from atalaya.web.selection import (
 from atalaya.web.settings import LIBRARIES, WebSettings, tile_origin
 
 Clock = Callable[[], datetime]
+LOG = logging.getLogger("atalaya.web")
 AUDIT_PAGE_LIMIT = 200
+# Lead ids are BIGINT: a larger one is no lead and must not reach the database.
+MAX_LEAD_ID = 2**63 - 1
 MAX_FORM_BYTES = 16_384
 SCORE_BANDS = (20.0, 40.0, 60.0, 80.0)
 
@@ -128,6 +134,21 @@ def json_for_html(value: Any) -> str:
 
 def _parse_iso(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+class LeadIdConvertor(Convertor[int]):
+    """A lead id in a path: 1 to 20 digits (int() of thousands of digits fails)."""
+
+    regex = "[0-9]{1,20}"
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        return str(int(value))
+
+
+register_url_convertor("lead_id", LeadIdConvertor())
 
 
 class NotSignedInError(Exception):
@@ -197,6 +218,33 @@ class WebApp:
             details=details,
             at=self.now(),
         )
+
+    def audit_failure(self, request: Request, exc: Exception) -> None:
+        """Record a request that failed inside the application (outcome error).
+
+        The exception's class only: its text can hold SQL and parameters.
+        """
+        try:
+            token = request.cookies.get(SESSION_COOKIE)
+            session = session_user(self.engine, token, self.now(), self.settings.policy)
+        except Exception:
+            session = None
+        try:
+            self.audit(
+                request,
+                session,
+                Action.REQUEST,
+                outcome=Outcome.ERROR,
+                object_type="page",
+                object_id=request.url.path[:200],
+                details={
+                    "method": request.method[:10],
+                    "query": request.url.query[:2000],
+                    "error": type(exc).__name__,
+                },
+            )
+        except Exception:
+            LOG.exception("a failed request could not be recorded in the audit log")
 
     def render(
         self,
@@ -517,9 +565,15 @@ class WebApp:
         self, request: Request, session: Session, lead_id: int, *, error: str | None, status: int
     ) -> Response:
         unit_id = session.user.unit_id
-        with self.engine.connect() as conn:
-            held = unit_holds(conn, unit_id, lead_id)
-            exists = held or conn.execute(select(lead.c.id).where(lead.c.id == lead_id)).first()
+        held = exists = False
+        if lead_id <= MAX_LEAD_ID:
+            with self.engine.connect() as conn:
+                held = unit_holds(conn, unit_id, lead_id)
+                exists = (
+                    held
+                    or conn.execute(select(lead.c.id).where(lead.c.id == lead_id)).first()
+                    is not None
+                )
         if not held:
             # Same answer for another unit's lead and for no lead at all: a
             # guessed URL must not confirm that a lead exists.
@@ -582,8 +636,10 @@ class WebApp:
                 details={"reason": "CSRF token missing or wrong"},
             )
             raise HTTPException(403, "the form's CSRF token does not match this session")
-        with self.engine.connect() as conn:
-            held = unit_holds(conn, session.user.unit_id, lead_id)
+        held = False
+        if lead_id <= MAX_LEAD_ID:
+            with self.engine.connect() as conn:
+                held = unit_holds(conn, session.user.unit_id, lead_id)
         allowed = has_permission(session.user.role, Permission.CHANGE_LEADS)
         if not held or not allowed:
             self.audit(
@@ -771,8 +827,8 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
         Route("/login", web.login_page, methods=["GET"]),
         Route("/login", login_post, methods=["POST"]),
         Route("/logout", logout_post, methods=["POST"]),
-        Route("/leads/{lead_id:int}", page(web.lead_page)),
-        Route("/leads/{lead_id:int}/override", override_post, methods=["POST"]),
+        Route("/leads/{lead_id:lead_id}", page(web.lead_page)),
+        Route("/leads/{lead_id:lead_id}/override", override_post, methods=["POST"]),
         Route("/charts", page(web.charts)),
         Route("/audit", page(web.audit_page)),
         Route("/export", page(web.export)),
@@ -786,15 +842,45 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
             for prefix, folder in LIBRARIES.items()
         ),
     ]
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # Starlette re-raises `exc` after this answer, so the server logs it.
+        await run_in_threadpool(web.audit_failure, request, exc)
+        try:
+            return web.render(
+                "error.html",
+                {
+                    "title": "Something went wrong",
+                    "message": "The server could not answer this request; it has been recorded.",
+                },
+                status=500,
+            )
+        except Exception:  # the page itself failed: a plain answer still goes out
+            return Response("internal error", status_code=500, media_type="text/plain")
+
     origin = tile_origin(settings.tile_url) if settings.tile_url else None
-    return Starlette(
+    return _Application(
+        headers=SecurityHeaders.factory(tile_origin=origin),
         routes=routes,
-        middleware=[
-            Middleware(SecurityHeaders, tile_origin=origin),
-            Middleware(GZipMiddleware, minimum_size=1024, compresslevel=5),
-        ],
-        exception_handlers={HTTPException: http_error},
+        middleware=[Middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)],
+        exception_handlers={HTTPException: http_error, Exception: server_error},
     )
+
+
+class _Application(Starlette):
+    """Starlette with the security headers outside everything else.
+
+    Starlette puts its 500 answer (ServerErrorMiddleware) outside the user's
+    middleware: headers added as ordinary middleware would be missing from
+    exactly the answers an attacker provokes.
+    """
+
+    def __init__(self, *, headers: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
+        self._headers = headers
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return self._headers(super().build_middleware_stack())
 
 
 def _bad_filter(web: WebApp, request: Request, message: str) -> Response:

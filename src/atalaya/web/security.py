@@ -9,6 +9,8 @@ cached: they hold case data.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SESSION_COOKIE = "atalaya_session"
@@ -48,6 +50,15 @@ class SecurityHeaders:
             (b"cross-origin-resource-policy", b"same-origin"),
             (b"permissions-policy", b"geolocation=(), camera=(), microphone=(), payment=()"),
         ]
+
+    @classmethod
+    def factory(cls, *, tile_origin: str | None) -> Callable[[ASGIApp], ASGIApp]:
+        """Wrap an application later, with these settings."""
+
+        def wrap(app: ASGIApp) -> ASGIApp:
+            return cls(app, tile_origin=tile_origin)
+
+        return wrap
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

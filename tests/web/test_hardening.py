@@ -1,0 +1,147 @@
+"""What an attacker with an account found in the web application (issue 10).
+
+Parsers first (no database), then the application on both engines.
+"""
+
+from __future__ import annotations
+
+import warnings
+from datetime import date
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import Engine
+
+from atalaya.audit.log import AuditQuery, read_records
+from atalaya.audit.verify import verify
+from atalaya.web.charts import chart_window
+from atalaya.web.filters import FilterError, parse_filters
+from tests.web.conftest import BASE, sign_in
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+TODAY = date(2026, 11, 20)
+SECURITY_HEADERS = (
+    "content-security-policy",
+    "x-content-type-options",
+    "x-frame-options",
+    "referrer-policy",
+    "cache-control",
+)
+# Each of these answered 500 (OverflowError, ValueError) before.
+BAD_QUERIES = (
+    "to=9999-12-31",
+    "from=9999-12-25&to=9999-12-31",
+    "to=0001-01-01",
+    "from=0001-01-01&to=0001-01-03",
+    "week=9999-W52",
+    "week=0001-W01",
+    "page=%C2%B2",  # "²": str.isdigit() says yes, int() says no
+    "page=000000" + "1" * 4_394,  # int() refuses more than 4,300 digits
+    "province=%D9%A2%D9%A8",  # Arabic-Indic "28": \\d matches it
+)
+
+
+@pytest.mark.parametrize("query", BAD_QUERIES)
+def test_bad_parameters_are_filter_errors(query: str) -> None:
+    with pytest.raises(FilterError):
+        parse_filters(dict(parse_qsl(query)), today=TODAY)
+
+
+EDGES = (
+    date.min,
+    date(1, 1, 3),
+    date(1969, 12, 31),
+    date(3000, 1, 1),
+    date(9999, 12, 25),
+    date.max,
+)
+
+
+def _dates_text() -> st.SearchStrategy[str]:
+    return (st.sampled_from(EDGES) | st.dates()).map(date.isoformat)
+
+
+def _weeks_text() -> st.SearchStrategy[str]:
+    return st.builds(lambda y, w: f"{y:04d}-W{w:02d}", st.integers(1, 9999), st.integers(0, 60))
+
+
+def _digits() -> st.SearchStrategy[str]:
+    return st.text(st.characters(categories=("Nd", "No")), min_size=1, max_size=12) | st.integers(
+        0, 10**30
+    ).map(str)
+
+
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "from": _dates_text(),
+            "to": _dates_text(),
+            "week": _weeks_text(),
+            "page": _digits(),
+            "province": _digits(),
+            "municipality": _digits(),
+        },
+    ),
+    st.dates(date(1970, 1, 1), date(2999, 12, 31)),
+)
+def test_any_window_is_a_filter_error_or_a_window_every_page_can_use(
+    params: dict[str, str], today: date
+) -> None:
+    try:
+        flt = parse_filters(params, today=today)
+    except FilterError:
+        return
+    # What the pages compute from a window must not fail either.
+    assert flt.start < flt.end
+    first, last = chart_window(flt)
+    assert first <= flt.since and last >= flt.until
+    assert parse_filters(flt.params(), today=today) == flt
+
+
+def _has_security_headers(answer: Any) -> bool:
+    return all(name in answer.headers for name in SECURITY_HEADERS)
+
+
+def test_bad_parameters_answer_400_with_security_headers(client_for: Any) -> None:
+    ana = client_for("ana")
+    for path in ("/", "/api/map", "/api/leads", "/charts", "/export"):
+        for query in BAD_QUERIES:
+            answer = ana.get(f"{path}?{query}", follow_redirects=False)
+            assert answer.status_code == 400, (path, query, answer.status_code)
+            assert _has_security_headers(answer), (path, query)
+    # A lead id larger than any BIGINT is no lead: 404, like any other unknown id.
+    for lead_id in ("9" * 19, "1" + "0" * 19, "18446744073709551616"):
+        answer = ana.get(f"/leads/{lead_id}", follow_redirects=False)
+        assert answer.status_code == 404, lead_id
+        assert _has_security_headers(answer)
+        assert ana.post(f"/leads/{lead_id}/override", data={}).status_code in (403, 404)
+    answer = ana.get("/leads/" + "9" * 4_400)
+    assert answer.status_code == 404 and _has_security_headers(answer)
+
+
+def test_a_failure_inside_the_application_answers_500_with_headers_and_is_audited(
+    app: Any, world: Engine
+) -> None:
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as client:
+        assert sign_in(client, "ana").status_code == 303
+        # What a crash looks like from outside: a table the page needs is gone.
+        with world.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE lead RENAME TO lead_gone")
+        answer = client.get("/?week=2026-W46")
+    assert answer.status_code == 500
+    assert _has_security_headers(answer)
+    assert answer.headers["cache-control"] == "no-store"
+    assert "Traceback" not in answer.text and "lead_gone" not in answer.text
+    with world.connect() as conn:
+        last = read_records(conn, AuditQuery(newest_first=True, limit=1))[0].fields
+    assert (last.action, last.outcome, last.username) == ("request", "error", "ana")
+    assert last.object_id == "/" and last.details["query"] == "week=2026-W46"
+    assert last.details["method"] == "GET"
+    assert verify(world).ok
