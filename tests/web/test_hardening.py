@@ -19,7 +19,8 @@ from atalaya.audit.log import AuditQuery, read_records
 from atalaya.audit.verify import verify
 from atalaya.web.charts import chart_window
 from atalaya.web.filters import FilterError, parse_filters
-from tests.web.conftest import BASE, sign_in
+from tests.web.conftest import BASE, form_csrf, sign_in
+from tests.web.seed import PREFIX, lead_ids_by_ip
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -145,3 +146,35 @@ def test_a_failure_inside_the_application_answers_500_with_headers_and_is_audite
     assert last.object_id == "/" and last.details["query"] == "week=2026-W46"
     assert last.details["method"] == "GET"
     assert verify(world).ok
+
+
+def test_a_role_that_may_not_change_leads_cannot_probe_which_leads_its_unit_holds(
+    client_for: Any, world: Engine
+) -> None:
+    """The override answered 403 for a lead the unit holds and 404 for any other."""
+    carla = client_for("carla")  # auditor of the Madrid unit
+    token = form_csrf(carla.get("/audit").text)
+    by_ip = lead_ids_by_ip(world)
+    held, foreign = by_ip[f"{PREFIX}.10"], by_ip[f"{PREFIX}.11"]  # Madrid's, Barcelona's
+    missing = max(by_ip.values()) + 1000
+    answers = [
+        carla.post(
+            f"/leads/{lead_id}/override",
+            data={"score": "90", "reason": "probe", "csrf": token},
+            follow_redirects=False,
+        )
+        for lead_id in (held, foreign, missing)
+    ]
+    assert [a.status_code for a in answers] == [403, 403, 403]
+    assert len({a.text for a in answers}) == 1
+    changes = _changes(world)
+    assert [(c.object_id, c.outcome, c.details["reason"]) for c in changes] == [
+        (str(held), "denied", "role"),
+        (str(foreign), "denied", "role"),
+        (str(missing), "denied", "role"),
+    ]
+
+
+def _changes(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return [e.fields for e in read_records(conn, AuditQuery(action="change"))]

@@ -636,12 +636,10 @@ class WebApp:
                 details={"reason": "CSRF token missing or wrong"},
             )
             raise HTTPException(403, "the form's CSRF token does not match this session")
-        held = False
-        if lead_id <= MAX_LEAD_ID:
-            with self.engine.connect() as conn:
-                held = unit_holds(conn, session.user.unit_id, lead_id)
-        allowed = has_permission(session.user.role, Permission.CHANGE_LEADS)
-        if not held or not allowed:
+        # The role first: a role that may not change leads must get the same
+        # answer for a lead its unit holds and for any other id, or the
+        # difference tells it which leads its unit holds.
+        if not has_permission(session.user.role, Permission.CHANGE_LEADS):
             self.audit(
                 request,
                 session,
@@ -649,9 +647,24 @@ class WebApp:
                 outcome=Outcome.DENIED,
                 object_type="lead",
                 object_id=lead_id,
-                details={"reason": "not held by the unit" if not held else "role"},
+                details={"reason": "role"},
             )
-            return self._not_found(session) if not held else self.require_leads_change(session)
+            return self.require_leads_change(session)
+        held = False
+        if lead_id <= MAX_LEAD_ID:
+            with self.engine.connect() as conn:
+                held = unit_holds(conn, session.user.unit_id, lead_id)
+        if not held:
+            self.audit(
+                request,
+                session,
+                Action.CHANGE,
+                outcome=Outcome.DENIED,
+                object_type="lead",
+                object_id=lead_id,
+                details={"reason": "not held by the unit"},
+            )
+            return self._not_found(session)
         try:
             score = float(str(form.get("score", "")))
         except ValueError:
