@@ -13,10 +13,11 @@ from urllib.parse import parse_qsl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from atalaya.audit.log import AuditQuery, read_records
 from atalaya.audit.verify import verify
+from atalaya.store.tables import lead_override
 from atalaya.web.charts import chart_window
 from atalaya.web.filters import FilterError, parse_filters
 from tests.web.conftest import BASE, form_csrf, sign_in
@@ -178,3 +179,29 @@ def test_a_role_that_may_not_change_leads_cannot_probe_which_leads_its_unit_hold
 def _changes(engine: Engine) -> list[Any]:
     with engine.connect() as conn:
         return [e.fields for e in read_records(conn, AuditQuery(action="change"))]
+
+
+def test_override_scores_are_bounded_to_0_100(client_for: Any, world: Engine) -> None:
+    ana = client_for("ana")
+    lead_id = lead_ids_by_ip(world)[f"{PREFIX}.10"]
+    token = form_csrf(ana.get(f"/leads/{lead_id}").text)
+    for score in ("1e308", "-5", "100000", "100.001", "-0.5", "nan", "inf", "1e999"):
+        answer = ana.post(
+            f"/leads/{lead_id}/override",
+            data={"score": score, "reason": "typed in a hurry", "csrf": token},
+            follow_redirects=False,
+        )
+        assert answer.status_code == 400, score
+        assert "the score must be" in answer.text
+    with world.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(lead_override)) == 0
+    for score in ("0", "100", "55.5"):
+        answer = ana.post(
+            f"/leads/{lead_id}/override",
+            data={"score": score, "reason": "checked by hand", "csrf": token},
+            follow_redirects=False,
+        )
+        assert answer.status_code == 303, score
+    with world.connect() as conn:
+        kept = conn.execute(select(lead_override.c.score).order_by(lead_override.c.id)).scalars()
+        assert list(kept) == [0.0, 100.0, 55.5]

@@ -19,6 +19,7 @@ from atalaya.leads.config import CONFIG_ENV, load_config
 from atalaya.leads.enrichment import EnrichmentFacts
 from atalaya.leads.export import write_csv, write_geojson, write_jsonl
 from atalaya.leads.query import LeadFilter, iter_leads, lead_detail, override_score
+from atalaya.leads.scoring import check_override_score
 
 app = typer.Typer(
     help="Leads: sightings grouped by device, scored by factors that explain themselves.",
@@ -290,7 +291,9 @@ def export_command(
 def override_command(
     ctx: typer.Context,
     lead_id: Annotated[int, typer.Argument(help="The lead id.", show_default=False)],
-    score: Annotated[float, typer.Option("--score", help="The score to put in force.")],
+    score: Annotated[
+        float, typer.Option("--score", help="The score to put in force, from 0 to 100.")
+    ],
     reason: Annotated[str, typer.Option("--reason", help="Why; kept with the override.")],
     analyst: Annotated[
         str | None,
@@ -303,6 +306,7 @@ def override_command(
     """Put an analyst's score in force for a lead; the computed score stays on record."""
     engine = store_engine(ctx)
     who = analyst if analyst is not None else getpass.getuser()
+    check_override_score(score)
     record = override_score(engine, lead_id, score, reason, who, now=datetime.now(UTC))
     log_event(
         engine,

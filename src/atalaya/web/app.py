@@ -76,6 +76,7 @@ from atalaya.enrich.store import attribution_of
 from atalaya.errors import AtalayaError
 from atalaya.hashsets.categories import Category
 from atalaya.leads.query import override_score
+from atalaya.leads.scoring import check_override_score
 from atalaya.store.tables import lead
 from atalaya.store.times import utc
 from atalaya.web.charts import chart_data
@@ -673,6 +674,7 @@ class WebApp:
             )
         reason = str(form.get("reason", ""))
         try:
+            check_override_score(score)
             entry = override_score(
                 self.engine, lead_id, score, reason, session.user.username, now=self.now()
             )
