@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import csv
 import io
+import ipaddress
 import warnings
+from dataclasses import replace
 from datetime import date
 from typing import Any
 from urllib.parse import parse_qsl
@@ -20,11 +22,13 @@ from sqlalchemy import Engine, func, select
 from atalaya.audit.log import AuditQuery, read_records
 from atalaya.audit.verify import verify
 from atalaya.store.tables import lead_override
+from atalaya.web.app import create_app
 from atalaya.web.charts import chart_window
 from atalaya.web.export import CSV_FIELDS, csv_lines
 from atalaya.web.filters import FilterError, parse_filters
-from tests.web.conftest import BASE, form_csrf, sign_in
-from tests.web.seed import PREFIX, lead_ids_by_ip
+from atalaya.web.security import forwarded_client, parse_trusted_proxies
+from tests.web.conftest import BASE, form_csrf, login_csrf, sign_in, web_settings
+from tests.web.seed import FAST, NOW, PASSWORD, PREFIX, lead_ids_by_ip
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -223,3 +227,97 @@ def test_web_csv_export_neutralises_formulas() -> None:
     assert rows[0]["isp"] == "'" + record["isp"]
     assert rows[0]["municipality_name"] == "'+34 900"
     assert rows[0]["lon"] == "-3.7"
+
+
+PROXY = "127.0.0.9"
+TRUSTED = parse_trusted_proxies(f"{PROXY}, fd00::/64")
+
+
+@pytest.mark.parametrize(
+    ("peer", "header", "credited"),
+    [
+        (PROXY, ["100.64.0.7"], "100.64.0.7"),
+        (PROXY, ["100.64.0.7:51000"], "100.64.0.7"),
+        (PROXY, ["[fd00:1::7]:443"], "fd00:1::7"),
+        # What the client wrote stays left of what the proxy appended.
+        (PROXY, ["127.0.0.1, 100.64.0.7"], "100.64.0.7"),
+        (PROXY, ["127.0.0.1", "100.64.0.7"], "100.64.0.7"),
+        # A chain of trusted proxies is walked through.
+        (PROXY, ["100.64.0.7, fd00::2"], "100.64.0.7"),
+        # Junk is never taken for an address.
+        (PROXY, ["<script>"], PROXY),
+        (PROXY, ["100.64.0.7, fd00::2, nonsense"], PROXY),
+        (PROXY, [""], PROXY),
+        (PROXY, [], PROXY),
+        (PROXY, ["100.64.0.7, " * 2000], PROXY),
+        # Anyone else's header is ignored.
+        ("127.0.0.10", ["100.64.0.7"], "127.0.0.10"),
+        ("testclient", ["100.64.0.7"], "testclient"),
+    ],
+)
+def test_forwarded_client(peer: str, header: list[str], credited: str) -> None:
+    assert forwarded_client(peer, header, TRUSTED) == credited
+
+
+@given(st.lists(st.text(max_size=80), max_size=4))
+def test_forwarded_client_is_the_proxy_or_an_address(header: list[str]) -> None:
+    credited = forwarded_client(PROXY, header, TRUSTED)
+    assert credited == PROXY or ipaddress.ip_address(credited)
+
+
+@pytest.mark.parametrize("text", ["", " , ", "localhost", "10.0.0.0/33", "127.0.0.1, nope"])
+def test_bad_trusted_proxy_settings_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_trusted_proxies(text)
+
+
+def test_behind_a_trusted_proxy_logins_and_the_audit_log_see_the_real_client(
+    world: Engine,
+) -> None:
+    settings = replace(
+        web_settings(),
+        secure_cookies=True,
+        trusted_proxies=TRUSTED,
+        policy=replace(FAST, rate_limit_failures=2),
+    )
+    app = create_app(world, settings, clock=lambda: NOW)
+    https = "https://127.0.0.1"
+
+    def attempt(client: TestClient, real: str, password: str) -> int:
+        csrf = login_csrf(client)
+        return int(
+            client.post(
+                "/login",
+                data={"username": "ana", "password": password, "csrf": csrf},
+                headers={"X-Forwarded-For": real},
+                follow_redirects=False,
+            ).status_code
+        )
+
+    with TestClient(app, base_url=https, client=(PROXY, 40000)) as proxy:
+        answer = proxy.get("/login")
+        assert answer.headers["strict-transport-security"] == "max-age=31536000"
+        # One attacker behind the proxy is throttled…
+        assert [attempt(proxy, "100.64.0.66", "not the password") for _ in range(3)] == [
+            401,
+            401,
+            429,
+        ]
+        # …and everyone else behind it still signs in.
+        assert attempt(proxy, "100.64.0.7", PASSWORD) == 303
+    # A client that is not the proxy cannot claim another address.
+    with TestClient(app, base_url=https, client=("127.0.0.10", 40000)) as direct:
+        assert attempt(direct, "100.64.0.8", "not the password") == 401
+    with world.connect() as conn:
+        logins = read_records(conn, AuditQuery())
+    assert [(e.fields.action, e.fields.client_address) for e in logins] == [
+        ("login_failed", "100.64.0.66"),
+        ("login_failed", "100.64.0.66"),
+        ("login_failed", "100.64.0.66"),
+        ("login", "100.64.0.7"),
+        ("login_failed", "127.0.0.10"),
+    ]
+
+
+def test_no_hsts_without_secure_cookies(anonymous: TestClient) -> None:
+    assert "strict-transport-security" not in anonymous.get("/login").headers

@@ -875,7 +875,11 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
 
     origin = tile_origin(settings.tile_url) if settings.tile_url else None
     return _Application(
-        headers=SecurityHeaders.factory(tile_origin=origin),
+        headers=SecurityHeaders.factory(
+            tile_origin=origin,
+            hsts=settings.secure_cookies,
+            trusted_proxies=settings.trusted_proxies,
+        ),
         routes=routes,
         middleware=[Middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
