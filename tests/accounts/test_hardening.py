@@ -220,3 +220,66 @@ def test_a_login_that_waits_too_long_for_a_slot_is_refused_as_busy(
         reasons = [e.fields.details["reason"] for e in read_records(conn, AuditQuery())]
     assert failures == 1
     assert sorted(reasons) == ["bad_password", "busy", "busy", "busy"]
+
+
+def _audit_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return len(read_records(conn, AuditQuery(limit=100_000)))
+
+
+def test_refused_logins_are_counted_per_window_not_logged_one_by_one(engine: Engine) -> None:
+    """Once throttled, 100 more attempts grew the audit log by 100 records."""
+    unit_with_user(engine)
+    policy = replace(FAST, rate_limit_failures=3)
+    for i in range(3):
+        assert _refused_with(engine, policy, f"guess{i}", at=timedelta(seconds=i)) == "unknown_user"
+    before = _audit_count(engine)
+    for i in range(100):
+        at = timedelta(seconds=10, milliseconds=i)
+        assert _refused_with(engine, policy, f"guess{i}", at=at) == "rate_limited"
+    assert _audit_count(engine) == before + 1
+    with engine.connect() as conn:
+        first = read_records(conn, AuditQuery(newest_first=True, limit=1))[0].fields
+    assert first.client_address == IP and first.details["reason"] == "rate_limited"
+    assert (
+        first.details["later_refusals_counted_until"]
+        == (T0 + timedelta(seconds=10) + policy.rate_limit_window).isoformat()
+    )
+
+    # The window over, the next login (from anyone) writes what was counted.
+    later = T0 + timedelta(seconds=11) + policy.rate_limit_window
+    login(engine, "ana", PASSWORD, "127.0.0.99", later, policy)
+    with engine.connect() as conn:
+        signed_in, summary = read_records(conn, AuditQuery(newest_first=True, limit=2))
+    assert signed_in.fields.action == "login"
+    assert (summary.fields.action, summary.fields.client_address) == ("login_failed", IP)
+    assert summary.fields.details == {
+        "reason": "rate_limited",
+        "client_key": IP,
+        "refused": 99,
+        "first_at": (T0 + timedelta(seconds=10)).isoformat(),
+        "last_at": (T0 + timedelta(seconds=10, milliseconds=99)).isoformat(),
+    }
+    assert verify(engine).ok
+
+
+def test_an_ipv6_client_is_limited_by_its_64(engine: Engine) -> None:
+    """A /64 is one subscriber: a new address for each guess must not reset the count."""
+    unit_with_user(engine)
+    policy = replace(FAST, rate_limit_failures=3)
+    for n in range(1, 4):
+        with pytest.raises(LoginError) as caught:
+            login(engine, f"guess{n}", "some password or other", f"fd00::{n}", T0, policy)
+        assert caught.value.reason == "unknown_user"
+    with pytest.raises(LoginThrottledError):
+        login(engine, "ana", PASSWORD, "fd00::abcd:4", T0, policy)
+    # Another /64 is another client.
+    login(engine, "ana", PASSWORD, "fd00:0:0:1::1", T0, policy)
+
+
+def _refused_with(
+    engine: Engine, policy: AccountPolicy, username: str, at: timedelta = timedelta()
+) -> str:
+    with pytest.raises(LoginError) as caught:
+        login(engine, username, "some password or other", IP, T0 + at, policy)
+    return caught.value.reason

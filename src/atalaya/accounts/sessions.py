@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -29,7 +30,7 @@ from atalaya.accounts.policy import DEFAULT_POLICY, AccountPolicy
 from atalaya.accounts.users import User, parse_username, user_from_row
 from atalaya.audit.log import Action, Actor, Outcome, lock_chain, record
 from atalaya.errors import AtalayaError
-from atalaya.store.tables import app_user, login_attempt, unit, user_session
+from atalaya.store.tables import app_user, login_attempt, login_refusal, unit, user_session
 from atalaya.store.times import utc
 
 TOKEN_BYTES = 32
@@ -98,6 +99,94 @@ def _client(client_ip: str | None) -> str:
     return (client_ip or UNKNOWN_CLIENT)[:45]
 
 
+def client_key(client: str) -> str:
+    """Whom the rate limit counts: an IPv4 address, or an IPv6 address's /64.
+
+    One IPv6 subscriber usually holds a whole /64 and could try from a new
+    address each time.
+    """
+    try:
+        address = ipaddress.ip_address(client)
+        if isinstance(address, ipaddress.IPv6Address):
+            if address.ipv4_mapped is not None:
+                return str(address.ipv4_mapped)
+            return str(ipaddress.IPv6Network((address.exploded, 64), strict=False))
+    except ValueError:
+        return client
+    return str(address)
+
+
+def _refuse_throttled(
+    conn: Connection, client: str, key: str, now: datetime, policy: AccountPolicy
+) -> None:
+    """Log a rate-limited login: the first of a window now, the rest later as one count."""
+    tally = conn.execute(
+        select(login_refusal.c.window_end).where(login_refusal.c.client_key == key)
+    ).first()
+    if tally is not None:
+        conn.execute(
+            update(login_refusal)
+            .where(login_refusal.c.client_key == key)
+            .values(refused=login_refusal.c.refused + 1, last_at=now, client_address=client)
+        )
+        return
+    window_end = now + policy.rate_limit_window
+    conn.execute(
+        login_refusal.insert().values(
+            client_key=key,
+            client_address=client,
+            first_at=now,
+            last_at=now,
+            window_end=window_end,
+            refused=0,
+        )
+    )
+    record(
+        conn,
+        Action.LOGIN_FAILED,
+        actor=Actor(client_address=client),
+        outcome=Outcome.DENIED,
+        details={
+            "reason": "rate_limited",
+            "client_key": key,
+            "later_refusals_counted_until": window_end.isoformat(),
+        },
+        at=now,
+    )
+
+
+def flush_refusals(conn: Connection, now: datetime) -> int:
+    """Write one audit record per ended window of counted refusals; how many were written.
+
+    Call after `lock_chain` in a write transaction (`login` does, each time).
+    """
+    ended = (
+        conn.execute(select(login_refusal).where(login_refusal.c.window_end <= now))
+        .mappings()
+        .all()
+    )
+    written = 0
+    for tally in ended:
+        if tally["refused"]:
+            record(
+                conn,
+                Action.LOGIN_FAILED,
+                actor=Actor(client_address=tally["client_address"]),
+                outcome=Outcome.DENIED,
+                details={
+                    "reason": "rate_limited",
+                    "client_key": tally["client_key"],
+                    "refused": int(tally["refused"]),
+                    "first_at": utc(tally["first_at"]).isoformat(),
+                    "last_at": utc(tally["last_at"]).isoformat(),
+                },
+                at=now,
+            )
+            written += 1
+        conn.execute(delete(login_refusal).where(login_refusal.c.client_key == tally["client_key"]))
+    return written
+
+
 def _throttle(conn: Connection, client: str, now: datetime, policy: AccountPolicy) -> timedelta:
     """How long `client` must wait before trying again (zero: it may try now)."""
     start = now - policy.rate_limit_window
@@ -138,6 +227,7 @@ def login(
     """
     now = utc(now)
     client = _client(client_ip)
+    key = client_key(client)
     try:
         name: str | None = parse_username(username)
     except AtalayaError:
@@ -149,23 +239,17 @@ def login(
     reserved = False  # the attempt holds one of the account's allowed failures
     with engine.begin() as conn:
         lock_chain(conn)  # first: serialises this with every other login and audit write
+        flush_refusals(conn, now)
         conn.execute(
             delete(login_attempt).where(login_attempt.c.at <= now - policy.rate_limit_window)
         )
-        wait = _throttle(conn, client, now, policy)
+        wait = _throttle(conn, key, now, policy)
         if wait > timedelta(0):
-            record(
-                conn,
-                Action.LOGIN_FAILED,
-                actor=Actor(client_address=client),
-                outcome=Outcome.DENIED,
-                details={"reason": "rate_limited"},
-                at=now,
-            )
+            _refuse_throttled(conn, client, key, now, policy)
         else:
             attempt_id = conn.execute(
                 login_attempt.insert()
-                .values(client_address=client, at=now)
+                .values(client_address=key, at=now)
                 .returning(login_attempt.c.id)
             ).scalar_one()
             row = None
