@@ -321,3 +321,12 @@ def test_behind_a_trusted_proxy_logins_and_the_audit_log_see_the_real_client(
 
 def test_no_hsts_without_secure_cookies(anonymous: TestClient) -> None:
     assert "strict-transport-security" not in anonymous.get("/login").headers
+
+
+def test_a_units_auditor_sees_only_its_units_records(client_for: Any, world: Engine) -> None:
+    client_for("bea")  # Barcelona signs in
+    client_for("ana")  # Madrid signs in
+    page = client_for("carla").get("/audit")  # Madrid's auditor
+    assert page.status_code == 200
+    assert ">ana<" in page.text and ">carla<" in page.text
+    assert ">bea<" not in page.text and "Barcelona" not in page.text

@@ -12,15 +12,19 @@ API (importable from `atalaya.audit`):
   login_failed, logout, view, search, map_query, change, export,
   audit_read…); `Outcome` ok | denied | error.
 - `read_audit(engine, reader, AuditQuery(...)) -> [AuditEntry]`: only for
-  `reader.role == "auditor"`; the read is itself logged, a refusal raises
-  `AuditAccessDeniedError` and is logged as denied. `AuditEntry.as_dict()`.
+  `reader.role` "auditor" (the records of `reader.unit` only) or
+  "national_auditor" (every record); the read is itself logged, a refusal
+  raises `AuditAccessDeniedError` and is logged as denied.
+  `AuditEntry.as_dict()`.
 - `verify(engine, anchors=()) -> VerifyResult(ok, records, first_bad_seq,
   reason, head_seq, head_hash)`.
 """
 
 from atalaya.audit.encoding import AuditEncodingError, AuditFields
 from atalaya.audit.log import (
+    AUDIT_READER_ROLES,
     AUDITOR_ROLE,
+    NATIONAL_AUDITOR_ROLE,
     Action,
     Actor,
     AuditAccessDeniedError,
@@ -36,6 +40,8 @@ from atalaya.audit.verify import VerifyResult, verify
 
 __all__ = [
     "AUDITOR_ROLE",
+    "AUDIT_READER_ROLES",
+    "NATIONAL_AUDITOR_ROLE",
     "Action",
     "Actor",
     "AuditAccessDeniedError",

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from atalaya.audit.log import (
     AUDITOR_ROLE,
+    NATIONAL_AUDITOR_ROLE,
     Action,
     Actor,
     AuditQuery,
@@ -117,7 +118,8 @@ def show_command(
         str,
         typer.Option(
             "--as",
-            help=f"Read as this user (must have the {AUDITOR_ROLE} role); the read is logged.",
+            help=f"Read as this user: a {AUDITOR_ROLE} reads their unit's records, a "
+            f"{NATIONAL_AUDITOR_ROLE} every record; the read is logged.",
         ),
     ],
     since: Annotated[

@@ -10,7 +10,7 @@ same head, whatever process they run in.
 from __future__ import annotations
 
 import getpass
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -29,8 +29,13 @@ from atalaya.errors import AtalayaError
 from atalaya.store.tables import audit_head, audit_record
 from atalaya.store.times import utc
 
-# The role allowed to read the log; atalaya.accounts.roles uses this value.
+# The roles allowed to read the log; atalaya.accounts.roles uses these values.
+# A unit's auditor reads the records of its own unit's users (the unit named
+# in the record); a national auditor reads every record, including those of
+# no unit (the command line, logins of unknown users).
 AUDITOR_ROLE = "auditor"
+NATIONAL_AUDITOR_ROLE = "national_auditor"
+AUDIT_READER_ROLES = frozenset({AUDITOR_ROLE, NATIONAL_AUDITOR_ROLE})
 DEFAULT_READ_LIMIT = 1000
 MAX_READ_LIMIT = 100_000
 
@@ -258,6 +263,7 @@ class AuditQuery:
     since: datetime | None = None
     until: datetime | None = None
     username: str | None = None
+    unit: str | None = None  # records of this unit only (a unit auditor's scope)
     action: str | None = None
     object_type: str | None = None
     object_id: str | None = None
@@ -268,7 +274,7 @@ class AuditQuery:
     def describe(self) -> dict[str, Any]:
         """The filters as JSON, for the audit_read record."""
         out: dict[str, Any] = {}
-        for key in ("username", "action", "object_type", "object_id", "after_seq"):
+        for key in ("username", "unit", "action", "object_type", "object_id", "after_seq"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -296,6 +302,8 @@ def read_records(conn: Connection, query: AuditQuery | None = None) -> list[Audi
         stmt = stmt.where(audit_record.c.at < utc(query.until))
     if query.username is not None:
         stmt = stmt.where(audit_record.c.username == query.username)
+    if query.unit is not None:
+        stmt = stmt.where(audit_record.c.unit == query.unit)
     if query.action is not None:
         stmt = stmt.where(audit_record.c.action == query.action)
     if query.object_type is not None:
@@ -319,30 +327,44 @@ def read_audit(
 ) -> list[AuditEntry]:
     """What an auditor asked to see, with the read itself logged.
 
-    `reader.role` must be the auditor role: anyone else gets AuditAccessDeniedError
-    and an `audit_read` record with outcome denied. The read is recorded
-    (filters and count, plus `context`) in the same transaction that reads.
+    `reader.role` must be an auditor's: anyone else gets AuditAccessDeniedError
+    and an `audit_read` record with outcome denied. A unit's auditor
+    (`auditor`) sees only the records of `reader.unit`, whatever `query`
+    asks; a `national_auditor` sees every record. The read is recorded
+    (filters, scope and count, plus `context`) in the same transaction that
+    reads.
     """
-    query = query or AuditQuery()
-    if reader.role != AUDITOR_ROLE:
+    asked = query or AuditQuery()
+    if reader.role == AUDITOR_ROLE and reader.unit:
+        # Another unit's records are outside the scope: none of them.
+        outside = asked.unit is not None and asked.unit != reader.unit
+        query, scope = replace(asked, unit=reader.unit), "unit"
+    elif reader.role == NATIONAL_AUDITOR_ROLE:
+        query, scope, outside = asked, "all", False
+    else:
         log_event(
             engine,
             Action.AUDIT_READ,
             actor=reader,
             outcome=Outcome.DENIED,
-            details={**(context or {}), "filters": query.describe(), "role": reader.role},
+            details={**(context or {}), "filters": asked.describe(), "role": reader.role},
             at=at,
         )
         raise AuditAccessDeniedError("only auditors may read the audit log")
     with engine.begin() as conn:
         # The lock first: on SQLite a read before the first write can fail.
         lock_chain(conn)
-        entries = read_records(conn, query)
+        entries = [] if outside else read_records(conn, query)
         record(
             conn,
             Action.AUDIT_READ,
             actor=reader,
-            details={**(context or {}), "filters": query.describe(), "records": len(entries)},
+            details={
+                **(context or {}),
+                "filters": asked.describe(),
+                "scope": scope,
+                "records": len(entries),
+            },
             at=at,
         )
     return entries
@@ -350,6 +372,8 @@ def read_audit(
 
 __all__ = [
     "AUDITOR_ROLE",
+    "AUDIT_READER_ROLES",
+    "NATIONAL_AUDITOR_ROLE",
     "Action",
     "Actor",
     "AuditAccessDeniedError",
