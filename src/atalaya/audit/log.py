@@ -25,6 +25,13 @@ from atalaya.audit.encoding import (
     normalise_details,
     record_hash,
 )
+from atalaya.audit.keys import (
+    AUDIT_KEY_FILE_ENV,
+    AuditKey,
+    AuditKeyError,
+    Keyring,
+    configured_keyring,
+)
 from atalaya.errors import AtalayaError
 from atalaya.store.tables import audit_head, audit_record
 from atalaya.store.times import utc
@@ -58,6 +65,7 @@ class Action(StrEnum):
     LEAD_CLAIM = "lead_claim"
     LEAD_RELEASE = "lead_release"
     REQUEST = "request"  # a request that failed inside the application (outcome error)
+    AUDIT_KEY = "audit_key"  # records from here on are signed with the key it names
 
 
 class Outcome(StrEnum):
@@ -171,6 +179,7 @@ def record(
         )
     )
     head_seq, head_hash = lock_chain(conn)
+    key, head_seq, head_hash = _signing_key(conn, head_seq, head_hash, moment)
     fields = AuditFields(
         seq=head_seq + 1,
         at=moment,
@@ -185,7 +194,11 @@ def record(
         object_id=None if object_id is None else str(object_id),
         details=clean,
     )
-    digest = record_hash(fields)
+    return _append(conn, fields, key)
+
+
+def _append(conn: Connection, fields: AuditFields, key: AuditKey | None) -> AuditEntry:
+    digest = record_hash(fields, None if key is None else key.secret)
     conn.execute(
         audit_record.insert().values(
             seq=fields.seq,
@@ -204,7 +217,115 @@ def record(
         )
     )
     conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=fields.seq, hash=digest))
+    # Hashes are content-addressed: the same hash means the same record and key.
+    _written_under.clear()
+    _written_under[digest] = None if key is None else key.id
     return AuditEntry(fields, digest)
+
+
+# The last hash this process wrote -> the id of its key (None: unkeyed), so
+# that a process that writes in a row need not read its own last record back.
+_written_under: dict[str, str | None] = {}
+_UNKNOWN = "?"
+
+
+def _head_key(
+    conn: Connection, head_seq: int, head_hash: str, keyring: Keyring | None
+) -> str | None:
+    """The id of the key the chain's last record was signed with.
+
+    None for an unkeyed record (or no record yet), `_UNKNOWN` when no key
+    at hand gives its hash.
+    """
+    if head_seq == 0:
+        return None
+    if head_hash in _written_under:
+        return _written_under[head_hash]
+    row = (
+        conn.execute(select(audit_record).where(audit_record.c.seq == head_seq))
+        .mappings()
+        .one_or_none()
+    )
+    if row is None or row["hash"] != head_hash:
+        return _UNKNOWN
+    fields = entry_from_row(row).fields
+    try:
+        if record_hash(fields) == head_hash:
+            return None
+        for key in keyring.keys if keyring is not None else ():
+            if record_hash(fields, key.secret) == head_hash:
+                return key.id
+    except AuditEncodingError:
+        pass
+    return _UNKNOWN
+
+
+def _signing_key(
+    conn: Connection,
+    head_seq: int,
+    head_hash: str,
+    at: datetime,
+    context: dict[str, Any] | None = None,
+) -> tuple[AuditKey | None, int, str]:
+    """The key the next record is signed with, and the head it extends.
+
+    With a key file, a chain not yet under its newest key gets an
+    `audit_key` record first (signed with that key, naming it), so that
+    `verify` knows from where each key applies. Without one, a keyed chain
+    is not extended: an unkeyed record in it would read as a forgery.
+    Either way a last record that no key at hand explains stops the write.
+    """
+    keyring = configured_keyring()
+    chain = _head_key(conn, head_seq, head_hash, keyring)
+    if keyring is None:
+        if chain is not None:
+            raise AuditKeyError(
+                f"the audit log is signed with a key (or its last record was altered): set "
+                f"{AUDIT_KEY_FILE_ENV} to the key file; 'atalaya audit verify' checks the log"
+            )
+        return None, head_seq, head_hash
+    current = keyring.current
+    if chain == current.id:
+        return current, head_seq, head_hash
+    if chain == _UNKNOWN or (chain is not None and keyring.index(chain) is None):
+        raise AuditKeyError(
+            f"the audit log's last record is signed with no key in {AUDIT_KEY_FILE_ENV}: the "
+            "key file is out of date (another process rotated the key) or the log was "
+            "altered ('atalaya audit verify' checks it)"
+        )
+    entry = _append(
+        conn,
+        AuditFields(
+            seq=head_seq + 1,
+            at=at,
+            action=Action.AUDIT_KEY.value,
+            outcome=Outcome.OK.value,
+            prev_hash=head_hash,
+            details={**(context or {}), "key_id": current.id, "previous_key_id": chain},
+        ),
+        current,
+    )
+    return current, entry.fields.seq, entry.hash
+
+
+def start_signing(
+    conn: Connection, at: datetime | None = None, context: dict[str, Any] | None = None
+) -> AuditEntry | None:
+    """Bring the chain under the key file's newest key now; its `audit_key` record, if one was due.
+
+    `atalaya audit rotate-key` calls it after adding a key, so the change
+    is on record before anything else is written.
+    """
+    head_seq, head_hash = lock_chain(conn)
+    before = head_seq
+    moment = utc(at) if at is not None else datetime.now(UTC)
+    _key, head_seq, _head_hash = _signing_key(
+        conn, head_seq, head_hash, moment, normalise_details(context)
+    )
+    if head_seq == before:
+        return None
+    row = conn.execute(select(audit_record).where(audit_record.c.seq == head_seq)).mappings().one()
+    return entry_from_row(row)
 
 
 def log_event(
@@ -388,4 +509,5 @@ __all__ = [
     "read_audit",
     "read_records",
     "record",
+    "start_signing",
 ]
