@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import ipaddress
+import re
 import warnings
 from dataclasses import replace
 from datetime import date
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
 from atalaya.audit.log import AuditQuery, read_records
+from atalaya.audit.shown import shown_ranges
 from atalaya.audit.verify import verify
 from atalaya.store.tables import lead_override
 from atalaya.web.app import create_app
@@ -35,6 +37,7 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 TODAY = date(2026, 11, 20)
+W46 = "week=2026-W46"
 SECURITY_HEADERS = (
     "content-security-policy",
     "x-content-type-options",
@@ -330,3 +333,42 @@ def test_a_units_auditor_sees_only_its_units_records(client_for: Any, world: Eng
     assert page.status_code == 200
     assert ">ana<" in page.text and ">carla<" in page.text
     assert ">bea<" not in page.text and "Barcelona" not in page.text
+
+
+def test_who_saw_a_lead_can_be_answered(client_for: Any, world: Engine) -> None:
+    """Searches, map views and exports recorded filters and a count, not which leads."""
+    ana = client_for("ana")
+    listed = [int(x) for x in re.findall(r'data-lead-id="(\d+)"', ana.get(f"/?{W46}").text)]
+    mapped = [p[0] for p in ana.get(f"/api/map?{W46}").json()["points"]]
+    page = [r["id"] for r in ana.get(f"/api/leads?{W46}").json()["leads"]]
+    exported = [
+        int(r["id"]) for r in csv.DictReader(io.StringIO(ana.get(f"/export?{W46}&format=csv").text))
+    ]
+    assert listed and mapped and page and exported
+    with world.connect() as conn:
+        search, map_query, api_search, export = read_records(
+            conn, AuditQuery(object_type="leads", newest_first=False)
+        )
+    for entry, ids in (
+        (search, listed),
+        (map_query, mapped),
+        (api_search, page),
+        (export, exported),
+    ):
+        ranges = shown_ranges(entry.fields.details)
+        assert ranges is not None, entry.fields.action
+        assert {i for low, high in ranges for i in range(low, high + 1)} == set(ids)
+    # Who saw this lead: every record that showed it, and only those.
+    target = listed[0]
+    ana.get(f"/leads/{target}")
+    with world.connect() as conn:
+        saw = read_records(conn, AuditQuery(lead_id=target))
+        other = read_records(conn, AuditQuery(lead_id=max(lead_ids_by_ip(world).values()) + 1))
+    assert [(e.fields.action, e.fields.username) for e in saw] == [
+        ("search", "ana"),
+        ("map_query", "ana"),
+        ("search", "ana"),
+        ("export", "ana"),
+        ("view", "ana"),
+    ]
+    assert other == []

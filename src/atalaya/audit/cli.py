@@ -169,6 +169,16 @@ def show_command(
     action: Annotated[
         str | None, typer.Option("--action", help="Only this action (login, view, export…).")
     ] = None,
+    lead: Annotated[
+        int | None,
+        typer.Option(
+            "--lead",
+            min=1,
+            max=2**63 - 1,
+            help="Only records about this lead or that showed it (searches, maps, exports): "
+            "who saw it.",
+        ),
+    ] = None,
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=100_000, help="At most this many.")
     ] = 1000,
@@ -185,6 +195,7 @@ def show_command(
         until=parse_instant(until, "--until"),
         username=user.strip().lower() if user else None,
         action=action,
+        lead_id=lead,
         limit=limit,
         newest_first=newest_first,
     )

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, RowMapping, select, update
+from sqlalchemy import Connection, Engine, RowMapping, and_, or_, select, update
 
 from atalaya.audit.encoding import (
     AuditEncodingError,
@@ -32,6 +32,7 @@ from atalaya.audit.keys import (
     Keyring,
     configured_keyring,
 )
+from atalaya.audit.shown import shows
 from atalaya.errors import AtalayaError
 from atalaya.store.tables import audit_head, audit_record
 from atalaya.store.times import utc
@@ -45,6 +46,7 @@ NATIONAL_AUDITOR_ROLE = "national_auditor"
 AUDIT_READER_ROLES = frozenset({AUDITOR_ROLE, NATIONAL_AUDITOR_ROLE})
 DEFAULT_READ_LIMIT = 1000
 MAX_READ_LIMIT = 100_000
+READ_BATCH = 2000
 
 
 class Action(StrEnum):
@@ -66,6 +68,10 @@ class Action(StrEnum):
     LEAD_RELEASE = "lead_release"
     REQUEST = "request"  # a request that failed inside the application (outcome error)
     AUDIT_KEY = "audit_key"  # records from here on are signed with the key it names
+
+
+# Actions whose records name the leads they showed (atalaya.audit.shown).
+SHOWING_ACTIONS = (Action.SEARCH.value, Action.MAP_QUERY.value, Action.EXPORT.value)
 
 
 class Outcome(StrEnum):
@@ -389,13 +395,22 @@ class AuditQuery:
     object_type: str | None = None
     object_id: str | None = None
     after_seq: int | None = None  # paging: records with a larger seq
+    lead_id: int | None = None  # records about this lead or that showed it
     limit: int = DEFAULT_READ_LIMIT
     newest_first: bool = False
 
     def describe(self) -> dict[str, Any]:
         """The filters as JSON, for the audit_read record."""
         out: dict[str, Any] = {}
-        for key in ("username", "unit", "action", "object_type", "object_id", "after_seq"):
+        for key in (
+            "username",
+            "unit",
+            "action",
+            "object_type",
+            "object_id",
+            "after_seq",
+            "lead_id",
+        ):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -434,8 +449,39 @@ def read_records(conn: Connection, query: AuditQuery | None = None) -> list[Audi
     if query.after_seq is not None:
         stmt = stmt.where(audit_record.c.seq > query.after_seq)
     order = audit_record.c.seq.desc() if query.newest_first else audit_record.c.seq
-    stmt = stmt.order_by(order).limit(query.limit)
-    return [entry_from_row(row) for row in conn.execute(stmt).mappings()]
+    if query.lead_id is None:
+        stmt = stmt.order_by(order).limit(query.limit)
+        return [entry_from_row(row) for row in conn.execute(stmt).mappings()]
+    # Which leads a record showed is in its details, as ranges: the
+    # database narrows to the actions that show leads, Python decides.
+    lead_id = query.lead_id
+    stmt = stmt.where(
+        or_(
+            and_(audit_record.c.object_type == "lead", audit_record.c.object_id == str(lead_id)),
+            audit_record.c.action.in_(SHOWING_ACTIONS),
+        )
+    ).order_by(order)
+    found: list[AuditEntry] = []
+    last: int | None = None
+    # Pages by seq rather than a streamed cursor: the caller may write to
+    # this connection before the rows run out (read_audit does).
+    while True:
+        page = stmt
+        if last is not None:
+            page = page.where(
+                audit_record.c.seq < last if query.newest_first else audit_record.c.seq > last
+            )
+        rows = conn.execute(page.limit(READ_BATCH)).mappings().all()
+        for row in rows:
+            entry = entry_from_row(row)
+            last = entry.fields.seq
+            about = entry.fields.object_type == "lead" and entry.fields.object_id == str(lead_id)
+            if about or shows(entry.fields.details, lead_id):
+                found.append(entry)
+                if len(found) == query.limit:
+                    return found
+        if len(rows) < READ_BATCH:
+            return found
 
 
 def read_audit(

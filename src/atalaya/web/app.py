@@ -72,6 +72,7 @@ from atalaya.audit.log import (
     log_event,
     read_audit,
 )
+from atalaya.audit.shown import shown_details
 from atalaya.enrich.store import attribution_of
 from atalaya.errors import AtalayaError
 from atalaya.hashsets.categories import Category
@@ -423,7 +424,12 @@ class WebApp:
             session,
             Action.SEARCH,
             object_type="leads",
-            details={"filters": flt.params(), "results": len(rows), "page": page.number},
+            details={
+                "filters": flt.params(),
+                "results": len(rows),
+                "page": page.number,
+                **shown_details(r.id for r in shown),
+            },
         )
         base = flt.query(page=False)
         return self.render(
@@ -470,7 +476,11 @@ class WebApp:
             session,
             Action.MAP_QUERY,
             object_type="leads",
-            details={"filters": flt.params(page=False), "results": len(rows)},
+            details={
+                "filters": flt.params(page=False),
+                "results": len(rows),
+                **shown_details(int(p[0]) for p in points),
+            },
         )
         return JSONResponse(
             {
@@ -498,7 +508,12 @@ class WebApp:
             session,
             Action.SEARCH,
             object_type="leads",
-            details={"filters": flt.params(), "results": len(rows), "page": page.number},
+            details={
+                "filters": flt.params(),
+                "results": len(rows),
+                "page": page.number,
+                **shown_details(r.id for r in shown),
+            },
         )
         return JSONResponse(
             {
@@ -522,16 +537,21 @@ class WebApp:
             raise FilterError("format must be csv or geojson")
         flt = self.filters(request)
         rows = self.selection(session, flt)
+        stamp = self.now().strftime("%Y%m%dT%H%M%SZ")
+        with self.engine.connect() as conn:
+            records = [row_record(r) for r in lead_rows(conn, [r.id for r in rows])]
         self.audit(
             request,
             session,
             Action.EXPORT,
             object_type="leads",
-            details={"filters": flt.params(page=False), "format": fmt, "results": len(rows)},
+            details={
+                "filters": flt.params(page=False),
+                "format": fmt,
+                "results": len(records),
+                **shown_details(int(r["id"]) for r in records),
+            },
         )
-        stamp = self.now().strftime("%Y%m%dT%H%M%SZ")
-        with self.engine.connect() as conn:
-            records = [row_record(r) for r in lead_rows(conn, [r.id for r in rows])]
         if fmt == "csv":
             body: Iterator[str] = csv_lines(records)
             media, name = "text/csv; charset=utf-8", f"atalaya-leads-{stamp}.csv"
