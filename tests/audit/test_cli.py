@@ -26,7 +26,7 @@ def _users(db_url: str) -> None:
         ).returncode
         == 0
     )
-    for name, role in (("ana", "analyst"), ("eva", "auditor")):
+    for name, role in (("ana", "analyst"), ("eva", "national_auditor")):
         done = atalaya(
             db_url,
             "users",

@@ -114,7 +114,11 @@ def test_only_auditors_read_and_every_read_is_logged(engine: Engine) -> None:
         last = read_records(conn, AuditQuery(newest_first=True, limit=1))[0]
     assert last.fields.action == "audit_read"
     assert last.fields.username == "eva" and last.fields.outcome == "ok"
-    assert last.fields.details == {"filters": {"username": "ana", "limit": 1000}, "records": 2}
+    assert last.fields.details == {
+        "filters": {"username": "ana", "limit": 1000},
+        "scope": "unit",
+        "records": 2,
+    }
     assert verify(engine).ok
 
 

@@ -7,8 +7,9 @@ Sessions (take an Engine: they run their own transactions)
 - `login(engine, username, password, client_ip, now, policy=DEFAULT_POLICY)
   -> (Session, token)`: sets the cookie to `token`. Raises `LoginError`
   (show `str(err)`, one generic message; `err.reason` is for logs only) or
-  its subclass `LoginThrottledError` (too many failures from `client_ip`;
-  `retry_after`). Logs `login` / `login_failed` in the audit log itself.
+  its subclasses `LoginThrottledError` (too many failures from `client_ip`;
+  `retry_after`) and `LoginBusyError` (every Argon2 slot stayed taken).
+  Logs `login` / `login_failed` in the audit log itself.
 - `session_user(engine, token, now) -> Session | None`: the session for a
   cookie, None when unknown, expired (absolute or idle) or the user is
   disabled. `Session.user` is a `User` (id, username, unit_id, unit_name,
@@ -52,6 +53,7 @@ from atalaya.accounts.roles import (
     require,
 )
 from atalaya.accounts.sessions import (
+    LoginBusyError,
     LoginError,
     LoginThrottledError,
     Session,
@@ -91,6 +93,7 @@ __all__ = [
     "AccountPolicy",
     "Contact",
     "Holder",
+    "LoginBusyError",
     "LoginError",
     "LoginThrottledError",
     "PasswordPolicyError",

@@ -86,7 +86,12 @@ def users_add(
     username: Annotated[str, typer.Argument(help="Login name (case-insensitive).")],
     unit: Annotated[str, typer.Option("--unit", help="The unit the user belongs to.")],
     role: Annotated[
-        str, typer.Option("--role", help="analyst, supervisor, auditor or administrator.")
+        str,
+        typer.Option(
+            "--role",
+            help="analyst, supervisor, auditor (its unit's audit records), national_auditor "
+            "(every audit record) or administrator.",
+        ),
     ],
     password_stdin: PasswordStdin = False,
 ) -> None:

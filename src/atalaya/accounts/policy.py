@@ -31,6 +31,10 @@ class AccountPolicy:
     # last_seen_at is written at most this often (one write per request is
     # too many for SQLite's single writer); idle timeouts are this coarse.
     touch_interval: timedelta = timedelta(seconds=30)
+    # Argon2 runs at once in one process (each takes argon2_memory_cost_kib),
+    # and how long a login waits for one before it is refused as busy.
+    max_concurrent_hashes: int = 4
+    hash_wait: timedelta = timedelta(seconds=10)
     argon2_time_cost: int = 3
     argon2_memory_cost_kib: int = 65536
     argon2_parallelism: int = 4

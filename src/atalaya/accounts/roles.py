@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from atalaya.audit.log import AUDITOR_ROLE
+from atalaya.audit.log import AUDITOR_ROLE, NATIONAL_AUDITOR_ROLE
 from atalaya.errors import AtalayaError
 
 
 class Role(StrEnum):
     ANALYST = "analyst"
     SUPERVISOR = "supervisor"
-    AUDITOR = AUDITOR_ROLE
+    AUDITOR = AUDITOR_ROLE  # reads the audit records of the own unit's users
+    NATIONAL_AUDITOR = NATIONAL_AUDITOR_ROLE  # reads every audit record
     ADMINISTRATOR = "administrator"
 
 
@@ -30,6 +31,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
     ),
     # Auditors read who did what, not the leads themselves.
     Role.AUDITOR: frozenset({Permission.READ_AUDIT}),
+    Role.NATIONAL_AUDITOR: frozenset({Permission.READ_AUDIT}),
     Role.ADMINISTRATOR: frozenset({Permission.MANAGE_USERS}),
 }
 

@@ -12,18 +12,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, delete, func, select, update
 
-from atalaya.accounts.passwords import burn_verification, hasher, needs_rehash, verify_password
+from atalaya.accounts.passwords import (
+    PasswordBusyError,
+    burn_verification,
+    needs_rehash,
+    rehash_password,
+    verify_password,
+)
 from atalaya.accounts.policy import DEFAULT_POLICY, AccountPolicy
 from atalaya.accounts.users import User, parse_username, user_from_row
 from atalaya.audit.log import Action, Actor, Outcome, lock_chain, record
 from atalaya.errors import AtalayaError
-from atalaya.store.tables import app_user, login_attempt, unit, user_session
+from atalaya.store.tables import app_user, login_attempt, login_refusal, unit, user_session
 from atalaya.store.times import utc
 
 TOKEN_BYTES = 32
@@ -44,6 +51,13 @@ class LoginError(AtalayaError):
     def __init__(self, reason: str, message: str | None = None) -> None:
         super().__init__(message or self.PUBLIC_MESSAGE)
         self.reason = reason
+
+
+class LoginBusyError(LoginError):
+    """Every Argon2 slot stayed taken: the server is too busy to check passwords now."""
+
+    def __init__(self) -> None:
+        super().__init__("busy", "too many sign-ins at once: try again in a moment")
 
 
 class LoginThrottledError(LoginError):
@@ -85,6 +99,94 @@ def _client(client_ip: str | None) -> str:
     return (client_ip or UNKNOWN_CLIENT)[:45]
 
 
+def client_key(client: str) -> str:
+    """Whom the rate limit counts: an IPv4 address, or an IPv6 address's /64.
+
+    One IPv6 subscriber usually holds a whole /64 and could try from a new
+    address each time.
+    """
+    try:
+        address = ipaddress.ip_address(client)
+        if isinstance(address, ipaddress.IPv6Address):
+            if address.ipv4_mapped is not None:
+                return str(address.ipv4_mapped)
+            return str(ipaddress.IPv6Network((address.exploded, 64), strict=False))
+    except ValueError:
+        return client
+    return str(address)
+
+
+def _refuse_throttled(
+    conn: Connection, client: str, key: str, now: datetime, policy: AccountPolicy
+) -> None:
+    """Log a rate-limited login: the first of a window now, the rest later as one count."""
+    tally = conn.execute(
+        select(login_refusal.c.window_end).where(login_refusal.c.client_key == key)
+    ).first()
+    if tally is not None:
+        conn.execute(
+            update(login_refusal)
+            .where(login_refusal.c.client_key == key)
+            .values(refused=login_refusal.c.refused + 1, last_at=now, client_address=client)
+        )
+        return
+    window_end = now + policy.rate_limit_window
+    conn.execute(
+        login_refusal.insert().values(
+            client_key=key,
+            client_address=client,
+            first_at=now,
+            last_at=now,
+            window_end=window_end,
+            refused=0,
+        )
+    )
+    record(
+        conn,
+        Action.LOGIN_FAILED,
+        actor=Actor(client_address=client),
+        outcome=Outcome.DENIED,
+        details={
+            "reason": "rate_limited",
+            "client_key": key,
+            "later_refusals_counted_until": window_end.isoformat(),
+        },
+        at=now,
+    )
+
+
+def flush_refusals(conn: Connection, now: datetime) -> int:
+    """Write one audit record per ended window of counted refusals; how many were written.
+
+    Call after `lock_chain` in a write transaction (`login` does, each time).
+    """
+    ended = (
+        conn.execute(select(login_refusal).where(login_refusal.c.window_end <= now))
+        .mappings()
+        .all()
+    )
+    written = 0
+    for tally in ended:
+        if tally["refused"]:
+            record(
+                conn,
+                Action.LOGIN_FAILED,
+                actor=Actor(client_address=tally["client_address"]),
+                outcome=Outcome.DENIED,
+                details={
+                    "reason": "rate_limited",
+                    "client_key": tally["client_key"],
+                    "refused": int(tally["refused"]),
+                    "first_at": utc(tally["first_at"]).isoformat(),
+                    "last_at": utc(tally["last_at"]).isoformat(),
+                },
+                at=now,
+            )
+            written += 1
+        conn.execute(delete(login_refusal).where(login_refusal.c.client_key == tally["client_key"]))
+    return written
+
+
 def _throttle(conn: Connection, client: str, now: datetime, policy: AccountPolicy) -> timedelta:
     """How long `client` must wait before trying again (zero: it may try now)."""
     start = now - policy.rate_limit_window
@@ -110,78 +212,117 @@ def login(
 
     Raises LoginError with one generic message for an unknown user, a wrong
     password, a locked or disabled account alike (and takes the same time),
-    and LoginThrottledError when `client_ip` has too many recent failures. Every
-    attempt is in the audit log (login / login_failed) when this returns or
-    raises. `policy.max_failed_logins` consecutive failures lock the account
-    for `policy.lockout`.
+    LoginThrottledError when `client_ip` has too many recent failures, and
+    LoginBusyError when every Argon2 slot stays taken. Every attempt is in
+    the audit log (login / login_failed) when this returns or raises.
+    `policy.max_failed_logins` consecutive failures lock the account for
+    `policy.lockout`.
+
+    The attempt is counted before the password is hashed, in one write
+    transaction serialised with every other login: against the client
+    address (a row in login_attempt, removed again on success) and against
+    the account (failed_logins, reset on success). So parallel attempts see
+    each other, and at most `max_failed_logins` of them are ever checked
+    against an account's real hash, however many arrive at once.
     """
     now = utc(now)
     client = _client(client_ip)
+    key = client_key(client)
     try:
         name: str | None = parse_username(username)
     except AtalayaError:
         name = None
 
-    with engine.connect() as conn:
-        wait = _throttle(conn, client, now, policy)
-        row = None
-        if name is not None and wait == timedelta(0):
-            row = (
-                conn.execute(
-                    select(app_user, unit.c.name.label("unit_name"))
-                    .join(unit, unit.c.id == app_user.c.unit_id)
-                    .where(app_user.c.username == name)
-                )
-                .mappings()
-                .one_or_none()
-            )
-    if wait > timedelta(0):
-        with engine.begin() as conn:
-            record(
-                conn,
-                Action.LOGIN_FAILED,
-                actor=Actor(client_address=client),
-                outcome=Outcome.DENIED,
-                details={"reason": "rate_limited"},
-                at=now,
-            )
-        raise LoginThrottledError(wait)
-
-    # The expensive part, outside any transaction: no lock is held meanwhile.
-    user = None if row is None else user_from_row(row)
-    if user is None:
-        burn_verification(password, policy)
-        reason = "unknown_user"
-    elif user.disabled:
-        burn_verification(password, policy)
-        reason = "disabled"
-    elif user.locked_until is not None and user.locked_until > now:
-        burn_verification(password, policy)
-        reason = "locked"
-    elif verify_password(row["password_hash"], password, policy):  # type: ignore[index]
-        reason = ""
-    else:
-        reason = "bad_password"
-    rehash = (
-        hasher(policy).hash(password)
-        if user is not None and not reason and needs_rehash(row["password_hash"], policy)  # type: ignore[index]
-        else None
-    )
-
+    user: User | None = None
+    stored_hash = ""
+    attempt_id = 0
+    reserved = False  # the attempt holds one of the account's allowed failures
     with engine.begin() as conn:
-        lock_chain(conn)  # first: every write below is serialised with the audit log
+        lock_chain(conn)  # first: serialises this with every other login and audit write
+        flush_refusals(conn, now)
         conn.execute(
             delete(login_attempt).where(login_attempt.c.at <= now - policy.rate_limit_window)
         )
+        wait = _throttle(conn, key, now, policy)
+        if wait > timedelta(0):
+            _refuse_throttled(conn, client, key, now, policy)
+        else:
+            attempt_id = conn.execute(
+                login_attempt.insert()
+                .values(client_address=key, at=now)
+                .returning(login_attempt.c.id)
+            ).scalar_one()
+            row = None
+            if name is not None:
+                row = (
+                    conn.execute(
+                        select(app_user, unit.c.name.label("unit_name"))
+                        .join(unit, unit.c.id == app_user.c.unit_id)
+                        .where(app_user.c.username == name)
+                    )
+                    .mappings()
+                    .one_or_none()
+                )
+            if row is not None:
+                user, stored_hash = user_from_row(row), str(row["password_hash"])
+            # The account's allowance: taken now, given back on success.
+            if user is not None and not user.disabled and not _locked(user, now):
+                reserved = (
+                    conn.execute(
+                        update(app_user)
+                        .where(
+                            app_user.c.id == user.id,
+                            app_user.c.failed_logins < policy.max_failed_logins,
+                        )
+                        .values(failed_logins=app_user.c.failed_logins + 1)
+                        .returning(app_user.c.id)
+                    ).first()
+                    is not None
+                )
+    if wait > timedelta(0):
+        raise LoginThrottledError(wait)
+
+    # The expensive part, outside any transaction: no lock is held meanwhile.
+    try:
+        if user is None:
+            burn_verification(password, policy)
+            reason = "unknown_user"
+        elif user.disabled:
+            burn_verification(password, policy)
+            reason = "disabled"
+        elif _locked(user, now) or not reserved:
+            # Not reserved: other attempts in flight already hold the
+            # account's remaining allowance.
+            burn_verification(password, policy)
+            reason = "locked"
+        elif verify_password(stored_hash, password, policy):
+            reason = ""
+        else:
+            reason = "bad_password"
+        rehash = (
+            rehash_password(password, policy)
+            if user is not None and not reason and needs_rehash(stored_hash, policy)
+            else None
+        )
+    except PasswordBusyError:
+        reason, rehash = "busy", None
+
+    with engine.begin() as conn:
+        lock_chain(conn)  # first: every write below is serialised with the audit log
         if reason:
-            conn.execute(login_attempt.insert().values(client_address=client, at=now))
             details: dict[str, object] = {"reason": reason}
-            if user is not None and reason == "bad_password":
-                failures = conn.execute(
+            if reserved and reason == "busy":
+                assert user is not None
+                # Not the user's failure: the server was too busy to check.
+                conn.execute(
                     update(app_user)
-                    .where(app_user.c.id == user.id)
-                    .values(failed_logins=app_user.c.failed_logins + 1)
-                    .returning(app_user.c.failed_logins)
+                    .where(app_user.c.id == user.id, app_user.c.failed_logins > 0)
+                    .values(failed_logins=app_user.c.failed_logins - 1)
+                )
+            elif reserved:
+                assert user is not None
+                failures = conn.execute(
+                    select(app_user.c.failed_logins).where(app_user.c.id == user.id)
                 ).scalar_one()
                 if failures >= policy.max_failed_logins:
                     conn.execute(
@@ -202,6 +343,7 @@ def login(
             )
         else:
             assert user is not None
+            conn.execute(delete(login_attempt).where(login_attempt.c.id == attempt_id))
             values: dict[str, object] = {"failed_logins": 0, "locked_until": None}
             if rehash is not None:
                 values["password_hash"] = rehash
@@ -235,6 +377,8 @@ def login(
                 object_id=int(session_id),
                 at=now,
             )
+    if reason == "busy":
+        raise LoginBusyError
     if reason or user is None:
         raise LoginError(reason)
     session = Session(
@@ -248,6 +392,10 @@ def login(
         csrf_secret=csrf_secret,
     )
     return session, token
+
+
+def _locked(user: User, now: datetime) -> bool:
+    return user.locked_until is not None and user.locked_until > now
 
 
 def session_user(

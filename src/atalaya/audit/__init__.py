@@ -1,4 +1,4 @@
-"""The audit log: append-only, hash-chained record of every view, change, export and login.
+"""The audit log: append-only, keyed hash chain of every view, change, export and login.
 
 API (importable from `atalaya.audit`):
 - `log_event(engine, action, *, actor, outcome="ok", object_type=None,
@@ -12,15 +12,25 @@ API (importable from `atalaya.audit`):
   login_failed, logout, view, search, map_query, change, export,
   audit_read…); `Outcome` ok | denied | error.
 - `read_audit(engine, reader, AuditQuery(...)) -> [AuditEntry]`: only for
-  `reader.role == "auditor"`; the read is itself logged, a refusal raises
-  `AuditAccessDeniedError` and is logged as denied. `AuditEntry.as_dict()`.
-- `verify(engine, anchors=()) -> VerifyResult(ok, records, first_bad_seq,
-  reason, head_seq, head_hash)`.
+  `reader.role` "auditor" (the records of `reader.unit` only) or
+  "national_auditor" (every record); the read is itself logged, a refusal
+  raises `AuditAccessDeniedError` and is logged as denied.
+  `AuditEntry.as_dict()`.
+- `verify(engine, anchors=(), keyring="configured") -> VerifyResult(ok,
+  records, first_bad_seq, reason, head_seq, head_hash, key_id)`.
+
+Keys (`atalaya.audit.keys`): with ATALAYA_AUDIT_KEY_FILE set, every record
+is signed (HMAC-SHA256) with the newest key of that file, kept outside the
+database; `record` writes an `audit_key` record whenever the chain moves to
+a new key, and refuses to extend a chain it cannot sign (AuditKeyError).
+`start_signing(conn)` moves it at once (`atalaya audit rotate-key`).
 """
 
 from atalaya.audit.encoding import AuditEncodingError, AuditFields
 from atalaya.audit.log import (
+    AUDIT_READER_ROLES,
     AUDITOR_ROLE,
+    NATIONAL_AUDITOR_ROLE,
     Action,
     Actor,
     AuditAccessDeniedError,
@@ -36,6 +46,8 @@ from atalaya.audit.verify import VerifyResult, verify
 
 __all__ = [
     "AUDITOR_ROLE",
+    "AUDIT_READER_ROLES",
+    "NATIONAL_AUDITOR_ROLE",
     "Action",
     "Actor",
     "AuditAccessDeniedError",

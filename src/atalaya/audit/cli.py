@@ -1,15 +1,20 @@
-"""`atalaya audit verify|show|head`."""
+"""`atalaya audit verify|head|rotate-key|show`."""
 
 from __future__ import annotations
 
+import os
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 from sqlalchemy import select
 
+from atalaya.audit.keys import AUDIT_KEY_FILE_ENV, append_new_key
 from atalaya.audit.log import (
     AUDITOR_ROLE,
+    NATIONAL_AUDITOR_ROLE,
     Action,
     Actor,
     AuditQuery,
@@ -17,6 +22,7 @@ from atalaya.audit.log import (
     local_details,
     log_event,
     read_audit,
+    start_signing,
 )
 from atalaya.audit.verify import parse_anchor, verify
 from atalaya.console import err, out, parse_instant, print_json, store_engine
@@ -24,7 +30,8 @@ from atalaya.errors import AtalayaError
 from atalaya.store.tables import app_user, unit
 
 app = typer.Typer(
-    help="The audit log: verify its hash chain, show it (auditors only).", no_args_is_help=True
+    help="The audit log: verify its hash chain, sign it with a key, show it (auditors only).",
+    no_args_is_help=True,
 )
 
 
@@ -57,15 +64,46 @@ def verify_command(
                 "reason": result.reason,
                 "head_seq": result.head_seq,
                 "head_hash": result.head_hash,
+                "key_id": result.key_id,
             }
         )
     if result.ok:
+        signed = (
+            f"signed with key {result.key_id}"
+            if result.key_id
+            else f"not signed with a key (see 'atalaya audit rotate-key' and {AUDIT_KEY_FILE_ENV})"
+        )
         err.print(
             f"audit log intact: {result.records} records, head {result.head_seq}:{result.head_hash}"
+            f", {signed}"
         )
         return
     err.print(f"[bold red]audit log broken[/] at record {result.first_bad_seq}: {result.reason}")
     raise typer.Exit(1)
+
+
+@app.command("rotate-key")
+def rotate_key_command(ctx: typer.Context) -> None:
+    """Add a new key to the key file and sign the log with it from now on.
+
+    The file is the one ATALAYA_AUDIT_KEY_FILE names (created, readable by
+    its owner only, when missing); older keys stay in it so that the records
+    they signed still verify. Run it once to start signing the log, and
+    again whenever a key may have been seen by someone else.
+    """
+    engine = store_engine(ctx)
+    name = os.environ.get(AUDIT_KEY_FILE_ENV)
+    if not name:
+        raise AtalayaError(
+            f"set {AUDIT_KEY_FILE_ENV} to the key file's path (outside the database, "
+            "readable by the application only) for every process that writes the log"
+        )
+    now = datetime.now(UTC)
+    key = append_new_key(Path(name), now)
+    with engine.begin() as conn:
+        entry = start_signing(conn, now, local_details())
+    seq = entry.fields.seq if entry is not None else "?"
+    err.print(f"audit log signed with key {key.id} from record {seq}; the key is in {name}")
 
 
 @app.command("head")
@@ -117,7 +155,8 @@ def show_command(
         str,
         typer.Option(
             "--as",
-            help=f"Read as this user (must have the {AUDITOR_ROLE} role); the read is logged.",
+            help=f"Read as this user: a {AUDITOR_ROLE} reads their unit's records, a "
+            f"{NATIONAL_AUDITOR_ROLE} every record; the read is logged.",
         ),
     ],
     since: Annotated[
@@ -129,6 +168,16 @@ def show_command(
     user: Annotated[str | None, typer.Option("--user", help="Only this user's records.")] = None,
     action: Annotated[
         str | None, typer.Option("--action", help="Only this action (login, view, export…).")
+    ] = None,
+    lead: Annotated[
+        int | None,
+        typer.Option(
+            "--lead",
+            min=1,
+            max=2**63 - 1,
+            help="Only records about this lead or that showed it (searches, maps, exports): "
+            "who saw it.",
+        ),
     ] = None,
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=100_000, help="At most this many.")
@@ -146,6 +195,7 @@ def show_command(
         until=parse_instant(until, "--until"),
         username=user.strip().lower() if user else None,
         action=action,
+        lead_id=lead,
         limit=limit,
         newest_first=newest_first,
     )

@@ -10,6 +10,7 @@ record has one encoding and one hash.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 from dataclasses import dataclass, field
@@ -167,9 +168,14 @@ def canonical_bytes(fields: AuditFields) -> bytes:
     return encoded
 
 
-def record_hash(fields: AuditFields) -> str:
-    """Hex SHA-256 of the canonical encoding: the record's `hash`."""
-    return hashlib.sha256(canonical_bytes(fields)).hexdigest()
+def record_hash(fields: AuditFields, key: bytes | None = None) -> str:
+    """The record's `hash`: hex HMAC-SHA256 of the canonical encoding under `key`.
+
+    Without a key, plain SHA-256: the chain's records before it was keyed.
+    """
+    if key is None:
+        return hashlib.sha256(canonical_bytes(fields)).hexdigest()
+    return hmac.new(key, canonical_bytes(fields), hashlib.sha256).hexdigest()
 
 
 def parse_canonical(data: bytes) -> AuditFields:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -11,8 +12,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from sqlalchemy import Engine
 
 from atalaya.audit.log import Action, local_details, log_event
+from atalaya.audit.shown import shown_details
 from atalaya.console import err, out, parse_instant, print_json, store_engine
 from atalaya.leads.build import build_leads
 from atalaya.leads.config import CONFIG_ENV, load_config
@@ -25,6 +28,7 @@ from atalaya.leads.query import (
     lead_detail,
     override_score,
 )
+from atalaya.leads.scoring import check_override_score
 
 app = typer.Typer(
     help="Leads: sightings grouped by device, scored by factors that explain themselves.",
@@ -125,6 +129,29 @@ MinScoreOption = Annotated[
 ]
 
 
+def _noting_ids(records: Iterable[dict[str, Any]], ids: list[int]) -> Iterator[dict[str, Any]]:
+    """`records`, appending each one's id to `ids` as it goes by (for the audit record)."""
+    for record in records:
+        ids.append(int(record["id"]))
+        yield record
+
+
+def _filters_detail(
+    province: str | None, since: str | None, until: str | None, min_score: float | None
+) -> dict[str, Any]:
+    return {"province": province, "since": since, "until": until, "min_score": min_score}
+
+
+def _audit_shown(engine: Engine, action: str, details: dict[str, Any], ids: list[int]) -> None:
+    """Record what a command showed: its filters and, compactly, which leads."""
+    log_event(
+        engine,
+        action,
+        object_type="leads",
+        details={**local_details(), **details, **shown_details(ids)},
+    )
+
+
 def _short(value: str | None) -> str:
     return value[:16].replace("T", " ") if value else ""
 
@@ -141,12 +168,17 @@ def list_command(
 ) -> None:
     """Leads, highest score in force first."""
     engine = store_engine(ctx)
-    records = iter_leads(engine, _filter(province, since, until, min_score, limit))
+    shown: list[int] = []
+    records = _noting_ids(
+        iter_leads(engine, _filter(province, since, until, min_score, limit)), shown
+    )
+    filters = _filters_detail(province, since, until, min_score)
     if as_json:
         count = 0
         for record in records:
             print_json(record)
             count += 1
+        _audit_shown(engine, Action.SEARCH, {"filters": filters, "results": count}, shown)
         err.print(f"{count} leads" + (" (--limit reached)" if count == limit else ""))
         return
     table = Table(show_edge=False, pad_edge=False)
@@ -184,6 +216,7 @@ def list_command(
         count += 1
         overridden += bool(r["override"])
     out.print(table)
+    _audit_shown(engine, Action.SEARCH, {"filters": filters, "results": count}, shown)
     err.print(
         f"{count} leads"
         + (" (--limit reached)" if count == limit else "")
@@ -210,6 +243,7 @@ def show_command(
         err.print(f"{moved}: showing lead {moved.current}")
         record = lead_detail(engine, moved.current)
         record["asked_for"] = {"id": moved.asked, "merged_into": moved.into, "build": moved.build}
+    log_event(engine, Action.VIEW, object_type="lead", object_id=lead_id, details=local_details())
     if as_json:
         print_json(record)
         return
@@ -284,7 +318,10 @@ def export_command(
 ) -> None:
     """Export leads with their factors: GeoJSON for a map, JSON lines or CSV."""
     engine = store_engine(ctx)
-    records = iter_leads(engine, _filter(province, since, until, min_score, None), factors=True)
+    shown: list[int] = []
+    records = _noting_ids(
+        iter_leads(engine, _filter(province, since, until, min_score, None), factors=True), shown
+    )
     writer = {
         ExportFormat.geojson: write_geojson,
         ExportFormat.jsonl: write_jsonl,
@@ -297,22 +334,16 @@ def export_command(
         with tmp.open("w", encoding="utf-8", newline="") as stream:
             count = writer(records, stream)
         tmp.replace(out_path)
-    log_event(
+    _audit_shown(
         engine,
         Action.EXPORT,
-        object_type="leads",
-        details={
-            **local_details(),
+        {
             "format": fmt.value,
             "out": str(out_path) if out_path is not None else "-",
-            "filters": {
-                "province": province,
-                "since": str(since) if since else None,
-                "until": str(until) if until else None,
-                "min_score": min_score,
-            },
+            "filters": _filters_detail(province, since, until, min_score),
             "leads": count,
         },
+        shown,
     )
     err.print(f"{count} leads exported")
 
@@ -321,7 +352,9 @@ def export_command(
 def override_command(
     ctx: typer.Context,
     lead_id: Annotated[int, typer.Argument(help="The lead id.", show_default=False)],
-    score: Annotated[float, typer.Option("--score", help="The score to put in force.")],
+    score: Annotated[
+        float, typer.Option("--score", help="The score to put in force, from 0 to 100.")
+    ],
     reason: Annotated[str, typer.Option("--reason", help="Why; kept with the override.")],
     analyst: Annotated[
         str | None,
@@ -334,6 +367,7 @@ def override_command(
     """Put an analyst's score in force for a lead; the computed score stays on record."""
     engine = store_engine(ctx)
     who = analyst if analyst is not None else getpass.getuser()
+    check_override_score(score)
     record = override_score(engine, lead_id, score, reason, who, now=datetime.now(UTC))
     log_event(
         engine,

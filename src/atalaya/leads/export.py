@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable
 from typing import IO, Any
 
+from atalaya.csv_cells import neutralise_row
 from atalaya.leads.config import DEFAULT_FACTORS, DEFAULT_FLAGS
 
 CSV_FIELDS = (
@@ -73,7 +74,7 @@ def write_csv(records: Iterable[dict[str, Any]], stream: IO[str]) -> int:
         row["flags"] = " ".join(record["flags"])
         for factor in record.get("factors", []):
             row[f"factor_{factor['name']}"] = factor["contribution"]
-        writer.writerow(row)
+        writer.writerow(neutralise_row(row))
         count += 1
     return count
 

@@ -14,8 +14,14 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from atalaya.errors import AtalayaError
 from atalaya.leads.config import Factor, ScoringConfig
 from atalaya.leads.presence import US_PER_DAY, ItemStat
+
+# The scores an analyst may put in force: the map's bands and the list's
+# order assume this scale, and 1e308 or -5 are typing mistakes.
+OVERRIDE_MIN = 0.0
+OVERRIDE_MAX = 100.0
 
 
 @dataclass(frozen=True)
@@ -110,3 +116,12 @@ def total(factors: Iterable[FactorScore]) -> float:
     # Rounded so that the stored score reads the same on every engine and in
     # every export; the factors keep full precision.
     return round(math.fsum(f.contribution for f in factors), 6)
+
+
+def check_override_score(score: float) -> float:
+    """`score` when an analyst may put it in force (0 to 100), else AtalayaError."""
+    if not (math.isfinite(score) and OVERRIDE_MIN <= score <= OVERRIDE_MAX):
+        raise AtalayaError(
+            f"--score must be a number from {OVERRIDE_MIN:g} to {OVERRIDE_MAX:g}, not {score:g}"
+        )
+    return score

@@ -19,6 +19,7 @@ from typing import IO, Any
 from sqlalchemy import Engine, insert, select
 
 from atalaya import __version__
+from atalaya.csv_cells import neutralise_row
 from atalaya.hashsets.categories import Category
 from atalaya.store.tables import sighting
 from atalaya.store.times import utc
@@ -173,6 +174,6 @@ def write_csv(rows: Iterable[dict[str, Any]], stream: IO[str]) -> int:
     writer.writeheader()
     count = 0
     for row in rows:
-        writer.writerow(row)
+        writer.writerow(neutralise_row(row))
         count += 1
     return count

@@ -536,6 +536,22 @@ login_attempt = Table(
     Index("ix_login_attempt_client_address_at", "client_address", "at"),
 )
 
+# Logins refused by the rate limit, counted per client (an IPv4 address or
+# an IPv6 /64) and window: the first refusal of a window is an audit record,
+# the others are counted here and written as one record once the window ends,
+# so that anyone without an account cannot grow the audit log without bound.
+login_refusal = Table(
+    "login_refusal",
+    metadata,
+    Column("client_key", String(45), primary_key=True),
+    Column("client_address", String(45), nullable=False),  # the last one refused
+    Column("first_at", DateTime(timezone=True), nullable=False),
+    Column("last_at", DateTime(timezone=True), nullable=False),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("refused", Integer, nullable=False),  # after the first, not yet in the audit log
+    Index("ix_login_refusal_window_end", "window_end"),
+)
+
 # A unit's explicit claim on a lead outside its jurisdiction (or inside it,
 # to be on record). No foreign key to lead: leads are rebuilt, ids are stable,
 # and a claim on a lead merged away counts for the lead it went into

@@ -15,6 +15,7 @@ the synchronous SQLAlchemy engine belongs.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine, select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -42,9 +44,11 @@ from starlette.responses import (
 )
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from atalaya.accounts.roles import Permission, has_permission
 from atalaya.accounts.sessions import (
+    LoginBusyError,
     LoginError,
     LoginThrottledError,
     Session,
@@ -68,11 +72,13 @@ from atalaya.audit.log import (
     log_event,
     read_audit,
 )
+from atalaya.audit.shown import shown_details
 from atalaya.enrich.store import attribution_of
 from atalaya.errors import AtalayaError
 from atalaya.hashsets.categories import Category
 from atalaya.leads.history import moved
 from atalaya.leads.query import override_score
+from atalaya.leads.scoring import check_override_score
 from atalaya.store.tables import lead
 from atalaya.store.times import utc
 from atalaya.web.charts import chart_data
@@ -93,7 +99,10 @@ from atalaya.web.selection import (
 from atalaya.web.settings import LIBRARIES, WebSettings, tile_origin
 
 Clock = Callable[[], datetime]
+LOG = logging.getLogger("atalaya.web")
 AUDIT_PAGE_LIMIT = 200
+# Lead ids are BIGINT: a larger one is no lead and must not reach the database.
+MAX_LEAD_ID = 2**63 - 1
 MAX_FORM_BYTES = 16_384
 SCORE_BANDS = (20.0, 40.0, 60.0, 80.0)
 
@@ -134,6 +143,21 @@ def json_for_html(value: Any) -> str:
 
 def _parse_iso(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+class LeadIdConvertor(Convertor[int]):
+    """A lead id in a path: 1 to 20 digits (int() of thousands of digits fails)."""
+
+    regex = "[0-9]{1,20}"
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        return str(int(value))
+
+
+register_url_convertor("lead_id", LeadIdConvertor())
 
 
 class NotSignedInError(Exception):
@@ -203,6 +227,33 @@ class WebApp:
             details=details,
             at=self.now(),
         )
+
+    def audit_failure(self, request: Request, exc: Exception) -> None:
+        """Record a request that failed inside the application (outcome error).
+
+        The exception's class only: its text can hold SQL and parameters.
+        """
+        try:
+            token = request.cookies.get(SESSION_COOKIE)
+            session = session_user(self.engine, token, self.now(), self.settings.policy)
+        except Exception:
+            session = None
+        try:
+            self.audit(
+                request,
+                session,
+                Action.REQUEST,
+                outcome=Outcome.ERROR,
+                object_type="page",
+                object_id=request.url.path[:200],
+                details={
+                    "method": request.method[:10],
+                    "query": request.url.query[:2000],
+                    "error": type(exc).__name__,
+                },
+            )
+        except Exception:
+            LOG.exception("a failed request could not be recorded in the audit log")
 
     def render(
         self,
@@ -324,6 +375,10 @@ class WebApp:
             response = self._login_form(request, error=str(exc), status=429)
             response.headers["Retry-After"] = str(int(exc.retry_after.total_seconds()) + 1)
             return response
+        except LoginBusyError as exc:
+            response = self._login_form(request, error=str(exc), status=503)
+            response.headers["Retry-After"] = "5"
+            return response
         except LoginError as exc:
             return self._login_form(request, error=str(exc), status=401)
         response = RedirectResponse(target, status_code=303)
@@ -376,7 +431,12 @@ class WebApp:
             session,
             Action.SEARCH,
             object_type="leads",
-            details={"filters": flt.params(), "results": len(rows), "page": page.number},
+            details={
+                "filters": flt.params(),
+                "results": len(rows),
+                "page": page.number,
+                **shown_details(r.id for r in shown),
+            },
         )
         base = flt.query(page=False)
         return self.render(
@@ -423,7 +483,11 @@ class WebApp:
             session,
             Action.MAP_QUERY,
             object_type="leads",
-            details={"filters": flt.params(page=False), "results": len(rows)},
+            details={
+                "filters": flt.params(page=False),
+                "results": len(rows),
+                **shown_details(int(p[0]) for p in points),
+            },
         )
         return JSONResponse(
             {
@@ -451,7 +515,12 @@ class WebApp:
             session,
             Action.SEARCH,
             object_type="leads",
-            details={"filters": flt.params(), "results": len(rows), "page": page.number},
+            details={
+                "filters": flt.params(),
+                "results": len(rows),
+                "page": page.number,
+                **shown_details(r.id for r in shown),
+            },
         )
         return JSONResponse(
             {
@@ -475,16 +544,21 @@ class WebApp:
             raise FilterError("format must be csv or geojson")
         flt = self.filters(request)
         rows = self.selection(session, flt)
+        stamp = self.now().strftime("%Y%m%dT%H%M%SZ")
+        with self.engine.connect() as conn:
+            records = [row_record(r) for r in lead_rows(conn, [r.id for r in rows])]
         self.audit(
             request,
             session,
             Action.EXPORT,
             object_type="leads",
-            details={"filters": flt.params(page=False), "format": fmt, "results": len(rows)},
+            details={
+                "filters": flt.params(page=False),
+                "format": fmt,
+                "results": len(records),
+                **shown_details(int(r["id"]) for r in records),
+            },
         )
-        stamp = self.now().strftime("%Y%m%dT%H%M%SZ")
-        with self.engine.connect() as conn:
-            records = [row_record(r) for r in lead_rows(conn, [r.id for r in rows])]
         if fmt == "csv":
             body: Iterator[str] = csv_lines(records)
             media, name = "text/csv; charset=utf-8", f"atalaya-leads-{stamp}.csv"
@@ -529,9 +603,15 @@ class WebApp:
         self, request: Request, session: Session, lead_id: int, *, error: str | None, status: int
     ) -> Response:
         unit_id = session.user.unit_id
-        with self.engine.connect() as conn:
-            held = unit_holds(conn, unit_id, lead_id)
-            exists = held or conn.execute(select(lead.c.id).where(lead.c.id == lead_id)).first()
+        held = exists = False
+        if lead_id <= MAX_LEAD_ID:
+            with self.engine.connect() as conn:
+                held = unit_holds(conn, unit_id, lead_id)
+                exists = (
+                    held
+                    or conn.execute(select(lead.c.id).where(lead.c.id == lead_id)).first()
+                    is not None
+                )
         if not held:
             # Same answer for another unit's lead and for no lead at all: a
             # guessed URL must not confirm that a lead exists.
@@ -599,13 +679,34 @@ class WebApp:
                 details={"reason": "CSRF token missing or wrong"},
             )
             raise HTTPException(403, "the form's CSRF token does not match this session")
-        with self.engine.connect() as conn:
-            held = unit_holds(conn, session.user.unit_id, lead_id)
-            where = moved(conn, lead_id)
-            if where is not None and unit_holds(conn, session.user.unit_id, where.current):
+        # The role first: a role that may not change leads must get the same
+        # answer for a lead its unit holds and for any other id, or the
+        # difference tells it which leads its unit holds.
+        if not has_permission(session.user.role, Permission.CHANGE_LEADS):
+            self.audit(
+                request,
+                session,
+                Action.CHANGE,
+                outcome=Outcome.DENIED,
+                object_type="lead",
+                object_id=lead_id,
+                details={"reason": "role"},
+            )
+            return self.require_leads_change(session)
+        held = False
+        if lead_id <= MAX_LEAD_ID:
+            with self.engine.connect() as conn:
+                held = unit_holds(conn, session.user.unit_id, lead_id)
+                where = moved(conn, lead_id)
+                stale_for = (
+                    where
+                    if where is not None and unit_holds(conn, session.user.unit_id, where.current)
+                    else None
+                )
+            if stale_for is not None:
                 # A page opened before a build merged the lead away.
                 stale = (
-                    f"Lead {lead_id} was merged into this lead by build {where.build} after "
+                    f"Lead {lead_id} was merged into this lead by build {stale_for.build} after "
                     "the page was opened; the override was not recorded. Review this lead "
                     "and record it again."
                 )
@@ -616,11 +717,12 @@ class WebApp:
                     outcome=Outcome.DENIED,
                     object_type="lead",
                     object_id=lead_id,
-                    details={"reason": f"merged into lead {where.current}"},
+                    details={"reason": f"merged into lead {stale_for.current}"},
                 )
-                return self._lead_response(request, session, where.current, error=stale, status=409)
-        allowed = has_permission(session.user.role, Permission.CHANGE_LEADS)
-        if not held or not allowed:
+                return self._lead_response(
+                    request, session, stale_for.current, error=stale, status=409
+                )
+        if not held:
             self.audit(
                 request,
                 session,
@@ -628,9 +730,9 @@ class WebApp:
                 outcome=Outcome.DENIED,
                 object_type="lead",
                 object_id=lead_id,
-                details={"reason": "not held by the unit" if not held else "role"},
+                details={"reason": "not held by the unit"},
             )
-            return self._not_found(session) if not held else self.require_leads_change(session)
+            return self._not_found(session)
         try:
             score = float(str(form.get("score", "")))
         except ValueError:
@@ -639,6 +741,7 @@ class WebApp:
             )
         reason = str(form.get("reason", ""))
         try:
+            check_override_score(score)
             entry = override_score(
                 self.engine, lead_id, score, reason, session.user.username, now=self.now()
             )
@@ -806,8 +909,8 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
         Route("/login", web.login_page, methods=["GET"]),
         Route("/login", login_post, methods=["POST"]),
         Route("/logout", logout_post, methods=["POST"]),
-        Route("/leads/{lead_id:int}", page(web.lead_page)),
-        Route("/leads/{lead_id:int}/override", override_post, methods=["POST"]),
+        Route("/leads/{lead_id:lead_id}", page(web.lead_page)),
+        Route("/leads/{lead_id:lead_id}/override", override_post, methods=["POST"]),
         Route("/charts", page(web.charts)),
         Route("/audit", page(web.audit_page)),
         Route("/export", page(web.export)),
@@ -821,15 +924,49 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
             for prefix, folder in LIBRARIES.items()
         ),
     ]
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # Starlette re-raises `exc` after this answer, so the server logs it.
+        await run_in_threadpool(web.audit_failure, request, exc)
+        try:
+            return web.render(
+                "error.html",
+                {
+                    "title": "Something went wrong",
+                    "message": "The server could not answer this request; it has been recorded.",
+                },
+                status=500,
+            )
+        except Exception:  # the page itself failed: a plain answer still goes out
+            return Response("internal error", status_code=500, media_type="text/plain")
+
     origin = tile_origin(settings.tile_url) if settings.tile_url else None
-    return Starlette(
+    return _Application(
+        headers=SecurityHeaders.factory(
+            tile_origin=origin,
+            hsts=settings.secure_cookies,
+            trusted_proxies=settings.trusted_proxies,
+        ),
         routes=routes,
-        middleware=[
-            Middleware(SecurityHeaders, tile_origin=origin),
-            Middleware(GZipMiddleware, minimum_size=1024, compresslevel=5),
-        ],
-        exception_handlers={HTTPException: http_error},
+        middleware=[Middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)],
+        exception_handlers={HTTPException: http_error, Exception: server_error},
     )
+
+
+class _Application(Starlette):
+    """Starlette with the security headers outside everything else.
+
+    Starlette puts its 500 answer (ServerErrorMiddleware) outside the user's
+    middleware: headers added as ordinary middleware would be missing from
+    exactly the answers an attacker provokes.
+    """
+
+    def __init__(self, *, headers: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
+        self._headers = headers
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return self._headers(super().build_middleware_stack())
 
 
 def _bad_filter(web: WebApp, request: Request, message: str) -> Response:

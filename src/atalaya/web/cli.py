@@ -8,7 +8,12 @@ from typing import Annotated
 import typer
 
 from atalaya.console import err, store_engine
-from atalaya.web.settings import TILE_ATTRIBUTION_ENV, TILE_URL_ENV, WebSettings
+from atalaya.web.settings import (
+    FORWARDED_ALLOW_IPS_ENV,
+    TILE_ATTRIBUTION_ENV,
+    TILE_URL_ENV,
+    WebSettings,
+)
 
 
 def serve_command(
@@ -36,9 +41,21 @@ def serve_command(
     secure_cookies: Annotated[
         bool,
         typer.Option(
-            "--secure-cookies", help="Mark cookies Secure: set when a TLS proxy is in front."
+            "--secure-cookies",
+            help="Mark cookies Secure and send HSTS: set when a TLS proxy is in front.",
         ),
     ] = False,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            envvar=FORWARDED_ALLOW_IPS_ENV,
+            help="Addresses or networks of the reverse proxy in front, comma-separated: "
+            "requests from them are credited to the client their X-Forwarded-For names "
+            "(for logins, rate limits and the audit log) [default: none, trust no header].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the map, the leads and the audit log over HTTP (sign in with `atalaya users`)."""
     # Imported here: the server and the application's modules load for `serve`,
@@ -49,7 +66,10 @@ def serve_command(
 
     engine = store_engine(ctx)
     settings = WebSettings.load(
-        tile_url=tile_url, tile_attribution=tile_attribution, secure_cookies=secure_cookies
+        tile_url=tile_url,
+        tile_attribution=tile_attribution,
+        secure_cookies=secure_cookies,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
     app = create_app(engine, settings)
     shown = f"[{host}]" if ":" in host else host
@@ -70,6 +90,7 @@ def serve_command(
         log_level="warning",
         access_log=False,
         server_header=False,
-        # Client addresses go into the audit log: trust no forwarding header.
+        # Client addresses go into the audit log: uvicorn trusts no forwarding
+        # header; the application does, from --forwarded-allow-ips only.
         proxy_headers=False,
     )

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from atalaya.csv_cells import neutralise_row
 from atalaya.leads.export import geojson_feature
 from atalaya.web.selection import LeadRow
 
@@ -78,11 +79,13 @@ def csv_lines(records: Sequence[dict[str, Any]]) -> Iterator[str]:
     writer.writeheader()
     for record in records:
         writer.writerow(
-            {
-                **record,
-                "networks": " ".join(record["networks"]),
-                "flags": " ".join(record["flags"]),
-            }
+            neutralise_row(
+                {
+                    **record,
+                    "networks": " ".join(record["networks"]),
+                    "flags": " ".join(record["flags"]),
+                }
+            )
         )
         if buffer.tell() > 65_536:
             yield buffer.getvalue()

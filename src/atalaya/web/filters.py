@@ -12,7 +12,9 @@ seven days), `dormant` (not seen for seven days), `overridden` (an analyst's
 score is in force) and `conflict` (another unit holds the lead too).
 
 Query strings come from anyone holding a session: every value is bounded and
-a bad one fails with FilterError, never anything else.
+a bad one fails with FilterError, never anything else. Days lie between
+1970-01-01 and 2999-12-31, so that no window, chart week or "day after"
+computed from one can leave Python's dates; numbers are ASCII digits.
 """
 
 from __future__ import annotations
@@ -31,10 +33,16 @@ MAX_DAYS = 3_660  # ten years: beyond that a window is a mistake
 MAX_VERTICES = 200
 MAX_PARAM = 8_000
 MAX_PAGE = 100_000
+# Days a window may touch: wide enough for any real record, narrow enough
+# that every sum of days and weeks made from them stays a valid date.
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(2999, 12, 31)
 STATUSES = ("active", "dormant", "overridden", "conflict")
 NETWORKS = ("bittorrent", "ed2k")
-_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
-_CODE = re.compile(r"^\d{1,5}$")
+# ASCII digits only: str.isdigit and \d accept "²" and other scripts' digits.
+_WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
+_CODE = re.compile(r"[0-9]{1,5}")
+_PAGE = re.compile(r"[0-9]{1,6}")
 
 
 class FilterError(ValueError):
@@ -120,20 +128,32 @@ def _one(params: Mapping[str, str], name: str) -> str | None:
 
 def _day(value: str, name: str) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise FilterError(f"{name} {value[:40]!r} is not a date (YYYY-MM-DD)") from None
+    _check_day(day, name)
+    return day
+
+
+def _check_day(day: date, name: str) -> None:
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise FilterError(f"{name} must be a day from {FIRST_DAY} to {LAST_DAY}")
 
 
 def iso_week(value: str) -> tuple[date, date]:
     """Monday and Sunday of an ISO week written 2026-W47."""
-    match = _WEEK.match(value)
+    match = _WEEK.fullmatch(value)
     if match is None:
         raise FilterError(f"week {value[:40]!r} is not an ISO week such as 2026-W47")
+    year = int(match[1])
+    if not FIRST_DAY.year <= year <= LAST_DAY.year:
+        raise FilterError(f"week must be of a year from {FIRST_DAY.year} to {LAST_DAY.year}")
     try:
-        monday = date.fromisocalendar(int(match[1]), int(match[2]), 1)
+        monday = date.fromisocalendar(year, int(match[2]), 1)
     except ValueError:
         raise FilterError(f"week {value[:40]!r} does not exist") from None
+    _check_day(monday, "week")
+    _check_day(monday + timedelta(days=6), "week")
     return monday, monday + timedelta(days=6)
 
 
@@ -169,8 +189,11 @@ def parse_filters(params: Mapping[str, str], *, today: date) -> Filters:
         since, until = iso_week(week)
     else:
         until = _day(until_text, "to") if until_text else today
+        _check_day(until, "to")
         since = (
-            _day(since_text, "from") if since_text else (until - timedelta(days=DEFAULT_DAYS - 1))
+            _day(since_text, "from")
+            if since_text
+            else max(FIRST_DAY, until - timedelta(days=DEFAULT_DAYS - 1))
         )
     if since > until:
         raise FilterError("from must not be after to")
@@ -179,12 +202,12 @@ def parse_filters(params: Mapping[str, str], *, today: date) -> Filters:
 
     province = _one(params, "province")
     if province is not None:
-        if not _CODE.match(province) or len(province) > 2:
+        if not _CODE.fullmatch(province) or len(province) > 2:
             raise FilterError("province must be a two-digit INE code such as 28")
         province = province.zfill(2)
     municipality = _one(params, "municipality")
     if municipality is not None:
-        if not _CODE.match(municipality):
+        if not _CODE.fullmatch(municipality):
             raise FilterError("municipality must be a five-digit INE code such as 28079")
         municipality = municipality.zfill(5)
         if province is not None and not municipality.startswith(province):
@@ -225,7 +248,7 @@ def parse_filters(params: Mapping[str, str], *, today: date) -> Filters:
     page_text = _one(params, "page")
     page = 1
     if page_text is not None:
-        if not page_text.isdigit() or not 1 <= int(page_text[:7]) <= MAX_PAGE:
+        if not _PAGE.fullmatch(page_text) or not 1 <= int(page_text) <= MAX_PAGE:
             raise FilterError(f"page must be a number from 1 to {MAX_PAGE}")
         page = int(page_text)
 

@@ -19,10 +19,12 @@ from urllib.parse import urlsplit
 from atalaya.accounts.policy import DEFAULT_POLICY, AccountPolicy
 from atalaya.enrich.settings import SPAIN_ATLAS_FILE, default_data_dir
 from atalaya.errors import AtalayaError
+from atalaya.web.security import Network, parse_trusted_proxies
 
 ASSETS_ENV = "ATALAYA_WEB_ASSETS"
 TILE_URL_ENV = "ATALAYA_TILE_URL"
 TILE_ATTRIBUTION_ENV = "ATALAYA_TILE_ATTRIBUTION"
+FORWARDED_ALLOW_IPS_ENV = "ATALAYA_FORWARDED_ALLOW_IPS"
 ASSETS_SUBDIR = Path("data") / "web" / "node_modules"
 _CHECKOUT = Path(__file__).resolve().parents[3]
 WORLD_ATLAS_MAP_FILE = "world-atlas/countries-50m.json"
@@ -77,9 +79,12 @@ class WebSettings:
     geo_dir: Path
     tile_url: str | None = None
     tile_attribution: str | None = None
-    # Set behind TLS: the session cookie then travels over HTTPS only.
+    # Set behind TLS: the session cookie then travels over HTTPS only, and
+    # browsers are told to use HTTPS only (HSTS).
     secure_cookies: bool = False
     policy: AccountPolicy = field(default=DEFAULT_POLICY)
+    # The reverse proxies whose X-Forwarded-For names the client; none by default.
+    trusted_proxies: tuple[Network, ...] = ()
 
     @classmethod
     def load(
@@ -91,11 +96,19 @@ class WebSettings:
         tile_attribution: str | None = None,
         secure_cookies: bool = False,
         policy: AccountPolicy = DEFAULT_POLICY,
+        forwarded_allow_ips: str | None = None,
     ) -> WebSettings:
         """Arguments, then environment, then the installed defaults."""
         url = tile_url or os.environ.get(TILE_URL_ENV) or None
         if url is not None:
             tile_origin(url)
+        proxies_text = forwarded_allow_ips or os.environ.get(FORWARDED_ALLOW_IPS_ENV) or None
+        proxies: tuple[Network, ...] = ()
+        if proxies_text is not None:
+            try:
+                proxies = parse_trusted_proxies(proxies_text)
+            except ValueError as exc:
+                raise AtalayaError(f"--forwarded-allow-ips: {exc}") from None
         return cls(
             assets_dir=assets_dir or default_assets_dir(),
             geo_dir=geo_dir or default_data_dir(),
@@ -103,6 +116,7 @@ class WebSettings:
             tile_attribution=tile_attribution or os.environ.get(TILE_ATTRIBUTION_ENV) or None,
             secure_cookies=secure_cookies,
             policy=policy,
+            trusted_proxies=proxies,
         )
 
     @property
