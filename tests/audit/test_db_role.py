@@ -7,6 +7,7 @@ and what was tested cannot drift apart.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from atalaya.leads.config import LeadsConfig
 from atalaya.leads.enrichment import EnrichmentFacts
 from atalaya.store import create_store_engine, upgrade
 from tests.accounts.helpers import FAST, PASSWORD
-from tests.conftest import _fresh_postgres_database
+from tests.conftest import _create_database
 from tests.leads.helpers import item, write
 from tests.leads.helpers import sighting as s
 
@@ -42,8 +43,10 @@ def documented_statements(database: str, role: str) -> list[str]:
 
 
 @pytest.fixture
-def owner_and_app(postgres_admin_url: str) -> Iterator[tuple[Engine, Engine]]:
-    url = _fresh_postgres_database(postgres_admin_url)
+def owner_and_app(
+    postgres_admin_url: str, postgres_admin: Engine
+) -> Iterator[tuple[Engine, Engine]]:
+    url = _create_database(postgres_admin, f"atalaya_role_{secrets.token_hex(6)}")
     database = make_url(url).database
     assert database
     role = f"app_{database}"[:60]

@@ -113,7 +113,7 @@ def test_0006_up_and_down_on_a_populated_store(db_url: str) -> None:
         )
     }
 
-    upgrade(engine)
+    upgrade(engine, REVISION)
     assert current_revision(engine) == REVISION
     assert set(inspect(engine).get_table_names()) >= NEW_TABLES
     # Units hold leads by any presence at once: the provinces are filled in.
@@ -153,7 +153,7 @@ def test_0006_up_and_down_on_a_populated_store(db_url: str) -> None:
         assert _rows(engine, name, "id") == before[name], name
 
     # And up again, as on a store that was never at 0006.
-    upgrade(engine)
+    upgrade(engine, REVISION)
     with engine.connect() as conn:
         assert len(conn.execute(select(_table(engine, "lead_province"))).all()) == 3
         assert conn.execute(select(_table(engine, "lead_lineage"))).all() == []

@@ -579,9 +579,11 @@ class WebApp:
         if denied is not None:
             return denied
         lead_id = request.path_params["lead_id"]
-        with self.engine.connect() as conn:
-            where = moved(conn, lead_id)
-            held = where is not None and unit_holds(conn, session.user.unit_id, where.current)
+        where, held = None, False
+        if lead_id <= MAX_LEAD_ID:  # larger is no lead, and no database integer
+            with self.engine.connect() as conn:
+                where = moved(conn, lead_id)
+                held = where is not None and unit_holds(conn, session.user.unit_id, where.current)
         if where is not None and held:
             # A lead merged away lives on in the one it went into (its records
             # with it); a unit that does not hold that one gets the same 404.
