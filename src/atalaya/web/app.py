@@ -670,7 +670,9 @@ class WebApp:
     def _override(self, request: Request, form: dict[str, Any]) -> Response:
         session = self.session(request)
         lead_id = request.path_params["lead_id"]
-        if not check_csrf(session, str(form.get("csrf", ""))):
+
+        def deny(reason: str) -> None:
+            """Audit a refused override; every refusal is recorded the same way."""
             self.audit(
                 request,
                 session,
@@ -678,22 +680,17 @@ class WebApp:
                 outcome=Outcome.DENIED,
                 object_type="lead",
                 object_id=lead_id,
-                details={"reason": "CSRF token missing or wrong"},
+                details={"reason": reason},
             )
+
+        if not check_csrf(session, str(form.get("csrf", ""))):
+            deny("CSRF token missing or wrong")
             raise HTTPException(403, "the form's CSRF token does not match this session")
         # The role first: a role that may not change leads must get the same
         # answer for a lead its unit holds and for any other id, or the
         # difference tells it which leads its unit holds.
         if not has_permission(session.user.role, Permission.CHANGE_LEADS):
-            self.audit(
-                request,
-                session,
-                Action.CHANGE,
-                outcome=Outcome.DENIED,
-                object_type="lead",
-                object_id=lead_id,
-                details={"reason": "role"},
-            )
+            deny("role")
             return self.require_leads_change(session)
         held = False
         if lead_id <= MAX_LEAD_ID:
@@ -712,28 +709,12 @@ class WebApp:
                     "the page was opened; the override was not recorded. Review this lead "
                     "and record it again."
                 )
-                self.audit(
-                    request,
-                    session,
-                    Action.CHANGE,
-                    outcome=Outcome.DENIED,
-                    object_type="lead",
-                    object_id=lead_id,
-                    details={"reason": f"merged into lead {stale_for.current}"},
-                )
+                deny(f"merged into lead {stale_for.current}")
                 return self._lead_response(
                     request, session, stale_for.current, error=stale, status=409
                 )
         if not held:
-            self.audit(
-                request,
-                session,
-                Action.CHANGE,
-                outcome=Outcome.DENIED,
-                object_type="lead",
-                object_id=lead_id,
-                details={"reason": "not held by the unit"},
-            )
+            deny("not held by the unit")
             return self._not_found(session)
         try:
             score = float(str(form.get("score", "")))
