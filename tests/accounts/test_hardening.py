@@ -8,13 +8,11 @@ asserted by the work it did, not by how long it took.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import Engine, select
 
 from atalaya.accounts import (
@@ -28,46 +26,14 @@ from atalaya.accounts import (
 from atalaya.audit import AuditQuery, read_records, verify
 from atalaya.store.tables import app_user, login_attempt
 from tests.accounts.helpers import FAST, PASSWORD, T0, unit_with_user
+from tests.support.verify_spy import VerifySpy, spy_on_verify
 
 IP = "127.0.0.20"
 
 
-@dataclass
-class VerifySpy:
-    """Every Argon2 verification made: the hash it was made against."""
-
-    hashes: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    # Each verification also lasts this long, as Argon2 at production cost
-    # would: parallel attempts then really overlap.
-    delay: float = 0.0
-    in_flight: int = 0
-    most_in_flight: int = 0
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.hashes)
-
-
 @pytest.fixture
-def verify_spy(monkeypatch: pytest.MonkeyPatch) -> Iterator[VerifySpy]:
-    spy = VerifySpy()
-    real = PasswordHasher.verify
-
-    def counted(self: PasswordHasher, hash: str | bytes, password: str | bytes) -> bool:
-        with spy.lock:
-            spy.hashes.append(hash if isinstance(hash, str) else hash.decode())
-            spy.in_flight += 1
-            spy.most_in_flight = max(spy.most_in_flight, spy.in_flight)
-        try:
-            time.sleep(spy.delay)
-            return real(self, hash, password)
-        finally:
-            with spy.lock:
-                spy.in_flight -= 1
-
-    monkeypatch.setattr(PasswordHasher, "verify", counted)
-    yield spy
+def verify_spy(monkeypatch: pytest.MonkeyPatch) -> VerifySpy:
+    return spy_on_verify(monkeypatch)
 
 
 def _refused(engine: Engine, username: str, password: str, at: timedelta = timedelta()) -> str:

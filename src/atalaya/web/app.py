@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
@@ -86,6 +87,7 @@ from atalaya.web.dossier import gather, local_time
 from atalaya.web.export import csv_lines, geojson_parts, row_record
 from atalaya.web.filters import NETWORKS, STATUSES, FilterError, Filters, parse_filters
 from atalaya.web.places import Places
+from atalaya.web.query_limit import is_timeout, limit_statements
 from atalaya.web.security import LOGIN_CSRF_COOKIE, SESSION_COOKIE, SecurityHeaders
 from atalaya.web.selection import (
     MAP_FIELDS,
@@ -190,6 +192,13 @@ class WebApp:
 
     # --- plumbing -------------------------------------------------------------
 
+    @property
+    def too_slow_message(self) -> str:
+        return (
+            f"This selection took longer than {self.settings.query_timeout:g} s to read: "
+            "narrow the dates, the area or the province."
+        )
+
     def now(self) -> datetime:
         return self.clock()
 
@@ -228,7 +237,7 @@ class WebApp:
             at=self.now(),
         )
 
-    def audit_failure(self, request: Request, exc: Exception) -> None:
+    def audit_failure(self, request: Request, exc: Exception, reason: str | None = None) -> None:
         """Record a request that failed inside the application (outcome error).
 
         The exception's class only: its text can hold SQL and parameters.
@@ -250,6 +259,7 @@ class WebApp:
                     "method": request.method[:10],
                     "query": request.url.query[:2000],
                     "error": type(exc).__name__,
+                    **({"reason": reason} if reason else {}),
                 },
             )
         except Exception:
@@ -835,6 +845,7 @@ class WebApp:
 def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) -> Starlette:
     """The application for `atalaya serve` (and tests)."""
     settings.check()
+    limit_statements(engine, settings.query_timeout)
     web = WebApp(engine, settings, clock)
     static_dir = Path(str(files("atalaya.web").joinpath("static")))
 
@@ -847,6 +858,15 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
                 return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
             except FilterError as exc:
                 return _bad_filter(web, request, str(exc))
+            except DBAPIError as exc:
+                if not is_timeout(exc):
+                    raise
+                web.audit_failure(request, exc, reason="query time limit")
+                return web.render(
+                    "error.html",
+                    {"title": "Too slow", "message": web.too_slow_message},
+                    status=503,
+                )
 
         return wrapped
 
@@ -858,6 +878,11 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
                 return JSONResponse({"error": "sign in first"}, status_code=401)
             except FilterError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
+            except DBAPIError as exc:
+                if not is_timeout(exc):
+                    raise
+                web.audit_failure(request, exc, reason="query time limit")
+                return JSONResponse({"error": web.too_slow_message}, status_code=503)
 
         return wrapped
 

@@ -9,6 +9,7 @@ import typer
 
 from atalaya.console import err, store_engine
 from atalaya.web.settings import (
+    DEFAULT_QUERY_TIMEOUT,
     FORWARDED_ALLOW_IPS_ENV,
     TILE_ATTRIBUTION_ENV,
     TILE_URL_ENV,
@@ -56,6 +57,15 @@ def serve_command(
             show_default=False,
         ),
     ] = None,
+    query_timeout: Annotated[
+        float,
+        typer.Option(
+            "--query-timeout",
+            min=0.1,
+            max=3600,
+            help="Seconds any one database statement of a request may run; longer ones answer 503.",
+        ),
+    ] = DEFAULT_QUERY_TIMEOUT,
 ) -> None:
     """Serve the map, the leads and the audit log over HTTP (sign in with `atalaya users`)."""
     # Imported here: the server and the application's modules load for `serve`,
@@ -70,6 +80,7 @@ def serve_command(
         tile_attribution=tile_attribution,
         secure_cookies=secure_cookies,
         forwarded_allow_ips=forwarded_allow_ips,
+        query_timeout=query_timeout,
     )
     app = create_app(engine, settings)
     shown = f"[{host}]" if ":" in host else host

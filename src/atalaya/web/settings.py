@@ -25,6 +25,7 @@ ASSETS_ENV = "ATALAYA_WEB_ASSETS"
 TILE_URL_ENV = "ATALAYA_TILE_URL"
 TILE_ATTRIBUTION_ENV = "ATALAYA_TILE_ATTRIBUTION"
 FORWARDED_ALLOW_IPS_ENV = "ATALAYA_FORWARDED_ALLOW_IPS"
+DEFAULT_QUERY_TIMEOUT = 10.0
 ASSETS_SUBDIR = Path("data") / "web" / "node_modules"
 _CHECKOUT = Path(__file__).resolve().parents[3]
 WORLD_ATLAS_MAP_FILE = "world-atlas/countries-50m.json"
@@ -85,6 +86,8 @@ class WebSettings:
     policy: AccountPolicy = field(default=DEFAULT_POLICY)
     # The reverse proxies whose X-Forwarded-For names the client; none by default.
     trusted_proxies: tuple[Network, ...] = ()
+    # Seconds any one database statement of a request may run.
+    query_timeout: float = DEFAULT_QUERY_TIMEOUT
 
     @classmethod
     def load(
@@ -97,6 +100,7 @@ class WebSettings:
         secure_cookies: bool = False,
         policy: AccountPolicy = DEFAULT_POLICY,
         forwarded_allow_ips: str | None = None,
+        query_timeout: float = DEFAULT_QUERY_TIMEOUT,
     ) -> WebSettings:
         """Arguments, then environment, then the installed defaults."""
         url = tile_url or os.environ.get(TILE_URL_ENV) or None
@@ -117,6 +121,7 @@ class WebSettings:
             secure_cookies=secure_cookies,
             policy=policy,
             trusted_proxies=proxies,
+            query_timeout=query_timeout,
         )
 
     @property
@@ -128,7 +133,9 @@ class WebSettings:
         return self.geo_dir / WORLD_ATLAS_MAP_FILE
 
     def check(self) -> None:
-        """AtalayaError naming what is missing and how to install it."""
+        """AtalayaError naming what is missing and how to install it, or a bad setting."""
+        if not 0 < self.query_timeout <= 3600:
+            raise AtalayaError("--query-timeout must be between 0 and 3600 seconds")
         for probe in _PROBES:
             if not (self.assets_dir / probe).is_file():
                 raise AtalayaError(
