@@ -93,3 +93,19 @@ def test_list_show_and_export_are_audited_with_the_leads_they_showed(
     assert shown.returncode == 0, shown.stderr
     answered = [json.loads(line)["action"] for line in shown.stdout.splitlines()]
     assert answered == ["search", "view", "export"]
+
+
+def test_the_store_api_bounds_override_scores_for_every_caller(one_lead: Engine) -> None:
+    """The 0-100 rule lives in `override_score` itself, not only in the CLI and web parsers."""
+    from datetime import UTC, datetime
+
+    from atalaya.errors import AtalayaError
+    from atalaya.leads.query import override_score
+
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    for score in (1e308, -5.0, 100.5, float("nan"), float("inf")):
+        with pytest.raises(AtalayaError, match="from 0 to 100"):
+            override_score(one_lead, 7, score, "typo", "ana", now=now)
+    with one_lead.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(lead_override)) == 0
+    assert override_score(one_lead, 7, 0.0, "cleared by hand", "ana", now=now)["score"] == 0.0

@@ -9,7 +9,6 @@ lead's (`atalaya.leads.history`); asking for a lead merged away raises
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +27,7 @@ from atalaya.leads.history import (
     keyed_to,
     override_in_force,
 )
+from atalaya.leads.scoring import check_override_score
 from atalaya.store.tables import (
     lead,
     lead_factor,
@@ -270,8 +270,9 @@ def override_score(
     if len(reason) > MAX_REASON:
         raise AtalayaError(f"--reason is {len(reason)} characters; keep it under {MAX_REASON}")
     analyst = analyst.strip()[:MAX_ANALYST] or "unknown"
-    if not math.isfinite(score):
-        raise AtalayaError("--score must be a finite number")
+    # Bounded here too, not only where the CLI and the web parse it: every
+    # caller of the store gets the same 0-100 rule.
+    check_override_score(score)
     with engine.begin() as conn:
         current_lead(conn, lead_id)
         current = conn.execute(
