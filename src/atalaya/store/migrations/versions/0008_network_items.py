@@ -34,10 +34,11 @@ IMMUTABLE_MESSAGE = "sightings are evidence and cannot be changed"
 UNKNOWN_KIND = "unknown"
 
 
-def _kind_of(column: str) -> str:
-    return (
-        f"CASE length({column}) WHEN 40 THEN 'btih' WHEN 64 THEN 'btih2' ELSE '{UNKNOWN_KIND}' END"
-    )
+def _fill_kind(table: str, kind: str, **also: str) -> None:
+    t = sa.table(table, sa.column("infohash"), sa.column(kind), *map(sa.column, also))
+    length = sa.func.length(t.c.infohash)
+    by_length = sa.case((length == 40, "btih"), (length == 64, "btih2"), else_=UNKNOWN_KIND)
+    op.execute(t.update().values({kind: by_length, **also}))
 
 
 def _sqlite() -> bool:
@@ -80,7 +81,7 @@ def upgrade() -> None:
     _drop_sighting_trigger()
     op.drop_index("ix_sighting_infohash", table_name="sighting")
     op.add_column("sighting", sa.Column("item_kind", sa.String(20), nullable=True))
-    op.execute(f"UPDATE sighting SET item_kind = {_kind_of('infohash')}")
+    _fill_kind("sighting", "item_kind")
     with op.batch_alter_table("sighting") as batch:
         _rename(batch, "infohash", "item_value", sa.String(64), False)
         _rename(batch, "file_hash", "file_key", sa.String(80), True)
@@ -91,7 +92,7 @@ def upgrade() -> None:
 
     op.drop_index("ix_lead_presence_item_infohash", table_name="lead_presence_item")
     op.add_column("lead_presence_item", sa.Column("kind", sa.String(20), nullable=True))
-    op.execute(f"UPDATE lead_presence_item SET kind = {_kind_of('infohash')}")
+    _fill_kind("lead_presence_item", "kind")
     with op.batch_alter_table("lead_presence_item") as batch:
         _rename(batch, "infohash", "value", sa.String(64), False)
         _rename(batch, "file_hash", "file_key", sa.String(80), True)
@@ -103,7 +104,7 @@ def upgrade() -> None:
 
     op.add_column("lead_item", sa.Column("network", sa.String(20), nullable=True))
     op.add_column("lead_item", sa.Column("kind", sa.String(20), nullable=True))
-    op.execute(f"UPDATE lead_item SET network = 'bittorrent', kind = {_kind_of('infohash')}")
+    _fill_kind("lead_item", "kind", network="bittorrent")
     with op.batch_alter_table("lead_item") as batch:
         _rename(batch, "infohash", "value", sa.String(64), False)
         batch.alter_column("network", existing_type=sa.String(20), nullable=False)
