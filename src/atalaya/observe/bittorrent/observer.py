@@ -36,6 +36,7 @@ from pathlib import Path
 from sqlalchemy import Engine, insert, select
 
 from atalaya import __version__
+from atalaya.hashsets.algorithms import infohash_kind
 from atalaya.hashsets.index import MatchIndex
 from atalaya.networks.bittorrent.dht.node import (
     ExternalAddressChanged,
@@ -592,7 +593,8 @@ class BittorrentObserver:
             details["pieces_unavailable"] = result.pieces_unavailable
         return Sighting(
             network="bittorrent",
-            infohash=infohash.hex(),
+            item_kind=infohash_kind(infohash),
+            item_value=infohash.hex(),
             ip=job.ip,
             port=job.port,
             seen_at=seen_at,
@@ -605,10 +607,10 @@ class BittorrentObserver:
             pieces_verified=result.pieces_verified,
             pieces_failed=result.pieces_failed,
             bytes_downloaded=result.bytes_downloaded,
-            file_hash=target.file_hash,
+            file_key=target.file_key,
             category=target.category,
             hash_set=target.hash_set,
-            hash_set_version=target.hash_set_version,
+            hash_set_sha256=target.hash_set_sha256,
             local_ip=result.local_ip,
             local_port=result.local_port,
             clock_offset_s=self._clock_offset,
@@ -740,7 +742,7 @@ class BittorrentObserver:
                 first.match.file_key,
                 first.match.category,
                 first.match.hash_set,
-                first.match.hash_set_version,
+                first.match.hash_set_sha256,
             )
             if self._add_target(target):
                 self.stats.discovered += 1
@@ -781,8 +783,8 @@ def twins_on_one_record(targets: Iterable[WatchTarget]) -> list[tuple[bytes, byt
     """
     by_record: dict[tuple[str, str], list[bytes]] = {}
     for target in targets:
-        if target.hash_set is not None and target.file_hash is not None:
-            names = by_record.setdefault((target.hash_set, target.file_hash), [])
+        if target.hash_set is not None and target.file_key is not None:
+            names = by_record.setdefault((target.hash_set, target.file_key), [])
             if target.infohash not in names:
                 names.append(target.infohash)
     pairs = []
