@@ -356,7 +356,7 @@ class BittorrentObserver:
         Its metadata is the last word on which names belong together: it
         pairs a hybrid's two and undoes any hint that says otherwise.
         """
-        names = [h for h in (meta.info_hash_v1, meta.info_hash_v2) if h is not None]
+        names = [h for h in (meta.infohash_v1, meta.infohash_v2) if h is not None]
         for name in names:
             self._metadata[name] = meta
             for pairs in (self._twins, self._hinted):
@@ -571,10 +571,10 @@ class BittorrentObserver:
         seen_at = result.handshake_at or result.connected_at or self.clock()
         details: dict[str, object] = {"reserved": result.reserved_bits, "reason": target.reason}
         infohash = target.infohash
-        if meta is not None and meta.info_hash_v1 and meta.info_hash_v2:
+        if meta is not None and meta.infohash_v1 and meta.infohash_v2:
             # A hybrid, as its metadata proves: one sighting under its v1 name.
-            infohash = meta.info_hash_v1
-            details["infohash_v2"] = meta.info_hash_v2.hex()
+            infohash = meta.infohash_v1
+            details["infohash_v2"] = meta.infohash_v2.hex()
             details["asked_infohash"] = target.hex
         answered = result.handshake_infohash
         if answered is not None and ("infohash_v2" in details or answered != target.dht_key):
@@ -651,11 +651,11 @@ class BittorrentObserver:
         meta = result.metadata
         for name in self._learn_metadata(meta):
             self._probe_awaiting(name)
-        key = meta.info_hash_v1 or meta.info_hash_v2
+        key = meta.infohash_v1 or meta.infohash_v2
         assert key is not None, "parsed metadata has at least one name"
         row = {
             "infohash": key.hex(),
-            "infohash_v2": meta.info_hash_v2.hex() if meta.info_hash_v2 else None,
+            "infohash_v2": meta.infohash_v2.hex() if meta.infohash_v2 else None,
             "name": meta.name,
             "info": result.info_dict,
             "fetched_at": result.handshake_at or self.clock(),
@@ -726,7 +726,7 @@ class BittorrentObserver:
                 return
             first = matches[0]
             reason = f"discovered: {first.reason}"
-            target_hash = result.metadata.info_hash_v1 or result.metadata.info_hash_v2 or infohash
+            target_hash = result.metadata.infohash_v1 or result.metadata.infohash_v2 or infohash
             add_watch_item(
                 self.engine,
                 target_hash,
