@@ -252,7 +252,7 @@ async def observe(
     return run
 
 
-def announce_into_dht(lab: Lab, ip: str, port: int, info_hash: bytes) -> None:
+def announce_into_dht(lab: Lab, ip: str, port: int, infohash: bytes) -> None:
     """Announce ip:port for `info_hash` to every lab DHT node, as a peer's DHT would.
 
     A plain BEP 5 exchange from `ip`: get_peers for a token, then
@@ -278,7 +278,7 @@ def announce_into_dht(lab: Lab, ip: str, port: int, info_hash: bytes) -> None:
 
         for n, node in enumerate(lab.dht_nodes):
             got = ask(
-                krpc.GetPeers(transaction_id=b"g%d" % n, sender_id=sender, info_hash=info_hash),
+                krpc.GetPeers(transaction_id=b"g%d" % n, sender_id=sender, infohash=infohash),
                 node,
             )
             assert got.token is not None
@@ -286,7 +286,7 @@ def announce_into_dht(lab: Lab, ip: str, port: int, info_hash: bytes) -> None:
                 krpc.AnnouncePeer(
                     transaction_id=b"a%d" % n,
                     sender_id=sender,
-                    info_hash=info_hash,
+                    infohash=infohash,
                     port=port,
                     token=got.token,
                 ),
@@ -294,7 +294,7 @@ def announce_into_dht(lab: Lab, ip: str, port: int, info_hash: bytes) -> None:
             )
     deadline = time.monotonic() + 10
     for peer in lab.network.peers.values():
-        while (info_hash, ip, port) not in peer.dht_announces_received():
+        while (infohash, ip, port) not in peer.dht_announces_received():
             assert time.monotonic() < deadline, f"{peer.ip} did not store the announce"
             time.sleep(0.05)
 

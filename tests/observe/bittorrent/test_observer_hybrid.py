@@ -101,7 +101,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     content = write_random_file(root / "seed" / "hybrid.bin", 200_000, seed=96)
     raw = make_torrent(content, version="hybrid", piece_size=PIECE)
     torrent = parse_torrent(raw)
-    v1, v2 = torrent.info_hash_v1, torrent.info_hash_v2
+    v1, v2 = torrent.infohash_v1, torrent.infohash_v2
     assert v1 is not None and v2 is not None
     engine = create_store_engine(f"sqlite:///{root / 'atalaya.db'}")
     upgrade(engine)
