@@ -205,7 +205,7 @@ def assert_one_sighting_naming_both(lab: Lab, day: Day, asked: set[bytes]) -> di
     assert day.stats.probed == day.stats.peers_found == 1, day.stats
     (row,) = day.rows
     assert (row["ip"], row["port"]) == (lab.seeder_ip, lab.seeder_port)
-    assert row["infohash"] == lab.v1.hex()
+    assert (row["item_kind"], row["item_value"]) == ("btih", lab.v1.hex())
     assert row["details"]["infohash_v2"] == lab.v2.hex()
     assert bytes.fromhex(row["details"]["asked_infohash"]) in asked
     assert row["pieces_verified"] == PIECES and row["pieces_failed"] == 0 and row["proof"]
