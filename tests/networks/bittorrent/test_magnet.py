@@ -281,9 +281,9 @@ def test_round_trip(m: Magnet) -> None:
 def test_libtorrent_reads_what_we_build(m: Magnet) -> None:
     params = lt.parse_magnet_uri(m.uri())
     if m.infohash_v1 is not None:
-        assert params.infohashes.v1.to_bytes() == m.infohash_v1
+        assert params.info_hashes.v1.to_bytes() == m.infohash_v1
     if m.infohash_v2 is not None:
-        assert params.infohashes.v2.to_bytes() == m.infohash_v2
+        assert params.info_hashes.v2.to_bytes() == m.infohash_v2
     assert list(params.trackers) == list(m.trackers)
     if m.name:
         assert params.name == m.name

@@ -313,8 +313,8 @@ def test_private_flag_is_read_and_changes_the_infohash(cases: dict[str, Case]) -
     private = parse_torrent(data)
     ti = lt.torrent_info(data)
     assert private.private and ti.priv()
-    assert private.infohash_v1 == ti.infohashes().v1.to_bytes() != public.infohash_v1
-    assert private.infohash_v2 == ti.infohashes().v2.to_bytes() != public.infohash_v2
+    assert private.infohash_v1 == ti.info_hashes().v1.to_bytes() != public.infohash_v1
+    assert private.infohash_v2 == ti.info_hashes().v2.to_bytes() != public.infohash_v2
 
 
 def test_infohash_covers_the_exact_info_bytes(cases: dict[str, Case]) -> None:

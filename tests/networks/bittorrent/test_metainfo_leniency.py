@@ -219,7 +219,7 @@ def test_duplicate_paths_are_renamed(paths: list[list[bytes]], expected: list[st
     _check_paths_are_safe(meta)
     # libtorrent loads the same file: the same identity, files and offsets.
     ti, files = _libtorrent(data)
-    assert meta.infohash_v1 == ti.infohashes().v1.to_bytes()
+    assert meta.infohash_v1 == ti.info_hashes().v1.to_bytes()
     assert [(f.length, f.offset) for f in meta.files] == files
 
 
@@ -425,7 +425,7 @@ def test_unsorted_info_keys_load_and_hash_as_given() -> None:
     assert _noted(meta, "unsorted keys in the info dictionary")
     assert _noted(meta, "unsorted keys in the torrent dictionary")
     ti, _ = _libtorrent(data)
-    assert ti.infohashes().v1.to_bytes() == meta.infohash_v1
+    assert ti.info_hashes().v1.to_bytes() == meta.infohash_v1
     _check_prefixes(data, meta)
     # A bare info dictionary from peers, the same.
     bare = parse_info(UNSORTED_INFO)
@@ -441,7 +441,7 @@ def test_repeated_info_keys_keep_their_first_value() -> None:
     assert _noted(meta, "repeated keys in the info dictionary, first value kept")
     ti, files = _libtorrent(data)
     assert (ti.name(), files) == ("first.bin", [(20000, 0)])
-    assert ti.infohashes().v1.to_bytes() == meta.infohash_v1
+    assert ti.info_hashes().v1.to_bytes() == meta.infohash_v1
 
 
 def test_repeated_top_level_info_keeps_the_first() -> None:

@@ -38,7 +38,7 @@ PEER_ID = b"-AT0001-abcdefghijkl"
 
 def _request(**changes: object) -> AnnounceRequest:
     fields: dict[str, object] = {
-        "info_hash": CLASSIC_HASH,
+        "infohash": CLASSIC_HASH,
         "peer_id": PEER_ID,
         "port": 6881,
         "left": 1000,
