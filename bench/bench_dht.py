@@ -48,7 +48,7 @@ import libtorrent as lt
 
 from atalaya.lab.files import write_random_file
 from atalaya.lab.libtorrent_peer import LibtorrentPeer
-from atalaya.lab.torrents import info_hashes, make_torrent
+from atalaya.lab.torrents import infohashes, make_torrent
 from atalaya.networks.bittorrent import bencode, krpc
 from atalaya.networks.bittorrent.dht import (
     DEFAULT_OUTGOING,
@@ -105,7 +105,7 @@ def codec_messages(seed: int) -> dict[str, krpc.Message]:
     return {
         "ping query": krpc.Ping(transaction_id=b"ab", sender_id=ident(), version=version),
         "get_peers query": krpc.GetPeers(
-            transaction_id=b"ac", sender_id=ident(), info_hash=ident(), version=version
+            transaction_id=b"ac", sender_id=ident(), infohash=ident(), version=version
         ),
         "find_node response, 8 nodes": krpc.Response(
             transaction_id=b"ad",
@@ -203,7 +203,7 @@ def lab_worker(args: argparse.Namespace) -> int:
             torrent_file = workdir / "torrents" / f"bench-{j:03d}.torrent"
             torrent_file.parent.mkdir(parents=True, exist_ok=True)
             torrent_file.write_bytes(raw)
-            v1 = info_hashes(raw).v1
+            v1 = infohashes(raw).v1
             assert v1 is not None
             owners = sorted({(j + c) % args.seeders for c in range(args.copies)})
             torrents.append({"raw": raw, "path": str(torrent_file), "v1": v1, "owners": owners})

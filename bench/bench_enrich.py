@@ -222,7 +222,8 @@ def fill_sightings(engine: Any, ips: list[str], sightings: int, seed: int) -> fl
     epoch = datetime.datetime(2026, 5, 1)
     columns = (
         "network",
-        "infohash",
+        "item_kind",
+        "item_value",
         "ip",
         "port",
         "seen_at",
@@ -241,6 +242,7 @@ def fill_sightings(engine: Any, ips: list[str], sightings: int, seed: int) -> fl
             at = epoch + datetime.timedelta(seconds=k)
             yield (
                 "bittorrent",
+                "btih",
                 "ab" * 20,
                 ips[i],
                 6881,

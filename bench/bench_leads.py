@@ -10,7 +10,7 @@ For each engine, in its own subprocess (so that its peak RSS is its own):
 
 1. loads all but the newest `--increment` of the sightings (bulk: executemany
    on SQLite, COPY on PostgreSQL), then times the baseline, one
-   `SELECT ip, count(*), count(DISTINCT infohash), min(seen_at), max(seen_at)
+   `SELECT ip, count(*), count(DISTINCT item_value), min(seen_at), max(seen_at)
    … GROUP BY ip` read to the end;
 2. times a full lead build;
 3. loads the newest sightings and times an incremental build;
@@ -76,7 +76,7 @@ CLIENTS = ["libtorrent/2.1.1", "Transmission 3.00", "qBittorrent/4.6.2", "Deluge
 SIGHTING_INDEXES = {
     "ix_sighting_seen_at": "seen_at",
     "ix_sighting_ip_seen_at": "ip, seen_at",
-    "ix_sighting_infohash": "infohash",
+    "ix_sighting_item": "network, item_kind, item_value",
 }
 LOAD_CHUNK = 200_000
 
@@ -268,6 +268,7 @@ def _rows(w: Workload, lo: int, hi: int, sqlite: bool) -> Iterator[tuple[Any, ..
                 pid = peer_ids[pv] = "2d4c54323130302d" + tail
         yield (
             "bittorrent",
+            "btih",
             hashes[it],
             names[ips[k]],
             ports[k],
@@ -295,7 +296,8 @@ def _item_texts(w: Workload) -> tuple[list[str], list[str | None], list[int]]:
 
 _COLUMNS = (
     "network",
-    "infohash",
+    "item_kind",
+    "item_value",
     "ip",
     "port",
     "seen_at",
@@ -306,7 +308,7 @@ _COLUMNS = (
     "pieces_failed",
     "bytes_downloaded",
     "proof",
-    "file_hash",
+    "file_key",
     "category",
     "observer",
     "run_id",
@@ -368,7 +370,7 @@ def bulk_insert(
 def group_by_baseline(engine: Engine) -> tuple[float, int]:
     started = time.perf_counter()
     query = text(
-        "SELECT ip, count(*), count(DISTINCT infohash), min(seen_at), max(seen_at) "
+        "SELECT ip, count(*), count(DISTINCT item_value), min(seen_at), max(seen_at) "
         "FROM sighting GROUP BY ip"
     )
     count = 0

@@ -121,14 +121,14 @@ def _report(manifest: dict[str, Any], sightings: list[dict[str, Any]]) -> bool:
             f"{s['ip']}:{s['port']}",
             s["found_by"],
             s["client"] or "?",
-            names.get(s["infohash"], s["infohash"][:12]),
+            names.get(s["item_value"], s["item_value"][:12]),
             "?" if held is None else f"{held:.0%}",
             verified,
             "" if s["category"] is None else str(s["category"]),
         )
     console.print(table)
     proven = {
-        (s["ip"], names.get(s["infohash"], s["infohash"]))
+        (s["ip"], names.get(s["item_value"], s["item_value"]))
         for s in sightings
         if s["pieces_verified"] > 0 and s["pieces_failed"] == 0
     }

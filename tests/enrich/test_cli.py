@@ -50,7 +50,8 @@ def lab_db(tmp_path: Path, geo_data: Path) -> tuple[str, list[str]]:
     SightingWriter(engine).write(
         Sighting(
             network="bittorrent",
-            infohash="cd" * 20,
+            item_kind="btih",
+            item_value="cd" * 20,
             ip=ip,
             port=7001,
             seen_at=T0 + timedelta(minutes=i),

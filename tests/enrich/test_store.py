@@ -58,7 +58,8 @@ def sight(engine: Engine, *ips: str, at: datetime = T0) -> None:
     SightingWriter(engine).write(
         Sighting(
             network="bittorrent",
-            infohash="ab" * 20,
+            item_kind="btih",
+            item_value="ab" * 20,
             ip=ip,
             port=6881 + i,
             seen_at=at + timedelta(seconds=i),

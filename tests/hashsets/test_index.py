@@ -115,7 +115,7 @@ def test_hash_in_several_sets_is_held_once_and_detailed_per_set(two_sets: Engine
     ]
     match = details[("sha1", shared)][0]
     assert match.file_key == f"sha1:{shared.hex()}"
-    assert match.hash_set_version == hashlib.sha256(b"alpha").hexdigest()
+    assert match.hash_set_sha256 == hashlib.sha256(b"alpha").hexdigest()
     (other,) = details[("md5", digest("md5", "a1"))]
     assert other == Match(
         "md5",

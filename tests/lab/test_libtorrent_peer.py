@@ -4,7 +4,7 @@ import pytest
 
 from atalaya.lab.files import write_random_file
 from atalaya.lab.libtorrent_peer import LibtorrentPeer
-from atalaya.lab.torrents import info_hashes, make_torrent
+from atalaya.lab.torrents import infohashes, make_torrent
 
 
 @pytest.mark.lab
@@ -25,7 +25,7 @@ def test_dht_of_three_nodes_forms_and_finds_the_seeder(tmp_path: Path) -> None:
         assert peers[0].wait_until("seeding", 15)
         peers[0].force_dht_announce()
         for torrent in torrents:
-            hashes = info_hashes(torrent)
+            hashes = infohashes(torrent)
             wanted = hashes.v1 or hashes.v2
             assert wanted is not None
             found = peers[2].dht_get_peers(wanted, 20)

@@ -336,12 +336,12 @@ def test_ipv6_dht_lab_forms(tmp_path: Path) -> None:
         v1, v2 = lab.watched
         assert v1.hashes.v1 is not None and v1.hashes.v2 is None
         assert v2.hashes.v2 is not None and v2.hashes.v1 is None
-        for info_hash in (v1.hashes.v1, v2.hashes.v2):
-            found = finder.dht_get_peers(info_hash, 20)
+        for infohash in (v1.hashes.v1, v2.hashes.v2):
+            found = finder.dht_get_peers(infohash, 20)
             deadline = time.monotonic() + 10
             while not seeders <= found and time.monotonic() < deadline:
                 time.sleep(1)
-                found |= finder.dht_get_peers(info_hash, 5)
+                found |= finder.dht_get_peers(infohash, 5)
             assert seeders <= found and not bystanders & found
             for ip, _ in found:
                 assert ipaddress.IPv6Address(ip) in network

@@ -21,13 +21,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabNetwork]:
         yield network
 
 
-def _scrape(network: LabNetwork, info_hash: bytes) -> dict[bytes, int]:
+def _scrape(network: LabNetwork, infohash: bytes) -> dict[bytes, int]:
     assert network.tracker is not None
     url = network.tracker.announce_url.replace("/announce", "/scrape")
-    query = urllib.parse.urlencode({"info_hash": info_hash})
+    query = urllib.parse.urlencode({"info_hash": infohash})
     with urllib.request.urlopen(f"{url}?{query}", timeout=5) as reply:
         files = decode(reply.read())[b"files"]
-    result: dict[bytes, int] = files[info_hash[:20]]
+    result: dict[bytes, int] = files[infohash[:20]]
     return result
 
 
@@ -37,9 +37,9 @@ def test_each_peer_holds_exactly_its_share(lab: LabNetwork) -> None:
     for name, peer in lab.peers.items():
         holdings = lab.holdings[name]
         for torrent_name, built in lab.torrents.items():
-            info_hash = built.hashes.v2 or built.hashes.v1
-            assert info_hash is not None
-            held = peer.holds(info_hash)
+            infohash = built.hashes.v2 or built.hashes.v1
+            assert infohash is not None
+            held = peer.holds(infohash)
             if torrent_name in holdings.seeds:
                 assert held == 1.0, (name, torrent_name)
             else:
@@ -71,8 +71,8 @@ def test_tracker_knows_seeders_and_the_empty_leecher(lab: LabNetwork) -> None:
     for built in lab.torrents.values():
         seeders = [n for n, h in lab.holdings.items() if built.plan.name in h.seeds]
         empty = [n for n, h in lab.holdings.items() if built.plan.name in h.holds_nothing]
-        for info_hash in built.hashes.tracker_hashes:
-            counts = _scrape(lab, info_hash)
+        for infohash in built.hashes.tracker_hashes:
+            counts = _scrape(lab, infohash)
             assert counts[b"complete"] == len(seeders), built.plan.name
             assert counts[b"incomplete"] == len(empty), built.plan.name
 
@@ -85,8 +85,8 @@ def test_dht_finds_the_seeders_of_every_torrent(lab: LabNetwork) -> None:
         seeders = {
             (lab.peers[n].ip, lab.peers[n].port) for n, h in lab.holdings.items() if name in h.seeds
         }
-        for info_hash in built.hashes.tracker_hashes:
-            found = leecher.dht_get_peers(info_hash, 15)
+        for infohash in built.hashes.tracker_hashes:
+            found = leecher.dht_get_peers(infohash, 15)
             assert seeders <= found, name
             assert (lab.peers["seed-3"].ip, lab.peers["seed-3"].port) not in found or (
                 built.plan.purpose == "unwatched"

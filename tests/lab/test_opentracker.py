@@ -8,16 +8,16 @@ from atalaya.lab.files import write_random_file
 from atalaya.lab.libtorrent_peer import LibtorrentPeer
 from atalaya.lab.opentracker import OpenTracker
 from atalaya.lab.ports import free_port
-from atalaya.lab.torrents import info_hashes, make_torrent
+from atalaya.lab.torrents import infohashes, make_torrent
 from atalaya.networks.bittorrent.bencode import decode
 
 TRACKER_IP = "127.0.0.20"
 
 
-def announce(url: str, info_hash: bytes) -> dict[bytes, object]:
+def announce(url: str, infohash: bytes) -> dict[bytes, object]:
     query = urllib.parse.urlencode(
         {
-            "info_hash": info_hash,
+            "info_hash": infohash,
             "peer_id": b"-AT0000-labtestlabte",
             "port": 9,
             "uploaded": 0,
@@ -45,7 +45,7 @@ def test_two_libtorrent_peers_transfer_through_opentracker(tmp_path: Path) -> No
     port = free_port(TRACKER_IP)
     trackers = [f"http://{TRACKER_IP}:{port}/announce", f"udp://{TRACKER_IP}:{port}/announce"]
     torrent = make_torrent(content, version="hybrid", piece_size=65536, trackers=trackers)
-    hashes = info_hashes(torrent)
+    hashes = infohashes(torrent)
     tracker = OpenTracker(TRACKER_IP, tmp_path / "tracker", hashes.tracker_hashes, port=port)
     with (
         tracker,

@@ -5,7 +5,7 @@ import libtorrent as lt
 import pytest
 
 from atalaya.lab.files import write_random_file
-from atalaya.lab.torrents import info_hashes, make_torrent
+from atalaya.lab.torrents import infohashes, make_torrent
 from atalaya.networks.bittorrent.bencode import decode, encode
 
 TRACKERS = ("http://127.0.0.9:7000/announce", "udp://127.0.0.9:7000/announce")
@@ -34,7 +34,7 @@ def test_v1_single_file(single: Path) -> None:
     data = single.read_bytes()
     # Independent check of libtorrent's output: the first piece's SHA-1.
     assert info[b"pieces"][:20] == hashlib.sha1(data[:16384]).digest()
-    hashes = info_hashes(torrent)
+    hashes = infohashes(torrent)
     assert hashes.v1 == hashlib.sha1(encode(info)).digest()
     assert hashes.v2 is None
 
@@ -44,7 +44,7 @@ def test_v2_single_file(single: Path) -> None:
     info = decode(torrent)[b"info"]
     assert info[b"meta version"] == 2
     assert b"pieces" not in info
-    hashes = info_hashes(torrent)
+    hashes = infohashes(torrent)
     assert hashes.v1 is None
     assert hashes.v2 == hashlib.sha256(encode(info)).digest()
     assert hashes.tracker_hashes == (hashes.v2[:20],)
@@ -57,7 +57,7 @@ def test_hybrid_folder_has_pad_files(folder: Path) -> None:
     files = info[b"files"]
     assert [f[b"path"] for f in files][:2] == [[b"a.bin"], [b".pad", b"15536"]]
     assert files[1][b"attr"] == b"p"
-    hashes = info_hashes(torrent)
+    hashes = infohashes(torrent)
     assert hashes.v1 == hashlib.sha1(encode(info)).digest()
     assert hashes.v2 == hashlib.sha256(encode(info)).digest()
 

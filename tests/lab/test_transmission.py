@@ -7,7 +7,7 @@ from atalaya.lab.files import write_random_file
 from atalaya.lab.libtorrent_peer import LibtorrentPeer
 from atalaya.lab.opentracker import OpenTracker
 from atalaya.lab.ports import free_port
-from atalaya.lab.torrents import info_hashes, make_torrent
+from atalaya.lab.torrents import infohashes, make_torrent
 from atalaya.lab.transmission import TransmissionError, TransmissionPeer
 from tests.lab.test_opentracker import announce, compact_peers
 
@@ -21,7 +21,7 @@ def test_transmission_seeds_to_a_libtorrent_leecher(tmp_path: Path) -> None:
     port = free_port(TRACKER_IP)
     url = f"http://{TRACKER_IP}:{port}/announce"
     torrent = make_torrent(content, version="v1", piece_size=32768, trackers=[url])
-    hashes = info_hashes(torrent)
+    hashes = infohashes(torrent)
     assert hashes.v1 is not None
     with (
         OpenTracker(TRACKER_IP, tmp_path / "tracker", hashes.tracker_hashes, port=port),

@@ -38,7 +38,7 @@ def peer_id(n: int, client: bytes = b"-LT2010-") -> str:
 
 def sighting(
     ip: str,
-    infohash: str,
+    value: str,
     hours: float,
     *,
     port: int = 6881,
@@ -46,12 +46,14 @@ def sighting(
     client: str | None = None,
     proof: bool = False,
     category: int | None = None,
-    file_hash: str | None = None,
+    file_key: str | None = None,
     network: str = "bittorrent",
+    kind: str = "btih",
 ) -> Sighting:
     return Sighting(
         network=network,
-        infohash=infohash,
+        item_kind=kind,
+        item_value=value,
         ip=ip,
         port=port,
         seen_at=T0 + timedelta(hours=hours),
@@ -62,7 +64,7 @@ def sighting(
         pieces_verified=2 if proof else 0,
         bytes_downloaded=32768 if proof else 0,
         category=category,
-        file_hash=file_hash,
+        file_key=file_key,
     )
 
 
@@ -142,7 +144,10 @@ def dump(engine: Engine) -> dict[str, Any]:
                 {k: v for k, v in r.items() if k != "in_prefix"}
                 for r in conn.execute(
                     select(lead_presence_item).order_by(
-                        lead_presence_item.c.presence_id, lead_presence_item.c.infohash
+                        lead_presence_item.c.presence_id,
+                        lead_presence_item.c.network,
+                        lead_presence_item.c.kind,
+                        lead_presence_item.c.value,
                     )
                 ).mappings()
             ],
@@ -173,9 +178,11 @@ def dump(engine: Engine) -> dict[str, Any]:
             "item_leads": [
                 tuple(r)
                 for r in conn.execute(
-                    select(lead_item.c.infohash, lead_item.c.leads)
+                    select(
+                        lead_item.c.network, lead_item.c.kind, lead_item.c.value, lead_item.c.leads
+                    )
                     .where(lead_item.c.leads > 0)
-                    .order_by(lead_item.c.infohash)
+                    .order_by(lead_item.c.network, lead_item.c.kind, lead_item.c.value)
                 )
             ],
         }

@@ -254,7 +254,7 @@ def test_score_factors_from_known_values(engine: Engine) -> None:
             peer=pid,
             proof=True,
             category=int(Category.ABUSE),
-            file_hash="sha1:" + "a1" * 20,
+            file_key="sha1:" + "a1" * 20,
         ),
         s(
             "10.4.0.1",
@@ -262,10 +262,10 @@ def test_score_factors_from_known_values(engine: Engine) -> None:
             1,
             peer=pid,
             category=int(Category.SEVERE_ABUSE),
-            file_hash="sha1:" + "a2" * 20,
+            file_key="sha1:" + "a2" * 20,
         ),
-        s("10.4.0.1", item(3), 30, peer=pid, proof=True, file_hash="sha1:" + "a3" * 20),
-        s("10.4.0.1", item(3), 31, peer=pid, proof=True, file_hash="sha1:" + "a3" * 20),
+        s("10.4.0.1", item(3), 30, peer=pid, proof=True, file_key="sha1:" + "a3" * 20),
+        s("10.4.0.1", item(3), 31, peer=pid, proof=True, file_key="sha1:" + "a3" * 20),
         s("10.4.0.1", item(4), 50, peer=pid, network="ed2k"),
         # Another lead offers item 1: with rare_other_leads 0 it is not rare.
         s("10.9.0.1", item(1), 0),
@@ -292,6 +292,28 @@ def test_score_factors_from_known_values(engine: Engine) -> None:
     assert (row["known_files"], row["verified_items"], row["highest_category"]) == (3, 2, 4)
 
 
+def test_items_are_counted_by_network_kind_and_value(engine: Engine) -> None:
+    value = item(7)
+    write(
+        engine,
+        [
+            s("10.4.0.1", value, 0),
+            s("10.4.0.1", value, 1, kind="btih2"),
+            s("10.4.0.1", value, 2, network="ed2k", kind="ed2k"),
+            s("10.9.0.1", value, 0),
+        ],
+    )
+    build(engine, {"10.4.0.1": HOME, "10.9.0.1": ELSEWHERE})
+    (row,) = [r for r in lead_rows(engine) if r["ip"] == "10.4.0.1"]
+    assert row["items"] == 3
+    assert row["networks"] == ["bittorrent", "ed2k"]
+    assert dump(engine)["item_leads"] == [
+        ("bittorrent", "btih", value, 2),
+        ("bittorrent", "btih2", value, 1),
+        ("ed2k", "ed2k", value, 1),
+    ]
+
+
 def test_lowering_flags_weigh_by_share_of_sightings(engine: Engine) -> None:
     hosting = replace(HOME, flags=frozenset({"hosting"}))
     pid = peer_id(9)
@@ -307,7 +329,7 @@ def test_lowering_flags_weigh_by_share_of_sightings(engine: Engine) -> None:
 
 def test_more_evidence_scores_higher(engine: Engine) -> None:
     strong = [
-        s("10.6.0.1", item(i), i * 24, proof=True, category=4, file_hash=f"sha1:{i:040x}")
+        s("10.6.0.1", item(i), i * 24, proof=True, category=4, file_key=f"sha1:{i:040x}")
         for i in range(8)
     ]
     weak = [s("10.7.0.1", item(50), 0)]

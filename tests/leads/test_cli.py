@@ -80,7 +80,7 @@ def db(db_url: str) -> str:
     write(
         engine,
         [
-            s("10.20.0.1", item(i), i, peer=pid, proof=True, category=4, file_hash=f"sha1:{i:040x}")
+            s("10.20.0.1", item(i), i, peer=pid, proof=True, category=4, file_key=f"sha1:{i:040x}")
             for i in range(5)
         ],
     )

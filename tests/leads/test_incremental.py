@@ -147,7 +147,7 @@ def _write(engine: Engine, rows: list[tuple[Any, ...]]) -> None:
                 client=client,
                 proof=proof,
                 category=category,
-                file_hash=f"sha1:{n:040x}" if n % 2 else None,
+                file_key=f"sha1:{n:040x}" if n % 2 else None,
                 network=network,
             )
             for ip, port, n, hour, peer, client, proof, category, network in rows

@@ -18,7 +18,7 @@ from atalaya.accounts.visibility import visible_lead_ids_clause
 from atalaya.leads.build import build_leads
 from atalaya.leads.config import GroupingConfig
 from atalaya.leads.linking import ADJACENT, PEER_ID, SAME_NETWORK, SHARED_ITEMS, Node, links_between
-from atalaya.leads.presence import US_PER_HOUR
+from atalaya.leads.presence import US_PER_HOUR, ItemKey
 from atalaya.leads.query import lead_detail
 from atalaya.store.tables import lead, lead_link, lead_presence
 from tests.leads.helpers import ELSEWHERE, HOME, NOW, facts
@@ -51,7 +51,7 @@ def node(
         port=None,
         first_at=round(first_h * US_PER_HOUR),
         last_at=round(last_h * US_PER_HOUR),
-        items=frozenset(items),
+        items=frozenset(ItemKey("bittorrent", "btih", i) for i in items),
         peer_ids=PID,
         block=None,
         client=None,

@@ -20,9 +20,14 @@ from atalaya.leads.linking import (
     prefix,
     prefix_length,
 )
-from atalaya.leads.presence import US_PER_HOUR
+from atalaya.leads.presence import US_PER_HOUR, ItemKey
 
 CONFIG = GroupingConfig()
+
+
+def it(value: str) -> ItemKey:
+    """A made-up item; linking compares whole (network, kind, value) keys."""
+    return ItemKey("bittorrent", "btih", value)
 
 
 def node(
@@ -41,7 +46,7 @@ def node(
         port=None,
         first_at=round(first_h * US_PER_HOUR),
         last_at=round(last_h * US_PER_HOUR),
-        items=frozenset(items),
+        items=frozenset(it(i) for i in items),
         peer_ids=peers,
         block=block,
         client=None,
@@ -59,6 +64,16 @@ def test_collection_link_needs_jaccard_and_shared_items() -> None:
     assert links_between(a, c, CONFIG) == []
     d = node(4, {"a", "b", "c", "x", "y", "z"}, first_h=10, last_h=11)  # 3 of 7
     assert links_between(a, d, CONFIG) == []
+
+
+def test_an_item_is_its_network_kind_and_value_together() -> None:
+    a = node(1, {"a", "b", "c", "d"})
+    same = node(2, {"a", "b", "c", "d"}, first_h=10, last_h=11)
+    assert [k.reason for k in links_between(a, same, CONFIG)] == [COLLECTION]
+    # The same hex under another kind, or on another network, is another item.
+    for network, kind in (("bittorrent", "btih2"), ("ed2k", "btih")):
+        other = replace(same, items=frozenset(ItemKey(network, kind, v) for v in "abcd"))
+        assert links_between(a, other, CONFIG) == []
 
 
 def test_threshold_is_exact_where_floats_round() -> None:
@@ -153,13 +168,13 @@ def test_candidate_search_finds_every_pair_in_any_order(
         for a, b in combinations(nodes.values(), 2)
         for k in links_between(a, b, config)
     )
-    ranks = {f"i{n}": pos for pos, n in enumerate(order)}
+    ranks = {it(f"i{n}"): pos for pos, n in enumerate(order)}
     found = sorted((k.a, k.b, k.reason) for k in all_links(nodes, ranks, config))
     assert found == brute
 
 
 def test_prefix_takes_the_first_items_in_rank_order() -> None:
-    ranks = {"a": 3, "b": 1, "c": 2, "d": 0, "e": 4}
+    ranks = {it("a"): 3, it("b"): 1, it("c"): 2, it("d"): 0, it("e"): 4}
     # 5 items, t = 0.6: 3 must be shared, so 3 of the first 3 by rank.
-    assert prefix({"a", "b", "c", "d", "e"}, ranks, CONFIG) == ["d", "b", "c"]
-    assert prefix({"a", "b"}, ranks, CONFIG) == []  # under collection_min_shared
+    assert prefix(map(it, "abcde"), ranks, CONFIG) == [it("d"), it("b"), it("c")]
+    assert prefix({it("a"), it("b")}, ranks, CONFIG) == []  # under collection_min_shared

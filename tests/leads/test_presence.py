@@ -9,6 +9,7 @@ from atalaya.leads.config import GroupingConfig
 from atalaya.leads.presence import (
     US_PER_DAY,
     US_PER_HOUR,
+    ItemKey,
     SightingRow,
     by_address,
     keyed,
@@ -31,7 +32,7 @@ def row(
     peer: str | None = None,
     proof: bool = False,
     category: int | None = None,
-    file_hash: str | None = None,
+    file_key: str | None = None,
     network: str = "bittorrent",
     ip: str = "10.0.0.1",
 ) -> SightingRow:
@@ -41,8 +42,9 @@ def row(
         port,
         round(hours * US_PER_HOUR),
         network,
+        "btih",
         item,
-        file_hash,
+        file_key,
         category,
         proof,
         peer,
@@ -80,13 +82,13 @@ def test_shared_addresses_are_scanned_per_port() -> None:
 
 def test_item_stats_take_the_strongest_values() -> None:
     rows = [
-        row(1, 0, "a", category=1, file_hash="sha1:bb"),
-        row(2, 1, "a", category=4, file_hash="sha1:aa", proof=True),
+        row(1, 0, "a", category=1, file_key="sha1:bb"),
+        row(2, 1, "a", category=4, file_key="sha1:aa", proof=True),
         row(3, 2, "a", category=None),
     ]
     (p,) = scan(rows, CONFIG, by_port=False)
-    stat = p.items["a"]
-    assert (stat.sightings, stat.category, stat.file_hash, stat.proof) == (3, 4, "sha1:aa", True)
+    stat = p.items[ItemKey("bittorrent", "btih", "a")]
+    assert (stat.sightings, stat.category, stat.file_key, stat.proof) == (3, 4, "sha1:aa", True)
 
 
 def test_stable_peer_ids() -> None:

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from atalaya.leads.config import Factor, ScoringConfig
-from atalaya.leads.presence import US_PER_DAY, ItemStat
+from atalaya.leads.presence import US_PER_DAY, ItemKey, ItemStat
 from atalaya.leads.scoring import LeadSummary, recency_days, scaled, score_factors, total
 
 
@@ -37,8 +37,8 @@ def test_factors_and_total() -> None:
         last_at=5 * US_PER_DAY,
         days={0, 5},
         items={
-            "a": ItemStat("bittorrent", "sha1:1", 3, True, 2),
-            "b": ItemStat("ed2k", None, None, False, 2),
+            ItemKey("bittorrent", "btih", "a"): ItemStat("sha1:1", 3, True, 2),
+            ItemKey("ed2k", "ed2k", "b"): ItemStat(None, None, False, 2),
         },
         flagged={"vpn": 1},
     )
@@ -58,6 +58,6 @@ def test_factors_and_total() -> None:
 
 
 def test_recency_raw_stops_at_its_cap() -> None:
-    summary = LeadSummary(sightings=1, items={"a": ItemStat("bittorrent")})
+    summary = LeadSummary(sightings=1, items={ItemKey("bittorrent", "btih", "a"): ItemStat()})
     factors = {f.name: f for f in score_factors(summary, 0, 400 * US_PER_DAY, ScoringConfig())}
     assert factors["recency"].raw == 90 and factors["recency"].contribution == 0

@@ -38,7 +38,8 @@ DURATION = 10
 # The fields the issue names for an export, in its order.
 ISSUE_FIELDS = (
     "network",
-    "infohash",
+    "item_kind",
+    "item_value",
     "ip",
     "port",
     "seen_at",
@@ -48,7 +49,7 @@ ISSUE_FIELDS = (
     "have_fraction",
     "pieces_verified",
     "pieces_failed",
-    "file_hash",
+    "file_key",
     "category",
 )
 UTC_MICROSECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00")
@@ -192,7 +193,7 @@ def test_hybrid_seeder_is_one_sighting_naming_both_hashes(
     try:
         with engine.connect() as conn:
             rows = conn.execute(
-                select(sighting.c.infohash, sighting.c.details).where(
+                select(sighting.c.item_value, sighting.c.details).where(
                     sighting.c.run_id == watched["run_id"]
                 )
             ).all()
@@ -215,8 +216,9 @@ def test_export_jsonl_has_the_issue_fields(
 
     for row in rows:
         assert tuple(row)[: len(ISSUE_FIELDS)] == ISSUE_FIELDS
-        key = (row["infohash"], row["ip"], row["port"])
-        file_hash, category, piece_size = lab.expected[key]
+        key = (row["item_value"], row["ip"], row["port"])
+        file_key, category, piece_size = lab.expected[key]
+        assert row["item_kind"] == ("btih" if len(row["item_value"]) == 40 else "btih2")
         assert row["network"] == "bittorrent"
         assert UTC_MICROSECONDS.fullmatch(row["seen_at"]), row["seen_at"]
         assert row["found_by"] in ("dht", "tracker")
@@ -227,11 +229,11 @@ def test_export_jsonl_has_the_issue_fields(
         assert row["pieces_verified"] == PIECES and row["pieces_failed"] == 0
         assert row["proof"] is True
         assert (PIECES - 1) * piece_size < row["bytes_downloaded"] <= PIECES * piece_size
-        assert row["file_hash"] == file_hash
+        assert row["file_key"] == file_key
         assert row["category"] == category
         assert row["local_ip"] == OBSERVER_IP
         assert row["run_id"] == watched["run_id"]
-    assert {(r["infohash"], r["ip"], r["port"]) for r in rows} == set(lab.expected)
+    assert {(r["item_value"], r["ip"], r["port"]) for r in rows} == set(lab.expected)
     # Oldest first.
     assert [r["seen_at"] for r in rows] == sorted(r["seen_at"] for r in rows)
     # Neither the leecher nor the peer of unwatched files is in it.
@@ -304,5 +306,5 @@ def test_ctrl_c_stops_watch_and_keeps_its_sightings(lab: Lab, watched: dict[str,
     assert summary["run_id"] != watched["run_id"]
     assert len(after) == before + len(mine)
     for row in mine:
-        assert (row["infohash"], row["ip"], row["port"]) in lab.expected
+        assert (row["item_value"], row["ip"], row["port"]) in lab.expected
         assert row["proof"] is True

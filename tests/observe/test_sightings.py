@@ -27,7 +27,8 @@ T0 = datetime(2026, 11, 23, 10, 0, 0, 123456, tzinfo=UTC)
 def make(ip: str = "127.0.0.5", *, verified: int = 2, failed: int = 0, **kw: object) -> Sighting:
     return Sighting(
         network="bittorrent",
-        infohash="ab" * 20,
+        item_kind="btih",
+        item_value="ab" * 20,
         ip=ip,
         port=6881,
         seen_at=kw.pop("seen_at", T0),  # type: ignore[arg-type]
@@ -39,7 +40,7 @@ def make(ip: str = "127.0.0.5", *, verified: int = 2, failed: int = 0, **kw: obj
         pieces_verified=verified,
         pieces_failed=failed,
         bytes_downloaded=verified * 16384,
-        file_hash="sha1:" + "cd" * 20,
+        file_key="sha1:" + "cd" * 20,
         category=3,
         **kw,  # type: ignore[arg-type]
     )

@@ -91,7 +91,8 @@ def sightings() -> list[Sighting]:
                 out.append(
                     Sighting(
                         network="bittorrent",
-                        infohash=item(h.host, n),
+                        item_kind="btih",
+                        item_value=item(h.host, n),
                         ip=h.ip,
                         port=6881,
                         seen_at=h.week + timedelta(days=1 + k, hours=8, minutes=n),
@@ -100,7 +101,7 @@ def sightings() -> list[Sighting]:
                         client="libtorrent/2.0.11",
                         pieces_verified=2 if verified else 0,
                         bytes_downloaded=32_768 if verified else 0,
-                        file_hash=f"sha1:{h.host:08x}{n:032x}",
+                        file_key=f"sha1:{h.host:08x}{n:032x}",
                         category=h.category,
                         hash_set="made-up set",
                     )

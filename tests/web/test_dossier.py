@@ -22,7 +22,8 @@ def _offer(host: int, day: datetime, peer: str | None, items: tuple[str, ...]) -
     return [
         Sighting(
             network="bittorrent",
-            infohash=infohash,
+            item_kind="btih",
+            item_value=value,
             ip=f"{PREFIX}.{host}",
             port=51413,
             seen_at=day + timedelta(minutes=n),
@@ -31,7 +32,7 @@ def _offer(host: int, day: datetime, peer: str | None, items: tuple[str, ...]) -
             client="Transmission 4.0.6",
             peer_id=peer,
         )
-        for n, infohash in enumerate(items)
+        for n, value in enumerate(items)
     ]
 
 

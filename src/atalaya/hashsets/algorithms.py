@@ -86,3 +86,16 @@ def file_key(hashes: dict[str, bytes]) -> str:
             return f"{algorithm}:{hashes[algorithm].hex()}"
     algorithm = min(hashes)
     return f"{algorithm}:{hashes[algorithm].hex()}"
+
+
+# A BitTorrent info-hash's kind, by its size: the two are told apart by
+# nothing else, in the DHT, on trackers and in stored sightings alike.
+INFOHASH_KINDS: Final = {DIGEST_SIZES[BTIH]: BTIH, DIGEST_SIZES[BTIH2]: BTIH2}
+
+
+def infohash_kind(infohash: bytes) -> str:
+    """BTIH for a 20-byte info-hash, BTIH2 for a 32-byte one, else HashFormatError."""
+    kind = INFOHASH_KINDS.get(len(infohash))
+    if kind is None:
+        raise HashFormatError(f"an info-hash is 20 or 32 bytes, got {len(infohash)}")
+    return kind

@@ -77,7 +77,7 @@ class Match:
     digest: bytes
     hash_set: str
     # hash_set.file_sha256: the reference data version a derived result records.
-    hash_set_version: str
+    hash_set_sha256: str
     category: int
     category_label: str
     file_key: str

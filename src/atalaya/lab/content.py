@@ -22,7 +22,7 @@ from typing import Literal, get_args
 
 from atalaya.hashsets.fingerprint import Fingerprint, fingerprint_file
 from atalaya.lab.files import write_random_file
-from atalaya.lab.torrents import InfoHashes, TorrentVersion, info_hashes, make_torrent
+from atalaya.lab.torrents import InfoHashes, TorrentVersion, infohashes, make_torrent
 
 Purpose = Literal["watched", "unwatched", "discover_v2_root", "discover_v1_piece", "transmission"]
 PURPOSES: tuple[Purpose, ...] = get_args(Purpose)
@@ -137,4 +137,4 @@ def build(plan: PlannedTorrent, content_dir: Path, trackers: Sequence[str]) -> B
         trackers=trackers,
         pad_files=plan.pad_files,
     )
-    return BuiltTorrent(plan, torrent, info_hashes(torrent), fingerprints)
+    return BuiltTorrent(plan, torrent, infohashes(torrent), fingerprints)

@@ -44,7 +44,7 @@ class HostilePeer:
         ip: str,
         behaviour: Behaviour,
         *,
-        info_hash: bytes | None = None,
+        infohash: bytes | None = None,
         num_pieces: int | None = None,
         port: int = 0,
         peer_id: bytes = b"-HP0001-hostilepeer!",
@@ -58,14 +58,14 @@ class HostilePeer:
             raise ValueError(f"hostile peers live on 127.0.0.0/8 only, got {ip!r}")
         if behaviour not in BEHAVIOURS:
             raise ValueError(f"unknown behaviour {behaviour!r}, expected one of {BEHAVIOURS}")
-        if info_hash is not None and len(info_hash) != 20:
+        if infohash is not None and len(infohash) != 20:
             raise ValueError("info_hash is the 20-byte handshake hash")
         if len(peer_id) != 20:
             raise ValueError("peer id must be 20 bytes")
         self.ip = ip
         self.port = port
         self.behaviour = behaviour
-        self.info_hash = info_hash
+        self.infohash = infohash
         self.num_pieces = num_pieces
         self.peer_id = peer_id
         self.max_connections = max_connections
@@ -134,7 +134,7 @@ class HostilePeer:
         conn = pw.PeerConnection(num_pieces=self.num_pieces)
         client = await self._read_handshake(reader, conn)
         reserved = pw.make_reserved(extension=True, fast=True)
-        ours = pw.Handshake(self.info_hash or client.info_hash, self.peer_id, reserved)
+        ours = pw.Handshake(self.infohash or client.infohash, self.peer_id, reserved)
         if self.behaviour == "trickler":
             for byte in conn.send(ours):
                 writer.write(bytes([byte]))

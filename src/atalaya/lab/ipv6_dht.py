@@ -182,11 +182,11 @@ class Ipv6DhtLab:
         seeders = {(p.ip, p.port) for p in self.seeders.values()}
         expected: dict[bytes, set[Endpoint]] = {}
         for built in self.watched:
-            for info_hash in built.hashes.tracker_hashes:
-                expected[info_hash] = seeders
+            for infohash in built.hashes.tracker_hashes:
+                expected[infohash] = seeders
         if self.bystanders:
-            for info_hash in self.unwatched.hashes.tracker_hashes:
-                expected[info_hash] = {(p.ip, p.port) for p in self.bystanders.values()}
+            for infohash in self.unwatched.hashes.tracker_hashes:
+                expected[infohash] = {(p.ip, p.port) for p in self.bystanders.values()}
         finder = next(iter(self.fillers.values()))
         wait_announced(finder, expected, deadline, describe=self.names())
 

@@ -209,11 +209,11 @@ class LibtorrentPeer:
         """Fraction of each torrent held, by the same key as `torrents()`."""
         return {key: float(h.status().progress) for key, h in self._handles.items()}
 
-    def holds(self, info_hash: bytes) -> float:
+    def holds(self, infohash: bytes) -> float:
         """Fraction held of the torrent with this v1 or v2 info-hash (0.0 if unknown)."""
         for handle in self._handles.values():
             ih = handle.info_hashes()
-            if info_hash in _raw_hashes(ih):
+            if infohash in _raw_hashes(ih):
                 return float(handle.status().progress)
         return 0.0
 
@@ -238,12 +238,12 @@ class LibtorrentPeer:
         self.poll()
         return set(self._dht_announces)
 
-    def dht_get_peers(self, info_hash: bytes, timeout: float) -> set[tuple[str, int]]:
+    def dht_get_peers(self, infohash: bytes, timeout: float) -> set[tuple[str, int]]:
         """Peers this node's DHT finds for `info_hash` (v2 hashes are truncated to 20 bytes).
 
         Repeats the lookup until one returns a peer, or `timeout` seconds pass.
         """
-        key = info_hash[:20]
+        key = infohash[:20]
         deadline = time.monotonic() + timeout
         while True:
             self._dht_peers.pop(key, None)

@@ -212,8 +212,8 @@ class LabNetwork:
         for name in self.seeder_names:
             peer = self.peers[name]
             for torrent in self.holdings[name].seeds:
-                for info_hash in self.torrents[torrent].hashes.tracker_hashes:
-                    missing.add((info_hash, peer.ip, peer.port))
+                for infohash in self.torrents[torrent].hashes.tracker_hashes:
+                    missing.add((infohash, peer.ip, peer.port))
         while True:
             for peer in self.peers.values():
                 missing -= {a for a in peer.dht_announces_received() if a[1] != peer.ip}

@@ -65,7 +65,7 @@ def make_torrent(
     return data
 
 
-def info_hashes(torrent: bytes) -> InfoHashes:
+def infohashes(torrent: bytes) -> InfoHashes:
     """The info-hashes of a .torrent, as libtorrent computes them."""
     hashes = lt.torrent_info(torrent).info_hashes()
     return InfoHashes(

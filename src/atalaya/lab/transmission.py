@@ -231,10 +231,10 @@ class TransmissionPeer:
             },
         )
         entry = added.get("torrent-added") or added.get("torrent-duplicate") or {}
-        info_hash = entry.get("hashString")
-        if not isinstance(info_hash, str):
+        infohash = entry.get("hashString")
+        if not isinstance(infohash, str):
             raise TransmissionError(f"Transmission did not add the torrent: {added!r:.200}")
-        return info_hash.lower()
+        return infohash.lower()
 
     def torrents(self) -> list[dict[str, Any]]:
         """Every torrent with its hashString, status, percentDone and error fields."""

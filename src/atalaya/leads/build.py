@@ -52,7 +52,6 @@ from sqlalchemy import (
     Engine,
     Integer,
     MetaData,
-    Select,
     String,
     Table,
     and_,
@@ -85,6 +84,7 @@ from atalaya.leads.lineage import (
 from atalaya.leads.linking import Link, Node, all_links, block_of, links_between, prefix
 from atalaya.leads.presence import (
     US_PER_DAY,
+    ItemKey,
     Presence,
     SightingRow,
     by_address,
@@ -99,6 +99,7 @@ from atalaya.leads.storage import (
     chunks,
     delete_leads,
     from_us,
+    item_conditions,
     load_presences,
     read_state,
     sighting_query,
@@ -335,11 +336,11 @@ def _state(
     }
 
 
-def _item_leads(records: Iterable[tuple[int, Iterable[str]]]) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
+def _item_leads(records: Iterable[tuple[int, Iterable[ItemKey]]]) -> dict[ItemKey, int]:
+    counts: dict[ItemKey, int] = defaultdict(int)
     for _lead_id, items in records:
-        for infohash in set(items):
-            counts[infohash] += 1
+        for item in set(items):
+            counts[item] += 1
     return dict(counts)
 
 
@@ -388,10 +389,10 @@ def _full(
         presences.extend(scan_address(rows, grouping, shared=facts[ip].shared))
 
     stage("linking presences")
-    frequency: dict[str, int] = defaultdict(int)
+    frequency: dict[ItemKey, int] = defaultdict(int)
     for p in presences:
-        for infohash in p.items:
-            frequency[infohash] += 1
+        for item in p.items:
+            frequency[item] += 1
     # Rarest first: popular items stay out of prefixes, so fewer candidates.
     ranks = {h: i for i, h in enumerate(sorted(frequency, key=lambda h: (frequency[h], h)))}
     by_id = {p.id: p for p in presences}
@@ -443,8 +444,8 @@ def _full(
     bulk_insert(
         conn,
         lead_item,
-        ("infohash", "rank", "leads"),
-        ((h, r, item_leads[h]) for h, r in ranks.items()),
+        ("network", "kind", "value", "rank", "leads"),
+        ((*h, r, item_leads[h]) for h, r in ranks.items()),
     )
     report.last_sighting_id = max_id
     report.pending_ids = len(pending)
@@ -738,7 +739,7 @@ def _relink(
         if pid not in removed
     }
     # The items of every lead this build removes, to keep lead counts per item.
-    old_items: dict[int, set[str]] = defaultdict(set)
+    old_items: dict[int, set[ItemKey]] = defaultdict(set)
     for p, _, lead_id in [*removed.values(), *survivors.values()]:
         old_items[lead_id].update(p.items)
     # Out with the replaced presences (items, peers and links cascade) and
@@ -869,13 +870,13 @@ def _relink(
         if (before.get(h, 0) <= threshold) != (after.get(h, 0) <= threshold)
     ]
     holders: set[int] = set()
-    for part in chunks(sorted(crossed)):
+    for where in item_conditions(lead_presence_item, crossed):
         holders.update(
             conn.scalars(
                 select(lead_presence.c.lead_id)
                 .distinct()
                 .join(lead_presence_item, lead_presence_item.c.presence_id == lead_presence.c.id)
-                .where(lead_presence_item.c.infohash.in_(part))
+                .where(where)
             )
         )
     report.leads_rescored += _rescore(conn, holders - written, config, now_us)
@@ -917,7 +918,10 @@ def _trace(
 
 
 def _outside_candidates(
-    conn: Connection, nodes: Mapping[int, Node], ranks: Mapping[str, int], grouping: GroupingConfig
+    conn: Connection,
+    nodes: Mapping[int, Node],
+    ranks: Mapping[ItemKey, int],
+    grouping: GroupingConfig,
 ) -> dict[int, set[int]]:
     """For each node, the stored presences outside `nodes` it may link to.
 
@@ -925,13 +929,13 @@ def _outside_candidates(
     area and shares an item that is in the prefix of both.
     """
     by_peer: dict[str, list[int]] = defaultdict(list)
-    by_item: dict[tuple[str, str], list[int]] = defaultdict(list)
+    by_item: dict[tuple[str, ItemKey], list[int]] = defaultdict(list)
     for node in nodes.values():
         for pid in node.peer_ids:
             by_peer[pid].append(node.id)
         if node.block is not None:
-            for infohash in prefix(node.items, ranks, grouping):
-                by_item[(node.block, infohash)].append(node.id)
+            for key in prefix(node.items, ranks, grouping):
+                by_item[(node.block, key)].append(node.id)
     found: dict[int, set[int]] = defaultdict(set)
     peer = lead_presence_peer
     for part in chunks(sorted(by_peer)):
@@ -941,78 +945,84 @@ def _outside_candidates(
                 for nid in by_peer[peer_id]:
                     found[nid].add(cid)
     item = lead_presence_item
-    for part in chunks(sorted({h for _, h in by_item})):
+    for where in item_conditions(item, {h for _, h in by_item}):
         query = (
-            select(item.c.presence_id, item.c.infohash, lead_presence.c.block)
-            .join(lead_presence, lead_presence.c.id == item.c.presence_id)
-            .where(
-                item.c.in_prefix.is_(True),
-                item.c.infohash.in_(part),
-                lead_presence.c.block.is_not(None),
+            select(
+                item.c.presence_id, item.c.network, item.c.kind, item.c.value, lead_presence.c.block
             )
+            .join(lead_presence, lead_presence.c.id == item.c.presence_id)
+            .where(item.c.in_prefix.is_(True), where, lead_presence.c.block.is_not(None))
         )
         for row in conn.execute(query).all():
-            other, shared_item, area = int(row[0]), str(row[1]), str(row[2])
+            other, area = int(row[0]), str(row[4])
+            shared_item = ItemKey(str(row[1]), str(row[2]), str(row[3]))
             if other not in nodes:
                 for nid in by_item.get((area, shared_item), ()):
                     found[nid].add(other)
     return found
 
 
-def _ranks(conn: Connection, items: Collection[str]) -> dict[str, int]:
+def _item_numbers(
+    conn: Connection, column: Column[Any], items: Collection[ItemKey]
+) -> dict[ItemKey, int]:
+    """`column` of lead_item for those of `items` it holds."""
+    found: dict[ItemKey, int] = {}
+    t = lead_item
+    for where in item_conditions(t, items):
+        for network, kind, value, n in conn.execute(
+            select(t.c.network, t.c.kind, t.c.value, column).where(where)
+        ).all():
+            found[ItemKey(network, kind, value)] = n
+    return found
+
+
+def _ranks(conn: Connection, items: Collection[ItemKey]) -> dict[ItemKey, int]:
     """Prefix-filter ranks of `items`; items seen for the first time go first."""
-    ranks: dict[str, int] = {}
-    for part in chunks(sorted(items)):
-        ranks.update(
-            _pairs(
-                conn,
-                select(lead_item.c.infohash, lead_item.c.rank).where(
-                    lead_item.c.infohash.in_(part)
-                ),
-            )
-        )
+    ranks = _item_numbers(conn, lead_item.c.rank, items)
     fresh = sorted(set(items) - set(ranks))
     if fresh:
         lowest = conn.scalar(select(func.min(lead_item.c.rank)))
         start = (lowest if lowest is not None else 0) - len(fresh)
         new = {h: start + i for i, h in enumerate(fresh)}
         bulk_insert(
-            conn, lead_item, ("infohash", "rank", "leads"), ((h, r, 0) for h, r in new.items())
+            conn,
+            lead_item,
+            ("network", "kind", "value", "rank", "leads"),
+            ((*h, r, 0) for h, r in new.items()),
         )
         ranks.update(new)
     return ranks
 
 
 def _recount_items(
-    conn: Connection, old: Iterable[set[str]], new: Iterable[set[str]]
-) -> tuple[dict[str, int], dict[str, int]]:
+    conn: Connection, old: Iterable[set[ItemKey]], new: Iterable[set[ItemKey]]
+) -> tuple[dict[ItemKey, int], dict[ItemKey, int]]:
     """Leads per item before and after replacing the leads `old` by `new`.
 
     Each set is one lead's items; the counts in lead_item are updated.
     """
-    delta: dict[str, int] = defaultdict(int)
+    delta: dict[ItemKey, int] = defaultdict(int)
     for items in old:
         for h in items:
             delta[h] -= 1
     for items in new:
         for h in items:
             delta[h] += 1
-    before: dict[str, int] = {}
-    for part in chunks(sorted(delta)):
-        before.update(
-            _pairs(
-                conn,
-                select(lead_item.c.infohash, lead_item.c.leads).where(
-                    lead_item.c.infohash.in_(part)
-                ),
-            )
-        )
+    before = _item_numbers(conn, lead_item.c.leads, delta.keys())
     after = {h: before.get(h, 0) + d for h, d in delta.items()}
-    rows = [{"h": h, "n": after[h]} for h in sorted(delta) if delta[h]]
+    rows = [
+        {"i_network": h.network, "i_kind": h.kind, "i_value": h.value, "n": after[h]}
+        for h in sorted(delta)
+        if delta[h]
+    ]
     if rows:
         conn.execute(
             update(lead_item)
-            .where(lead_item.c.infohash == bindparam("h"))
+            .where(
+                lead_item.c.network == bindparam("i_network"),
+                lead_item.c.kind == bindparam("i_kind"),
+                lead_item.c.value == bindparam("i_value"),
+            )
             .values(leads=bindparam("n")),
             rows,
         )
@@ -1028,16 +1038,7 @@ def _rescore(conn: Connection, lead_ids: Collection[int], config: LeadsConfig, n
         for p, f, lead_id in load_presences(conn, lead_presence.c.lead_id.in_(part)).values():
             by_lead[lead_id].append((p, f))
     items = {h for ps in by_lead.values() for p, _ in ps for h in p.items}
-    counts: dict[str, int] = {}
-    for part in chunks(sorted(items)):
-        counts.update(
-            _pairs(
-                conn,
-                select(lead_item.c.infohash, lead_item.c.leads).where(
-                    lead_item.c.infohash.in_(part)
-                ),
-            )
-        )
+    counts = _item_numbers(conn, lead_item.c.leads, items)
     records = [
         assemble([p for p, _ in ps], {p.id: f for p, f in ps}, counts, now_us, config.scoring)
         for ps in by_lead.values()
@@ -1097,8 +1098,3 @@ def _refresh_recency(
 
 
 __all__ = ["BuildReport", "LeadRecord", "Link", "build_leads"]
-
-
-def _pairs(conn: Connection, query: Select[Any]) -> dict[Any, Any]:
-    """A two-column query as a mapping of the first to the second."""
-    return {row[0]: row[1] for row in conn.execute(query).all()}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from atalaya.leads.config import ScoringConfig
 from atalaya.leads.facts import IpFacts
-from atalaya.leads.presence import ItemStat, Presence
+from atalaya.leads.presence import ItemKey, ItemStat, Presence
 from atalaya.leads.scoring import FactorScore, LeadSummary, score_factors, total
 
 
@@ -51,25 +51,27 @@ def summarize(presences: Sequence[Presence], facts: Mapping[int, IpFacts]) -> Le
     for p in sorted(presences, key=lambda p: p.id):
         summary.sightings += p.sightings
         summary.days |= p.days
-        for infohash, stat in p.items.items():
-            merged = summary.items.get(infohash)
+        for item, stat in p.items.items():
+            merged = summary.items.get(item)
             if merged is None:
-                merged = summary.items[infohash] = ItemStat(network=stat.network)
+                merged = summary.items[item] = ItemStat()
             merged.merge(stat)
         for flag in facts[p.id].flags:
             summary.flagged[flag] = summary.flagged.get(flag, 0) + p.sightings
     return summary
 
 
-def rare_count(items: Mapping[str, object], item_leads: Mapping[str, int], rare_other: int) -> int:
+def rare_count(
+    items: Mapping[ItemKey, object], item_leads: Mapping[ItemKey, int], rare_other: int
+) -> int:
     """Items that at most `rare_other` other leads offer."""
-    return sum(1 for infohash in items if item_leads.get(infohash, 1) - 1 <= rare_other)
+    return sum(1 for item in items if item_leads.get(item, 1) - 1 <= rare_other)
 
 
 def assemble(
     presences: Sequence[Presence],
     facts: Mapping[int, IpFacts],
-    item_leads: Mapping[str, int],
+    item_leads: Mapping[ItemKey, int],
     now: int,
     config: ScoringConfig,
 ) -> LeadRecord:

@@ -23,7 +23,7 @@ Reasons:
   is unknown nothing is shown to differ: an address without a place cannot
   move a lead into another unit's jurisdiction (units hold leads by the
   provinces of their presences).
-- "collection": a high overlap of watched items (Jaccard over infohashes, at
+- "collection": a high overlap of watched items (Jaccard over (network, kind, value) items, at
   least `collection_min_shared` in common) from the same network (ASN, or
   ISP name where the ASN is unknown) and the same area, within
   `collection_max_gap_days`. Without a known network and area there is no
@@ -50,7 +50,7 @@ from typing import Any
 
 from atalaya.leads.config import GroupingConfig
 from atalaya.leads.facts import IpFacts
-from atalaya.leads.presence import US_PER_DAY, US_PER_HOUR
+from atalaya.leads.presence import US_PER_DAY, US_PER_HOUR, ItemKey
 
 PEER_ID = "peer_id"
 COLLECTION = "collection"
@@ -76,7 +76,7 @@ class Node:
     port: int | None
     first_at: int
     last_at: int
-    items: frozenset[str]
+    items: frozenset[ItemKey]
     peer_ids: frozenset[str]
     # (network, area) for collection links; None where either is unknown or
     # the address is shared and shared addresses are excluded.
@@ -216,7 +216,9 @@ def prefix_length(size: int, config: GroupingConfig) -> int:
     return max(size - need + 1, 0) if size >= config.collection_min_shared else 0
 
 
-def prefix(items: Iterable[str], ranks: Mapping[str, int], config: GroupingConfig) -> list[str]:
+def prefix(
+    items: Iterable[ItemKey], ranks: Mapping[ItemKey, int], config: GroupingConfig
+) -> list[ItemKey]:
     ordered = sorted(items, key=ranks.__getitem__)
     return ordered[: prefix_length(len(ordered), config)]
 
@@ -263,7 +265,7 @@ def links_between(a: Node, b: Node, config: GroupingConfig) -> list[Link]:
 
 
 def all_links(
-    nodes: Mapping[int, Node], ranks: Mapping[str, int], config: GroupingConfig
+    nodes: Mapping[int, Node], ranks: Mapping[ItemKey, int], config: GroupingConfig
 ) -> Iterator[Link]:
     """Every link among `nodes`, each pair once (a full build)."""
     seen: set[tuple[int, int]] = set()
@@ -276,7 +278,7 @@ def all_links(
 
 
 def _candidates(
-    nodes: Mapping[int, Node], ranks: Mapping[str, int], config: GroupingConfig
+    nodes: Mapping[int, Node], ranks: Mapping[ItemKey, int], config: GroupingConfig
 ) -> Iterator[tuple[int, int]]:
     max_gap = round(config.peer_id_max_gap_days * US_PER_DAY)
     by_peer: dict[str, list[Node]] = defaultdict(list)
@@ -297,7 +299,7 @@ def _candidates(
         if node.block is not None and len(node.items) >= config.collection_min_shared:
             by_block[node.block].append(node)
     for members in by_block.values():
-        index: dict[str, list[int]] = defaultdict(list)
+        index: dict[ItemKey, list[int]] = defaultdict(list)
         for node in sorted(members, key=lambda n: n.id):
             found: set[int] = set()
             for item in prefix(node.items, ranks, config):

@@ -52,6 +52,19 @@ US_PER_HOUR = 3_600_000_000
 US_PER_DAY = 24 * US_PER_HOUR
 
 
+class ItemKey(NamedTuple):
+    """One watched item on one network: what presences offer and links compare.
+
+    `kind` names the identifier ("btih", "btih2", "ed2k", …, the names of
+    atalaya.hashsets.algorithms) and `value` is its lowercase hex, as sightings
+    store it. Nothing here knows what a network's kinds mean.
+    """
+
+    network: str
+    kind: str
+    value: str
+
+
 class SightingRow(NamedTuple):
     """The fields of a sighting that grouping and scoring use."""
 
@@ -60,8 +73,9 @@ class SightingRow(NamedTuple):
     port: int
     at: int  # microseconds since the epoch, UTC
     network: str
-    infohash: str
-    file_hash: str | None
+    item_kind: str
+    item_value: str
+    file_key: str | None
     category: int | None
     proof: bool
     peer_id: str | None
@@ -70,20 +84,17 @@ class SightingRow(NamedTuple):
 
 @dataclass(slots=True)
 class ItemStat:
-    """One watched item within a presence."""
+    """One watched item within a presence (the item is its key in `Presence.items`)."""
 
-    network: str
-    file_hash: str | None = None
+    file_key: str | None = None
     category: int | None = None
     proof: bool = False
     sightings: int = 0
 
     def merge(self, other: ItemStat) -> None:
         self.sightings += other.sightings
-        if other.file_hash is not None and (
-            self.file_hash is None or other.file_hash < self.file_hash
-        ):
-            self.file_hash = other.file_hash
+        if other.file_key is not None and (self.file_key is None or other.file_key < self.file_key):
+            self.file_key = other.file_key
         if other.category is not None and (self.category is None or other.category > self.category):
             self.category = other.category
         self.proof = self.proof or other.proof
@@ -102,7 +113,7 @@ class Presence:
     # Why it starts where it does: "window" (no sighting of the key in the
     # window before) or "device_change".
     opened_by: str
-    items: dict[str, ItemStat] = field(default_factory=dict)
+    items: dict[ItemKey, ItemStat] = field(default_factory=dict)
     days: set[int] = field(default_factory=set)
     peer_ids: set[str] = field(default_factory=set)
     clients: dict[str, int] = field(default_factory=dict)
@@ -183,8 +194,12 @@ def scan(rows: Iterable[SightingRow], config: GroupingConfig, *, by_port: bool) 
     cur: Presence | None = None
     last_port = 0
     last_client: str | None = None
+    keys: dict[tuple[str, str, str], ItemKey] = {}
     for row in rows:
-        ident, _ip, port, at, network, infohash, file_hash, category, proof, peer, client = row
+        ident, _ip, port, at, network, kind, value, file_key, category, proof, peer, client = row
+        item = keys.get((network, kind, value))
+        if item is None:
+            item = keys[(network, kind, value)] = ItemKey(network, kind, value)
         if cur is None:
             opened = "window"
         else:
@@ -197,7 +212,7 @@ def scan(rows: Iterable[SightingRow], config: GroupingConfig, *, by_port: bool) 
                     port != last_port
                     or (client is not None and last_client is not None and client != last_client)
                 )
-                and infohash not in cur.items
+                and item not in cur.items
             ):
                 opened = "device_change"
             else:
@@ -220,13 +235,13 @@ def scan(rows: Iterable[SightingRow], config: GroupingConfig, *, by_port: bool) 
         cur.sightings += 1
         cur.id = ident if ident < cur.id else cur.id
         cur.last_at = at
-        stat = cur.items.get(infohash)
+        stat = cur.items.get(item)
         if stat is None:
-            stat = cur.items[infohash] = ItemStat(network=network)
+            stat = cur.items[item] = ItemStat()
         stat.sightings += 1
         # min/max keep the result independent of the order rows arrive in.
-        if file_hash is not None and (stat.file_hash is None or file_hash < stat.file_hash):
-            stat.file_hash = file_hash
+        if file_key is not None and (stat.file_key is None or file_key < stat.file_key):
+            stat.file_key = file_key
         if category is not None and (stat.category is None or category > stat.category):
             stat.category = category
         if proof:

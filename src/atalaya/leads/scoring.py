@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from atalaya.errors import AtalayaError
 from atalaya.leads.config import Factor, ScoringConfig
-from atalaya.leads.presence import US_PER_DAY, ItemStat
+from atalaya.leads.presence import US_PER_DAY, ItemKey, ItemStat
 
 # The scores an analyst may put in force: the map's bands and the list's
 # order assume this scale, and 1e308 or -5 are typing mistakes.
@@ -41,13 +41,13 @@ class LeadSummary:
     first_at: int = 0
     last_at: int = 0
     days: set[int] = field(default_factory=set)
-    items: dict[str, ItemStat] = field(default_factory=dict)
+    items: dict[ItemKey, ItemStat] = field(default_factory=dict)
     # Sightings from addresses carrying each flag.
     flagged: dict[str, int] = field(default_factory=dict)
 
     @property
     def known_files(self) -> int:
-        return len({s.file_hash for s in self.items.values() if s.file_hash is not None})
+        return len({s.file_key for s in self.items.values() if s.file_key is not None})
 
     @property
     def highest_category(self) -> int | None:
@@ -60,7 +60,7 @@ class LeadSummary:
 
     @property
     def networks(self) -> list[str]:
-        return sorted({s.network for s in self.items.values()})
+        return sorted({item.network for item in self.items})
 
 
 def scaled(factor: Factor, raw: float) -> float:

@@ -8,6 +8,7 @@ COPY on PostgreSQL and a plain executemany on SQLite.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +33,7 @@ from atalaya.leads.facts import IpFacts
 from atalaya.leads.lead import LeadRecord
 from atalaya.leads.lineage import Spot, Stretch, locate
 from atalaya.leads.linking import Link
-from atalaya.leads.presence import ItemStat, Presence, SightingRow
+from atalaya.leads.presence import ItemKey, ItemStat, Presence, SightingRow
 from atalaya.store.tables import (
     lead,
     lead_factor,
@@ -69,6 +70,20 @@ def chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any
         yield values[start : start + size]
 
 
+def item_conditions(table: Table, items: Collection[ItemKey]) -> Iterator[ColumnElement[bool]]:
+    """Conditions on `table`'s network, kind and value that together select `items`.
+
+    One per (network, kind) and chunk of values: each is a plain IN on the
+    last column of the (network, kind, value) indexes.
+    """
+    by_kind: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for item in items:
+        by_kind[(item.network, item.kind)].append(item.value)
+    for (network, kind), values in sorted(by_kind.items()):
+        for part in chunks(sorted(values)):
+            yield ((table.c.network == network) & (table.c.kind == kind) & table.c.value.in_(part))
+
+
 # --- sightings ---------------------------------------------------------------
 
 
@@ -100,8 +115,9 @@ def sighting_query(conn: Connection) -> Select[Any]:
         sighting.c.port,
         at_us(conn),
         sighting.c.network,
-        sighting.c.infohash,
-        sighting.c.file_hash,
+        sighting.c.item_kind,
+        sighting.c.item_value,
+        sighting.c.file_key,
         sighting.c.category,
         sighting.c.proof,
         sighting.c.peer_id,
@@ -134,7 +150,7 @@ def sighting_rows(conn: Connection, query: Select[Any]) -> Iterator[SightingRow]
         while batch := cursor.fetchmany(20_000):
             for r in batch:
                 yield make(
-                    (r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], r[10])
+                    (r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], bool(r[9]), r[10], r[11])
                 )
     finally:
         cursor.close()
@@ -263,9 +279,10 @@ PRESENCE_COLUMNS = (
 )
 ITEM_COLUMNS = (
     "presence_id",
-    "infohash",
     "network",
-    "file_hash",
+    "kind",
+    "value",
+    "file_key",
     "category",
     "proof",
     "sightings",
@@ -303,24 +320,23 @@ def presence_row(p: Presence, lead_id: int, facts: IpFacts, block: str | None) -
     )
 
 
-def item_rows(p: Presence, prefix: Collection[str]) -> Iterator[tuple[Any, ...]]:
-    for infohash in sorted(p.items):
-        s = p.items[infohash]
+def item_rows(p: Presence, prefix: Collection[ItemKey]) -> Iterator[tuple[Any, ...]]:
+    for item in sorted(p.items):
+        s = p.items[item]
         yield (
             p.id,
-            infohash,
-            s.network,
-            s.file_hash,
+            *item,
+            s.file_key,
             s.category,
             s.proof,
             s.sightings,
-            infohash in prefix,
+            item in prefix,
         )
 
 
 def write_presences(
     conn: Connection,
-    presences: Iterable[tuple[Presence, int, IpFacts, str | None, Collection[str]]],
+    presences: Iterable[tuple[Presence, int, IpFacts, str | None, Collection[ItemKey]]],
 ) -> int:
     """Insert presences with their items and peer ids: (presence, lead id, facts, block, prefix)."""
     items: list[tuple[Any, ...]] = []
@@ -381,9 +397,9 @@ def load_presences(
     for part in chunks(all_ids):
         items = select(lead_presence_item).where(lead_presence_item.c.presence_id.in_(part))
         for r in conn.execute(items).mappings().all():
-            found[r["presence_id"]][0].items[r["infohash"]] = ItemStat(
-                network=r["network"],
-                file_hash=r["file_hash"],
+            item = ItemKey(r["network"], r["kind"], r["value"])
+            found[r["presence_id"]][0].items[item] = ItemStat(
+                file_key=r["file_key"],
                 category=r["category"],
                 proof=bool(r["proof"]),
                 sightings=r["sightings"],

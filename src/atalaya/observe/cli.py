@@ -88,7 +88,7 @@ def _parse_infohash(text: str) -> bytes:
             magnet = parse_magnet(text)
         except MagnetError as exc:
             raise AtalayaError(f"--infohash: {exc}") from exc
-        found = magnet.info_hash_v1 or magnet.info_hash_v2
+        found = magnet.infohash_v1 or magnet.infohash_v2
         if found is None:
             raise AtalayaError("--infohash: the magnet link names no BitTorrent infohash")
         return found

@@ -30,7 +30,8 @@ OBSERVER = f"atalaya/{__version__}"
 @dataclass(frozen=True)
 class Sighting:
     network: str
-    infohash: str
+    item_kind: str  # "btih", "btih2", …: the names of atalaya.hashsets.algorithms
+    item_value: str  # lowercase hex
     ip: str
     port: int
     seen_at: datetime
@@ -43,10 +44,10 @@ class Sighting:
     pieces_verified: int = 0
     pieces_failed: int = 0
     bytes_downloaded: int = 0
-    file_hash: str | None = None
+    file_key: str | None = None  # "algorithm:hex" of the reference file matched
     category: int | None = None
     hash_set: str | None = None
-    hash_set_version: str | None = None
+    hash_set_sha256: str | None = None  # the hash set file's digest: its version
     local_ip: str | None = None
     local_port: int | None = None
     clock_offset_s: float | None = None
@@ -115,7 +116,8 @@ def _row(s: Sighting) -> dict[str, Any]:
 # The export columns, in the order the issue names them, then the rest.
 EXPORT_FIELDS = (
     "network",
-    "infohash",
+    "item_kind",
+    "item_value",
     "ip",
     "port",
     "seen_at",
@@ -125,13 +127,13 @@ EXPORT_FIELDS = (
     "have_fraction",
     "pieces_verified",
     "pieces_failed",
-    "file_hash",
+    "file_key",
     "category",
     "proof",
     "advertised_name",
     "bytes_downloaded",
     "hash_set",
-    "hash_set_version",
+    "hash_set_sha256",
     "local_ip",
     "local_port",
     "observer",

@@ -25,10 +25,10 @@ NETWORK = "bittorrent"
 class WatchTarget:
     infohash: bytes  # 20 bytes (v1) or 32 bytes (v2)
     reason: str
-    file_hash: str | None = None
+    file_key: str | None = None
     category: int | None = None
     hash_set: str | None = None
-    hash_set_version: str | None = None
+    hash_set_sha256: str | None = None
 
     @property
     def hex(self) -> str:

@@ -136,7 +136,10 @@ sighting = Table(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
     Column("network", String(20), nullable=False),
-    Column("infohash", String(64), nullable=False),
+    # The watched item, network-neutral: its kind ("btih", "btih2", …, the
+    # names of atalaya.hashsets.algorithms) and its value in lowercase hex.
+    Column("item_kind", String(20), nullable=False),
+    Column("item_value", String(64), nullable=False),
     Column("ip", String(45), nullable=False),
     Column("port", Integer, nullable=False),
     # UTC with microseconds, taken when the peer's first answer arrived.
@@ -151,11 +154,12 @@ sighting = Table(
     Column("bytes_downloaded", BigInteger, nullable=False),
     # True only when at least one piece verified and none failed.
     Column("proof", Boolean, nullable=False),
-    Column("file_hash", String(80), nullable=True),  # reference_file.file_key matched
+    # reference_file.file_key matched ("algorithm:hex")
+    Column("file_key", String(80), nullable=True),
     Column("category", SmallInteger, nullable=True),
     Column("hash_set", String(200), nullable=True),
-    # reference data version: hash_set.file_sha256 at the time of the match
-    Column("hash_set_version", String(64), nullable=True),
+    # The reference data: hash_set.file_sha256 at the time of the match.
+    Column("hash_set_sha256", String(64), nullable=True),
     Column("local_ip", String(45), nullable=True),
     Column("local_port", Integer, nullable=True),
     Column("observer", String(60), nullable=False),  # "atalaya/<version>"
@@ -164,7 +168,7 @@ sighting = Table(
     Column("details", JSON, nullable=True),  # protocol facts: reserved bits, yourip, error…
     Index("ix_sighting_seen_at", "seen_at"),
     Index("ix_sighting_ip_seen_at", "ip", "seen_at"),
-    Index("ix_sighting_infohash", "infohash"),
+    Index("ix_sighting_item", "network", "item_kind", "item_value"),
 )
 
 # -- enrichment (atalaya.enrich) ------------------------------------------------
@@ -308,14 +312,15 @@ lead_presence_item = Table(
         ForeignKey("lead_presence.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    Column("infohash", String(64), primary_key=True),
-    Column("network", String(20), nullable=False),
-    Column("file_hash", String(80), nullable=True),
+    Column("network", String(20), primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("value", String(64), primary_key=True),  # hex, as sighting.item_value
+    Column("file_key", String(80), nullable=True),
     Column("category", SmallInteger, nullable=True),
     Column("proof", Boolean, nullable=False),
     Column("sightings", BigInteger, nullable=False),
     Column("in_prefix", Boolean, nullable=False),
-    Index("ix_lead_presence_item_infohash", "infohash"),
+    Index("ix_lead_presence_item_item", "network", "kind", "value"),
 )
 
 # Peer ids a presence reported that look randomly drawn (usable as links).
@@ -403,7 +408,9 @@ lead_province = Table(
 lead_item = Table(
     "lead_item",
     metadata,
-    Column("infohash", String(64), primary_key=True),
+    Column("network", String(20), primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("value", String(64), primary_key=True),
     Column("rank", BigInteger, nullable=False),
     Column("leads", Integer, nullable=False),
 )

@@ -15,11 +15,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select
 
 from atalaya.hashsets.categories import Category
 from atalaya.leads.addresses import with_exact_addresses
+from atalaya.leads.presence import ItemKey
 from atalaya.leads.query import lead_detail
+from atalaya.leads.storage import item_conditions
 from atalaya.store.tables import (
     lead,
     lead_presence,
@@ -43,10 +45,11 @@ class TimelineEntry:
     ip: str
     port: int
     network: str
-    infohash: str
+    item_kind: str
+    item_value: str  # hex
     found_by: str
     client: str | None
-    file_hash: str | None
+    file_key: str | None
     category: str | None
     proof: bool
     pieces_verified: int
@@ -55,9 +58,10 @@ class TimelineEntry:
 
 @dataclass(frozen=True)
 class OfferedFile:
-    infohash: str
     network: str
-    file_hash: str | None
+    kind: str
+    value: str  # hex
+    file_key: str | None
     category: str | None
     proof: bool
     sightings: int
@@ -147,10 +151,11 @@ def _timeline(conn: Connection, presences: Sequence[Any], dossier: Dossier) -> N
                     ip=s["ip"],
                     port=s["port"],
                     network=s["network"],
-                    infohash=s["infohash"],
+                    item_kind=s["item_kind"],
+                    item_value=s["item_value"],
                     found_by=s["found_by"],
                     client=s["client"],
-                    file_hash=s["file_hash"],
+                    file_key=s["file_key"],
                     category=_label(s["category"]),
                     proof=bool(s["proof"]),
                     pieces_verified=s["pieces_verified"],
@@ -167,23 +172,22 @@ def _timeline(conn: Connection, presences: Sequence[Any], dossier: Dossier) -> N
 
 
 def _files(conn: Connection, presence_ids: Sequence[int]) -> list[OfferedFile]:
-    merged: dict[str, dict[str, Any]] = {}
+    merged: dict[ItemKey, dict[str, Any]] = {}
     for start in range(0, len(presence_ids), 5_000):
         chunk = presence_ids[start : start + 5_000]
         for r in conn.execute(
             select(lead_presence_item).where(lead_presence_item.c.presence_id.in_(chunk))
         ).mappings():
             held = merged.setdefault(
-                r["infohash"],
+                ItemKey(r["network"], r["kind"], r["value"]),
                 {
-                    "network": r["network"],
-                    "file_hash": r["file_hash"],
+                    "file_key": r["file_key"],
                     "category": r["category"],
                     "proof": False,
                     "sightings": 0,
                 },
             )
-            held["file_hash"] = held["file_hash"] or r["file_hash"]
+            held["file_key"] = held["file_key"] or r["file_key"]
             if r["category"] is not None and (
                 held["category"] is None or r["category"] > held["category"]
             ):
@@ -192,16 +196,24 @@ def _files(conn: Connection, presence_ids: Sequence[int]) -> list[OfferedFile]:
             held["sightings"] += int(r["sightings"])
     files = [
         OfferedFile(
-            infohash=h,
-            network=v["network"],
-            file_hash=v["file_hash"],
+            network=h.network,
+            kind=h.kind,
+            value=h.value,
+            file_key=v["file_key"],
             category=_label(v["category"]),
             proof=v["proof"],
             sightings=v["sightings"],
         )
         for h, v in merged.items()
     ]
-    files.sort(key=lambda f: (-(Category[f.category.upper()] if f.category else -1), f.infohash))
+    files.sort(
+        key=lambda f: (
+            -(Category[f.category.upper()] if f.category else -1),
+            f.network,
+            f.kind,
+            f.value,
+        )
+    )
     return files
 
 
@@ -209,17 +221,19 @@ def _related(
     conn: Connection,
     lead_id: int,
     presence_ids: Sequence[int],
-    items: Sequence[str],
+    items: Sequence[ItemKey],
     visible: ColumnElement[bool] | None,
 ) -> list[RelatedLead]:
     reasons: dict[int, list[str]] = {}
     if items:
-        shared = func.count(func.distinct(lead_presence_item.c.infohash))
+        item = lead_presence_item
+        # One text per item: COUNT(DISTINCT) takes one expression on SQLite.
+        shared = func.count(func.distinct(item.c.network + " " + item.c.kind + " " + item.c.value))
         query = (
             select(lead_presence.c.lead_id, shared)
             .join(lead_presence, lead_presence.c.id == lead_presence_item.c.presence_id)
             .join(lead, lead.c.id == lead_presence.c.lead_id)
-            .where(lead_presence_item.c.infohash.in_(list(items)[:5_000]))
+            .where(or_(*item_conditions(item, list(items)[:5_000])))
             .where(lead_presence.c.lead_id != lead_id)
             .group_by(lead_presence.c.lead_id)
             .order_by(shared.desc(), lead_presence.c.lead_id)
@@ -298,5 +312,11 @@ def gather(engine: Engine, lead_id: int, *, visible: ColumnElement[bool] | None)
         _timeline(conn, with_exact_addresses(conn, presences), dossier)
         ids = [p.id for p in presences]
         dossier.files = _files(conn, ids)
-        dossier.related = _related(conn, lead_id, ids, [f.infohash for f in dossier.files], visible)
+        dossier.related = _related(
+            conn,
+            lead_id,
+            ids,
+            [ItemKey(f.network, f.kind, f.value) for f in dossier.files],
+            visible,
+        )
     return dossier

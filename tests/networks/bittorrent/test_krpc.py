@@ -62,7 +62,7 @@ BEP5_VECTORS: list[tuple[bytes, Message]] = [
     (
         b"d1:ad2:id20:abcdefghij01234567899:info_hash20:mnopqrstuvwxyz123456e"
         b"1:q9:get_peers1:t2:aa1:y1:qe",
-        GetPeers(transaction_id=b"aa", sender_id=A_ID, info_hash=M_ID),
+        GetPeers(transaction_id=b"aa", sender_id=A_ID, infohash=M_ID),
     ),
     (
         # values "axje.u" and "idhtnm" read as compact peers, checked by hand:
@@ -82,7 +82,7 @@ BEP5_VECTORS: list[tuple[bytes, Message]] = [
         AnnouncePeer(
             transaction_id=b"aa",
             sender_id=A_ID,
-            info_hash=M_ID,
+            infohash=M_ID,
             port=6881,
             token=b"aoeusnth",
             implied_port=True,
@@ -253,7 +253,7 @@ WANT_VECTORS: list[tuple[bytes, Message]] = [
     (
         b"d1:ad2:id20:" + A_ID + b"9:info_hash20:" + M_ID + b"4:wantl2:n6e"
         b"e1:q9:get_peers1:t2:aa1:y1:qe",
-        GetPeers(transaction_id=b"aa", sender_id=A_ID, info_hash=M_ID, want=(WANT_N6,)),
+        GetPeers(transaction_id=b"aa", sender_id=A_ID, infohash=M_ID, want=(WANT_N6,)),
     ),
     (
         b"d1:ad2:id20:" + A_ID + b"6:target20:" + M_ID + b"4:wantl2:n4e"
@@ -456,13 +456,13 @@ messages = st.one_of(
         FindNode, transaction_id=tids, sender_id=ids, target=ids, want=wants, version=versions
     ),
     st.builds(
-        GetPeers, transaction_id=tids, sender_id=ids, info_hash=ids, want=wants, version=versions
+        GetPeers, transaction_id=tids, sender_id=ids, infohash=ids, want=wants, version=versions
     ),
     st.builds(
         AnnouncePeer,
         transaction_id=tids,
         sender_id=ids,
-        info_hash=ids,
+        infohash=ids,
         port=ports,
         token=st.binary(max_size=20),
         implied_port=st.booleans(),
@@ -475,7 +475,7 @@ messages = st.one_of(
         sender_id=ids,
         method=st.sampled_from([b"vote", b"get", b"put"]),
         target=st.none() | ids,
-        info_hash=st.none() | ids,
+        infohash=st.none() | ids,
     ),
     st.builds(
         Response,

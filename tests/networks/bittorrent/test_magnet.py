@@ -34,8 +34,8 @@ V1_HEX = "631a31dd0a46257d5078c0dee4e66e26f73e42ac"
 
 def test_bep52_v2_vector() -> None:
     m = parse_magnet(V2_TEST)
-    assert m.info_hash_v1 is None
-    assert m.info_hash_v2 == bytes.fromhex(
+    assert m.infohash_v1 is None
+    assert m.infohash_v2 == bytes.fromhex(
         "caf1e1c30e81cb361b9ee167c4aa64228a7fa4fa9f6105232b28ad099f3a302e"
     )
     assert m.name == "bittorrent-v2-test"
@@ -45,8 +45,8 @@ def test_bep52_v2_vector() -> None:
 
 def test_bep52_hybrid_vector() -> None:
     m = parse_magnet(HYBRID_TEST)
-    assert m.info_hash_v1 == bytes.fromhex(V1_HEX)
-    assert m.info_hash_v2 == bytes.fromhex(
+    assert m.infohash_v1 == bytes.fromhex(V1_HEX)
+    assert m.infohash_v2 == bytes.fromhex(
         "d8dd32ac93357c368556af3ac1d95c9d76bd0dff6fa9833ecdac3d53134efabb"
     )
     assert m.name == "bittorrent-v1-v2-hybrid-test"
@@ -61,8 +61,8 @@ def test_bep9_form_with_tracker_and_peers() -> None:
         "&x.pe=127.0.0.5:6881&x.pe=%5B::1%5D:6882&x.pe=peer.local:1"
     )
     m = parse_magnet(uri)
-    assert m.info_hash_v1 == bytes.fromhex(V1_HEX)
-    assert m.info_hash_v2 is None
+    assert m.infohash_v1 == bytes.fromhex(V1_HEX)
+    assert m.infohash_v2 is None
     assert m.name == "my file é.bin"
     assert m.trackers == ("udp://127.0.0.9:6969/announce", "http://127.0.0.9:7000/announce")
     assert m.peers == (("127.0.0.5", 6881), ("::1", 6882), ("peer.local", 1))
@@ -79,7 +79,7 @@ def test_bep9_form_with_tracker_and_peers() -> None:
     ],
 )
 def test_base32_btih(base32: str, raw: bytes) -> None:
-    assert parse_magnet(f"magnet:?xt=urn:btih:{base32}").info_hash_v1 == raw
+    assert parse_magnet(f"magnet:?xt=urn:btih:{base32}").infohash_v1 == raw
 
 
 def test_numbered_and_repeated_parameters() -> None:
@@ -95,7 +95,7 @@ def test_numbered_and_repeated_parameters() -> None:
 
 
 def test_fragment_and_case_of_scheme() -> None:
-    assert parse_magnet(f"MAGNET:?xt=URN:BTIH:{V1_HEX}#frag").info_hash_v1 == bytes.fromhex(V1_HEX)
+    assert parse_magnet(f"MAGNET:?xt=URN:BTIH:{V1_HEX}#frag").infohash_v1 == bytes.fromhex(V1_HEX)
 
 
 # What no link can be read without: a BitTorrent info-hash, and only one of each kind.
@@ -174,7 +174,7 @@ def test_what_only_describes_the_torrent_is_dropped(
     note: str,
 ) -> None:
     m = parse_magnet(PREFIX + tail)
-    assert m.info_hash_v1 == bytes.fromhex(V1_HEX)
+    assert m.infohash_v1 == bytes.fromhex(V1_HEX)
     assert (m.name, m.trackers, m.peers) == read
     if note:
         assert any(note in n for n in m.notes), m.notes
@@ -220,11 +220,11 @@ def test_notes_stay_few_and_short() -> None:
     ("kwargs", "message"),
     [
         ({}, "needs a v1 or a v2 info-hash"),
-        ({"info_hash_v1": bytes(19)}, "v1 info-hash is 20 bytes"),
-        ({"info_hash_v2": bytes(20)}, "v2 info-hash is 32 bytes"),
-        ({"info_hash_v1": bytes(20), "peers": (("127.0.0.1", 0),)}, "port 0 outside"),
-        ({"info_hash_v1": bytes(20), "name": "\udc80"}, "encodable as UTF-8"),
-        ({"info_hash_v1": bytes(20), "trackers": ("u" * MAX_MAGNET_LENGTH,)}, "longer than"),
+        ({"infohash_v1": bytes(19)}, "v1 info-hash is 20 bytes"),
+        ({"infohash_v2": bytes(20)}, "v2 info-hash is 32 bytes"),
+        ({"infohash_v1": bytes(20), "peers": (("127.0.0.1", 0),)}, "port 0 outside"),
+        ({"infohash_v1": bytes(20), "name": "\udc80"}, "encodable as UTF-8"),
+        ({"infohash_v1": bytes(20), "trackers": ("u" * MAX_MAGNET_LENGTH,)}, "longer than"),
     ],
 )
 def test_build_refuses_what_no_magnet_can_carry(kwargs: dict[str, object], message: str) -> None:
@@ -234,7 +234,7 @@ def test_build_refuses_what_no_magnet_can_carry(kwargs: dict[str, object], messa
 
 def test_build_escapes_what_needs_it() -> None:
     uri = build_magnet(
-        info_hash_v1=bytes.fromhex(V1_HEX),
+        infohash_v1=bytes.fromhex(V1_HEX),
         name="a&b=c d+é%",
         trackers=("http://127.0.0.1:80/announce?k=1&x=2",),
         peers=(("::1", 6881), ("127.0.0.1", 1)),
@@ -262,12 +262,12 @@ urls = st.builds(
 hosts = st.sampled_from(["127.0.0.1", "127.0.0.77", "::1", "fe80::1", "peer.local"])
 magnets = st.builds(
     Magnet,
-    info_hash_v1=st.none() | st.binary(min_size=20, max_size=20),
-    info_hash_v2=st.binary(min_size=32, max_size=32),
+    infohash_v1=st.none() | st.binary(min_size=20, max_size=20),
+    infohash_v2=st.binary(min_size=32, max_size=32),
     name=st.none() | names,
     trackers=st.lists(urls, max_size=4, unique=True).map(tuple),
     peers=st.lists(st.tuples(hosts, st.integers(1, 65535)), max_size=4, unique=True).map(tuple),
-) | st.builds(Magnet, info_hash_v1=st.binary(min_size=20, max_size=20))
+) | st.builds(Magnet, infohash_v1=st.binary(min_size=20, max_size=20))
 
 
 @settings(max_examples=300, deadline=None)
@@ -280,10 +280,10 @@ def test_round_trip(m: Magnet) -> None:
 @given(magnets)
 def test_libtorrent_reads_what_we_build(m: Magnet) -> None:
     params = lt.parse_magnet_uri(m.uri())
-    if m.info_hash_v1 is not None:
-        assert params.info_hashes.v1.to_bytes() == m.info_hash_v1
-    if m.info_hash_v2 is not None:
-        assert params.info_hashes.v2.to_bytes() == m.info_hash_v2
+    if m.infohash_v1 is not None:
+        assert params.info_hashes.v1.to_bytes() == m.infohash_v1
+    if m.infohash_v2 is not None:
+        assert params.info_hashes.v2.to_bytes() == m.infohash_v2
     assert list(params.trackers) == list(m.trackers)
     if m.name:
         assert params.name == m.name

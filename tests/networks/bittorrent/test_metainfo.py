@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from atalaya.lab.files import write_random_file
-from atalaya.lab.torrents import TorrentVersion, info_hashes, make_torrent
+from atalaya.lab.torrents import TorrentVersion, infohashes, make_torrent
 from atalaya.networks.bittorrent import merkle
 from atalaya.networks.bittorrent import metainfo as metainfo_module
 from atalaya.networks.bittorrent.bencode import (
@@ -121,11 +121,11 @@ def _piece_bytes(meta: Metainfo, content: Path, piece: int) -> bytes:
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
-def test_info_hashes_equal_libtorrents(cases: dict[str, Case], name: str) -> None:
+def test_infohashes_equal_libtorrents(cases: dict[str, Case], name: str) -> None:
     case = cases[name]
     meta = parse_torrent(case.torrent)
-    expected = info_hashes(case.torrent)
-    assert (meta.info_hash_v1, meta.info_hash_v2) == (expected.v1, expected.v2)
+    expected = infohashes(case.torrent)
+    assert (meta.infohash_v1, meta.infohash_v2) == (expected.v1, expected.v2)
     assert meta.version == case.version
     assert meta.swarm_hashes == expected.tracker_hashes
     for h in (expected.v1, expected.v2):
@@ -268,7 +268,7 @@ def test_bare_info_dictionary(cases: dict[str, Case], name: str) -> None:
     full = parse_torrent(case.torrent)
     info = lt.torrent_info(case.torrent).info_section()
     bare = parse_info(info)
-    assert (bare.info_hash_v1, bare.info_hash_v2) == (full.info_hash_v1, full.info_hash_v2)
+    assert (bare.infohash_v1, bare.infohash_v2) == (full.infohash_v1, full.infohash_v2)
     assert bare.files == full.files
     assert bare.pieces == full.pieces
     assert bare.num_pieces == full.num_pieces
@@ -297,11 +297,11 @@ def test_trackers_and_magnet(cases: dict[str, Case], name: str) -> None:
         assert meta.announce == TRACKERS[0]
         assert meta.announce_list == ((TRACKERS[0],), (TRACKERS[1],))
     magnet = parse_magnet(lt.make_magnet_uri(lt.torrent_info(case.torrent)))
-    assert (magnet.info_hash_v1, magnet.info_hash_v2) == (meta.info_hash_v1, meta.info_hash_v2)
+    assert (magnet.infohash_v1, magnet.infohash_v2) == (meta.infohash_v1, meta.infohash_v2)
     assert magnet.name == meta.name
 
 
-def test_private_flag_is_read_and_changes_the_info_hash(cases: dict[str, Case]) -> None:
+def test_private_flag_is_read_and_changes_the_infohash(cases: dict[str, Case]) -> None:
     torrent = decode(cases["hybrid-multi"].torrent, METAINFO_LIMITS)
     assert isinstance(torrent, dict)
     info = torrent[b"info"]
@@ -313,16 +313,16 @@ def test_private_flag_is_read_and_changes_the_info_hash(cases: dict[str, Case]) 
     private = parse_torrent(data)
     ti = lt.torrent_info(data)
     assert private.private and ti.priv()
-    assert private.info_hash_v1 == ti.info_hashes().v1.to_bytes() != public.info_hash_v1
-    assert private.info_hash_v2 == ti.info_hashes().v2.to_bytes() != public.info_hash_v2
+    assert private.infohash_v1 == ti.info_hashes().v1.to_bytes() != public.infohash_v1
+    assert private.infohash_v2 == ti.info_hashes().v2.to_bytes() != public.infohash_v2
 
 
-def test_info_hash_covers_the_exact_info_bytes(cases: dict[str, Case]) -> None:
+def test_infohash_covers_the_exact_info_bytes(cases: dict[str, Case]) -> None:
     data = cases["v1-multi"].torrent
     start = data.index(b"4:infod") + len(b"4:info")
     _, end = decode_prefix(data, METAINFO_LIMITS, start)
     meta = parse_torrent(data)
-    assert meta.info_hash_v1 == hashlib.sha1(data[start:end]).digest()
+    assert meta.infohash_v1 == hashlib.sha1(data[start:end]).digest()
     assert meta.info_size == end - start
 
 
@@ -510,7 +510,7 @@ def test_bare_info_errors() -> None:
     with pytest.raises(MetainfoError, match="info is not a dictionary"):
         parse_info(b"i1e")
     info = encode(_v1())
-    assert parse_info(info).info_hash_v1 == hashlib.sha1(info).digest()
+    assert parse_info(info).infohash_v1 == hashlib.sha1(info).digest()
 
 
 # --- properties --------------------------------------------------------------------------

@@ -58,7 +58,7 @@ def _load(info: dict[bytes, BValue], **top: BValue) -> Metainfo:
 def _check_identity(meta: Metainfo, info_bytes: bytes) -> None:
     v1 = hashlib.sha1(info_bytes).digest() if meta.version != "v2" else None
     v2 = hashlib.sha256(info_bytes).digest() if meta.version != "v1" else None
-    assert (meta.info_hash_v1, meta.info_hash_v2) == (v1, v2)
+    assert (meta.infohash_v1, meta.infohash_v2) == (v1, v2)
     assert meta.info_size == len(info_bytes)
 
 
@@ -97,7 +97,7 @@ def _check_prefixes(data: bytes, meta: Metainfo) -> None:
         except MetainfoError:
             continue
         # Only a cut inside trailing bytes can load, and then as the same torrent.
-        assert (part.info_hash_v1, part.info_hash_v2) == (meta.info_hash_v1, meta.info_hash_v2)
+        assert (part.infohash_v1, part.infohash_v2) == (meta.infohash_v1, meta.infohash_v2)
 
 
 # --- BEP 52 paths: sanitised, never refused --------------------------------------------------
@@ -161,7 +161,7 @@ def test_v2_name_that_is_not_utf8_is_kept_with_replacement_characters() -> None:
     assert meta.files[0].raw_path == (b"caf\xe9",)
 
 
-def test_missing_name_falls_back_to_the_hex_info_hash() -> None:
+def test_missing_name_falls_back_to_the_hex_infohash() -> None:
     for name in (None, 7):
         info = multi_info(([b"a"], 20000), name=name)
         meta = _load(info)
@@ -219,7 +219,7 @@ def test_duplicate_paths_are_renamed(paths: list[list[bytes]], expected: list[st
     _check_paths_are_safe(meta)
     # libtorrent loads the same file: the same identity, files and offsets.
     ti, files = _libtorrent(data)
-    assert meta.info_hash_v1 == ti.info_hashes().v1.to_bytes()
+    assert meta.infohash_v1 == ti.info_hashes().v1.to_bytes()
     assert [(f.length, f.offset) for f in meta.files] == files
 
 
@@ -363,7 +363,7 @@ def test_bad_announce_is_dropped_or_trimmed(
     announce: BValue, expected: str | None, note: str
 ) -> None:
     meta = parse_torrent(torrent(v1_info(), announce=announce))
-    assert meta.info_hash_v1 == BASE_HASH
+    assert meta.infohash_v1 == BASE_HASH
     assert meta.announce == expected
     assert meta.trackers == ((expected,) if expected else ())
     assert _noted(meta, note)
@@ -379,7 +379,7 @@ def test_bad_announce_list_entries_are_dropped() -> None:
         [[b"http://127.0.0.1/nested"]],
     ]  # fmt: skip
     meta = parse_torrent(torrent(v1_info(), announce_list=announce_list))
-    assert meta.info_hash_v1 == BASE_HASH
+    assert meta.infohash_v1 == BASE_HASH
     assert meta.announce_list == (
         ("http://127.0.0.1/1", "http://127.0.0.1/2"),
         ("udp://127.0.0.1:1/",),
@@ -420,12 +420,12 @@ def test_unsorted_info_keys_load_and_hash_as_given() -> None:
     meta = parse_torrent(data)
     _check_identity(meta, UNSORTED_INFO)
     # Not the hash of a sorted re-encoding: that would be another torrent.
-    assert meta.info_hash_v1 != BASE_HASH
+    assert meta.infohash_v1 != BASE_HASH
     assert meta.files[0].path == ("file.bin",) and meta.announce == "http://127.0.0.1/"
     assert _noted(meta, "unsorted keys in the info dictionary")
     assert _noted(meta, "unsorted keys in the torrent dictionary")
     ti, _ = _libtorrent(data)
-    assert ti.info_hashes().v1.to_bytes() == meta.info_hash_v1
+    assert ti.info_hashes().v1.to_bytes() == meta.infohash_v1
     _check_prefixes(data, meta)
     # A bare info dictionary from peers, the same.
     bare = parse_info(UNSORTED_INFO)
@@ -441,7 +441,7 @@ def test_repeated_info_keys_keep_their_first_value() -> None:
     assert _noted(meta, "repeated keys in the info dictionary, first value kept")
     ti, files = _libtorrent(data)
     assert (ti.name(), files) == ("first.bin", [(20000, 0)])
-    assert ti.info_hashes().v1.to_bytes() == meta.info_hash_v1
+    assert ti.info_hashes().v1.to_bytes() == meta.infohash_v1
 
 
 def test_repeated_top_level_info_keeps_the_first() -> None:
@@ -479,7 +479,7 @@ def test_the_limits_decide_how_strict_key_order_is() -> None:
         parse_info(UNSORTED_INFO, STRICT_METAINFO_LIMITS)
     # sorted_keys=False alone: any order, each key once, at the top level too.
     plain = Limits(max_size=1 << 16, sorted_keys=False)
-    assert parse_torrent(top_unsorted, plain).info_hash_v1 == BASE_HASH
+    assert parse_torrent(top_unsorted, plain).infohash_v1 == BASE_HASH
     assert parse_torrent(unsorted, plain).announce == "http://127.0.0.1/"
     with pytest.raises(MetainfoError, match="duplicate dictionary key"):
         parse_torrent(repeated, plain)
@@ -528,7 +528,7 @@ def test_one_token_budget_covers_the_whole_file() -> None:
     junk = [(b"x%04d" % i, Raw(b"le")) for i in range(100)]
     data = ordered((b"info", Raw(info)), *junk)
     needed = scan(data, METAINFO_LIMITS).tokens
-    assert parse_torrent(data, replace(METAINFO_LIMITS, max_tokens=needed)).info_hash_v1
+    assert parse_torrent(data, replace(METAINFO_LIMITS, max_tokens=needed)).infohash_v1
     with pytest.raises(MetainfoError, match="tokens"):
         parse_torrent(data, replace(METAINFO_LIMITS, max_tokens=needed - 1))
 
@@ -566,7 +566,7 @@ def test_private_flag_other_than_0_or_1(flag: BValue, private: bool, noted: bool
 def test_trailing_bytes_are_ignored_with_a_note(tail: bytes) -> None:
     data = torrent(v1_info(), announce=b"http://127.0.0.1/")
     meta = parse_torrent(data + tail)
-    assert meta.info_hash_v1 == BASE_HASH
+    assert meta.infohash_v1 == BASE_HASH
     assert meta.announce == "http://127.0.0.1/"
     assert _noted(meta, f"bytes after the torrent dictionary ignored: {len(tail)} bytes")
     _check_prefixes(data + tail, meta)

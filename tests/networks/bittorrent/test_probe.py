@@ -122,9 +122,9 @@ class ScriptedPeer:
     def _answer(self, event: pw.Event) -> Iterator[pw.Message]:
         s, t = self.script, self.torrent
         match event:
-            case pw.Handshake(info_hash):
+            case pw.Handshake(infohash):
                 reserved = pw.make_reserved(extension=s.extension, fast=s.fast)
-                yield pw.Handshake(s.answer or info_hash, PEER_ID, reserved)
+                yield pw.Handshake(s.answer or infohash, PEER_ID, reserved)
                 if s.close_after_handshake:
                     self.closed = True
                     return
@@ -281,7 +281,7 @@ BYTEWISE = pytest.mark.parametrize("sizes", [None, [1]], ids=["whole", "byte-by-
 @BYTEWISE
 def test_seeder_proves_possession(sizes: list[int] | None) -> None:
     t = v1_torrent(content(5 * PIECE + 1000, 1))
-    ih = t.meta.info_hash_v1
+    ih = t.meta.infohash_v1
     assert ih is not None
     r = exchange(machine(ih, torrent=t.meta, pieces_to_verify=3), ScriptedPeer(t), sizes)
     assert r.error is None
@@ -301,7 +301,7 @@ def test_seeder_proves_possession(sizes: list[int] | None) -> None:
 
 def test_whole_and_byte_by_byte_give_the_same_result() -> None:
     t = v1_torrent(content(4 * PIECE - 5, 2))
-    ih = t.meta.info_hash_v1
+    ih = t.meta.infohash_v1
     assert ih is not None
     results = [
         exchange(machine(ih, pieces_to_verify=2), ScriptedPeer(t), sizes)
@@ -313,7 +313,7 @@ def test_whole_and_byte_by_byte_give_the_same_result() -> None:
 
 def test_liar_fails_verification() -> None:
     t = v1_torrent(content(5 * PIECE, 3))
-    ih = t.meta.info_hash_v1
+    ih = t.meta.infohash_v1
     assert ih is not None
     peer = ScriptedPeer(t, Script(blocks="corrupt"))
     r = exchange(machine(ih, torrent=t.meta, pieces_to_verify=3), peer)
@@ -324,7 +324,7 @@ def test_liar_fails_verification() -> None:
 
 def test_pieces_are_chosen_among_those_claimed_within_the_byte_budget() -> None:
     t = v1_torrent(content(10 * PIECE, 4))
-    ih = t.meta.info_hash_v1
+    ih = t.meta.infohash_v1
     assert ih is not None
     peer = ScriptedPeer(t, Script(possession="bitfield", held=frozenset({2, 7})))
     limits = ProbeLimits(max_verify_bytes=PIECE)
@@ -337,7 +337,7 @@ def test_pieces_are_chosen_among_those_claimed_within_the_byte_budget() -> None:
 
 def test_leecher_holding_nothing_is_asked_for_nothing() -> None:
     t = v1_torrent(content(3 * PIECE, 5))
-    ih = t.meta.info_hash_v1
+    ih = t.meta.infohash_v1
     assert ih is not None
     peer = ScriptedPeer(t, Script(possession="have_none"))
     r = exchange(machine(ih, torrent=t.meta, pieces_to_verify=3), peer)
@@ -352,7 +352,7 @@ def test_leecher_holding_nothing_is_asked_for_nothing() -> None:
 @BYTEWISE
 def test_metadata_fetched_then_pieces_verified(sizes: list[int] | None) -> None:
     t = v1_torrent(content(3 * PIECE + 17, 6))
-    ih = t.meta.info_hash_v1
+    ih = t.meta.infohash_v1
     assert ih is not None
     r = exchange(machine(ih, pieces_to_verify=2), ScriptedPeer(t), sizes)
     assert r.error is None
@@ -369,7 +369,7 @@ def test_metadata_fetched_then_pieces_verified(sizes: list[int] | None) -> None:
 )
 def test_metadata_refused_is_bad_metadata(script: Script, detail: str) -> None:
     t = v1_torrent(content(2 * PIECE, 7))
-    ih = t.meta.info_hash_v1
+    ih = t.meta.infohash_v1
     assert ih is not None
     r = exchange(machine(ih, pieces_to_verify=1), ScriptedPeer(t, script))
     assert r.error == ProbeError(ProbeErrorKind.BAD_METADATA, "metadata", detail)
@@ -379,7 +379,7 @@ def test_metadata_refused_is_bad_metadata(script: Script, detail: str) -> None:
 def test_metadata_that_does_not_hash_to_the_infohash_is_refused() -> None:
     t = v1_torrent(content(2 * PIECE, 8))
     other = v1_torrent(content(2 * PIECE, 9))
-    ih = other.meta.info_hash_v1
+    ih = other.meta.infohash_v1
     assert ih is not None
     # A peer that answers our name and serves another torrent's info dictionary.
     peer = ScriptedPeer(t, Script(answer=ih))
@@ -393,7 +393,7 @@ def test_metadata_that_does_not_hash_to_the_infohash_is_refused() -> None:
 def test_bare_v2_info_gets_its_layer_over_bep52_and_proves_it(held: range) -> None:
     # 600 pieces: the layer comes in two chunks of 512, each proven by an uncle.
     t = v2_torrent(content(600 * PIECE - 100, 10))
-    ih = t.meta.info_hash_v2
+    ih = t.meta.infohash_v2
     assert ih is not None and len(t.layer) == 600
     peer = ScriptedPeer(t, Script(possession="bitfield", held=frozenset(held)))
     r = exchange(machine(ih, pieces_to_verify=4), peer)
@@ -404,7 +404,7 @@ def test_bare_v2_info_gets_its_layer_over_bep52_and_proves_it(held: range) -> No
 @pytest.mark.parametrize("hashes", ["forge", "reject", "silent"])
 def test_layer_that_cannot_be_proven_leaves_pieces_unavailable(hashes: str) -> None:
     t = v2_torrent(content(40 * PIECE, 11))
-    ih = t.meta.info_hash_v2
+    ih = t.meta.infohash_v2
     assert ih is not None
     peer = ScriptedPeer(t, Script(hashes=hashes))
     r = exchange(machine(ih, pieces_to_verify=3), peer)
@@ -419,7 +419,7 @@ def test_layer_that_cannot_be_proven_leaves_pieces_unavailable(hashes: str) -> N
 
 def test_wrong_infohash_stops_at_the_handshake() -> None:
     t = v1_torrent(content(2 * PIECE, 12))
-    ih = t.meta.info_hash_v1
+    ih = t.meta.infohash_v1
     assert ih is not None
     r = exchange(machine(ih, torrent=t.meta), ScriptedPeer(t, Script(answer=b"\x01" * 20)))
     assert r.error == ProbeError(
@@ -434,7 +434,7 @@ def test_hybrid_answered_with_its_truncated_v2_name_is_the_same_torrent(
     sizes: list[int] | None,
 ) -> None:
     t = v2_torrent(content(6 * PIECE + 3, 13), hybrid=True)
-    v1, v2 = t.meta.info_hash_v1, t.meta.info_hash_v2
+    v1, v2 = t.meta.infohash_v1, t.meta.infohash_v2
     assert v1 is not None and v2 is not None
     # As libtorrent 2 answers an address that once spoke v2 to it.
     peer = ScriptedPeer(t, Script(answer=v2[:20]))
@@ -446,7 +446,7 @@ def test_hybrid_answered_with_its_truncated_v2_name_is_the_same_torrent(
 
 def test_hybrid_alias_lets_a_probe_without_metadata_accept_either_name() -> None:
     t = v2_torrent(content(3 * PIECE, 14), hybrid=True)
-    v1, v2 = t.meta.info_hash_v1, t.meta.info_hash_v2
+    v1, v2 = t.meta.infohash_v1, t.meta.infohash_v2
     assert v1 is not None and v2 is not None
     for asked, answer in ((v1, v2[:20]), (v2, v1)):
         peer = ScriptedPeer(t, Script(answer=answer))
@@ -490,7 +490,7 @@ def test_no_handshake_in_time() -> None:
 
 def test_settling_in_silence_is_no_error() -> None:
     t = v1_torrent(content(2 * PIECE, 15))
-    ih = t.meta.info_hash_v1
+    ih = t.meta.infohash_v1
     assert ih is not None
     # BEP 3 lets a peer holding nothing say nothing after its handshake.
     peer = ScriptedPeer(t, Script(extension=False, possession="silent"))
@@ -523,7 +523,7 @@ def test_each_phase_ends_with_its_typed_error(
     script: Script, error: tuple[ProbeErrorKind, str, str]
 ) -> None:
     t = v1_torrent(content(4 * PIECE, 16))
-    ih = t.meta.info_hash_v1
+    ih = t.meta.infohash_v1
     assert ih is not None
     given_torrent = None if script.metadata == "silent" else t.meta
     r = exchange(machine(ih, torrent=given_torrent, pieces_to_verify=3), ScriptedPeer(t, script))
@@ -533,7 +533,7 @@ def test_each_phase_ends_with_its_typed_error(
 
 def test_the_whole_probe_has_a_time_limit() -> None:
     t = v1_torrent(content(4 * PIECE, 17))
-    ih = t.meta.info_hash_v1
+    ih = t.meta.infohash_v1
     assert ih is not None
     timeouts = ProbeTimeouts(handshake=5, settle=2, unchoke=50, total=8)
     peer = ScriptedPeer(t, Script(unchoke=False))
@@ -552,7 +552,7 @@ def test_timer_is_the_nearest_of_phase_and_whole_probe() -> None:
 
 def test_rejected_blocks_make_a_piece_unavailable() -> None:
     t = v1_torrent(content(4 * PIECE, 18))
-    ih = t.meta.info_hash_v1
+    ih = t.meta.infohash_v1
     assert ih is not None
     r = exchange(
         machine(ih, torrent=t.meta, pieces_to_verify=2), ScriptedPeer(t, Script(blocks="reject"))
@@ -563,7 +563,7 @@ def test_rejected_blocks_make_a_piece_unavailable() -> None:
 
 def test_a_peer_asking_us_for_blocks_is_told_no_within_bounds() -> None:
     t = v1_torrent(content(8 * PIECE, 19))
-    ih = t.meta.info_hash_v1
+    ih = t.meta.infohash_v1
     assert ih is not None
     m = machine(ih, torrent=t.meta, pieces_to_verify=0, limits=ProbeLimits(max_replies=3))
     peer = ScriptedPeer(t, Script(requests=5))
@@ -580,7 +580,7 @@ def test_a_peer_asking_us_for_blocks_is_told_no_within_bounds() -> None:
 
 def test_pex_linger_ends_with_the_first_peers() -> None:
     t = v1_torrent(content(2 * PIECE, 20))
-    ih = t.meta.info_hash_v1
+    ih = t.meta.infohash_v1
     assert ih is not None
     pex = tuple((f"198.51.100.{i}", 6881 + i) for i in range(1, 8))
     timeouts = ProbeTimeouts(pex_linger=20)
@@ -669,7 +669,7 @@ def test_any_peer_bytes_end_in_a_typed_result(
     eof: bool,
 ) -> None:
     t = v1_torrent(content(3 * PIECE, 22))
-    ih = t.meta.info_hash_v1
+    ih = t.meta.infohash_v1
     assert ih is not None
     m = machine(ih, torrent=t.meta if with_torrent else None, pieces_to_verify=2)
     now = T0 + 1
@@ -707,7 +707,7 @@ def test_any_peer_bytes_end_in_a_typed_result(
 @given(cuts=st.lists(st.integers(1, 5000), min_size=1, max_size=8))
 def test_any_chunking_of_an_honest_exchange_gives_the_same_result(cuts: list[int]) -> None:
     t = v1_torrent(content(3 * PIECE + 5, 23))
-    ih = t.meta.info_hash_v1
+    ih = t.meta.infohash_v1
     assert ih is not None
     whole = exchange(machine(ih, pieces_to_verify=2), ScriptedPeer(t))
     assert whole.proof

@@ -98,8 +98,8 @@ def test_encode_compact_refuses_mixed_families_and_names() -> None:
 @pytest.mark.parametrize(
     "changes",
     [
-        {"info_hash": bytes(19)},
-        {"info_hash": bytes(32)},
+        {"infohash": bytes(19)},
+        {"infohash": bytes(32)},
         {"peer_id": b"short"},
         {"port": 65536},
         {"port": -1},
@@ -113,7 +113,7 @@ def test_encode_compact_refuses_mixed_families_and_names() -> None:
     ],
 )
 def test_announce_request_bounds(changes: dict[str, object]) -> None:
-    fields: dict[str, object] = {"info_hash": HASH, "peer_id": PEER_ID, "port": 6881, "left": 1}
+    fields: dict[str, object] = {"infohash": HASH, "peer_id": PEER_ID, "port": 6881, "left": 1}
     fields.update(changes)
     with pytest.raises(TrackerError):
         AnnounceRequest(**fields)  # type: ignore[arg-type]

@@ -38,7 +38,7 @@ PEER_ID = b"-AT0001-abcdefghijkl"
 
 def _request(**changes: object) -> AnnounceRequest:
     fields: dict[str, object] = {
-        "info_hash": CLASSIC_HASH,
+        "infohash": CLASSIC_HASH,
         "peer_id": PEER_ID,
         "port": 6881,
         "left": 1000,
@@ -78,7 +78,7 @@ def test_announce_url_keeps_the_trackers_query_and_drops_the_fragment() -> None:
 def test_every_byte_outside_the_unreserved_set_is_escaped() -> None:
     url = announce_url(
         "http://127.0.0.1/a",
-        _request(info_hash=bytes(range(20)), peer_id=b" +&=%/?#" * 2 + b"~._-"),
+        _request(infohash=bytes(range(20)), peer_id=b" +&=%/?#" * 2 + b"~._-"),
     )
     query = url.split("?", 1)[1]
     assert "info_hash=%00%01%02%03%04%05%06%07%08%09%0A%0B" in query
@@ -105,7 +105,7 @@ def test_announce_url_refuses_bad_tracker_urls(url: str) -> None:
 
 requests = st.builds(
     AnnounceRequest,
-    info_hash=st.binary(min_size=20, max_size=20),
+    infohash=st.binary(min_size=20, max_size=20),
     peer_id=st.binary(min_size=20, max_size=20),
     port=st.integers(0, 65535),
     left=st.integers(0, 2**63 - 1),
@@ -148,7 +148,7 @@ def test_scrape_url_base_follows_bep48(announce: str, scrape: str | None) -> Non
     assert scrape_url_base(announce) == scrape
 
 
-def test_scrape_url_carries_every_info_hash() -> None:
+def test_scrape_url_carries_every_infohash() -> None:
     other = bytes(20)
     url = scrape_url("http://127.0.0.1:6969/announce?k=v", [CLASSIC_HASH, other])
     assert url == (

@@ -51,7 +51,7 @@ from atalaya.networks.bittorrent.tracker_udp import (
 HASH = bytes(range(1, 21))
 PEER_ID = b"-AT0001-abcdefghijkl"
 REQUEST = AnnounceRequest(
-    info_hash=HASH,
+    infohash=HASH,
     peer_id=PEER_ID,
     port=6881,
     left=1000,
@@ -102,7 +102,7 @@ def test_announce_request_vector() -> None:
 
 
 def test_announce_request_defaults_num_want_to_minus_one() -> None:
-    request = AnnounceRequest(info_hash=HASH, peer_id=PEER_ID, port=1, left=1)
+    request = AnnounceRequest(infohash=HASH, peer_id=PEER_ID, port=1, left=1)
     data = encode_announce(AnnouncePacket(1, 2, request))
     assert data[80:84] == bytes(4)  # event none
     assert data[92:96] == b"\xff\xff\xff\xff"  # num_want -1
@@ -235,7 +235,7 @@ u32 = st.integers(0, 2**32 - 1)
 u64 = st.integers(0, 2**64 - 1)
 announce_requests = st.builds(
     AnnounceRequest,
-    info_hash=st.binary(min_size=20, max_size=20),
+    infohash=st.binary(min_size=20, max_size=20),
     peer_id=st.binary(min_size=20, max_size=20),
     port=st.integers(0, 65535),
     left=st.integers(0, 2**63 - 1),
@@ -307,7 +307,7 @@ class FakeTracker:
         if isinstance(packet, AnnouncePacket):
             response = AnnounceResponse(interval=900, peers=self.peers, complete=1, incomplete=0)
             return encode_reply(AnnounceReply(packet.transaction_id, response))
-        stats = tuple(ScrapeStats(1, i, 2) for i in range(len(packet.info_hashes)))
+        stats = tuple(ScrapeStats(1, i, 2) for i in range(len(packet.infohashes)))
         return encode_reply(ScrapeReply(packet.transaction_id, stats))
 
 

@@ -163,12 +163,12 @@ class Lab:
 def libtorrent_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     from atalaya.lab.files import write_random_file
     from atalaya.lab.libtorrent_peer import LibtorrentPeer
-    from atalaya.lab.torrents import info_hashes, make_torrent
+    from atalaya.lab.torrents import infohashes, make_torrent
 
     work = tmp_path_factory.mktemp("dht-lab")
     content = write_random_file(work / "seed" / "synthetic.bin", 300_000, seed=4242)
     torrent = make_torrent(content, version="hybrid", piece_size=32768)
-    hashes = info_hashes(torrent)
+    hashes = infohashes(torrent)
     assert hashes.v1 is not None and hashes.v2 is not None
     peers = [LibtorrentPeer(f"127.0.61.{i}", work / f"node{i}") for i in (1, 2, 3)]
     try:
@@ -280,13 +280,13 @@ def test_aria2_as_a_second_dht_implementation(tmp_path: Path) -> None:
     from atalaya.lab.files import write_random_file
     from atalaya.lab.libtorrent_peer import LibtorrentPeer
     from atalaya.lab.ports import free_port
-    from atalaya.lab.torrents import info_hashes, make_torrent
+    from atalaya.lab.torrents import infohashes, make_torrent
 
     content = write_random_file(tmp_path / "seed" / "synthetic.bin", 200_000, seed=777)
     torrent = make_torrent(content, version="v1", piece_size=16384)
     torrent_file = tmp_path / "synthetic.torrent"
     torrent_file.write_bytes(torrent)
-    infohash = info_hashes(torrent).v1
+    infohash = infohashes(torrent).v1
     assert infohash is not None
     aria_ip = "127.0.63.7"
     dht_port, tcp_port = free_port(aria_ip), free_port(aria_ip)

@@ -101,7 +101,7 @@ class Peer:
 class Lab:
     network: Any  # LabNetwork (imported lazily: libtorrent is the lab extra)
     dir: Path
-    hash_set_version: str
+    hash_set_sha256: str
     peers: dict[str, Peer]
     tracker_url: str
     dht_nodes: tuple[tuple[str, int], ...]
@@ -158,7 +158,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield Lab(
             network=network,
             dir=lab_dir,
-            hash_set_version=hashlib.sha256(csv_bytes).hexdigest(),
+            hash_set_sha256=hashlib.sha256(csv_bytes).hexdigest(),
             peers=peers,
             tracker_url=network.tracker.announce_url,
             dht_nodes=tuple((p.ip, p.port) for p in network.peers.values()),
@@ -194,7 +194,7 @@ class Run:
         return [r for r in self.rows if r["ip"] == ip]
 
     def proven(self) -> set[Key]:
-        return {(r["infohash"], r["ip"], r["port"]) for r in self.rows if r["proof"]}
+        return {(r["item_value"], r["ip"], r["port"]) for r in self.rows if r["proof"]}
 
 
 def rows_of(engine: Engine, run_id: str) -> list[dict[str, Any]]:
@@ -252,7 +252,7 @@ async def observe(
     return run
 
 
-def announce_into_dht(lab: Lab, ip: str, port: int, info_hash: bytes) -> None:
+def announce_into_dht(lab: Lab, ip: str, port: int, infohash: bytes) -> None:
     """Announce ip:port for `info_hash` to every lab DHT node, as a peer's DHT would.
 
     A plain BEP 5 exchange from `ip`: get_peers for a token, then
@@ -278,7 +278,7 @@ def announce_into_dht(lab: Lab, ip: str, port: int, info_hash: bytes) -> None:
 
         for n, node in enumerate(lab.dht_nodes):
             got = ask(
-                krpc.GetPeers(transaction_id=b"g%d" % n, sender_id=sender, info_hash=info_hash),
+                krpc.GetPeers(transaction_id=b"g%d" % n, sender_id=sender, infohash=infohash),
                 node,
             )
             assert got.token is not None
@@ -286,7 +286,7 @@ def announce_into_dht(lab: Lab, ip: str, port: int, info_hash: bytes) -> None:
                 krpc.AnnouncePeer(
                     transaction_id=b"a%d" % n,
                     sender_id=sender,
-                    info_hash=info_hash,
+                    infohash=infohash,
                     port=port,
                     token=got.token,
                 ),
@@ -294,7 +294,7 @@ def announce_into_dht(lab: Lab, ip: str, port: int, info_hash: bytes) -> None:
             )
     deadline = time.monotonic() + 10
     for peer in lab.network.peers.values():
-        while (info_hash, ip, port) not in peer.dht_announces_received():
+        while (infohash, ip, port) not in peer.dht_announces_received():
             assert time.monotonic() < deadline, f"{peer.ip} did not store the announce"
             time.sleep(0.05)
 
@@ -331,7 +331,7 @@ def dht_run(lab: Lab, store: Engine) -> Run:
         rows = rows_of(store, observer.run_id)
         liar_failed = any(r["ip"] == DHT_LIAR_IP and r["pieces_failed"] for r in rows)
         return (
-            expected <= {(r["infohash"], r["ip"], r["port"]) for r in rows if r["proof"]}
+            expected <= {(r["item_value"], r["ip"], r["port"]) for r in rows if r["proof"]}
             and liar_failed
             and unwatched <= observer._checked
             and found(observer, leecher)
@@ -396,7 +396,7 @@ def tracker_run(lab: Lab, store: Engine, dht_run: Run) -> Run:
 
             def done() -> bool:
                 rows = rows_of(store, observer.run_id)
-                proven = {(r["infohash"], r["ip"], r["port"]) for r in rows if r["proof"]}
+                proven = {(r["item_value"], r["ip"], r["port"]) for r in rows if r["proof"]}
                 return (
                     expected <= proven
                     and all(p.connections for p in peers.values())
@@ -430,9 +430,9 @@ def assert_proof(
     assert row["pieces_verified"] == PIECES and row["pieces_failed"] == 0 and row["proof"] is True
     piece = built.plan.piece_size
     assert (PIECES - 1) * piece < row["bytes_downloaded"] <= PIECES * piece
-    assert row["file_hash"] == f"sha256:{digests['sha256'].hex()}"
+    assert row["file_key"] == f"sha256:{digests['sha256'].hex()}"
     assert row["category"] == Category[planned.category.upper()]
-    assert row["hash_set"] == "hashset" and row["hash_set_version"] == lab.hash_set_version
+    assert row["hash_set"] == "hashset" and row["hash_set_sha256"] == lab.hash_set_sha256
     assert row["advertised_name"] == built.plan.root
     # SQLite hands back naive datetimes; the store keeps UTC.
     seen = row["seen_at"].replace(tzinfo=UTC)
@@ -473,7 +473,7 @@ def test_every_libtorrent_seeder_is_proven(
     assert versions == {"v1", "v2", "hybrid"} and len(expected) == 6
     assert expected <= run.proven()
     for row in run.rows:
-        if (row["infohash"], row["ip"], row["port"]) in expected:
+        if (row["item_value"], row["ip"], row["port"]) in expected:
             assert row["details"]["yourip"] == OBSERVER_IP
             peer_id = bytes.fromhex(row["peer_id"])
             assert peer_id.startswith(b"-LT")
@@ -481,21 +481,23 @@ def test_every_libtorrent_seeder_is_proven(
                 lab,
                 run,
                 row,
-                torrent_of(lab, row["infohash"]),
+                torrent_of(lab, row["item_value"]),
                 client=libtorrent_client(),
                 found_by=found_by,
             )
-            hashes = lab.torrent(torrent_of(lab, row["infohash"])).hashes
+            hashes = lab.torrent(torrent_of(lab, row["item_value"])).hashes
+            # v1 and hybrids under their v1 name, v2-only torrents under v2.
+            assert row["item_kind"] == ("btih" if hashes.v1 is not None else "btih2")
             if hashes.v1 is not None and hashes.v2 is not None:
-                assert row["infohash"] == hashes.v1.hex()
+                assert row["item_value"] == hashes.v1.hex()
                 assert row["details"]["infohash_v2"] == hashes.v2.hex()
             else:
                 assert "infohash_v2" not in row["details"]
     hybrid = lab.torrent("lab-watched-hybrid").hashes
     assert hybrid.v2 is not None
-    assert hybrid.v2.hex() not in {r["infohash"] for r in run.rows}
+    assert hybrid.v2.hex() not in {r["item_value"] for r in run.rows}
     # One probe each: a peer is not probed twice for one torrent in a run.
-    keys = [(r["infohash"], r["ip"], r["port"]) for r in run.rows if r["ip"] != DHT_LIAR_IP]
+    keys = [(r["item_value"], r["ip"], r["port"]) for r in run.rows if r["ip"] != DHT_LIAR_IP]
     assert len(keys) == len(set(keys))
 
 
@@ -540,7 +542,7 @@ def test_peer_sharing_only_unwatched_files_is_never_reported(
     assert not values & set(unwatched)
     for run in (dht_run, tracker_run):
         assert run.by_ip(seed3.ip) == []
-        assert not {r["infohash"] for r in run.rows} & {ih.hex() for ih in unwatched}
+        assert not {r["item_value"] for r in run.rows} & {ih.hex() for ih in unwatched}
 
 
 def test_only_watched_torrents_are_ever_sighted(
@@ -548,7 +550,7 @@ def test_only_watched_torrents_are_ever_sighted(
 ) -> None:
     watched = {t.hex for t in load_targets(store)}
     with store.connect() as conn:
-        sighted = set(conn.execute(select(sighting.c.infohash)).scalars())
+        sighted = set(conn.execute(select(sighting.c.item_value)).scalars())
     assert sighted <= watched
     # Every sighting of an honest lab peer is a proof, and no other is.
     honest = {p.ip for p in lab.peers.values()}
@@ -603,7 +605,7 @@ def test_discovery_finds_a_watched_file_in_an_unnamed_torrent(
     peer = lab.peers[seeder]
     key = (infohash.hex(), peer.ip, peer.port)
     for run, found_by in ((dht_run, "dht"), (tracker_run, "tracker")):
-        (row,) = [r for r in run.rows if (r["infohash"], r["ip"], r["port"]) == key]
+        (row,) = [r for r in run.rows if (r["item_value"], r["ip"], r["port"]) == key]
         assert_proof(lab, run, row, torrent_name, client=libtorrent_client(), found_by=found_by)
         assert row["details"]["reason"] == item["reason"]
 
@@ -623,7 +625,7 @@ def test_liar_is_recorded_as_failed_verification(
     assert liar.blocks_served > 0
     rows = run.by_ip(ip)
     v1 = lab.torrent("lab-watched-v1").hashes.v1.hex()
-    assert rows and {r["infohash"] for r in rows} == {v1}
+    assert rows and {r["item_value"] for r in rows} == {v1}
     for row in rows:
         assert row["pieces_verified"] == 0 and row["proof"] is False
         assert row["client"] == "Hostile liar 1.0"
@@ -748,7 +750,7 @@ def test_transmission_seeder_is_proven(lab: Lab, dht_run: Run, tracker_run: Run)
     (key,) = lab.held("transmission")
     assert lab.torrent("lab-transmission-v1").plan.version == "v1"
     (row,) = tracker_run.by_ip(transmission.ip)
-    assert (row["infohash"], row["ip"], row["port"]) == key
+    assert (row["item_value"], row["ip"], row["port"]) == key
     assert_proof(
         lab, tracker_run, row, "lab-transmission-v1", client="Transmission 3.00", found_by="tracker"
     )

@@ -101,7 +101,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     content = write_random_file(root / "seed" / "hybrid.bin", 200_000, seed=96)
     raw = make_torrent(content, version="hybrid", piece_size=PIECE)
     torrent = parse_torrent(raw)
-    v1, v2 = torrent.info_hash_v1, torrent.info_hash_v2
+    v1, v2 = torrent.infohash_v1, torrent.infohash_v2
     assert v1 is not None and v2 is not None
     engine = create_store_engine(f"sqlite:///{root / 'atalaya.db'}")
     upgrade(engine)
@@ -205,7 +205,7 @@ def assert_one_sighting_naming_both(lab: Lab, day: Day, asked: set[bytes]) -> di
     assert day.stats.probed == day.stats.peers_found == 1, day.stats
     (row,) = day.rows
     assert (row["ip"], row["port"]) == (lab.seeder_ip, lab.seeder_port)
-    assert row["infohash"] == lab.v1.hex()
+    assert (row["item_kind"], row["item_value"]) == ("btih", lab.v1.hex())
     assert row["details"]["infohash_v2"] == lab.v2.hex()
     assert bytes.fromhex(row["details"]["asked_infohash"]) in asked
     assert row["pieces_verified"] == PIECES and row["pieces_failed"] == 0 and row["proof"]

@@ -156,7 +156,7 @@ def check_every_seeder_verified_through_the_dht(run: Run) -> None:
     for endpoint, rows in sighted.items():
         for row in rows:
             assert row["network"] == "bittorrent"
-            assert row["infohash"] in run.lab.watched
+            assert row["item_value"] in run.lab.watched
             assert row["found_by"] == "dht", (run.lab.seeders[endpoint], row)
             assert row["pieces_verified"] > 0, (run.lab.seeders[endpoint], row)
             assert row["pieces_failed"] == 0, (run.lab.seeders[endpoint], row)
@@ -178,6 +178,6 @@ def test_observer_finds_and_verifies_every_ipv6_seeder(ipv6_lab: Lab) -> None:
     print(f"watch wall time: {run.wall_seconds:.1f} s; summary {run.summary}")
     check_every_seeder_verified_through_the_dht(run)
     # Both watched torrents, v1 and v2, from every seeder.
-    assert {(r["ip"], r["port"], r["infohash"]) for r in run.rows} >= {
+    assert {(r["ip"], r["port"], r["item_value"]) for r in run.rows} >= {
         (ip, port, ih) for ip, port in ipv6_lab.seeders for ih in ipv6_lab.watched
     }

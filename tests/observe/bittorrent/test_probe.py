@@ -89,12 +89,12 @@ def synthetic_v1(content: bytes, piece_length: int = PIECE) -> Metainfo:
 
 def test_liar_fails_verification() -> None:
     torrent = synthetic_v1(random_bytes(CONTENT_SIZE, 1))
-    assert torrent.info_hash_v1 is not None
+    assert torrent.infohash_v1 is not None
 
     async def run() -> tuple[ProbeResult, int]:
-        async with HostilePeer("127.60.1.1", "liar", info_hash=torrent.info_hash_v1) as liar:
+        async with HostilePeer("127.60.1.1", "liar", infohash=torrent.infohash_v1) as liar:
             r = await _probe(
-                liar.ip, liar.port, torrent.info_hash_v1, torrent=torrent, pieces_to_verify=3
+                liar.ip, liar.port, torrent.infohash_v1, torrent=torrent, pieces_to_verify=3
             )
             return r, liar.blocks_served
 
@@ -116,16 +116,16 @@ def test_liar_without_fast_extension_sends_full_bitfield() -> None:
     # The liar claims every piece with a bitfield when the client lacks BEP 6:
     # exercise that path through the codec directly against the liar.
     torrent = synthetic_v1(random_bytes(CONTENT_SIZE, 2))
-    assert torrent.info_hash_v1 is not None
+    assert torrent.infohash_v1 is not None
     from atalaya.networks.bittorrent import peerwire as pw
 
     async def run() -> list[pw.Event]:
         async with HostilePeer(
-            "127.60.1.2", "liar", info_hash=torrent.info_hash_v1, num_pieces=torrent.num_pieces
+            "127.60.1.2", "liar", infohash=torrent.infohash_v1, num_pieces=torrent.num_pieces
         ) as liar:
             reader, writer = await asyncio.open_connection(liar.ip, liar.port)
             conn = pw.PeerConnection(num_pieces=torrent.num_pieces)
-            writer.write(conn.send(pw.Handshake(torrent.info_hash_v1, PEER_ID)))
+            writer.write(conn.send(pw.Handshake(torrent.infohash_v1, PEER_ID)))
             events: list[pw.Event] = []
             async with asyncio.timeout(10):
                 while not any(isinstance(e, pw.Unchoke) for e in events):
@@ -142,11 +142,11 @@ def test_liar_without_fast_extension_sends_full_bitfield() -> None:
 
 def test_unknown_torrent_without_metadata_is_a_typed_error() -> None:
     torrent = synthetic_v1(random_bytes(CONTENT_SIZE, 3))
-    assert torrent.info_hash_v1 is not None
+    assert torrent.infohash_v1 is not None
 
     async def run() -> ProbeResult:
-        async with HostilePeer("127.60.1.3", "liar", info_hash=torrent.info_hash_v1) as liar:
-            return await _probe(liar.ip, liar.port, torrent.info_hash_v1, pieces_to_verify=2)
+        async with HostilePeer("127.60.1.3", "liar", infohash=torrent.infohash_v1) as liar:
+            return await _probe(liar.ip, liar.port, torrent.infohash_v1, pieces_to_verify=2)
 
     r = asyncio.run(run())
     assert r.error is not None and r.error.kind is ProbeErrorKind.BAD_METADATA
@@ -156,7 +156,7 @@ def test_unknown_torrent_without_metadata_is_a_typed_error() -> None:
 
 def test_wrong_infohash() -> None:
     async def run() -> ProbeResult:
-        async with HostilePeer("127.60.1.4", "liar", info_hash=b"\x01" * 20) as liar:
+        async with HostilePeer("127.60.1.4", "liar", infohash=b"\x01" * 20) as liar:
             return await _probe(liar.ip, liar.port, b"\x02" * 20, pieces_to_verify=1)
 
     r = asyncio.run(run())
@@ -183,12 +183,12 @@ HOSTILE: list[tuple[Behaviour, ProbeErrorKind, str]] = [
 
 def test_all_hostile_peers_at_once_give_typed_errors() -> None:
     torrent = synthetic_v1(random_bytes(CONTENT_SIZE, 4))
-    ih = torrent.info_hash_v1
+    ih = torrent.infohash_v1
     assert ih is not None
 
     async def run() -> list[ProbeResult]:
         peers = [
-            HostilePeer(f"127.60.2.{i + 1}", behaviour, info_hash=ih, num_pieces=torrent.num_pieces)
+            HostilePeer(f"127.60.2.{i + 1}", behaviour, infohash=ih, num_pieces=torrent.num_pieces)
             for i, (behaviour, _, _) in enumerate(HOSTILE)
         ]
         for peer in peers:
@@ -210,7 +210,7 @@ def test_all_hostile_peers_at_once_give_typed_errors() -> None:
 
 def test_have_flood_is_bounded_without_a_piece_count() -> None:
     async def run() -> ProbeResult:
-        async with HostilePeer("127.60.1.6", "have_flood", info_hash=b"\x04" * 20) as flooder:
+        async with HostilePeer("127.60.1.6", "have_flood", infohash=b"\x04" * 20) as flooder:
             # Lingering for PEX keeps the probe reading until the flood bound trips.
             timeouts = ProbeTimeouts(connect=3, handshake=3, settle=1, pex_linger=25, total=30)
             return await _probe(
@@ -258,7 +258,7 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
 
 
 def infohashes(torrent: Metainfo) -> list[bytes]:
-    return [h for h in (torrent.info_hash_v1, torrent.info_hash_v2) if h]
+    return [h for h in (torrent.infohash_v1, torrent.infohash_v2) if h]
 
 
 @pytest.mark.lab
@@ -311,8 +311,8 @@ def test_metadata_from_seeder_matches_infohash(swarm: Swarm, version: str) -> No
         assert r.info_dict is not None and r.metadata is not None
         digest = hashlib.sha1 if len(ih) == 20 else hashlib.sha256
         assert digest(r.info_dict).digest() == ih
-        assert r.metadata.info_hash_v1 == torrent.info_hash_v1
-        assert r.metadata.info_hash_v2 == torrent.info_hash_v2
+        assert r.metadata.infohash_v1 == torrent.infohash_v1
+        assert r.metadata.infohash_v2 == torrent.infohash_v2
         # A bare v2 info dictionary has no piece layers: hashes came over BEP 52.
         assert r.pieces_verified == 3 and r.pieces_failed == 0
         assert r.have_fraction == 1.0
@@ -328,11 +328,11 @@ def test_bare_v2_over_512_pieces_verifies_every_piece(tmp_path: Path) -> None:
     content = write_random_file(tmp_path / "seed" / "big.bin", 605 * PIECE - 100, seed=62)
     raw = make_torrent(content, version="v2", piece_size=PIECE)
     torrent = parse_torrent(raw)
-    assert torrent.info_hash_v2 is not None and torrent.num_pieces == 605
+    assert torrent.infohash_v2 is not None and torrent.num_pieces == 605
     with LibtorrentPeer("127.60.0.6", tmp_path / "seeder", dht=False) as seeder:
         seeder.seed(raw, tmp_path / "seed")
         assert seeder.wait_until("seeding", 60)
-        r = probe(seeder.ip, seeder.port, torrent.info_hash_v2, pieces_to_verify=605)
+        r = probe(seeder.ip, seeder.port, torrent.infohash_v2, pieces_to_verify=605)
     assert r.error is None, r.error
     assert r.pieces_verified == 605 and r.pieces_failed == 0 and r.pieces_unavailable == 0
 
@@ -369,12 +369,12 @@ def test_hostile_peer_does_not_disturb_a_concurrent_probe(
     swarm: Swarm, behaviour: Behaviour, kind: ProbeErrorKind, detail: str
 ) -> None:
     torrent = swarm.torrents["v1"]
-    ih = torrent.info_hash_v1
+    ih = torrent.infohash_v1
     assert ih is not None
 
     async def run() -> tuple[ProbeResult, ProbeResult]:
         async with HostilePeer(
-            "127.60.3.1", behaviour, info_hash=ih, num_pieces=torrent.num_pieces
+            "127.60.3.1", behaviour, infohash=ih, num_pieces=torrent.num_pieces
         ) as hostile:
             bad, good = await asyncio.gather(
                 _probe(hostile.ip, hostile.port, ih, torrent=torrent, pieces_to_verify=2),
@@ -392,11 +392,11 @@ def test_hostile_peer_does_not_disturb_a_concurrent_probe(
 @pytest.mark.lab
 def test_liar_and_seeder_side_by_side(swarm: Swarm) -> None:
     torrent = swarm.torrents["hybrid"]
-    ih = torrent.info_hash_v1
+    ih = torrent.infohash_v1
     assert ih is not None
 
     async def run() -> tuple[ProbeResult, ProbeResult]:
-        async with HostilePeer("127.60.3.2", "liar", info_hash=ih) as liar:
+        async with HostilePeer("127.60.3.2", "liar", infohash=ih) as liar:
             bad, good = await asyncio.gather(
                 _probe(liar.ip, liar.port, ih, torrent=torrent, pieces_to_verify=3),
                 _probe(swarm.ip, swarm.port, ih, torrent=torrent, pieces_to_verify=3),
@@ -418,7 +418,7 @@ def test_pex_reports_the_seeders_other_peer(tmp_path: Path) -> None:
     content = write_random_file(tmp_path / "seed" / "content.bin", CONTENT_SIZE, seed=63)
     raw = make_torrent(content, version="v1", piece_size=PIECE)
     torrent = parse_torrent(raw)
-    assert torrent.info_hash_v1 is not None
+    assert torrent.infohash_v1 is not None
     with (
         LibtorrentPeer("127.60.0.4", tmp_path / "seeder", dht=False) as seeder,
         LibtorrentPeer("127.60.0.5", tmp_path / "leecher", dht=False) as leecher,
@@ -442,7 +442,7 @@ def test_pex_reports_the_seeders_other_peer(tmp_path: Path) -> None:
         timeouts = ProbeTimeouts(
             connect=3, handshake=3, settle=1, unchoke=5, block=5, pex_linger=20, total=40
         )
-        r = probe(seeder.ip, seeder.port, torrent.info_hash_v1, torrent=torrent, timeouts=timeouts)
+        r = probe(seeder.ip, seeder.port, torrent.infohash_v1, torrent=torrent, timeouts=timeouts)
     assert r.error is None, r.error
     assert (leecher.ip, leecher.port) in r.pex_peers
     assert r.pieces_verified == 1
@@ -457,7 +457,7 @@ def test_transmission_seeder_gives_verified_pieces(tmp_path: Path) -> None:
     content = write_random_file(tmp_path / "seed" / "content.bin", CONTENT_SIZE, seed=64)
     raw = make_torrent(content, version="v1", piece_size=PIECE)  # Transmission 3.00: v1 only
     torrent = parse_torrent(raw)
-    ih = torrent.info_hash_v1
+    ih = torrent.infohash_v1
     assert ih is not None
     rng = random.Random(9)
     # Transmission unchokes on its 10-second rechoke timer.
@@ -513,11 +513,11 @@ def test_times_come_from_the_clock_given() -> None:
         return given[-1]
 
     torrent = synthetic_v1(random_bytes(CONTENT_SIZE, 5))
-    ih = torrent.info_hash_v1
+    ih = torrent.infohash_v1
     assert ih is not None
 
     async def run() -> ProbeResult:
-        async with HostilePeer("127.60.1.7", "liar", info_hash=ih) as liar:
+        async with HostilePeer("127.60.1.7", "liar", infohash=ih) as liar:
             return await _probe(
                 liar.ip,
                 liar.port,
@@ -547,7 +547,7 @@ def test_hybrid_seeder_answers_v1_with_its_truncated_v2_name(tmp_path: Path) -> 
     content = write_random_file(tmp_path / "seed" / "content.bin", CONTENT_SIZE, seed=65)
     raw = make_torrent(content, version="hybrid", piece_size=PIECE)
     torrent = parse_torrent(raw)
-    v1, v2 = torrent.info_hash_v1, torrent.info_hash_v2
+    v1, v2 = torrent.infohash_v1, torrent.infohash_v2
     assert v1 is not None and v2 is not None
     with LibtorrentPeer("127.60.0.8", tmp_path / "seeder", dht=False) as seeder:
         # qBittorrent's default: libtorrent keeps one peer entry per address,

@@ -19,7 +19,7 @@ from atalaya.lab.files import write_random_file
 from atalaya.lab.libtorrent_peer import LibtorrentPeer
 from atalaya.lab.opentracker import OpenTracker
 from atalaya.lab.ports import free_port
-from atalaya.lab.torrents import InfoHashes, info_hashes, make_torrent
+from atalaya.lab.torrents import InfoHashes, infohashes, make_torrent
 from atalaya.networks.bittorrent.tracker import (
     AnnounceRequest,
     AnnounceResponse,
@@ -64,7 +64,7 @@ def swarm(tmp_path: Path) -> Iterator[Swarm]:
     port = free_port(TRACKER_IP)
     urls = [f"http://{TRACKER_IP}:{port}/announce", f"udp://{TRACKER_IP}:{port}/announce"]
     torrent = make_torrent(content, version="hybrid", piece_size=65536, trackers=urls)
-    hashes = info_hashes(torrent)
+    hashes = infohashes(torrent)
     tracker = OpenTracker(TRACKER_IP, tmp_path / "tracker", hashes.tracker_hashes, port=port)
     with tracker, LibtorrentPeer(SEEDER_IP, tmp_path / "seeder", dht=False) as seeder:
         seeder.seed(torrent, tmp_path / "seed")
@@ -99,7 +99,7 @@ def test_http_and_udp_announces_return_the_seeder(swarm: Swarm) -> None:
     )
     seeder = (swarm.seeder.ip, swarm.seeder.port)
     # v1 over HTTP, the v2 info-hash (announced truncated, BEP 52) over UDP.
-    for url, info_hash, port in [
+    for url, infohash, port in [
         (swarm.tracker.announce_url, v1, 7001),
         (swarm.tracker.udp_url, v2, 7002),
     ]:
@@ -107,7 +107,7 @@ def test_http_and_udp_announces_return_the_seeder(swarm: Swarm) -> None:
         result = asyncio.run(
             announce(
                 url,
-                info_hash,
+                infohash,
                 peer_id=OBSERVER_ID,
                 port=port,
                 left=SIZE,
@@ -118,7 +118,7 @@ def test_http_and_udp_announces_return_the_seeder(swarm: Swarm) -> None:
         after = datetime.now(UTC)
         assert seeder in {(p.ip, p.port) for p in result.peers}
         assert result.tracker_url == url
-        assert result.info_hash == info_hash[:20]
+        assert result.infohash == infohash[:20]
         assert result.received_at.tzinfo is UTC
         assert before <= result.received_at <= after
         assert result.local_ip == OBSERVER_IP
@@ -194,7 +194,7 @@ def test_one_udp_tracker_serves_several_requests(swarm: Swarm) -> None:
         async with UdpTracker(swarm.tracker.udp_url, bind_ip=OBSERVER_IP) as tracker:
             requests = [
                 AnnounceRequest(
-                    info_hash=h[:20], peer_id=OBSERVER_ID, port=7005, left=SIZE, numwant=200
+                    infohash=h[:20], peer_id=OBSERVER_ID, port=7005, left=SIZE, numwant=200
                 )
                 for h in (v1, v2)
             ]

@@ -137,7 +137,7 @@ class FindNode:
 class GetPeers:
     transaction_id: bytes
     sender_id: bytes
-    info_hash: bytes
+    infohash: bytes
     want: tuple[bytes, ...] = ()
     version: bytes | None = None
     read_only: bool = False
@@ -147,7 +147,7 @@ class GetPeers:
 class AnnouncePeer:
     transaction_id: bytes
     sender_id: bytes
-    info_hash: bytes
+    infohash: bytes
     port: int
     token: bytes
     implied_port: bool = False
@@ -173,7 +173,7 @@ class UnknownQuery:
     sender_id: bytes
     method: bytes
     target: bytes | None = None
-    info_hash: bytes | None = None
+    infohash: bytes | None = None
     version: bytes | None = None
     read_only: bool = False
 
@@ -350,7 +350,7 @@ def _decode_query(top: dict[bytes, BValue], tid: bytes, version: bytes | None) -
         return GetPeers(
             transaction_id=tid,
             sender_id=sender,
-            info_hash=_id(args, b"info_hash", "info_hash"),
+            infohash=_id(args, b"info_hash", "info_hash"),
             want=_want(args),
             version=version,
             read_only=read_only,
@@ -363,7 +363,7 @@ def _decode_query(top: dict[bytes, BValue], tid: bytes, version: bytes | None) -
         return AnnouncePeer(
             transaction_id=tid,
             sender_id=sender,
-            info_hash=_id(args, b"info_hash", "info_hash"),
+            infohash=_id(args, b"info_hash", "info_hash"),
             port=port or 0,
             token=_bytes(args, b"token", "token", max_len=MAX_TOKEN),
             implied_port=bool(implied),
@@ -380,13 +380,13 @@ def _decode_query(top: dict[bytes, BValue], tid: bytes, version: bytes | None) -
             read_only=read_only,
         )
     target = _opt_id(args, b"target", "target")
-    info_hash = _opt_id(args, b"info_hash", "info_hash")
+    infohash = _opt_id(args, b"info_hash", "info_hash")
     return UnknownQuery(
         transaction_id=tid,
         sender_id=sender,
         method=method,
         target=target,
-        info_hash=info_hash,
+        infohash=infohash,
         version=version,
         read_only=read_only,
     )
@@ -566,24 +566,24 @@ def _query_args(query: Query) -> tuple[bytes, dict[bytes, BValue]]:
         if query.target is not None:
             _check_id(query.target, "target")
             args[b"target"] = query.target
-        if query.info_hash is not None:
-            _check_id(query.info_hash, "info_hash")
-            args[b"info_hash"] = query.info_hash
+        if query.infohash is not None:
+            _check_id(query.infohash, "info_hash")
+            args[b"info_hash"] = query.infohash
         return query.method, args
     if isinstance(query, FindNode | SampleInfohashes):
         _check_id(query.target, "target")
         args[b"target"] = query.target
     elif isinstance(query, GetPeers):
-        _check_id(query.info_hash, "info_hash")
-        args[b"info_hash"] = query.info_hash
+        _check_id(query.infohash, "info_hash")
+        args[b"info_hash"] = query.infohash
     if isinstance(query, FindNode | GetPeers | SampleInfohashes) and query.want:
         args[b"want"] = _check_want(query.want)
     elif isinstance(query, AnnouncePeer):
-        _check_id(query.info_hash, "info_hash")
+        _check_id(query.infohash, "info_hash")
         if not 0 <= query.port <= 0xFFFF:
             raise KrpcError("port out of range")
         _check_len(query.token, MAX_TOKEN, "token")
-        args[b"info_hash"] = query.info_hash
+        args[b"info_hash"] = query.infohash
         args[b"port"] = query.port
         args[b"token"] = query.token
         if query.implied_port:

@@ -47,8 +47,8 @@ class MagnetError(ValueError):
 class Magnet:
     """A BitTorrent magnet link's content."""
 
-    info_hash_v1: bytes | None = None  # 20 bytes
-    info_hash_v2: bytes | None = None  # 32 bytes
+    infohash_v1: bytes | None = None  # 20 bytes
+    infohash_v2: bytes | None = None  # 32 bytes
     name: str | None = None
     trackers: tuple[str, ...] = ()
     peers: tuple[tuple[str, int], ...] = ()  # (host, port); IPv6 hosts without brackets
@@ -57,11 +57,11 @@ class Magnet:
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
-        if self.info_hash_v1 is None and self.info_hash_v2 is None:
+        if self.infohash_v1 is None and self.infohash_v2 is None:
             raise MagnetError("a magnet link needs a v1 or a v2 info-hash")
-        if self.info_hash_v1 is not None and len(self.info_hash_v1) != 20:
+        if self.infohash_v1 is not None and len(self.infohash_v1) != 20:
             raise MagnetError("a v1 info-hash is 20 bytes")
-        if self.info_hash_v2 is not None and len(self.info_hash_v2) != 32:
+        if self.infohash_v2 is not None and len(self.infohash_v2) != 32:
             raise MagnetError("a v2 info-hash is 32 bytes")
         texts = [self.name or "", *self.trackers, *(host for host, _ in self.peers)]
         for text in texts:
@@ -76,15 +76,15 @@ class Magnet:
     @property
     def swarm_hashes(self) -> tuple[bytes, ...]:
         """The 20-byte keys of the swarms (v2 truncated, BEP 52) for DHT and trackers."""
-        return tuple(h[:20] for h in (self.info_hash_v1, self.info_hash_v2) if h)
+        return tuple(h[:20] for h in (self.infohash_v1, self.infohash_v2) if h)
 
     def uri(self) -> str:
         """The magnet link; `parse_magnet` gives this object back."""
         parts = []
-        if self.info_hash_v1 is not None:
-            parts.append(f"xt=urn:btih:{self.info_hash_v1.hex()}")
-        if self.info_hash_v2 is not None:
-            parts.append(f"xt=urn:btmh:{(SHA256_MULTIHASH_PREFIX + self.info_hash_v2).hex()}")
+        if self.infohash_v1 is not None:
+            parts.append(f"xt=urn:btih:{self.infohash_v1.hex()}")
+        if self.infohash_v2 is not None:
+            parts.append(f"xt=urn:btmh:{(SHA256_MULTIHASH_PREFIX + self.infohash_v2).hex()}")
         if self.name is not None:
             parts.append(f"dn={quote(self.name, safe='')}")
         parts.extend(f"tr={quote(url, safe='')}" for url in self.trackers)
@@ -170,14 +170,14 @@ class _AmbiguousError(MagnetError):
 
 def build_magnet(
     *,
-    info_hash_v1: bytes | None = None,
-    info_hash_v2: bytes | None = None,
+    infohash_v1: bytes | None = None,
+    infohash_v2: bytes | None = None,
     name: str | None = None,
     trackers: tuple[str, ...] = (),
     peers: tuple[tuple[str, int], ...] = (),
 ) -> str:
     """A magnet link for a torrent's info-hash(es), with name, trackers and peers."""
-    return Magnet(info_hash_v1, info_hash_v2, name, trackers, peers).uri()
+    return Magnet(infohash_v1, infohash_v2, name, trackers, peers).uri()
 
 
 def _exact_topic(topic: str) -> tuple[bytes | None, bytes | None]:

@@ -161,8 +161,8 @@ class Metainfo:
     """A parsed torrent: identity, files and the hashes to verify pieces with."""
 
     version: TorrentVersion
-    info_hash_v1: bytes | None  # SHA-1 of the info dictionary; None for v2-only
-    info_hash_v2: bytes | None  # SHA-256 of the info dictionary; None for v1-only
+    infohash_v1: bytes | None  # SHA-1 of the info dictionary; None for v2-only
+    infohash_v2: bytes | None  # SHA-256 of the info dictionary; None for v1-only
     info_size: int  # bytes of the info dictionary (BEP 9 metadata_size)
     name: str
     piece_length: int
@@ -195,13 +195,13 @@ class Metainfo:
     @property
     def swarm_hashes(self) -> tuple[bytes, ...]:
         """The 20-byte swarm keys (v2 truncated) used in the DHT, trackers and handshakes."""
-        return tuple(h[:SHA1_SIZE] for h in (self.info_hash_v1, self.info_hash_v2) if h)
+        return tuple(h[:SHA1_SIZE] for h in (self.infohash_v1, self.infohash_v2) if h)
 
-    def matches(self, info_hash: bytes) -> bool:
+    def matches(self, infohash: bytes) -> bool:
         """Whether `info_hash` (v1, v2, or v2 truncated to 20 bytes) names this torrent."""
-        if len(info_hash) == SHA1_SIZE:
-            return info_hash in self.swarm_hashes
-        return info_hash == self.info_hash_v2
+        if len(infohash) == SHA1_SIZE:
+            return infohash in self.swarm_hashes
+        return infohash == self.infohash_v2
 
     def v2_roots(self) -> tuple[tuple[int, bytes], ...]:
         """(file index, pieces root) for every file that has a v2 root."""
@@ -541,8 +541,8 @@ def _build(
             layers = _piece_layers(layers_value, files, plen, notes)
     return Metainfo(
         version=version,
-        info_hash_v1=hashlib.sha1(raw, usedforsecurity=False).digest() if has_v1 else None,
-        info_hash_v2=hashlib.sha256(raw).digest() if has_v2 else None,
+        infohash_v1=hashlib.sha1(raw, usedforsecurity=False).digest() if has_v1 else None,
+        infohash_v2=hashlib.sha256(raw).digest() if has_v2 else None,
         info_size=len(raw),
         name=name,
         piece_length=plen,

@@ -102,12 +102,12 @@ def make_reserved(
 class Handshake:
     """The 68-byte opening: protocol string, reserved bits, infohash, peer id."""
 
-    info_hash: bytes
+    infohash: bytes
     peer_id: bytes
     reserved: bytes = bytes(8)
 
     def __post_init__(self) -> None:
-        if len(self.info_hash) != 20 or len(self.peer_id) != 20 or len(self.reserved) != 8:
+        if len(self.infohash) != 20 or len(self.peer_id) != 20 or len(self.reserved) != 8:
             raise PeerWireError("handshake needs a 20-byte infohash and peer id, 8 reserved")
 
     @property
@@ -127,7 +127,7 @@ class Handshake:
         return bool(self.reserved[7] & 0x10)
 
     def encode(self) -> bytes:
-        return bytes([len(PROTOCOL)]) + PROTOCOL + self.reserved + self.info_hash + self.peer_id
+        return bytes([len(PROTOCOL)]) + PROTOCOL + self.reserved + self.infohash + self.peer_id
 
 
 def decode_handshake(data: bytes) -> Handshake:
@@ -135,7 +135,7 @@ def decode_handshake(data: bytes) -> Handshake:
     if len(data) != HANDSHAKE_LENGTH:
         raise PeerWireError(f"handshake must be {HANDSHAKE_LENGTH} bytes, got {len(data)}")
     _check_handshake_prefix(data)
-    return Handshake(info_hash=data[28:48], peer_id=data[48:68], reserved=data[20:28])
+    return Handshake(infohash=data[28:48], peer_id=data[48:68], reserved=data[20:28])
 
 
 def _check_handshake_prefix(data: bytes | bytearray) -> None:

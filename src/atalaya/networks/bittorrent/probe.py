@@ -443,10 +443,10 @@ class ProbeMachine(Generic[At]):
 
     def _handshake_answered(self, now: float) -> None:
         assert self.peer_handshake is not None
-        if self.peer_handshake.info_hash not in self.names:
+        if self.peer_handshake.infohash not in self.names:
             raise _StopError(
                 ProbeErrorKind.WRONG_INFOHASH,
-                f"peer answered infohash {self.peer_handshake.info_hash.hex()}",
+                f"peer answered infohash {self.peer_handshake.infohash.hex()}",
             )
         out: list[pw.Message] = []
         if self.conn.extension_protocol:
@@ -861,7 +861,7 @@ class ProbeMachine(Generic[At]):
             client=(ext.v if ext and ext.v else None) or from_id,
             client_from_peer_id=from_id,
             reserved=hs.reserved if hs else None,
-            handshake_infohash=hs.info_hash if hs else None,
+            handshake_infohash=hs.infohash if hs else None,
             listen_port=ext.p if ext else None,
             yourip=ext.yourip if ext else None,
             metadata_size=ext.metadata_size if ext else None,

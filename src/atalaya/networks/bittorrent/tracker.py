@@ -58,7 +58,7 @@ class AnnounceRequest:
     `numwant` None leaves the number of peers to the tracker; `key` None sends none.
     """
 
-    info_hash: bytes
+    infohash: bytes
     peer_id: bytes
     port: int
     left: int
@@ -69,7 +69,7 @@ class AnnounceRequest:
     key: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.info_hash, bytes) or len(self.info_hash) != INFO_HASH_SIZE:
+        if not isinstance(self.infohash, bytes) or len(self.infohash) != INFO_HASH_SIZE:
             raise TrackerError("info_hash must be 20 bytes")
         if not isinstance(self.peer_id, bytes) or len(self.peer_id) != PEER_ID_SIZE:
             raise TrackerError("peer_id must be 20 bytes")

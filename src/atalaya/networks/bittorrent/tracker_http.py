@@ -87,7 +87,7 @@ def _with_query(url: str, params: Sequence[tuple[str, bytes]]) -> str:
 def announce_url(base: str, request: AnnounceRequest, *, compact: bool = True) -> str:
     """The GET URL announcing `request` to the tracker at `base` (its own query kept)."""
     params: list[tuple[str, bytes]] = [
-        ("info_hash", request.info_hash),
+        ("info_hash", request.infohash),
         ("peer_id", request.peer_id),
         ("port", b"%d" % request.port),
         ("uploaded", b"%d" % request.uploaded),
@@ -130,7 +130,7 @@ def parse_announce_url(url: str) -> AnnounceRequest:
         return value
 
     try:
-        info_hash, peer_id = values["info_hash"], values["peer_id"]
+        infohash, peer_id = values["info_hash"], values["peer_id"]
     except KeyError as exc:
         raise TrackerError(f"announce without {exc.args[0]}") from exc
     event_raw = values.get("event", b"").decode("ascii", errors="replace") or "none"
@@ -143,7 +143,7 @@ def parse_announce_url(url: str) -> AnnounceRequest:
     except ValueError as exc:
         raise TrackerError("key is not hexadecimal") from exc
     return AnnounceRequest(
-        info_hash=info_hash,
+        infohash=infohash,
         peer_id=peer_id,
         port=required("port"),
         left=required("left"),
@@ -169,16 +169,16 @@ def scrape_url_base(announce: str) -> str | None:
     return urlunsplit((scheme, netloc, path, query, ""))
 
 
-def scrape_url(announce: str, info_hashes: Sequence[bytes]) -> str:
+def scrape_url(announce: str, infohashes: Sequence[bytes]) -> str:
     """The GET URL scraping `info_hashes` from the tracker at `announce`."""
     base = scrape_url_base(announce)
     if base is None:
         raise TrackerError(f"tracker {announce!r} has no scrape URL (BEP 48)")
-    if not info_hashes or len(info_hashes) > MAX_SCRAPE_FILES:
+    if not infohashes or len(infohashes) > MAX_SCRAPE_FILES:
         raise TrackerError(f"scrape needs 1 to {MAX_SCRAPE_FILES} info-hashes")
-    if any(len(h) != 20 for h in info_hashes):
+    if any(len(h) != 20 for h in infohashes):
         raise TrackerError("info-hashes must be 20 bytes")
-    return _with_query(base, [("info_hash", h) for h in info_hashes])
+    return _with_query(base, [("info_hash", h) for h in infohashes])
 
 
 def _decode_dict(body: bytes) -> dict[bytes, BValue]:
@@ -295,15 +295,15 @@ def parse_scrape_response(
     if len(files) > max_files:
         raise TrackerError(f"scrape answer with more than {max_files} files")
     out: dict[bytes, ScrapeStats] = {}
-    for info_hash, stats in files.items():
-        if len(info_hash) != 20:
+    for infohash, stats in files.items():
+        if len(infohash) != 20:
             raise TrackerError("scrape answer keyed by something other than a 20-byte info-hash")
         if not isinstance(stats, dict):
             raise TrackerError("scrape entry is not a dictionary")
         complete, incomplete = stats.get(b"complete"), stats.get(b"incomplete")
         if complete is None or incomplete is None:
             raise TrackerError("scrape entry without complete and incomplete")
-        out[info_hash] = ScrapeStats(
+        out[infohash] = ScrapeStats(
             complete=checked_int("complete", complete),
             incomplete=checked_int("incomplete", incomplete),
             downloaded=_optional_int(stats, b"downloaded"),
@@ -345,9 +345,9 @@ def encode_announce_response(response: AnnounceResponse, *, compact: bool = True
 def encode_scrape_response(files: dict[bytes, ScrapeStats]) -> bytes:
     """A tracker's bencoded scrape answer (for lab trackers and round-trip tests)."""
     out: dict[bytes, BValue] = {}
-    for info_hash, stats in files.items():
+    for infohash, stats in files.items():
         entry: dict[bytes, BValue] = {b"complete": stats.complete, b"incomplete": stats.incomplete}
         if stats.downloaded is not None:
             entry[b"downloaded"] = stats.downloaded
-        out[info_hash] = entry
+        out[infohash] = entry
     return encode({b"files": out})

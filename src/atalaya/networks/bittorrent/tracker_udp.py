@@ -86,7 +86,7 @@ class AnnouncePacket:
 class ScrapePacket:
     connection_id: int
     transaction_id: int
-    info_hashes: tuple[bytes, ...]
+    infohashes: tuple[bytes, ...]
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def encode_announce(packet: AnnouncePacket) -> bytes:
         packet.connection_id,
         ACTION_ANNOUNCE,
         packet.transaction_id,
-        r.info_hash,
+        r.infohash,
         r.peer_id,
         r.downloaded,
         r.left,
@@ -159,12 +159,12 @@ def encode_announce(packet: AnnouncePacket) -> bytes:
 def encode_scrape(packet: ScrapePacket) -> bytes:
     _u64("connection_id", packet.connection_id)
     _u32("transaction_id", packet.transaction_id)
-    if not 1 <= len(packet.info_hashes) <= MAX_SCRAPE_HASHES:
+    if not 1 <= len(packet.infohashes) <= MAX_SCRAPE_HASHES:
         raise UdpTrackerError(f"a scrape carries 1 to {MAX_SCRAPE_HASHES} info-hashes")
-    if any(len(h) != 20 for h in packet.info_hashes):
+    if any(len(h) != 20 for h in packet.infohashes):
         raise UdpTrackerError("info-hashes must be 20 bytes")
     head = _SCRAPE_HEAD.pack(packet.connection_id, ACTION_SCRAPE, packet.transaction_id)
-    return head + b"".join(packet.info_hashes)
+    return head + b"".join(packet.infohashes)
 
 
 def encode_request(packet: RequestPacket) -> bytes:
@@ -198,7 +198,7 @@ def decode_request(data: bytes) -> RequestPacket:
             raise UdpTrackerError(f"invalid num_want {numwant}")
         try:
             request = AnnounceRequest(
-                info_hash=f[3],
+                infohash=f[3],
                 peer_id=f[4],
                 downloaded=f[5],
                 left=f[6],
@@ -353,7 +353,7 @@ class _Exchange:
 class _Request:
     request_id: int
     announce: AnnounceRequest | None
-    info_hashes: tuple[bytes, ...]
+    infohashes: tuple[bytes, ...]
     exchange: _Exchange
 
 
@@ -396,9 +396,9 @@ class UdpTrackerClient:
         """Queue an announce; returns the request id its event will carry."""
         return self._add(request, ())
 
-    def start_scrape(self, info_hashes: Sequence[bytes]) -> int:
+    def start_scrape(self, infohashes: Sequence[bytes]) -> int:
         """Queue a scrape of 1 to 74 info-hashes; returns the request id."""
-        hashes = tuple(info_hashes)
+        hashes = tuple(infohashes)
         if not 1 <= len(hashes) <= MAX_SCRAPE_HASHES or any(len(h) != 20 for h in hashes):
             raise UdpTrackerError(f"a scrape takes 1 to {MAX_SCRAPE_HASHES} 20-byte info-hashes")
         return self._add(None, hashes)
@@ -470,7 +470,7 @@ class UdpTrackerClient:
         tid = request.exchange.transaction_id
         if request.announce is not None:
             return encode_announce(AnnouncePacket(connection_id, tid, request.announce))
-        return encode_scrape(ScrapePacket(connection_id, tid, request.info_hashes))
+        return encode_scrape(ScrapePacket(connection_id, tid, request.infohashes))
 
     def get_timer(self) -> float | None:
         """When `handle_timer` must next be called, or None while nothing is in flight."""
@@ -544,7 +544,7 @@ class UdpTrackerClient:
         if isinstance(reply, AnnounceReply):
             return AnnounceDone(request.request_id, reply.response, now)
         if isinstance(reply, ScrapeReply):
-            files = dict(zip(request.info_hashes, reply.stats, strict=False))
+            files = dict(zip(request.infohashes, reply.stats, strict=False))
             return ScrapeDone(request.request_id, files, now)
         return RequestFailed(request.request_id, "unexpected reply", now)
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from sqlalchemy import Engine, insert, select
 
 from atalaya import __version__
+from atalaya.hashsets.algorithms import infohash_kind
 from atalaya.hashsets.index import MatchIndex
 from atalaya.networks.bittorrent.dht.node import (
     ExternalAddressChanged,
@@ -355,7 +356,7 @@ class BittorrentObserver:
         Its metadata is the last word on which names belong together: it
         pairs a hybrid's two and undoes any hint that says otherwise.
         """
-        names = [h for h in (meta.info_hash_v1, meta.info_hash_v2) if h is not None]
+        names = [h for h in (meta.infohash_v1, meta.infohash_v2) if h is not None]
         for name in names:
             self._metadata[name] = meta
             for pairs in (self._twins, self._hinted):
@@ -570,10 +571,10 @@ class BittorrentObserver:
         seen_at = result.handshake_at or result.connected_at or self.clock()
         details: dict[str, object] = {"reserved": result.reserved_bits, "reason": target.reason}
         infohash = target.infohash
-        if meta is not None and meta.info_hash_v1 and meta.info_hash_v2:
+        if meta is not None and meta.infohash_v1 and meta.infohash_v2:
             # A hybrid, as its metadata proves: one sighting under its v1 name.
-            infohash = meta.info_hash_v1
-            details["infohash_v2"] = meta.info_hash_v2.hex()
+            infohash = meta.infohash_v1
+            details["infohash_v2"] = meta.infohash_v2.hex()
             details["asked_infohash"] = target.hex
         answered = result.handshake_infohash
         if answered is not None and ("infohash_v2" in details or answered != target.dht_key):
@@ -592,7 +593,8 @@ class BittorrentObserver:
             details["pieces_unavailable"] = result.pieces_unavailable
         return Sighting(
             network="bittorrent",
-            infohash=infohash.hex(),
+            item_kind=infohash_kind(infohash),
+            item_value=infohash.hex(),
             ip=job.ip,
             port=job.port,
             seen_at=seen_at,
@@ -605,10 +607,10 @@ class BittorrentObserver:
             pieces_verified=result.pieces_verified,
             pieces_failed=result.pieces_failed,
             bytes_downloaded=result.bytes_downloaded,
-            file_hash=target.file_hash,
+            file_key=target.file_key,
             category=target.category,
             hash_set=target.hash_set,
-            hash_set_version=target.hash_set_version,
+            hash_set_sha256=target.hash_set_sha256,
             local_ip=result.local_ip,
             local_port=result.local_port,
             clock_offset_s=self._clock_offset,
@@ -649,11 +651,11 @@ class BittorrentObserver:
         meta = result.metadata
         for name in self._learn_metadata(meta):
             self._probe_awaiting(name)
-        key = meta.info_hash_v1 or meta.info_hash_v2
+        key = meta.infohash_v1 or meta.infohash_v2
         assert key is not None, "parsed metadata has at least one name"
         row = {
             "infohash": key.hex(),
-            "infohash_v2": meta.info_hash_v2.hex() if meta.info_hash_v2 else None,
+            "infohash_v2": meta.infohash_v2.hex() if meta.infohash_v2 else None,
             "name": meta.name,
             "info": result.info_dict,
             "fetched_at": result.handshake_at or self.clock(),
@@ -724,7 +726,7 @@ class BittorrentObserver:
                 return
             first = matches[0]
             reason = f"discovered: {first.reason}"
-            target_hash = result.metadata.info_hash_v1 or result.metadata.info_hash_v2 or infohash
+            target_hash = result.metadata.infohash_v1 or result.metadata.infohash_v2 or infohash
             add_watch_item(
                 self.engine,
                 target_hash,
@@ -740,7 +742,7 @@ class BittorrentObserver:
                 first.match.file_key,
                 first.match.category,
                 first.match.hash_set,
-                first.match.hash_set_version,
+                first.match.hash_set_sha256,
             )
             if self._add_target(target):
                 self.stats.discovered += 1
@@ -781,8 +783,8 @@ def twins_on_one_record(targets: Iterable[WatchTarget]) -> list[tuple[bytes, byt
     """
     by_record: dict[tuple[str, str], list[bytes]] = {}
     for target in targets:
-        if target.hash_set is not None and target.file_hash is not None:
-            names = by_record.setdefault((target.hash_set, target.file_hash), [])
+        if target.hash_set is not None and target.file_key is not None:
+            names = by_record.setdefault((target.hash_set, target.file_key), [])
             if target.infohash not in names:
                 names.append(target.infohash)
     pairs = []

@@ -100,7 +100,7 @@ class AnnounceResult:
     """
 
     tracker_url: str
-    info_hash: bytes
+    infohash: bytes
     received_at: datetime
     response: AnnounceResponse
     local_ip: str | None = None
@@ -125,15 +125,15 @@ def new_key() -> int:
     return secrets.randbits(32)
 
 
-def _tracker_hash(info_hash: bytes) -> bytes:
-    if len(info_hash) not in {20, 32}:
+def _tracker_hash(infohash: bytes) -> bytes:
+    if len(infohash) not in {20, 32}:
         raise ValueError("an info-hash is 20 (v1) or 32 (v2) bytes")
-    return info_hash[:20]
+    return infohash[:20]
 
 
 async def announce(
     url: str,
-    info_hash: bytes,
+    infohash: bytes,
     *,
     peer_id: bytes,
     port: int,
@@ -155,7 +155,7 @@ async def announce(
     if left <= 0:
         raise ValueError("an observer announces left > 0: it must never pose as a seeder")
     request = AnnounceRequest(
-        info_hash=_tracker_hash(info_hash),
+        infohash=_tracker_hash(infohash),
         peer_id=peer_id,
         port=port,
         left=left,
@@ -181,12 +181,12 @@ async def announce(
         tracker_http.announce_url(url, request), bind_ip=bind_ip, timeout=timeout
     )
     response = tracker_http.parse_announce_response(body, max_peers=max_peers)
-    return AnnounceResult(url, request.info_hash, received_at, response, *local)
+    return AnnounceResult(url, request.infohash, received_at, response, *local)
 
 
 async def scrape(
     url: str,
-    info_hashes: Sequence[bytes],
+    infohashes: Sequence[bytes],
     *,
     bind_ip: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
@@ -195,7 +195,7 @@ async def scrape(
 ) -> ScrapeResult:
     """Scrape the tracker at `url` for `info_hashes` (UDP: at most 74 of them)."""
     # Once each: a tracker echoing a repeated hash would send a duplicate key.
-    hashes = list(dict.fromkeys(_tracker_hash(h) for h in info_hashes))
+    hashes = list(dict.fromkeys(_tracker_hash(h) for h in infohashes))
     if _scheme(url) == "udp":
         tracker = UdpTracker(
             url, bind_ip=bind_ip, max_tries=udp_max_tries, base_timeout=udp_base_timeout
@@ -467,17 +467,17 @@ class UdpTracker:
             _raise_for(event)
         return AnnounceResult(
             self.url,
-            request.info_hash,
+            request.infohash,
             received_at or datetime.now(UTC),
             event.response,
             *self._local(),
         )
 
     async def scrape(
-        self, info_hashes: Sequence[bytes], *, timeout: float = DEFAULT_TIMEOUT
+        self, infohashes: Sequence[bytes], *, timeout: float = DEFAULT_TIMEOUT
     ) -> ScrapeResult:
         protocol = await self._opened(timeout)
-        event, received_at = await protocol.wait(protocol.client.start_scrape(info_hashes), timeout)
+        event, received_at = await protocol.wait(protocol.client.start_scrape(infohashes), timeout)
         if not isinstance(event, ScrapeDone):
             _raise_for(event)
         return ScrapeResult(self.url, received_at or datetime.now(UTC), event.files)

@@ -307,7 +307,7 @@ def test_answers_queries_as_a_polite_node() -> None:
     assert ds == sorted(ds)
 
     infohash = b"I" * 20
-    got = ask(sim, node_addr, GetPeers(transaction_id=b"g1", sender_id=me, info_hash=infohash))
+    got = ask(sim, node_addr, GetPeers(transaction_id=b"g1", sender_id=me, infohash=infohash))
     assert isinstance(got, Response)
     assert got.token and not got.values and got.nodes
 
@@ -315,7 +315,7 @@ def test_answers_queries_as_a_polite_node() -> None:
         sim,
         node_addr,
         AnnouncePeer(
-            transaction_id=b"a0", sender_id=me, info_hash=infohash, port=5555, token=b"forged"
+            transaction_id=b"a0", sender_id=me, infohash=infohash, port=5555, token=b"forged"
         ),
     )
     assert isinstance(bad, ErrorReply)
@@ -327,7 +327,7 @@ def test_answers_queries_as_a_polite_node() -> None:
         AnnouncePeer(
             transaction_id=b"a1",
             sender_id=me,
-            info_hash=infohash,
+            infohash=infohash,
             port=5555,
             token=got.token,
             implied_port=True,
@@ -337,7 +337,7 @@ def test_answers_queries_as_a_polite_node() -> None:
     announced = [e for e in sim.events[node_addr] if isinstance(e, AnnounceReceived)]
     assert [(e.infohash, e.peer) for e in announced] == [(infohash, TEST)]
 
-    again = ask(sim, node_addr, GetPeers(transaction_id=b"g2", sender_id=me, info_hash=infohash))
+    again = ask(sim, node_addr, GetPeers(transaction_id=b"g2", sender_id=me, infohash=infohash))
     assert isinstance(again, Response)
     assert again.values == (TEST,)
 
@@ -371,7 +371,7 @@ def test_answers_queries_as_a_polite_node() -> None:
 def test_token_expires_after_two_rotations() -> None:
     sim, addrs = bootstrapped(4, seed=10)
     me = b"Q" * 20
-    got = ask(sim, addrs[1], GetPeers(transaction_id=b"g", sender_id=me, info_hash=b"I" * 20))
+    got = ask(sim, addrs[1], GetPeers(transaction_id=b"g", sender_id=me, infohash=b"I" * 20))
     assert isinstance(got, Response)
     assert got.token is not None
     sim.run(max_time=BASE.token_rotation * 2 + 1)
@@ -379,7 +379,7 @@ def test_token_expires_after_two_rotations() -> None:
         sim,
         addrs[1],
         AnnouncePeer(
-            transaction_id=b"a", sender_id=me, info_hash=b"I" * 20, port=1, token=got.token
+            transaction_id=b"a", sender_id=me, infohash=b"I" * 20, port=1, token=got.token
         ),
     )
     assert isinstance(late, ErrorReply)
@@ -388,18 +388,18 @@ def test_token_expires_after_two_rotations() -> None:
 def test_serve_peers_off_keeps_nothing_to_hand_out() -> None:
     sim, addrs = bootstrapped(4, seed=11, serve_peers=False)
     me = b"Q" * 20
-    got = ask(sim, addrs[1], GetPeers(transaction_id=b"g", sender_id=me, info_hash=b"I" * 20))
+    got = ask(sim, addrs[1], GetPeers(transaction_id=b"g", sender_id=me, infohash=b"I" * 20))
     assert isinstance(got, Response)
     assert got.token is not None
     ask(
         sim,
         addrs[1],
         AnnouncePeer(
-            transaction_id=b"a", sender_id=me, info_hash=b"I" * 20, port=9, token=got.token
+            transaction_id=b"a", sender_id=me, infohash=b"I" * 20, port=9, token=got.token
         ),
     )
     assert any(isinstance(e, AnnounceReceived) for e in sim.events[addrs[1]])
-    again = ask(sim, addrs[1], GetPeers(transaction_id=b"h", sender_id=me, info_hash=b"I" * 20))
+    again = ask(sim, addrs[1], GetPeers(transaction_id=b"h", sender_id=me, infohash=b"I" * 20))
     assert isinstance(again, Response)
     assert again.values == ()
 

@@ -172,7 +172,7 @@ def test_answers_give_nodes_of_the_family_asked_for(family: int) -> None:
         tid = bytes([n])
         for query in (
             FindNode(transaction_id=tid, sender_id=me, target=b"\x03" * 20, want=want),
-            GetPeers(transaction_id=tid, sender_id=me, info_hash=b"\x03" * 20, want=want),
+            GetPeers(transaction_id=tid, sender_id=me, infohash=b"\x03" * 20, want=want),
             SampleInfohashes(transaction_id=tid, sender_id=me, target=b"\x03" * 20, want=want),
         ):
             answer = _answers(node, query, asker)

@@ -642,7 +642,7 @@ class DhtNode:
         elif isinstance(query, FindNode):
             reply = self._response(query, addr, contacts=self._contacts(query.target, query.want))
         elif isinstance(query, GetPeers):
-            reply = self._get_peers_reply(query, query.info_hash, addr, now, query.want)
+            reply = self._get_peers_reply(query, query.infohash, addr, now, query.want)
         elif isinstance(query, AnnouncePeer):
             reply = self._announce_reply(query, addr, now)
         elif isinstance(query, SampleInfohashes):
@@ -655,10 +655,10 @@ class DhtNode:
                 num=len(self._store) if cfg.serve_peers else 0,
                 interval=cfg.sample_interval,
             )
-        elif query.info_hash is not None:
+        elif query.infohash is not None:
             # Unknown methods that carry a target are answered like their kin,
             # for forward compatibility, as libtorrent does.
-            reply = self._get_peers_reply(query, query.info_hash, addr, now, ())
+            reply = self._get_peers_reply(query, query.infohash, addr, now, ())
         elif query.target is not None:
             reply = self._response(query, addr, contacts=self._contacts(query.target, ()))
         else:
@@ -686,9 +686,9 @@ class DhtNode:
             return self._error(query.transaction_id, PROTOCOL_ERROR, b"invalid port", addr)
         peer = (addr[0], port)
         if self.config.serve_peers:
-            self._store.add(query.info_hash, peer, now)
+            self._store.add(query.infohash, peer, now)
         source = NodeInfo(query.sender_id, addr[0], addr[1])
-        self._emit(AnnounceReceived(query.info_hash, peer, source, now))
+        self._emit(AnnounceReceived(query.infohash, peer, source, now))
         return self._response(query, addr)
 
     def _response(
@@ -959,7 +959,7 @@ class DhtNode:
             query = GetPeers(
                 transaction_id=tid,
                 sender_id=self.node_id,
-                info_hash=lookup.target,
+                infohash=lookup.target,
                 want=(self._want,),
                 version=cfg.version,
                 read_only=self._read_only,
