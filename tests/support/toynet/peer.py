@@ -19,9 +19,13 @@ STOP_TIMEOUT_S = 5.0
 
 
 class ToyPeer:
-    def __init__(self, ip: str, files: Iterable[bytes], client: str = "toypeer/1.0") -> None:
+    def __init__(
+        self, ip: str, files: Iterable[bytes], client: str = "toypeer/1.0", *, liar: bool = False
+    ) -> None:
         self.files = {hashlib.sha256(f).digest(): f for f in files}
         self.client = client
+        # A liar says it has every file and sends bytes that are none of them.
+        self.liar = liar
         self.asked = 0
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.bind((ip, 0))
@@ -64,7 +68,7 @@ class ToyPeer:
             if not isinstance(message, Ask):
                 continue
             self.asked += 1
-            held = self.files.get(message.digest)
+            held = b"not the file" if self.liar else self.files.get(message.digest)
             answer = (
                 Have(message.txid, message.digest, self.client, held)
                 if held is not None
