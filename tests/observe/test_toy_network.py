@@ -13,20 +13,27 @@ import hashlib
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
 
 from atalaya.accounts import add_unit, add_user
+from atalaya.enrich.enricher import Enricher, load_jurisdictions
+from atalaya.enrich.geoip import MmdbSource
+from atalaya.enrich.settings import SPAIN_ATLAS_FILE, WORLD_ATLAS_FILE
+from atalaya.enrich.store import enrich_pending
+from atalaya.enrich.timezones import PlaceTimeZones
 from atalaya.hashsets.importer import import_hash_set
+from atalaya.lab.geo import write_lab_geo_db
 from atalaya.observe.bittorrent.network import BITTORRENT
 from atalaya.observe.registry import names, registered
 from atalaya.observe.watchlist import load_targets
 from atalaya.store import create_store_engine, upgrade
-from atalaya.store.tables import hash_set
+from atalaya.store.tables import hash_set, lead, sighting
 from atalaya.web.app import create_app
+from tests.enrich.geo_data import require_geo_data
 from tests.support.cli import run_atalaya
 from tests.support.toynet.network import TOY
 from tests.support.toynet.peer import ToyPeer
@@ -115,3 +122,80 @@ def test_registered_toy_gets_a_watch_list_a_command_and_a_web_filter(
             assert '<option value="toy" selected>Toy net</option>' in page
             assert '<option value="bittorrent">BitTorrent</option>' in page
     assert "toy" not in run_atalaya("watch", "--help").stdout
+
+
+def test_the_toy_network_from_hash_set_to_map(store: tuple[Engine, str], tmp_path: Path) -> None:
+    """Toy sightings, written with the network-neutral fields, become a toy lead on the map."""
+    engine, url = store
+    rng = random.Random(89)
+    files = [rng.randbytes(rng.randint(1, 1024)) for _ in range(4)]
+    digests = [hashlib.sha256(f).digest() for f in files]
+    set_digest = import_toy_set(engine, tmp_path, files)
+    with (
+        registered(TOY),
+        ToyPeer(HOLDER, files[:2]) as holder,
+        ToyPeer(LIAR, [], liar=True) as liar,
+        ToyPeer(PARTIAL, files[3:]) as partial,
+    ):
+        peers = [f"{ip}:{port}" for ip, port in (holder.address, liar.address, partial.address)]
+        ran = run_atalaya("--db", url, "watch", "toy", *(a for p in peers for a in ("--peer", p)))
+        # Every peer is asked for every file: two held, four lies, one held of four.
+        assert ran.returncode == 0, ran.stderr
+        assert "4 targets, 12 asked, 7 holding, 3 verified, 7 sightings" in ran.stdout
+        assert holder.asked == liar.asked == partial.asked == 4
+
+    with engine.connect() as conn:
+        seen = conn.execute(
+            select(
+                sighting.c.network,
+                sighting.c.item_kind,
+                sighting.c.item_value,
+                sighting.c.ip,
+                sighting.c.proof,
+                sighting.c.file_key,
+                sighting.c.hash_set_sha256,
+            )
+        ).all()
+    expected = {("toy", "sha256", d.hex(), HOLDER, True) for d in digests[:2]}
+    expected |= {("toy", "sha256", digests[3].hex(), PARTIAL, True)}
+    expected |= {("toy", "sha256", d.hex(), LIAR, False) for d in digests}
+    assert {tuple(r[:5]) for r in seen} == expected and len(seen) == len(expected)
+    assert {(r.file_key, r.hash_set_sha256) for r in seen if r.ip == HOLDER} == {
+        (f"sha256:{d.hex()}", set_digest) for d in digests[:2]
+    }
+
+    # Enrichment and leads know nothing of toy: they run as for any network.
+    now = datetime.now(UTC)
+    data = require_geo_data()
+    geo = write_lab_geo_db(tmp_path / "geo.mmdb", PREFIX)
+    jurisdictions, spain, world = load_jurisdictions(
+        data / SPAIN_ATLAS_FILE, data / WORLD_ATLAS_FILE, 5.0
+    )
+    with Enricher(
+        locations=[MmdbSource(geo)],
+        networks=[MmdbSource(geo)],
+        jurisdictions=jurisdictions,
+        time_zones=PlaceTimeZones(),
+        described={"spain_atlas": spain, "world_atlas": world},
+    ) as enricher:
+        enrich_pending(engine, enricher, now=now)
+    built = run_atalaya("--db", url, "leads", "build")
+    assert built.returncode == 0, built.stderr
+    with engine.connect() as conn:
+        leads = {r.ip: (r.id, list(r.networks)) for r in conn.execute(select(lead))}
+    assert leads[HOLDER][1] == ["toy"]
+    add_analyst(engine, now)
+
+    days = f"from={(now - timedelta(days=1)).date()}&to={(now + timedelta(days=1)).date()}"
+    with registered(TOY), analyst(engine, now) as client:
+        mapped = client.get(f"/api/map?{days}&network=toy")
+        assert mapped.status_code == 200, mapped.text
+        assert leads[HOLDER][0] in [p[0] for p in mapped.json()["points"]]
+        assert client.get(f"/api/map?{days}&network=bittorrent").json()["count"] == 0
+        lead_page = client.get(f"/leads/{leads[HOLDER][0]}").text
+        assert "<dt>Networks</dt><dd>Toy net</dd>" in lead_page
+    # Unregistered again: the name is refused, and the lead stays in the store.
+    with analyst(engine, now) as client:
+        assert client.get(f"/api/map?{days}&network=toy").status_code == 400
+        lead_page = client.get(f"/leads/{leads[HOLDER][0]}").text
+        assert "<dt>Networks</dt><dd>toy</dd>" in lead_page
