@@ -72,7 +72,6 @@ def build_app(networks: Iterable[Network]) -> typer.Typer:
         pretty_exceptions_enable=False,
     )
     app.callback()(root)
-    app.command()(init)
     app.add_typer(hashsets_app, name="hashsets")
     app.command("match")(match_command)
     app.add_typer(lab_app, name="lab")
@@ -84,6 +83,7 @@ def build_app(networks: Iterable[Network]) -> typer.Typer:
     app.add_typer(users_app, name="users")
     app.add_typer(units_app, name="units")
     app.add_typer(audit_app, name="audit")
+    app.command()(init)
     return app
 
 

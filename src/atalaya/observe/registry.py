@@ -19,7 +19,11 @@ from atalaya.observe.bittorrent.network import BITTORRENT
 
 
 class Network(Protocol):
-    """What a P2P network plugs in (python-threatexchange's SignalExchangeAPI, in small)."""
+    """What a P2P network plugs in (python-threatexchange's SignalExchangeAPI, in small).
+
+    A network is a hashable value (a frozen dataclass, typically): the
+    command line is built once per set of registered networks.
+    """
 
     @property
     def name(self) -> str:
