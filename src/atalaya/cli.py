@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from collections.abc import Iterable
 from typing import Annotated
 
 import typer
@@ -21,28 +23,11 @@ from atalaya.hashsets.cli import app as hashsets_app
 from atalaya.hashsets.cli import match_command
 from atalaya.lab.cli import app as lab_app
 from atalaya.leads.cli import app as leads_app
-from atalaya.observe.cli import sightings_app, watch_app
+from atalaya.observe import registry
+from atalaya.observe.cli import build_watch_app, sightings_app
+from atalaya.observe.registry import Network
 from atalaya.store import redact_url, upgrade
 from atalaya.web.cli import serve_command
-
-app = typer.Typer(
-    name="atalaya",
-    help="Watch P2P networks for known hashes and turn sightings into cases.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.add_typer(hashsets_app, name="hashsets")
-app.command("match")(match_command)
-app.add_typer(lab_app, name="lab")
-app.add_typer(sightings_app, name="sightings")
-app.add_typer(watch_app, name="watch")
-app.add_typer(enrich_app, name="enrich")
-app.add_typer(leads_app, name="leads")
-app.command("serve")(serve_command)
-app.add_typer(users_app, name="users")
-app.add_typer(units_app, name="units")
-app.add_typer(audit_app, name="audit")
 
 
 def _version(value: bool) -> None:
@@ -51,7 +36,6 @@ def _version(value: bool) -> None:
         raise typer.Exit
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
     db: Annotated[
@@ -71,12 +55,49 @@ def root(
     ctx.obj = CliState(Settings.load(db))
 
 
-@app.command()
 def init(ctx: typer.Context) -> None:
     """Create the database schema, or upgrade it to this version."""
     st = state(ctx)
     upgrade(st.engine())
     err.print(f"database ready: {redact_url(st.settings.database_url)}")
+
+
+def build_app(networks: Iterable[Network]) -> typer.Typer:
+    """The command line, with `atalaya watch <name>` for each of `networks`."""
+    app = typer.Typer(
+        name="atalaya",
+        help="Watch P2P networks for known hashes and turn sightings into cases.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    app.callback()(root)
+    app.add_typer(hashsets_app, name="hashsets")
+    app.command("match")(match_command)
+    app.add_typer(lab_app, name="lab")
+    app.add_typer(sightings_app, name="sightings")
+    app.add_typer(build_watch_app(networks), name="watch")
+    app.add_typer(enrich_app, name="enrich")
+    app.add_typer(leads_app, name="leads")
+    app.command("serve")(serve_command)
+    app.add_typer(users_app, name="users")
+    app.add_typer(units_app, name="units")
+    app.add_typer(audit_app, name="audit")
+    app.command()(init)
+    return app
+
+
+@functools.cache
+def _app_for(networks: tuple[Network, ...]) -> typer.Typer:
+    return build_app(networks)
+
+
+def current_app() -> typer.Typer:
+    """The command line for the networks registered now (built once per registry)."""
+    return _app_for(registry.networks())
+
+
+app = current_app()
 
 
 def _database_error(exc: DBAPIError) -> str:
@@ -90,7 +111,7 @@ def main() -> None:
     """Entry point: errors become one line on stderr and a non-zero exit."""
     try:
         # Standalone mode: usage errors and exit codes are Typer's to report.
-        app()
+        current_app()()
     except AtalayaError as exc:
         err.print(Text.assemble(("error: ", "bold red"), str(exc)))
         sys.exit(2)

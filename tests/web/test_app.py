@@ -14,7 +14,9 @@ from sqlalchemy import Engine, func, select
 
 from atalaya.audit.log import AuditQuery, read_records
 from atalaya.audit.verify import verify
+from atalaya.observe.registry import registered
 from atalaya.store.tables import audit_record, lead, lead_override
+from tests.support.quiet_network import QuietNetwork
 from tests.web.conftest import BASE, form_csrf, sign_in
 from tests.web.seed import PREFIX, expected_ids, lead_ids_by_ip
 
@@ -155,7 +157,11 @@ def test_score_category_network_and_status_filters(client_for: Any, world: Engin
         world, [10]
     )
     assert set(_ids_in_list(ana.get(f"/?{W46}&network=bittorrent").text)) == visible
-    assert _ids_in_list(ana.get(f"/?{W46}&network=ed2k").text) == []
+    # A registered network with no sightings has no leads; an unregistered one is refused.
+    with registered(QuietNetwork()):
+        assert _ids_in_list(ana.get(f"/?{W46}&network=quiet").text) == []
+    refused = ana.get(f"/?{W46}&network=quiet")
+    assert refused.status_code == 400 and "network must be one of bittorrent" in refused.text
     # Guardia also covers Madrid: Madrid's leads are in conflict, Sevilla's not.
     assert set(_ids_in_list(ana.get(f"/?{W46}&status=conflict").text)) == expected_ids(
         world, [10, 26, 56]

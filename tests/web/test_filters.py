@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from atalaya.hashsets.categories import Category
+from atalaya.observe.registry import names as network_names
 from atalaya.web.filters import (
     MAX_VERTICES,
-    NETWORKS,
     STATUSES,
     FilterError,
     Filters,
@@ -138,7 +138,7 @@ coordinates = st.tuples(
     days=st.integers(0, 400),
     province=st.none() | st.integers(1, 52).map(lambda n: f"{n:02d}"),
     area=st.none() | st.lists(coordinates, min_size=3, max_size=12, unique=True),
-    network=st.none() | st.sampled_from(NETWORKS),
+    network=st.none() | st.sampled_from(network_names()),
     category=st.none() | st.sampled_from(list(Category)),
     min_score=st.none() | st.integers(-100, 200).map(float),
     status=st.none() | st.sampled_from(STATUSES),

@@ -1,9 +1,11 @@
-"""The watch list: which BitTorrent identifiers observers look for, and why.
+"""The watch list: which identifiers a network's observer looks for, and why.
 
-It is derived, not stored twice: infohashes that hash sets carry (`btih`,
-`btih2` in reference_hash), plus `watch_item` rows added by an operator or by
-discovery. Each target keeps the file, category and hash set version it
-stands for, so that a sighting records the reference data it was matched on.
+It is derived, not stored twice: the hash set rows that the network says it
+watches (`Network.sources`, turned into a kind and a value by
+`Network.derive`), plus `watch_item` rows of that network added by an
+operator or by discovery. Each target keeps the file, category and hash set
+(name and file digest) it stands for, so that a sighting records the
+reference data it was matched on. Nothing here knows any one network.
 """
 
 from __future__ import annotations
@@ -11,40 +13,46 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from atalaya.hashsets.algorithms import BTIH, BTIH2
 from atalaya.store.tables import hash_set, reference_file, reference_hash, watch_item
 
-NETWORK = "bittorrent"
+if TYPE_CHECKING:
+    from atalaya.observe.registry import Network
+
+OPERATOR_REASON = "named by the operator"
 
 
 @dataclass(frozen=True)
 class WatchTarget:
-    infohash: bytes  # 20 bytes (v1) or 32 bytes (v2)
+    network: str
+    kind: str  # a hash set algorithm name: btih, btih2, ed2k, sha256, …
+    value: bytes
     reason: str
-    file_key: str | None = None
+    file_key: str | None = None  # `algorithm:hex` of the file in its hash set
     category: int | None = None
     hash_set: str | None = None
-    hash_set_sha256: str | None = None
+    hash_set_sha256: str | None = None  # digest of the hash set file the target came from
 
     @property
     def hex(self) -> str:
-        return self.infohash.hex()
-
-    @property
-    def dht_key(self) -> bytes:
-        """The 20-byte key the DHT and trackers use (v2 hashes are truncated, BEP 52)."""
-        return self.infohash[:20]
+        return self.value.hex()
 
 
-def load_targets(engine: Engine, extra: Iterable[bytes] = ()) -> list[WatchTarget]:
-    """Every watched infohash, one target each (the first reason found wins)."""
-    targets: dict[bytes, WatchTarget] = {}
+def load_targets(
+    engine: Engine, network: Network, extra: Iterable[tuple[str, bytes]] = ()
+) -> list[WatchTarget]:
+    """Every item `network` watches, one target each (the first reason found wins).
+
+    `extra` are (kind, value) pairs named for this run only.
+    """
+    targets: dict[tuple[str, bytes], WatchTarget] = {}
     from_sets = (
         select(
+            reference_hash.c.algorithm,
             reference_hash.c.value,
             reference_hash.c.file_key,
             reference_file.c.category,
@@ -57,11 +65,12 @@ def load_targets(engine: Engine, extra: Iterable[bytes] = ()) -> list[WatchTarge
             (reference_file.c.hash_set_id == reference_hash.c.hash_set_id)
             & (reference_file.c.file_key == reference_hash.c.file_key),
         )
-        .where(reference_hash.c.algorithm.in_([BTIH, BTIH2]))
+        .where(reference_hash.c.algorithm.in_(list(network.sources)))
         .order_by(hash_set.c.name, reference_hash.c.value)
     )
     added = (
         select(
+            watch_item.c.kind,
             watch_item.c.value,
             watch_item.c.file_key,
             watch_item.c.category,
@@ -70,29 +79,44 @@ def load_targets(engine: Engine, extra: Iterable[bytes] = ()) -> list[WatchTarge
             hash_set.c.file_sha256,
         )
         .outerjoin(hash_set, hash_set.c.id == watch_item.c.hash_set_id)
-        .where(watch_item.c.network == NETWORK)
+        .where(watch_item.c.network == network.name)
         .order_by(watch_item.c.id)
     )
     with engine.connect() as conn:
-        for value, file_key, category, name, version in conn.execute(from_sets):
+        for algorithm, value, file_key, category, name, digest in conn.execute(from_sets):
+            derived = network.derive(algorithm, bytes(value))
+            if derived is None:
+                continue
+            kind, item = derived
             targets.setdefault(
-                bytes(value),
+                (kind, item),
                 WatchTarget(
-                    bytes(value), f"infohash in hash set {name}", file_key, category, name, version
+                    network.name,
+                    kind,
+                    item,
+                    f"{kind} in hash set {name}",
+                    file_key,
+                    category,
+                    name,
+                    digest,
                 ),
             )
-        for value, file_key, category, reason, name, version in conn.execute(added):
+        for kind, value, file_key, category, reason, name, digest in conn.execute(added):
+            item = bytes(value)
             targets.setdefault(
-                bytes(value), WatchTarget(bytes(value), reason, file_key, category, name, version)
+                (kind, item),
+                WatchTarget(network.name, kind, item, reason, file_key, category, name, digest),
             )
-    for infohash in extra:
-        targets.setdefault(infohash, WatchTarget(infohash, "named by the operator"))
+    for kind, item in extra:
+        targets.setdefault((kind, item), WatchTarget(network.name, kind, item, OPERATOR_REASON))
     return list(targets.values())
 
 
 def add_watch_item(
     engine: Engine,
-    infohash: bytes,
+    network: str,
+    kind: str,
+    value: bytes,
     *,
     origin: str,
     reason: str,
@@ -100,8 +124,7 @@ def add_watch_item(
     file_key: str | None = None,
     category: int | None = None,
 ) -> bool:
-    """Put an infohash on the watch list; False if it was already there."""
-    kind = BTIH if len(infohash) == 20 else BTIH2
+    """Put an item on `network`'s watch list; False if it was already there."""
     with engine.connect() as conn:
         hash_set_id = (
             conn.execute(select(hash_set.c.id).where(hash_set.c.name == hash_set_name)).scalar()
@@ -109,9 +132,9 @@ def add_watch_item(
             else None
         )
     values = {
-        "network": NETWORK,
+        "network": network,
         "kind": kind,
-        "value": infohash,
+        "value": value,
         "origin": origin,
         "reason": reason,
         "hash_set_id": hash_set_id,

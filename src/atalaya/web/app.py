@@ -80,12 +80,13 @@ from atalaya.hashsets.categories import Category
 from atalaya.leads.history import moved
 from atalaya.leads.query import override_score
 from atalaya.leads.scoring import check_override_score
+from atalaya.observe import registry
 from atalaya.store.tables import lead
 from atalaya.store.times import utc
 from atalaya.web.charts import chart_data
 from atalaya.web.dossier import gather, local_time
 from atalaya.web.export import csv_lines, geojson_parts, row_record
-from atalaya.web.filters import NETWORKS, STATUSES, FilterError, Filters, parse_filters
+from atalaya.web.filters import STATUSES, FilterError, Filters, parse_filters
 from atalaya.web.places import Places
 from atalaya.web.query_limit import is_timeout, limit_statements
 from atalaya.web.security import LOGIN_CSRF_COOKIE, SESSION_COOKIE, SecurityHeaders
@@ -185,9 +186,11 @@ class WebApp:
             local_time=local_time,
             parse_iso=_parse_iso,
             categories=[c.label for c in Category],
-            networks=NETWORKS,
+            # Read at each page, so that the menu is the registry's of the moment.
+            networks=registry.networks,
             statuses=STATUSES,
         )
+        self.jinja.filters["network_label"] = registry.label_of
         self._attributions: dict[str, str | None] = {}
 
     # --- plumbing -------------------------------------------------------------

@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from atalaya.hashsets.categories import Category
+from atalaya.observe import registry
 
 DEFAULT_DAYS = 7
 MAX_DAYS = 3_660  # ten years: beyond that a window is a mistake
@@ -38,7 +39,6 @@ MAX_PAGE = 100_000
 FIRST_DAY = date(1970, 1, 1)
 LAST_DAY = date(2999, 12, 31)
 STATUSES = ("active", "dormant", "overridden", "conflict")
-NETWORKS = ("bittorrent", "ed2k")
 # ASCII digits only: str.isdigit and \d accept "²" and other scripts' digits.
 _WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
 _CODE = re.compile(r"[0-9]{1,5}")
@@ -219,8 +219,9 @@ def parse_filters(params: Mapping[str, str], *, today: date) -> Filters:
     area = parse_area(area_text) if area_text else None
 
     network = _one(params, "network")
-    if network is not None and network not in NETWORKS:
-        raise FilterError(f"network must be one of {', '.join(NETWORKS)}")
+    known = registry.names()
+    if network is not None and network not in known:
+        raise FilterError(f"network must be one of {', '.join(known)}")
 
     category_text = _one(params, "category")
     category = None

@@ -48,6 +48,7 @@ from atalaya.lab.layout import HASH_SET_NAME
 from atalaya.lab.ports import free_port
 from atalaya.networks.bittorrent import krpc
 from atalaya.networks.bittorrent.peerwire import make_peer_id
+from atalaya.observe.bittorrent.network import BITTORRENT
 from atalaya.observe.bittorrent.observer import (
     BittorrentObserver,
     ObserverConfig,
@@ -305,7 +306,7 @@ def dht_run(lab: Lab, store: Engine) -> Run:
     v1 = lab.torrent("lab-watched-v1").hashes.v1
     liar_port = free_port(DHT_LIAR_IP)
     announce_into_dht(lab, DHT_LIAR_IP, liar_port, v1)
-    targets = load_targets(store)
+    targets = load_targets(store, BITTORRENT)
     index = MatchIndex.from_store(
         store, algorithms=[BTV2_ROOT] + [f"{BTV1_PREFIX}{s}" for s in BTV1_PIECE_SIZES]
     )
@@ -356,10 +357,10 @@ def tracker_run(lab: Lab, store: Engine, dht_run: Run) -> Run:
         # A hybrid's metadata is kept once, under v1, naming v2.
         remembered = {name for row in stored for name in row if name is not None}
     # What this run relies on from the day before: metadata and discovered items.
-    assert {t.hex for t in load_targets(store)} - {
+    assert {t.hex for t in load_targets(store, BITTORRENT)} - {
         lab.torrent("lab-transmission-v1").hashes.v1.hex()
     } <= remembered
-    targets = load_targets(store)
+    targets = load_targets(store, BITTORRENT)
     config = ObserverConfig(
         bind_ips=(OBSERVER_IP,),
         allowed_networks=LOOPBACK,
@@ -548,7 +549,7 @@ def test_peer_sharing_only_unwatched_files_is_never_reported(
 def test_only_watched_torrents_are_ever_sighted(
     lab: Lab, store: Engine, dht_run: Run, tracker_run: Run
 ) -> None:
-    watched = {t.hex for t in load_targets(store)}
+    watched = {t.hex for t in load_targets(store, BITTORRENT)}
     with store.connect() as conn:
         sighted = set(conn.execute(select(sighting.c.item_value)).scalars())
     assert sighted <= watched
@@ -690,7 +691,7 @@ def test_run_stops_at_its_duration_mid_probe(lab: Lab, tmp_path: Path) -> None:
         probe_timeouts=ProbeTimeouts(handshake=60, total=90),
         seed=13,
     )
-    observer = BittorrentObserver(engine, load_targets(engine), config)
+    observer = BittorrentObserver(engine, load_targets(engine, BITTORRENT), config)
     duration = 4.0
 
     async def main() -> tuple[ObserverStats, list[str], dict[str, int], dict[str, int]]:

@@ -33,9 +33,9 @@ from atalaya.observe.bittorrent.observer import (
     BittorrentObserver,
     ObserverConfig,
     ObserverStats,
-    twins_on_one_record,
 )
 from atalaya.observe.bittorrent.probe import ProbeTimeouts, probe_peer
+from atalaya.observe.bittorrent.targets import infohash_target, twins_on_one_record
 from atalaya.observe.bittorrent.tracker_client import announce
 from atalaya.observe.watchlist import WatchTarget
 from atalaya.store import create_store_engine, upgrade
@@ -64,7 +64,7 @@ def test_a_record_with_one_name_of_each_kind_hints_a_hybrid() -> None:
     v1, v2, other1, other2 = b"\x01" * 20, b"\x02" * 32, b"\x03" * 20, b"\x04" * 32
 
     def target(infohash: bytes, file_key: str | None, hash_set: str | None = "set") -> WatchTarget:
-        return WatchTarget(infohash, "test", file_key, 1, hash_set, "version")
+        return infohash_target(infohash, "test", file_key, 1, hash_set, "version")
 
     assert twins_on_one_record([target(v1, "f1"), target(v2, "f1")]) == [(v1, v2)]
     # Two of a kind on one record: which would pair is a guess, so none does.
@@ -219,14 +219,14 @@ def assert_one_sighting_naming_both(lab: Lab, day: Day, asked: set[bytes]) -> di
 def first_day(lab: Lab) -> Day:
     announce_seeder(lab, lab.v1)
     record = ("a hash set", FILE_KEY)
-    targets = [WatchTarget(ih, "in hash set", FILE_KEY, 1, *record) for ih in (lab.v1, lab.v2)]
+    targets = [infohash_target(ih, "in hash set", FILE_KEY, 1, *record) for ih in (lab.v1, lab.v2)]
     return observe(lab, targets)
 
 
 @pytest.fixture(scope="module")
 def second_day(lab: Lab, first_day: Day) -> Day:
     announce_seeder(lab, lab.v1, lab.v2)
-    targets = [WatchTarget(ih, "named by the operator") for ih in (lab.v1, lab.v2)]
+    targets = [infohash_target(ih, "named by the operator") for ih in (lab.v1, lab.v2)]
     assert twins_on_one_record(targets) == []
     return observe(lab, targets)
 

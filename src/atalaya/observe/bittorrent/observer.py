@@ -28,7 +28,7 @@ import errno
 import ipaddress
 import logging
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -52,6 +52,12 @@ from atalaya.observe.bittorrent.dht_state import MAX_SAVED_NODES, DhtState, save
 from atalaya.observe.bittorrent.discovery import match_metainfo
 from atalaya.observe.bittorrent.fence import fence_admits, parse_fence
 from atalaya.observe.bittorrent.probe import ProbeResult, ProbeTimeouts, probe_peer, utc_now
+from atalaya.observe.bittorrent.targets import (
+    NETWORK,
+    dht_key,
+    infohash_target,
+    twins_on_one_record,
+)
 from atalaya.observe.bittorrent.tracker_client import TrackerError, announce
 from atalaya.observe.clock import clock_offset_s
 from atalaya.observe.sightings import Sighting, SightingWriter, new_run_id
@@ -329,9 +335,9 @@ class BittorrentObserver:
         await dht.bootstrap(timeout=self.config.lookup_timeout)
 
     def _add_target(self, target: WatchTarget) -> bool:
-        if target.infohash in self._targets:
+        if target.value in self._targets:
             return False
-        self._targets[target.infohash] = target
+        self._targets[target.value] = target
         self._count_targets()
         return True
 
@@ -378,24 +384,24 @@ class BittorrentObserver:
                 await asyncio.wait_for(self._stop.wait(), self.config.lookup_interval)
 
     async def _from_dht(self, dht: DhtClient, target: WatchTarget) -> None:
-        async for arrival in dht.get_peers(target.dht_key, timeout=self.config.lookup_timeout):
+        async for arrival in dht.get_peers(dht_key(target), timeout=self.config.lookup_timeout):
             if isinstance(arrival.event, PeersFound):
                 for ip, port in arrival.event.peers:
                     await self._enqueue(_Job(target, ip, port, "dht"))
 
     async def _from_trackers(self, target: WatchTarget) -> None:
         urls = dict.fromkeys(self.config.trackers)
-        meta = self._metadata.get(target.infohash)
+        meta = self._metadata.get(target.value)
         if meta is not None:
             urls.update(dict.fromkeys(meta.trackers))
         # An observer must never pose as a seeder: it announces something left.
         left = meta.total_size if meta is not None and meta.total_size > 0 else 1
         for url in urls:
-            first = (url, target.infohash) not in self._announced
+            first = (url, target.value) not in self._announced
             try:
                 result = await announce(
                     url,
-                    target.infohash,
+                    target.value,
                     peer_id=self.peer_id,
                     port=self.config.announce_port,
                     left=left,
@@ -403,7 +409,7 @@ class BittorrentObserver:
                     timeout=self.config.tracker_timeout,
                     event="started" if first else "none",
                 )
-                self._announced[(url, target.infohash)] = left
+                self._announced[(url, target.value)] = left
                 if result.response.external_ip is not None:
                     self._learn_external(result.response.external_ip)
             except (TrackerError, OSError, ValueError) as exc:
@@ -435,7 +441,7 @@ class BittorrentObserver:
         )
 
     async def _enqueue(self, job: _Job) -> None:
-        key = (self._torrent_key(job.target.infohash), job.ip, job.port)
+        key = (self._torrent_key(job.target.value), job.ip, job.port)
         if key in self._seen or len(self._seen) >= MAX_SEEN_PEERS:
             return
         if not self._may_contact(job.ip, job.port):
@@ -485,7 +491,7 @@ class BittorrentObserver:
     async def _probe(self, job: _Job) -> None:
         target = job.target
         if not job.again:
-            peer = (self._torrent_key(target.infohash), job.ip, job.port)
+            peer = (self._torrent_key(target.value), job.ip, job.port)
             if peer in self._started:
                 # Found under the torrent's other name before the two were
                 # known to be one: probed under that name already, or now.
@@ -494,12 +500,12 @@ class BittorrentObserver:
                 return
             if len(self._started) < MAX_SEEN_PEERS:
                 self._started.add(peer)
-        meta = self._metadata.get(target.infohash)
-        partner = self._partner(target.infohash)
+        meta = self._metadata.get(target.value)
+        partner = self._partner(target.value)
         result = await probe_peer(
             job.ip,
             job.port,
-            target.infohash,
+            target.value,
             torrent=meta,
             bind_ip=self._binds.get(_family(job.ip)),
             peer_id=make_peer_id(PEER_ID_PREFIX, self._rng),
@@ -549,10 +555,10 @@ class BittorrentObserver:
         )
 
     def _await_metadata(self, job: _Job) -> None:
-        waiting = self._awaiting.setdefault(job.target.infohash, [])
+        waiting = self._awaiting.setdefault(job.target.value, [])
         if len(waiting) < MAX_AWAITING_METADATA:
             waiting.append(replace(job, again=True))
-        self._probe_awaiting(job.target.infohash)
+        self._probe_awaiting(job.target.value)
 
     def _probe_awaiting(self, infohash: bytes) -> None:
         """Queue the peers waiting for this torrent's metadata, if it is known now."""
@@ -567,17 +573,17 @@ class BittorrentObserver:
 
     def _sighting(self, job: _Job, result: ProbeResult) -> Sighting:
         target = job.target
-        meta = result.metadata or self._metadata.get(target.infohash)
+        meta = result.metadata or self._metadata.get(target.value)
         seen_at = result.handshake_at or result.connected_at or self.clock()
         details: dict[str, object] = {"reserved": result.reserved_bits, "reason": target.reason}
-        infohash = target.infohash
+        infohash = target.value
         if meta is not None and meta.infohash_v1 and meta.infohash_v2:
             # A hybrid, as its metadata proves: one sighting under its v1 name.
             infohash = meta.infohash_v1
             details["infohash_v2"] = meta.infohash_v2.hex()
             details["asked_infohash"] = target.hex
         answered = result.handshake_infohash
-        if answered is not None and ("infohash_v2" in details or answered != target.dht_key):
+        if answered is not None and ("infohash_v2" in details or answered != dht_key(target)):
             details["handshake_infohash"] = answered.hex()  # which name the peer answered to
         if result.yourip:
             details["yourip"] = result.yourip
@@ -634,7 +640,7 @@ class BittorrentObserver:
     # --- metadata -----------------------------------------------------------
 
     def _load_metadata(self) -> None:
-        wanted = [t.infohash.hex() for t in self._targets.values()]
+        wanted = [t.hex for t in self._targets.values()]
         if not wanted:
             return
         # A hybrid is stored under its v1 name; a watched v2 name finds it too.
@@ -729,6 +735,8 @@ class BittorrentObserver:
             target_hash = result.metadata.infohash_v1 or result.metadata.infohash_v2 or infohash
             add_watch_item(
                 self.engine,
+                NETWORK,
+                infohash_kind(target_hash),
                 target_hash,
                 origin="discovery",
                 reason=reason,
@@ -736,7 +744,7 @@ class BittorrentObserver:
                 file_key=first.match.file_key,
                 category=first.match.category,
             )
-            target = WatchTarget(
+            target = infohash_target(
                 target_hash,
                 reason,
                 first.match.file_key,
@@ -770,30 +778,6 @@ _WILDCARD = {4: "0.0.0.0", 6: "::"}  # noqa: S104 - listening everywhere is the 
 
 def _family(ip: str) -> int:
     return 6 if ":" in ip else 4
-
-
-def twins_on_one_record(targets: Iterable[WatchTarget]) -> list[tuple[bytes, bytes]]:
-    """(v1, v2) names that one hash set record gives to one file: a hybrid's two, likely.
-
-    Only a hint, taken where a record of a hash set carries exactly one
-    name of each kind: it lets a first probe ask under one name only, and
-    accept an answer under the other. The torrent's metadata, once known,
-    confirms it or undoes it; the name a sighting is recorded under never
-    rests on it alone.
-    """
-    by_record: dict[tuple[str, str], list[bytes]] = {}
-    for target in targets:
-        if target.hash_set is not None and target.file_key is not None:
-            names = by_record.setdefault((target.hash_set, target.file_key), [])
-            if target.infohash not in names:
-                names.append(target.infohash)
-    pairs = []
-    for names in by_record.values():
-        v1 = [n for n in names if len(n) == 20]
-        v2 = [n for n in names if len(n) == 32]
-        if len(v1) == 1 and len(v2) == 1:
-            pairs.append((v1[0], v2[0]))
-    return pairs
 
 
 def _binds_by_family(bind_ips: Sequence[str]) -> dict[int, str]:
