@@ -72,9 +72,11 @@ def test_a_second_open_case_on_the_same_lead_is_refused(engine: Engine) -> None:
     with engine.begin() as conn:
         first = open_case(conn, ana, w.madrid, NOW)
     before = _counts(engine)
-    with pytest.raises(AtalayaError, match=f"already has case {first.id} \\(triage\\)"):
-        with engine.begin() as conn:
-            open_case(conn, ana, w.madrid, NOW)
+    with (
+        pytest.raises(AtalayaError, match=f"already has case {first.id} \\(triage\\)"),
+        engine.begin() as conn,
+    ):
+        open_case(conn, ana, w.madrid, NOW)
     assert _counts(engine) == before
     # Once closed, a new case may be opened.
     with engine.begin() as conn:
@@ -124,12 +126,13 @@ def test_moves_follow_the_state_machine_and_an_error_writes_nothing(engine: Engi
     with engine.begin() as conn:
         case = open_case(conn, ana, w.madrid, NOW)
     before = _counts(engine)
-    with pytest.raises(TransitionError, match="cannot go from triage to authorised"):
-        with engine.begin() as conn:
-            move_case(conn, ana, case.id, State.AUTHORISED, "skipping ahead", LATER)
-    with pytest.raises(AtalayaError, match="the reason is required"):
-        with engine.begin() as conn:
-            move_case(conn, ana, case.id, State.REQUEST_DRAFTED, "   ", LATER)
+    with (
+        pytest.raises(TransitionError, match="cannot go from triage to authorised"),
+        engine.begin() as conn,
+    ):
+        move_case(conn, ana, case.id, State.AUTHORISED, "skipping ahead", LATER)
+    with pytest.raises(AtalayaError, match="the reason is required"), engine.begin() as conn:
+        move_case(conn, ana, case.id, State.REQUEST_DRAFTED, "   ", LATER)
     assert _counts(engine) == before
     with engine.begin() as conn:
         moved = move_case(conn, ana, case.id, State.REQUEST_DRAFTED, "drafted", LATER)
@@ -186,13 +189,17 @@ def test_pinned_sightings_and_events_cannot_be_changed(engine: Engine) -> None:
         update(case_event).values(text="rewritten"),
         delete(case_event),
     ):
-        with pytest.raises(DBAPIError, match="cannot be changed or deleted"):
-            with engine.begin() as conn:
-                conn.execute(statement)
+        with (
+            pytest.raises(DBAPIError, match="cannot be changed or deleted"),
+            engine.begin() as conn,
+        ):
+            conn.execute(statement)
     if engine.dialect.name == "postgresql":
         for table in ("case_sighting", "case_event"):
-            with pytest.raises(DBAPIError, match="cannot be changed or deleted"):
-                with engine.begin() as conn:
-                    conn.execute(text(f"TRUNCATE {table} CASCADE"))
+            with (
+                pytest.raises(DBAPIError, match="cannot be changed or deleted"),
+                engine.begin() as conn,
+            ):
+                conn.execute(text(f"TRUNCATE {table} CASCADE"))
     with engine.connect() as conn:
         assert len(pinned_sightings(conn, case.id)) == 3

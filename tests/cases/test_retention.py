@@ -76,7 +76,7 @@ def test_a_country_without_a_rule_gets_the_shortest_period_from_its_earliest_dat
 
 def test_naive_times_are_refused_and_rules_must_be_plausible() -> None:
     with pytest.raises(ValueError, match="aware"):
-        expires_at(datetime(2026, 1, 1), ES)  # noqa: DTZ001
+        expires_at(datetime(2026, 1, 1), ES)
     with pytest.raises(AtalayaError):
         RetentionRule(0, 0)
     with pytest.raises(AtalayaError):

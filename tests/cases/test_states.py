@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -113,7 +115,7 @@ def test_random_sequences_move_only_along_allowed_edges(targets: list[State]) ->
             continue
         assert target in allowed(path[-1])
         path.append(state)
-    for before, after in zip(path, path[1:], strict=False):
+    for before, after in itertools.pairwise(path):
         assert after in TRANSITIONS[before]
     assert len(path) == len(set(path))  # never back to a state it left
     if path[-1] in FINAL:

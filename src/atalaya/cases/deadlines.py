@@ -31,6 +31,7 @@ from atalaya.cases.retention import (
 )
 from atalaya.cases.states import FINAL, REQUEST_SENT, State
 from atalaya.leads.history import resolved_lead_id
+from atalaya.leads.storage import chunks
 from atalaya.store.tables import case_event, case_file, case_sighting, lead, lead_presence, sighting
 from atalaya.store.times import utc
 
@@ -150,7 +151,11 @@ def upcoming(
     if not found:
         return []
     ids = [f[0] for f in found]
-    countries_of = dict(conn.execute(select(lead.c.id, lead.c.country).where(lead.c.id.in_(ids))))
+    countries_of: dict[int, str | None] = {
+        int(r.id): r.country
+        for part in chunks(ids)
+        for r in conn.execute(select(lead.c.id, lead.c.country).where(lead.c.id.in_(part)))
+    }
     cases: dict[int, tuple[int, State]] = {}
     open_cases = (
         select(resolved_lead_id(case_file.c.lead_id), case_file.c.id, case_file.c.state)

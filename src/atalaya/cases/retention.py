@@ -24,8 +24,9 @@ these readings:
 
 Step 3 covers every local midnight of the anniversary (UTC offsets up to
 +14 h) and, for whole years, the 365-days-a-year reading (twelve calendar
-months are 365 or 366 days, one day back makes them at most 365). So a deadline is up to about two
-days early, never late: 2024-02-29 10:00 UTC in Spain expires at
+months are 365 or 366 days, one day back makes them at most 365). So a
+deadline is one to two days early (up to four where a later local date
+meets a month end), never late: 2024-02-29 10:00 UTC in Spain expires at
 2025-02-27 00:00 UTC.
 
 `days_left` counts whole days from now to the deadline, rounded down
