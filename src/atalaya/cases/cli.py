@@ -327,6 +327,14 @@ def deadlines_command(
     within: Annotated[
         int, typer.Option("--within", min=0, max=3660, help="Expiring within this many days.")
     ] = 30,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            help="Count from this UTC instant instead of now (to plan ahead).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Leads whose oldest unrequested observations expire at the ISP soon, most urgent first.
@@ -335,7 +343,7 @@ def deadlines_command(
     """
     engine = store_engine(ctx)
     user = acting_user(engine, as_user)
-    now = _now()
+    now = parse_instant(at, "--at") or _now()
 
     def work(conn: Connection) -> tuple[list[Any], dict[str, Any]]:
         require(user.role, Permission.VIEW_LEADS)
@@ -348,7 +356,7 @@ def deadlines_command(
         CaseAction.DEADLINES,
         work,
         object_type="leads",
-        details={**local_details(), "within_days": within},
+        details={**local_details(), "within_days": within, "at": now.isoformat()},
     )
     if as_json:
         for u in found:
