@@ -88,6 +88,10 @@ class Case:
     deadline: datetime | None
     sightings: int
 
+    @property
+    def closed(self) -> bool:
+        return self.state in FINAL
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
