@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, delete, func, select, text, update
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from atalaya.accounts import AccessDeniedError
@@ -24,7 +27,14 @@ from atalaya.cases.records import (
 from atalaya.cases.states import State, TransitionError
 from atalaya.errors import AtalayaError
 from atalaya.leads.history import LeadMovedError
-from atalaya.store.tables import case_event, case_file, case_sighting, lead_claim, sighting
+from atalaya.store.tables import (
+    app_user,
+    case_event,
+    case_file,
+    case_sighting,
+    lead_claim,
+    sighting,
+)
 from tests.cases.helpers import merge, user, world
 from tests.leads.helpers import NOW
 
@@ -203,3 +213,51 @@ def test_pinned_sightings_and_events_cannot_be_changed(engine: Engine) -> None:
                 conn.execute(text(f"TRUNCATE {table} CASCADE"))
     with engine.connect() as conn:
         assert len(pinned_sightings(conn, case.id)) == 3
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(targets=st.lists(st.sampled_from(list(State)), min_size=1, max_size=12))
+def test_random_moves_in_the_store_record_exactly_the_accepted_path(
+    engine: Engine, targets: list[State]
+) -> None:
+    """Each example gets a case of its own (made in the table directly: opening
+    would refuse a second open case on the lead)."""
+    if not _has_world(engine):
+        world(engine)
+    ana = user(engine, "ana")
+    with engine.begin() as conn:
+        case_id = int(
+            conn.execute(
+                insert(case_file)
+                .values(
+                    lead_id=1,
+                    unit_id=ana.unit_id,
+                    state=State.TRIAGE.value,
+                    opened_by="ana",
+                    opened_at=NOW,
+                    updated_at=NOW,
+                )
+                .returning(case_file.c.id)
+            ).scalar_one()
+        )
+    path = [State.TRIAGE]
+    for target in targets:
+        try:
+            with engine.begin() as conn:
+                move_case(conn, ana, case_id, target, f"to {target.value}", LATER)
+        except TransitionError:
+            continue
+        path.append(target)
+    with engine.connect() as conn:
+        events = [(e.from_state, e.to_state) for e in case_events(conn, case_id)]
+        assert get_case(conn, ana, case_id).state is path[-1]
+    assert events == list(itertools.pairwise(path))
+
+
+def _has_world(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return conn.scalar(select(func.count()).select_from(app_user)) != 0
