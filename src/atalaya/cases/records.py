@@ -344,9 +344,10 @@ def open_case(
     require(user.role, Permission.CHANGE_LEADS)
     why = _text(reason, "the reason", required=False)
     lead_id = _held_lead(conn, user, lead_id)
-    for existing in list_cases(conn, user, lead_id=lead_id, open_only=True):
+    existing = list_cases(conn, user, lead_id=lead_id, open_only=True)
+    if existing:
         raise AtalayaError(
-            f"lead {lead_id} already has case {existing.id} ({existing.state.value}) "
+            f"lead {lead_id} already has case {existing[0].id} ({existing[0].state.value}) "
             "for your unit: 'atalaya cases show' it"
         )
     at = utc(now)
