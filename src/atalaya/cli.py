@@ -15,6 +15,8 @@ from sqlalchemy.exc import DBAPIError
 from atalaya import __version__
 from atalaya.accounts.cli import units_app, users_app
 from atalaya.audit.cli import app as audit_app
+from atalaya.cases.cli import app as cases_app
+from atalaya.cases.cli import deadlines_command
 from atalaya.config import Settings
 from atalaya.console import CliState, err, state
 from atalaya.enrich.cli import app as enrich_app
@@ -83,6 +85,8 @@ def build_app(networks: Iterable[Network]) -> typer.Typer:
     app.add_typer(users_app, name="users")
     app.add_typer(units_app, name="units")
     app.add_typer(audit_app, name="audit")
+    app.add_typer(cases_app, name="cases")
+    app.command("deadlines")(deadlines_command)
     app.command()(init)
     return app
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -34,6 +34,12 @@ app = typer.Typer(
     help="Leads: sightings grouped by device, scored by factors that explain themselves.",
     no_args_is_help=True,
 )
+
+# What later stages add to `leads show` (atalaya.cases adds the retention
+# clock): each takes the engine, the lead's id and its record, and returns
+# fields for --json and lines for the terminal.
+ShowExtra = Callable[[Engine, int, dict[str, Any]], tuple[dict[str, Any], list[str]]]
+SHOW_EXTRAS: list[ShowExtra] = []
 
 
 ConfigOption = Annotated[
@@ -244,10 +250,17 @@ def show_command(
         record = lead_detail(engine, moved.current)
         record["asked_for"] = {"id": moved.asked, "merged_into": moved.into, "build": moved.build}
     log_event(engine, Action.VIEW, object_type="lead", object_id=lead_id, details=local_details())
+    lines: list[str] = []
+    for extra in SHOW_EXTRAS:
+        fields, more = extra(engine, int(record["id"]), record)
+        record.update(fields)
+        lines.extend(more)
     if as_json:
         print_json(record)
         return
     _print_detail(record)
+    for line in lines:
+        out.print(line)
 
 
 def _print_detail(r: dict[str, Any]) -> None:

@@ -65,6 +65,7 @@ from atalaya.errors import AtalayaError
 from atalaya.leads.lineage import JURISDICTION, MERGE, SPLIT, Change, PlaceChange
 from atalaya.leads.storage import chunks, stored_holders
 from atalaya.store.tables import (
+    case_file,
     lead,
     lead_alias,
     lead_build,
@@ -82,6 +83,7 @@ from atalaya.store.times import utc
 KEYED_BY_LEAD: tuple[tuple[Table, str], ...] = (
     (lead_claim, "lead_id"),
     (lead_override, "lead_id"),
+    (case_file, "lead_id"),
 )
 
 

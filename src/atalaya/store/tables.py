@@ -609,3 +609,61 @@ audit_head = Table(
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+# --- Cases (atalaya.cases) -------------------------------------------------------
+
+# A lead taken up by a unit. Named `case_file` (an "expediente") because CASE
+# is a reserved word in SQL. `lead_id` has no foreign key: leads are rebuilt
+# and a case follows merges of its lead through lead_alias (KEYED_BY_LEAD).
+# `state` is the current one; case_event holds every transition.
+case_file = Table(
+    "case_file",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("lead_id", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("unit_id", Integer, ForeignKey("unit.id"), nullable=False),
+    Column("state", String(30), nullable=False),  # atalaya.cases.states.State
+    Column("assignee", String(100), nullable=True),  # app_user.username
+    Column("opened_by", String(100), nullable=False),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The unit's own due date for the next step, when it set one.
+    Column("deadline", DateTime(timezone=True), nullable=True),
+    Index("ix_case_file_lead_id", "lead_id"),
+    Index("ix_case_file_unit_id", "unit_id"),
+)
+
+# The exact sightings a case relies on, pinned when it is opened: what is
+# asked of a judge never changes when leads are rebuilt. Triggers refuse
+# UPDATE and DELETE.
+case_sighting = Table(
+    "case_sighting",
+    metadata,
+    Column("case_id", Integer, ForeignKey("case_file.id"), primary_key=True),
+    Column(
+        "sighting_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("sighting.id"),
+        primary_key=True,
+    ),
+    Index("ix_case_sighting_sighting_id", "sighting_id"),
+)
+
+# A case's life, append-only (triggers refuse UPDATE and DELETE): opening,
+# each state transition, notes and assignments, with who, when and why.
+case_event = Table(
+    "case_event",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("case_id", Integer, ForeignKey("case_file.id"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(100), nullable=False),  # app_user.username
+    Column("kind", String(20), nullable=False),  # open | move | note | assign
+    Column("from_state", String(30), nullable=True),
+    Column("to_state", String(30), nullable=True),
+    Column("text", Text, nullable=False),  # the reason, the note, or ""
+    Column("details", JSON, nullable=False),
+    Index("ix_case_event_case_id", "case_id"),
+)

@@ -74,6 +74,8 @@ from atalaya.audit.log import (
     read_audit,
 )
 from atalaya.audit.shown import shown_details
+from atalaya.cases.deadlines import lead_clock
+from atalaya.cases.records import list_cases
 from atalaya.enrich.store import attribution_of
 from atalaya.errors import AtalayaError
 from atalaya.hashsets.categories import Category
@@ -83,6 +85,7 @@ from atalaya.leads.scoring import check_override_score
 from atalaya.observe import registry
 from atalaya.store.tables import lead
 from atalaya.store.times import utc
+from atalaya.web import case_pages
 from atalaya.web.charts import chart_data
 from atalaya.web.dossier import gather, local_time
 from atalaya.web.export import csv_lines, geojson_parts, row_record
@@ -652,6 +655,8 @@ class WebApp:
             contacts = conflicts_for(conn, unit_id, [lead_id]).get(lead_id, [])
             merged_from = _int_param(request.query_params.get("merged_from"))
             arrived = moved(conn, merged_from) if merged_from is not None else None
+            lead_cases = list_cases(conn, session.user, lead_id=lead_id)
+            clock = lead_clock(conn, lead_id, self.now())
         self.audit(request, session, Action.VIEW, object_type="lead", object_id=lead_id)
         return self.render(
             "lead.html",
@@ -663,6 +668,9 @@ class WebApp:
                 "claims": [c for c in dossier.detail["claims"] if c["unit_id"] == unit_id],
                 "arrived": arrived if arrived is not None and arrived.current == lead_id else None,
                 "error": error,
+                "cases": lead_cases,
+                "open_case": next((c for c in lead_cases if not c.closed), None),
+                "clock": clock,
                 "per_day_json": json_for_html(
                     {
                         "days": [d for d, _ in dossier.per_day],
@@ -905,6 +913,18 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
     async def override_post(request: Request) -> Response:
         return await post(request, web.lead_override)
 
+    def form_post(
+        handler: Callable[[WebApp, Request, dict[str, Any]], Response],
+    ) -> Callable[[Request], Any]:
+        async def read(request: Request) -> Response:
+            form = await request.form(max_files=0, max_fields=10, max_part_size=MAX_FORM_BYTES)
+            return await run_in_threadpool(handler, web, request, dict(form))
+
+        async def wrapped(request: Request) -> Response:
+            return await post(request, read)
+
+        return wrapped
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 404:
@@ -922,6 +942,13 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
         Route("/logout", logout_post, methods=["POST"]),
         Route("/leads/{lead_id:lead_id}", page(web.lead_page)),
         Route("/leads/{lead_id:lead_id}/override", override_post, methods=["POST"]),
+        Route(
+            "/leads/{lead_id:lead_id}/cases", form_post(case_pages.open_submit), methods=["POST"]
+        ),
+        Route("/cases", page(lambda r: case_pages.cases_page(web, r))),
+        Route("/cases/{case_id:case_id}", page(lambda r: case_pages.case_page(web, r))),
+        Route("/cases/{case_id:case_id}/move", form_post(case_pages.move_submit), methods=["POST"]),
+        Route("/cases/{case_id:case_id}/note", form_post(case_pages.note_submit), methods=["POST"]),
         Route("/charts", page(web.charts)),
         Route("/audit", page(web.audit_page)),
         Route("/export", page(web.export)),

@@ -1,0 +1,8 @@
+"""Cases: a lead taken up by a unit, its states up to the court's outcome, the retention clock.
+
+- `states`: the pure state machine (which transition is allowed, and why).
+- `retention`: the pure retention clock (when an ISP may erase an observation).
+- `records`: cases in the store (open, list, show, move, note, assign), each
+  read and change checked against the user's unit and audited.
+- `deadlines`: leads and cases whose observations are about to expire.
+"""
