@@ -17,6 +17,7 @@ from atalaya.config import Settings
 from atalaya.console import CliState, err, state
 from atalaya.enrich.cli import app as enrich_app
 from atalaya.errors import AtalayaError
+from atalaya.evidence.cli import app as evidence_app
 from atalaya.hashsets.cli import app as hashsets_app
 from atalaya.hashsets.cli import match_command
 from atalaya.lab.cli import app as lab_app
@@ -43,6 +44,7 @@ app.command("serve")(serve_command)
 app.add_typer(users_app, name="users")
 app.add_typer(units_app, name="units")
 app.add_typer(audit_app, name="audit")
+app.add_typer(evidence_app, name="evidence")
 
 
 def _version(value: bool) -> None:
