@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import Engine
 
 from tests.support.cli import run_atalaya
 
 
-def test_stamp_without_a_tsa_says_how_to_name_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_stamp_without_a_tsa_says_how_to_name_one(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'atalaya.db'}"
     assert run_atalaya("init", env={"ATALAYA_DATABASE_URL": url}).returncode == 0
     done = run_atalaya(
@@ -25,7 +27,7 @@ def test_verify_stamps_needs_the_ca(engine: Engine) -> None:
     assert "--tsa-ca" in done.stderr and done.stderr.strip().count("\n") == 0
 
 
-def test_bad_tsa_url_and_missing_ca_file(engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_tsa_url_and_missing_ca_file(engine: Engine, tmp_path: Path) -> None:
     env = {"ATALAYA_DATABASE_URL": engine.url.render_as_string(hide_password=False)}
     done = run_atalaya("evidence", "stamp", "--tsa", "ftp://x/", env=env)
     assert done.returncode != 0 and "http://" in done.stderr

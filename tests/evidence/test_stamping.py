@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from atalaya.evidence.merkle import leaf_hash, root_of
@@ -96,8 +96,12 @@ def test_aware_and_naive_utc_times_encode_alike(row: dict[str, Any]) -> None:
     assert encode_row(naive) == encode_row(row) == encode_row(elsewhere)
 
 
-@settings(max_examples=30)
-@given(st.lists(sighting_rows(), min_size=1, max_size=12, unique_by=lambda r: r["id"]))
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.lists(sighting_rows(), min_size=1, max_size=8, unique_by=lambda r: r["id"]))
 def test_batches_sort_by_id_and_pack_round_trip(rows: list[dict[str, Any]]) -> None:
     batch = batch_of(rows)
     assert list(batch.ids) == sorted(r["id"] for r in rows)
@@ -108,8 +112,12 @@ def test_batches_sort_by_id_and_pack_round_trip(rows: list[dict[str, Any]]) -> N
     assert unpack_leaves(pack_leaves(batch)) == batch
 
 
-@settings(max_examples=30)
-@given(st.lists(sighting_rows(), min_size=2, max_size=8, unique_by=lambda r: r["id"]), st.data())
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.lists(sighting_rows(), min_size=2, max_size=6, unique_by=lambda r: r["id"]), st.data())
 def test_changed_ids_names_edited_removed_and_added(
     rows: list[dict[str, Any]], data: st.DataObject
 ) -> None:

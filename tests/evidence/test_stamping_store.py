@@ -22,7 +22,9 @@ def test_rows_encode_alike_after_the_database(engine: Engine) -> None:
             if not column.nullable and row.get(column.name, 0) is None:
                 return
         with engine.begin() as conn:
-            new_id = conn.execute(insert(sighting).values(row).returning(sighting.c.id)).scalar_one()
+            new_id = conn.execute(
+                insert(sighting).values(row).returning(sighting.c.id)
+            ).scalar_one()
             back = conn.execute(select(sighting).where(sighting.c.id == new_id)).mappings().one()
         assert encode_row(back) == encode_row({**row, "id": new_id})
 

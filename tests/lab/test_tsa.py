@@ -6,9 +6,11 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +27,7 @@ from atalaya.evidence.tsp import (
     check_reply,
     load_ca_file,
 )
-from atalaya.lab.tsa import LabTsa
+from atalaya.lab.tsa import LabTsa, Mode
 
 pytestmark = pytest.mark.lab
 
@@ -51,7 +53,7 @@ def roots_of(tsa: LabTsa) -> list[x509.Certificate]:
 def test_tsa_certificate_is_for_time_stamping_only(tsa: LabTsa) -> None:
     cert = x509.load_pem_x509_certificate(tsa.tsa_cert_file.read_bytes())
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
-    assert eku.critical and list(eku.value) == [x509.ExtendedKeyUsageOID.TIME_STAMPING]
+    assert eku.critical and list(eku.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
     assert tsa.url.startswith("http://127.0.0.1:")
 
 
@@ -75,9 +77,10 @@ def test_openssl_accepts_the_token_it_made(tsa: LabTsa, tmp_path: Path) -> None:
         assert done.returncode == 0 and "Verification: OK" in done.stdout, done.stderr
     other = tmp_path / "other.bin"
     other.write_bytes(MESSAGE[::-1])
+    command = ["openssl", "ts", "-verify", "-data", str(other)]
+    command += ["-in", str(tmp_path / "reply.tsr"), "-CAfile", ca]
     done = subprocess.run(
-        ["openssl", "ts", "-verify", "-data", str(other), "-in", str(tmp_path / "reply.tsr")]
-        + ["-CAfile", ca],
+        command,
         capture_output=True,
         text=True,
         timeout=30,
@@ -98,20 +101,17 @@ def test_openssl_accepts_the_token_it_made(tsa: LabTsa, tmp_path: Path) -> None:
         ("error", TsaUnreachableError),
     ],
 )
-def test_a_hostile_tsa_gives_a_typed_error(
-    tsa: LabTsa, mode: str, error: type[TsaError]
-) -> None:
+def test_a_hostile_tsa_gives_a_typed_error(tsa: LabTsa, mode: str, error: type[TsaError]) -> None:
     stamp(tsa.url, MESSAGE)  # an honest reply first: the one "replay" sends again
-    tsa.mode = mode  # type: ignore[assignment]
+    tsa.mode = cast(Mode, mode)
     with pytest.raises(error):
         stamp(tsa.url, MESSAGE, roots=roots_of(tsa), timeout=10)
 
 
 def test_another_ca_does_not_vouch_for_the_token(tsa: LabTsa) -> None:
     reply = stamp(tsa.url, MESSAGE)
-    with LabTsa() as other:
-        with pytest.raises(TsaSignatureError):
-            check_reply(reply.der, reply.digest, None, roots_of(other))
+    with LabTsa() as other, pytest.raises(TsaSignatureError):
+        check_reply(reply.der, reply.digest, None, roots_of(other))
     assert check_reply(reply.der, reply.digest, None, roots_of(tsa)).gen_time == reply.gen_time
 
 

@@ -244,22 +244,28 @@ def _check_sightings(
         removed = [i for i in changed if i not in present]
         if edited:
             result.problems.append(
-                f"{label}: sighting {_ids(edited)} no longer match their stamped root: altered "
+                f"{label}: {_ids(edited)} no longer "
+                f"{'matches its' if len(edited) == 1 else 'match their'} stamped root: altered "
                 "after stamping"
             )
         if removed:
-            result.problems.append(f"{label}: sighting {_ids(removed)} removed after stamping")
+            result.problems.append(
+                f"{label}: {_ids(removed)} {'was' if len(removed) == 1 else 'were'} removed "
+                "after stamping"
+            )
     if added:
         result.inserted.extend(added)
         result.problems.append(
-            f"{label}: sighting {_ids(added)} lie inside the stamped range but were not "
-            "stamped: inserted afterwards"
+            f"{label}: {_ids(added)} {'lies' if len(added) == 1 else 'lie'} inside the stamped "
+            "range but not in the stamp: inserted afterwards"
         )
 
 
 def _ids(ids: Sequence[int], limit: int = 20) -> str:
+    """`sighting 8` or `sightings 8, 12 and 3 more`."""
     shown = ", ".join(str(i) for i in ids[:limit])
-    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+    more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
+    return f"sighting{'s' if len(ids) > 1 else ''} {shown}{more}"
 
 
 def verify_stamps(
