@@ -124,7 +124,9 @@ def _status(reply: TimeStampResponse) -> None:
         status = PKIStatus(reply.status)
     except ValueError:
         raise TsaRejectedError(f"the TSA answered with unknown status {reply.status}") from None
-    if status not in (PKIStatus.GRANTED, PKIStatus.GRANTED_WITH_MODS):
+    # grantedWithMods is refused too: rfc3161-client's verifier (and so
+    # verify-stamps) accepts granted only, and a token kept must verify later.
+    if status != PKIStatus.GRANTED:
         texts = "; ".join(s[:200] for s in reply.status_string[:4])
         raise TsaRejectedError(
             f"the TSA refused the request ({status.name.lower()}{': ' + texts if texts else ''})"
