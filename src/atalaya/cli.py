@@ -21,6 +21,7 @@ from atalaya.config import Settings
 from atalaya.console import CliState, err, state
 from atalaya.enrich.cli import app as enrich_app
 from atalaya.errors import AtalayaError
+from atalaya.evidence.cli import app as evidence_app
 from atalaya.hashsets.cli import app as hashsets_app
 from atalaya.hashsets.cli import match_command
 from atalaya.lab.cli import app as lab_app
@@ -87,6 +88,7 @@ def build_app(networks: Iterable[Network]) -> typer.Typer:
     app.add_typer(audit_app, name="audit")
     app.add_typer(cases_app, name="cases")
     app.command("deadlines")(deadlines_command)
+    app.add_typer(evidence_app, name="evidence")
     app.command()(init)
     return app
 

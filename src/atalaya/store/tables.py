@@ -667,3 +667,27 @@ case_event = Table(
     Column("details", JSON, nullable=False),
     Index("ix_case_event_case_id", "case_id"),
 )
+
+# RFC 3161 time stamps (atalaya.evidence): append-only (triggers refuse UPDATE
+# and DELETE). kind "sightings": sightings first_id..last_id, `root` the merkle
+# root over their canonical encodings, `leaves` per leaf its id and hash;
+# kind "audit_head": audit records 1..last_id, `root` the hash of record
+# last_id. `token` is the TSA's whole DER TimeStampResp.
+timestamp_token = Table(
+    "timestamp_token",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("kind", String(20), nullable=False),  # sightings | audit_head
+    Column("first_id", BigInteger, nullable=False),
+    Column("last_id", BigInteger, nullable=False),
+    Column("leaf_count", Integer, nullable=False),
+    Column("root", String(64), nullable=False),
+    Column("leaves", LargeBinary, nullable=True),
+    Column("token", LargeBinary, nullable=False),
+    Column("tsa_url", String(2000), nullable=False),
+    Column("gen_time", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_timestamp_token_kind_last_id", "kind", "last_id"),
+)
