@@ -45,6 +45,7 @@ from atalaya.hashsets.formats import (
     format_for,
     open_reader,
 )
+from atalaya.store.engine import begin_write
 from atalaya.store.tables import hash_set, reference_file, reference_hash
 from atalaya.store.times import utc
 
@@ -362,7 +363,7 @@ def import_hash_set(
             created=False,
         )
         try:
-            with engine.connect() as conn, conn.begin(), _SqliteTuning(conn):
+            with begin_write(engine) as conn, _SqliteTuning(conn):
                 _run(
                     conn,
                     reader,
@@ -501,7 +502,7 @@ def find_hash_set(engine: Engine, name: str) -> HashSetInfo | None:
 
 def remove_hash_set(engine: Engine, name: str) -> HashSetInfo:
     """Delete hash set `name` with its files and hashes; what it was, for the record."""
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         row = conn.execute(select(hash_set).where(hash_set.c.name == name)).first()
         if row is None:
             names = conn.execute(select(func.count()).select_from(hash_set)).scalar_one()

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from atalaya.errors import AtalayaError
 
 # Long imports hold the write lock for a while; readers wait instead of failing.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# Execution option naming a connection whose transactions will write.
+_WRITES = "atalaya_writes"
 
 
 def redact_url(url: str) -> str:
@@ -54,4 +59,23 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
+    # A deferred transaction that has read cannot become a writer while
+    # another one writes: SQLite answers "database is locked" at once instead
+    # of waiting the busy timeout. Writers take the write lock as they begin
+    # (IMMEDIATE), where the busy timeout applies; readers stay deferred so
+    # they never wait behind a long import.
+    immediate = conn.get_execution_options().get(_WRITES, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def begin_write(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write: on SQLite it waits its turn behind other writers.
+
+    Use it instead of `engine.begin()` wherever the transaction reads before
+    it writes; committed on success, rolled back on any exception.
+    """
+    with engine.connect() as conn:
+        conn.execution_options(**{_WRITES: True})
+        with conn.begin():
+            yield conn
