@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 from atalaya.config import Settings
 from atalaya.errors import AtalayaError
 from atalaya.store import create_store_engine, redact_url
-from atalaya.store.migrate import current_revision, head_revision
+from atalaya.store.migrate import check_not_newer, current_revision, head_revision
 
 # Data goes to stdout; progress and messages to stderr, so pipes stay clean.
 out = Console(highlight=False, soft_wrap=True)
@@ -65,6 +65,7 @@ def store_engine(ctx: typer.Context) -> Engine:
         raise AtalayaError(f"cannot open database {url}: {exc}") from exc
     head = head_revision(engine)
     if current != head:
+        check_not_newer(engine)
         url = redact_url(st.settings.database_url)
         what = "not initialised" if current is None else f"at schema {current}, not {head}"
         raise AtalayaError(f"database {url} is {what}: run 'atalaya init' first")
