@@ -97,3 +97,24 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--since", "0001-01-01T00:00:00+01:00"), ("--until", "9999-12-31T23:59:59-01:00")],
+)
+@pytest.mark.parametrize(
+    "command",
+    [("sightings", "export"), ("leads", "list"), ("leads", "export"), ("audit", "show")],
+)
+def test_an_instant_outside_the_calendar_in_utc_is_one_line(
+    db_url: str, tmp_path: Path, command: tuple[str, ...], option: str, value: str
+) -> None:
+    # Valid ISO text whose UTC instant falls in year 0 or 10000 (OverflowError before).
+    assert atalaya("--db", db_url, "init", cwd=tmp_path).returncode == 0
+    extra = ("--as", "nobody") if command == ("audit", "show") else ()
+    done = atalaya("--db", db_url, *command, *extra, f"{option}={value}", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: {option} {value!r} is outside the years 1 to 9999 once in UTC"
+    ]

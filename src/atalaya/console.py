@@ -83,7 +83,15 @@ def parse_instant(value: str | None, option: str) -> datetime | None:
             f"{option} {value!r} is not a date or time (use 2026-11-23 or 2026-11-23T10:00:00Z)"
         ) from exc
     # A time without a zone is UTC, the zone every record is kept in.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00+01:00 is in year 0 in UTC: no datetime holds it.
+        raise AtalayaError(
+            f"{option} {value!r} is outside the years 1 to 9999 once in UTC"
+        ) from None
 
 
 def print_json(record: dict[str, Any]) -> None:
