@@ -204,9 +204,20 @@ def fingerprint_file(
     """The fingerprints of the file at `path`; AtalayaError naming it if it cannot be read."""
     try:
         with open(path, "rb", buffering=0) as stream:
+            before = os.fstat(stream.fileno())
             size, digests = fingerprint_stream(stream, on_bytes, threads=threads)
+            after = os.fstat(stream.fileno())
     except OSError as exc:
         raise AtalayaError(f"cannot read {path}: {exc.strerror or exc}") from None
+    # A file written meanwhile gives digests of bytes that were never the file
+    # at any one moment: they would match nothing, or the wrong thing.
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or (
+        size != before.st_size
+    ):
+        raise AtalayaError(
+            f"{path} changed while it was read ({before.st_size:,} bytes before, "
+            f"{after.st_size:,} after, {size:,} read): fingerprint it again once it is still"
+        )
     return Fingerprint(path, size, digests)
 
 
