@@ -191,7 +191,21 @@ def _bad_files(tmp_path: Path, rng: random.Random) -> list[tuple[Path, dict[str,
     uk = vics(tmp_path / "uk.json", media(rng, 2), UK)
     nocat = vics(tmp_path / "nocat.json", media(rng, 2, None))
     abuse = {"category": "abuse"}
+    twice = media(rng, 300)
+    text = json.dumps({"@odata.context": US, "value": twice}, indent=2)
+    # json.dumps cannot write a key twice: a second MD5 goes into record 251 by hand.
+    first_md5 = f'"MD5": "{twice[250]["MD5"]}"'
+    second_md5 = f'"MD5": "{rng.randbytes(16).hex()}"'
+    repeated_key = write(
+        tmp_path / "twice.json", text.replace(first_md5, f"{first_md5},\n      {second_md5}")
+    )
+    # A second top-level "value" array after the first: ijson reads both as one.
+    head = text.removesuffix("\n}")
+    second_array = json.dumps(media(rng, 2), indent=2)
+    two_arrays = write(tmp_path / "arrays.json", f'{head},\n  "value": {second_array}\n}}')
     return [
+        (repeated_key, {}, _record_lines(repeated_key)[250], "key 'MD5' appears twice"),
+        (two_arrays, {}, head.count("\n") + 2, 'a second top-level "value" array'),
         (write(tmp_path / "bad.json", '{"value": [\n{"MD5": }]}'), {}, 2, "invalid JSON"),
         (truncated, {}, truncated.read_text().count("\n") + 1, "invalid JSON"),
         (length, {}, _record_lines(length)[250], "md5 must be 32 hex digits"),
@@ -242,6 +256,15 @@ def test_every_rejection_leaves_the_database_as_it_was(
         assert text.startswith(f"{path}:{line}: "), (text, line)
         assert message in text, text
         assert dump(engine) == before, path.name
+
+
+def test_vics_with_other_top_level_objects_imports(engine: Engine, tmp_path: Path) -> None:
+    # Only a second "value" is refused: other objects at the top level are kept out of the way.
+    rng = random.Random(16)
+    recs = media(rng, 3)
+    doc = {"@odata.context": US, "meta": {"a": [1, 2]}, "value": recs, "more": [{"b": 1}]}
+    path = write(tmp_path / "extra.json", json.dumps(doc))
+    assert import_hash_set(engine, path).files_new == 3
 
 
 def test_skip_invalid_reports_lines_and_imports_the_rest(engine: Engine, tmp_path: Path) -> None:
