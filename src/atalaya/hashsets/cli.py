@@ -446,9 +446,25 @@ def match_command(
         err.print(f"skipped {skipped:,} lines that are not a hash")
 
 
+# The longest hash in hex is 64 digits; room for spaces and a CRLF, nothing more.
+MAX_MATCH_LINE = 1024
+
+
 def _stdin_lines() -> Iterator[tuple[str, str]]:
-    # Bytes, decoded leniently: a stray byte becomes a bad line, not a crash.
-    for n, raw in enumerate(sys.stdin.buffer, 1):
+    """("line N", text) of each stdin line; an over-long one is cut to MAX_MATCH_LINE + 1.
+
+    Lines are read in bounded pieces: a gigabyte without a newline costs a
+    kilobyte of memory, and `_parse_hashes` refuses it by its length.
+    """
+    stdin = sys.stdin.buffer
+    n = 0
+    while raw := stdin.readline(MAX_MATCH_LINE + 1):
+        n += 1
+        if len(raw) > MAX_MATCH_LINE and not raw.endswith(b"\n"):
+            # Skip the rest of the line, a piece at a time.
+            while (rest := stdin.readline(1 << 16)) and not rest.endswith(b"\n"):
+                pass
+        # Bytes, decoded leniently: a stray byte becomes a bad line, not a crash.
         yield f"line {n}", raw.decode("utf-8", "replace")
 
 
@@ -464,6 +480,8 @@ def _parse_hashes(
         if not text:
             continue
         try:
+            if len(raw) > MAX_MATCH_LINE:
+                raise HashFormatError(f"longer than {MAX_MATCH_LINE} bytes: not a hash")
             name = algorithm or infer_algorithm(text)
             queries.append((name, parse_hex(name, text)))
         except HashFormatError as exc:
