@@ -23,6 +23,7 @@ from atalaya.lab.cli import app as lab_app
 from atalaya.leads.cli import app as leads_app
 from atalaya.observe.cli import sightings_app, watch_app
 from atalaya.store import redact_url, upgrade
+from atalaya.store.engine import database_error_reason
 from atalaya.web.cli import serve_command
 
 app = typer.Typer(
@@ -82,7 +83,7 @@ def init(ctx: typer.Context) -> None:
 def _database_error(exc: DBAPIError) -> str:
     # The driver's first line says what happened (refused, locked, auth);
     # the SQL and SQLAlchemy's link add nothing an operator can act on.
-    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+    reason = database_error_reason(exc)
     return f"database error: {reason} (check --db / ATALAYA_DATABASE_URL and the server)"
 
 

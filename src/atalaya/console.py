@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 from atalaya.config import Settings
 from atalaya.errors import AtalayaError
 from atalaya.store import create_store_engine, redact_url
+from atalaya.store.engine import database_error_reason, sqlite_file
 from atalaya.store.migrate import check_not_newer, current_revision, head_revision
 
 # Data goes to stdout; progress and messages to stderr, so pipes stay clean.
@@ -57,12 +58,19 @@ def state(ctx: typer.Context) -> CliState:
 def store_engine(ctx: typer.Context) -> Engine:
     """The engine of an initialised store; a clear error if `atalaya init` is due."""
     st = state(ctx)
+    path = sqlite_file(st.settings.database_url)
+    if path is not None and not path.exists():
+        # Connecting would create an empty file where the operator mistyped a path.
+        raise AtalayaError(
+            f"no database at {path} (nothing created): check --db, "
+            "or run 'atalaya init' to create one there"
+        )
     engine = st.engine()
     try:
         current = current_revision(engine)
     except Exception as exc:
         url = redact_url(st.settings.database_url)
-        raise AtalayaError(f"cannot open database {url}: {exc}") from exc
+        raise AtalayaError(f"cannot open database {url}: {database_error_reason(exc)}") from exc
     head = head_revision(engine)
     if current != head:
         check_not_newer(engine)

@@ -169,7 +169,7 @@ def test_uninitialised_store_and_help(db_url: str, tmp_path: Path) -> None:
     plain.write_text(sha1s(5, 1)[0] + "\n")
     done = atalaya(db_url, "hashsets", "import", str(plain), "--category", "a")
     assert done.returncode == 2
-    assert "run 'atalaya init' first" in done.stderr
+    assert "run 'atalaya init'" in done.stderr
     for command in ("import", "list", "remove"):
         shown = atalaya(db_url, "hashsets", command, "--help")
         assert shown.returncode == 0

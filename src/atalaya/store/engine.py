@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -16,6 +17,28 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 # Execution option naming a connection whose transactions will write.
 _WRITES = "atalaya_writes"
+
+
+def database_error_reason(exc: BaseException) -> str:
+    """The driver's first line of `exc` (refused, locked, authentication failed).
+
+    SQLAlchemy's own text adds the statement, its parameters and a
+    "Background on this error" link: nothing an operator can act on.
+    """
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for other databases and in-memory ones."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 def redact_url(url: str) -> str:
