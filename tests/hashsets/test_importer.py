@@ -4,6 +4,8 @@ import hashlib
 import json
 import random
 import re
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -376,3 +378,38 @@ def test_list_and_remove(engine: Engine, tmp_path: Path) -> None:
     with pytest.raises(AtalayaError, match=re.escape("no hash set named 'gamma'")):
         remove_hash_set(engine, "gamma")
     assert find_hash_set(engine, "gamma") is None
+
+
+def test_two_first_imports_of_one_new_name_merge(engine: Engine, tmp_path: Path) -> None:
+    # The second import starts while the first, which created the set, has not
+    # committed; it must wait and add to that set, not fail on the unique name.
+    rng = random.Random(17)
+    first = write(tmp_path / "first.txt", "\n".join(hexes(rng, 20, 300)) + "\n")
+    second = write(tmp_path / "second.txt", "\n".join(hexes(rng, 20, 200)) + "\n")
+    failures: list[BaseException] = []
+    reports: list[importer.ImportReport] = []
+
+    def import_second() -> None:
+        try:
+            reports.append(import_hash_set(engine, second, name="shared", category="abuse"))
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=import_second)
+    size = first.stat().st_size
+
+    def at_the_end_start_the_second(done: int) -> None:
+        # The whole file is read: the set row exists in the first transaction.
+        if done == size and not thread.is_alive():
+            thread.start()
+            time.sleep(1.5)
+
+    created = import_hash_set(
+        engine, first, name="shared", category="abuse", on_progress=at_the_end_start_the_second
+    )
+    thread.join(60)
+    assert not thread.is_alive()
+    assert not failures, failures
+    assert created.created and not reports[0].created
+    info = find_hash_set(engine, "shared")
+    assert info is not None and (info.files, info.hashes) == (500, 500)
