@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from atalaya import __version__
 from tests.support.cli import run_atalaya, spawn_atalaya
@@ -97,3 +97,65 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--since", "0001-01-01T00:00:00+01:00"), ("--until", "9999-12-31T23:59:59-01:00")],
+)
+@pytest.mark.parametrize(
+    "command",
+    [("sightings", "export"), ("leads", "list"), ("leads", "export"), ("audit", "show")],
+)
+def test_an_instant_outside_the_calendar_in_utc_is_one_line(
+    db_url: str, tmp_path: Path, command: tuple[str, ...], option: str, value: str
+) -> None:
+    # Valid ISO text whose UTC instant falls in year 0 or 10000 (OverflowError before).
+    assert atalaya("--db", db_url, "init", cwd=tmp_path).returncode == 0
+    extra = ("--as", "nobody") if command == ("audit", "show") else ()
+    done = atalaya("--db", db_url, *command, *extra, f"{option}={value}", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: {option} {value!r} is outside the years 1 to 9999 once in UTC"
+    ]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("hashsets", "list"), ("match", "ab" * 20), ("leads", "list"), ("sightings", "export")],
+)
+def test_a_mistyped_sqlite_path_creates_nothing_and_says_so(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    typo = tmp_path / "atalya.db"
+    done = atalaya("--db", f"sqlite:///{typo}", *command, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"error: no database at {typo} (nothing created): check --db, "
+        "or run 'atalaya init' to create one there"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unreachable_server_is_one_line_without_sqlalchemy_links(tmp_path: Path) -> None:
+    url = "postgresql://atalaya@127.0.0.1:9/none"
+    done = atalaya("--db", url, "hashsets", "list", cwd=tmp_path)
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"error: cannot open database {url}: connection failed")
+    assert "sqlalche.me" not in line
+
+
+def test_a_database_error_mid_command_is_one_line(db_url: str, tmp_path: Path) -> None:
+    # A store damaged by hand: the table a command reads is gone.
+    assert atalaya("--db", db_url, "init", cwd=tmp_path).returncode == 0
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE reference_hash"))
+    engine.dispose()
+    done = atalaya("--db", db_url, "match", "ab" * 20, "--using", "store", cwd=tmp_path)
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: database error: ")
+    assert "reference_hash" in line
+    assert "sqlalche.me" not in line

@@ -30,6 +30,7 @@ from atalaya.observe import registry
 from atalaya.observe.cli import build_watch_app, sightings_app
 from atalaya.observe.registry import Network
 from atalaya.store import redact_url, upgrade
+from atalaya.store.engine import database_error_reason
 from atalaya.web.cli import serve_command
 
 
@@ -109,7 +110,7 @@ app = current_app()
 def _database_error(exc: DBAPIError) -> str:
     # The driver's first line says what happened (refused, locked, auth);
     # the SQL and SQLAlchemy's link add nothing an operator can act on.
-    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+    reason = database_error_reason(exc)
     return f"database error: {reason} (check --db / ATALAYA_DATABASE_URL and the server)"
 
 

@@ -28,7 +28,8 @@ from sqlalchemy import Engine
 from atalaya.config import Settings
 from atalaya.errors import AtalayaError
 from atalaya.store import create_store_engine, redact_url
-from atalaya.store.migrate import current_revision, head_revision
+from atalaya.store.engine import database_error_reason, sqlite_file
+from atalaya.store.migrate import check_not_newer, current_revision, head_revision
 
 # Data goes to stdout; progress and messages to stderr, so pipes stay clean.
 out = Console(highlight=False, soft_wrap=True)
@@ -57,14 +58,22 @@ def state(ctx: typer.Context) -> CliState:
 def store_engine(ctx: typer.Context) -> Engine:
     """The engine of an initialised store; a clear error if `atalaya init` is due."""
     st = state(ctx)
+    path = sqlite_file(st.settings.database_url)
+    if path is not None and not path.exists():
+        # Connecting would create an empty file where the operator mistyped a path.
+        raise AtalayaError(
+            f"no database at {path} (nothing created): check --db, "
+            "or run 'atalaya init' to create one there"
+        )
     engine = st.engine()
     try:
         current = current_revision(engine)
     except Exception as exc:
         url = redact_url(st.settings.database_url)
-        raise AtalayaError(f"cannot open database {url}: {exc}") from exc
+        raise AtalayaError(f"cannot open database {url}: {database_error_reason(exc)}") from exc
     head = head_revision(engine)
     if current != head:
+        check_not_newer(engine)
         url = redact_url(st.settings.database_url)
         what = "not initialised" if current is None else f"at schema {current}, not {head}"
         raise AtalayaError(f"database {url} is {what}: run 'atalaya init' first")
@@ -82,7 +91,15 @@ def parse_instant(value: str | None, option: str) -> datetime | None:
             f"{option} {value!r} is not a date or time (use 2026-11-23 or 2026-11-23T10:00:00Z)"
         ) from exc
     # A time without a zone is UTC, the zone every record is kept in.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00+01:00 is in year 0 in UTC: no datetime holds it.
+        raise AtalayaError(
+            f"{option} {value!r} is outside the years 1 to 9999 once in UTC"
+        ) from None
 
 
 def print_json(record: dict[str, Any]) -> None:

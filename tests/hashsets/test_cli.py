@@ -7,9 +7,13 @@ Commands run in this process (tests/support/cli.py); the missing file of
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -165,8 +169,119 @@ def test_uninitialised_store_and_help(db_url: str, tmp_path: Path) -> None:
     plain.write_text(sha1s(5, 1)[0] + "\n")
     done = atalaya(db_url, "hashsets", "import", str(plain), "--category", "a")
     assert done.returncode == 2
-    assert "run 'atalaya init' first" in done.stderr
+    assert "run 'atalaya init'" in done.stderr
     for command in ("import", "list", "remove"):
         shown = atalaya(db_url, "hashsets", command, "--help")
         assert shown.returncode == 0
         assert "Usage" in shown.stdout
+
+
+NOTHING = "error: nothing imported from {path}: it holds no records"
+NO_HEADER = "empty file: expected a CSV header (nothing imported)"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "options", "says"),
+    [
+        ("empty.txt", "", ("--category", "abuse"), NOTHING),
+        ("comments.txt", "# a header, no hashes\n\n", ("--category", "abuse"), NOTHING),
+        ("header.csv", "sha1,category\n", (), NOTHING),
+        (
+            "empty.csv",
+            "",
+            (),
+            "error: {path}:1: empty file: expected a CSV header (nothing imported)",
+        ),
+    ],
+)
+def test_a_file_without_records_imports_nothing_and_says_so(
+    db: str, tmp_path: Path, name: str, text: str, options: tuple[str, ...], says: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    done = atalaya(db, "hashsets", "import", str(path), *options)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [says.format(path=path)]
+    assert atalaya(db, "hashsets", "list", "--json").stdout == ""
+
+
+def test_every_record_rejected_imports_nothing(db: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_text("not-a-hash\n")
+    done = atalaya(db, "hashsets", "import", str(path), "--category", "abuse", "--skip-invalid")
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == (
+        f"error: nothing imported from {path}: every record was rejected"
+    )
+    assert atalaya(db, "hashsets", "list", "--json").stdout == ""
+
+
+def _symlink_loop(tmp_path: Path) -> Path:
+    (tmp_path / "loop-a").symlink_to(tmp_path / "loop-b")
+    (tmp_path / "loop-b").symlink_to(tmp_path / "loop-a")
+    return tmp_path / "loop-a"
+
+
+def _fifo(tmp_path: Path) -> Path:
+    os.mkfifo(tmp_path / "pipe")
+    return tmp_path / "pipe"
+
+
+def _folder(tmp_path: Path) -> Path:
+    (tmp_path / "folder").mkdir()
+    return tmp_path / "folder"
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (_folder, "{path} is a folder: give the hash set file inside it"),
+        (_fifo, "{path} is a named pipe: save it to a file and import that"),
+        (_symlink_loop, "{path}: a loop of symbolic links, not a file"),
+    ],
+)
+def test_what_is_not_a_hash_set_file_is_named_for_what_it_is(
+    db: str, tmp_path: Path, make: Any, says: str
+) -> None:
+    path = make(tmp_path)
+    done = atalaya(db, "hashsets", "import", str(path), "--category", "abuse")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == ["error: " + says.format(path=path)]
+
+
+def test_a_bad_format_is_one_line(db: str, tmp_path: Path) -> None:
+    path = tmp_path / "plain.txt"
+    path.write_text(sha1s(6, 1)[0] + "\n")
+    done = atalaya(db, "hashsets", "import", str(path), "--format", "xml")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == ["error: --format 'xml' is not one of vics, csv, lines"]
+
+
+@pytest.mark.parametrize("command", [("import", "--category", "abuse"), ("fingerprint",)])
+def test_an_unreadable_file_is_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
+    # Root reads any file: the child then runs without the capabilities that allow it.
+    path = tmp_path / "secret.txt"
+    path.write_text(sha1s(7, 1)[0] + "\n")
+    path.chmod(0)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("root reads every file, and setpriv is not here to drop that")
+        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+    args = ["hashsets", command[0], str(path), *command[1:]]
+    if command[0] == "fingerprint":
+        args += ["--out", str(tmp_path / "out.csv")]
+    done = subprocess.run(
+        [*prefix, sys.executable, "-m", "atalaya", "--db", "sqlite:///unused.db", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == f"error: cannot read {path}: Permission denied"
+    assert "╭" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret.txt"]

@@ -350,3 +350,42 @@ def test_closing_early_stops_the_workers(tmp_path: Path) -> None:
     results.close()
     assert first.path == files[0]
     assert first.digests["sha256"] == hashlib.sha256(files[0].read_bytes()).digest()
+
+
+def _truncate(path: Path) -> None:
+    with path.open("r+b") as stream:
+        stream.truncate(1 << 20)
+
+
+def _overwrite_in_place(path: Path) -> None:
+    # Same size, other bytes: only the modification time tells.
+    with path.open("r+b") as stream:
+        stream.write(os.urandom(1 << 20))
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+
+
+def _append(path: Path) -> None:
+    with path.open("ab") as stream:
+        stream.write(os.urandom(1000))
+
+
+@pytest.mark.parametrize("change", [_truncate, _overwrite_in_place, _append])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_file_changed_while_read_is_refused(tmp_path: Path, change: Any, threads: int) -> None:
+    # Progress is heard every 8 MiB: the file changes after the first 8 MiB are read.
+    path = tmp_path / "moving.bin"
+    path.write_bytes(os.urandom(20 << 20))
+    changed: list[int] = []
+
+    def change_once(_n: int) -> None:
+        if not changed:
+            changed.append(1)
+            change(path)
+
+    with pytest.raises(AtalayaError) as caught:
+        fingerprint_file(path, change_once, threads)
+    assert changed
+    message = str(caught.value)
+    assert message.startswith(f"{path} changed while it was read ")
+    assert message.endswith(": fingerprint it again once it is still")

@@ -4,6 +4,8 @@ import hashlib
 import json
 import random
 import re
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +193,21 @@ def _bad_files(tmp_path: Path, rng: random.Random) -> list[tuple[Path, dict[str,
     uk = vics(tmp_path / "uk.json", media(rng, 2), UK)
     nocat = vics(tmp_path / "nocat.json", media(rng, 2, None))
     abuse = {"category": "abuse"}
+    twice = media(rng, 300)
+    text = json.dumps({"@odata.context": US, "value": twice}, indent=2)
+    # json.dumps cannot write a key twice: a second MD5 goes into record 251 by hand.
+    first_md5 = f'"MD5": "{twice[250]["MD5"]}"'
+    second_md5 = f'"MD5": "{rng.randbytes(16).hex()}"'
+    repeated_key = write(
+        tmp_path / "twice.json", text.replace(first_md5, f"{first_md5},\n      {second_md5}")
+    )
+    # A second top-level "value" array after the first: ijson reads both as one.
+    head = text.removesuffix("\n}")
+    second_array = json.dumps(media(rng, 2), indent=2)
+    two_arrays = write(tmp_path / "arrays.json", f'{head},\n  "value": {second_array}\n}}')
     return [
+        (repeated_key, {}, _record_lines(repeated_key)[250], "key 'MD5' appears twice"),
+        (two_arrays, {}, head.count("\n") + 2, 'a second top-level "value" array'),
         (write(tmp_path / "bad.json", '{"value": [\n{"MD5": }]}'), {}, 2, "invalid JSON"),
         (truncated, {}, truncated.read_text().count("\n") + 1, "invalid JSON"),
         (length, {}, _record_lines(length)[250], "md5 must be 32 hex digits"),
@@ -242,6 +258,15 @@ def test_every_rejection_leaves_the_database_as_it_was(
         assert text.startswith(f"{path}:{line}: "), (text, line)
         assert message in text, text
         assert dump(engine) == before, path.name
+
+
+def test_vics_with_other_top_level_objects_imports(engine: Engine, tmp_path: Path) -> None:
+    # Only a second "value" is refused: other objects at the top level are kept out of the way.
+    rng = random.Random(16)
+    recs = media(rng, 3)
+    doc = {"@odata.context": US, "meta": {"a": [1, 2]}, "value": recs, "more": [{"b": 1}]}
+    path = write(tmp_path / "extra.json", json.dumps(doc))
+    assert import_hash_set(engine, path).files_new == 3
 
 
 def test_skip_invalid_reports_lines_and_imports_the_rest(engine: Engine, tmp_path: Path) -> None:
@@ -353,3 +378,38 @@ def test_list_and_remove(engine: Engine, tmp_path: Path) -> None:
     with pytest.raises(AtalayaError, match=re.escape("no hash set named 'gamma'")):
         remove_hash_set(engine, "gamma")
     assert find_hash_set(engine, "gamma") is None
+
+
+def test_two_first_imports_of_one_new_name_merge(engine: Engine, tmp_path: Path) -> None:
+    # The second import starts while the first, which created the set, has not
+    # committed; it must wait and add to that set, not fail on the unique name.
+    rng = random.Random(17)
+    first = write(tmp_path / "first.txt", "\n".join(hexes(rng, 20, 300)) + "\n")
+    second = write(tmp_path / "second.txt", "\n".join(hexes(rng, 20, 200)) + "\n")
+    failures: list[BaseException] = []
+    reports: list[importer.ImportReport] = []
+
+    def import_second() -> None:
+        try:
+            reports.append(import_hash_set(engine, second, name="shared", category="abuse"))
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=import_second)
+    size = first.stat().st_size
+
+    def at_the_end_start_the_second(done: int) -> None:
+        # The whole file is read: the set row exists in the first transaction.
+        if done == size and not thread.is_alive():
+            thread.start()
+            time.sleep(1.5)
+
+    created = import_hash_set(
+        engine, first, name="shared", category="abuse", on_progress=at_the_end_start_the_second
+    )
+    thread.join(60)
+    assert not thread.is_alive()
+    assert not failures, failures
+    assert created.created and not reports[0].created
+    info = find_hash_set(engine, "shared")
+    assert info is not None and (info.files, info.hashes) == (500, 500)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -183,7 +184,7 @@ def test_skip_invalid(store: str) -> None:
 def test_uninitialised_database_is_a_clear_error(tmp_path: Path) -> None:
     result = atalaya(f"sqlite:///{tmp_path / 'empty.db'}", "match", B1.hex())
     assert result.returncode == 2
-    assert "run 'atalaya init' first" in one_line(result.stderr)
+    assert "run 'atalaya init'" in one_line(result.stderr)
 
 
 def test_matches_a_set_imported_by_the_real_importer(db_url: str, tmp_path: Path) -> None:
@@ -198,3 +199,59 @@ def test_matches_a_set_imported_by_the_real_importer(db_url: str, tmp_path: Path
         expected(A1_MD5, "md5", "abuse", "1", "synthetic"),
         expected(SHARED_SHA1, "sha1", "exploitative", "2", "synthetic"),
     ]
+
+
+# Fed through a pipe to a real child: well past what the child needs otherwise.
+HUGE_LINE_MIB = 384
+# The child's whole peak resident memory may not reach this.
+PEAK_RSS_LIMIT_MIB = 256
+
+_MEASURE = """
+import resource, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE)
+try:
+    child.stdin.write(sys.stdin.readline().encode())
+    piece = b"a" * (1 << 20)
+    for _ in range(int(sys.stdin.readline())):
+        child.stdin.write(piece)
+    child.stdin.write(b"\\n" + sys.stdin.readline().encode())
+    child.stdin.close()
+except BrokenPipeError:
+    pass
+code = child.wait(timeout=300)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024, code, file=sys.stderr)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("skip_invalid", [False, True])
+def test_a_huge_stdin_line_is_refused_in_bounded_memory(store: str, skip_invalid: bool) -> None:
+    # A wrapper process feeds a 384 MiB line between two hashes and reports the
+    # peak memory of `atalaya match`, its only child.
+    feed = f"{SHARED_SHA1.hex()}\n{HUGE_LINE_MIB}\n{B1.hex()}\n"
+    skip = ["--skip-invalid"] if skip_invalid else []
+    command = [sys.executable, "-m", "atalaya", "--db", store, "match", "--using", "store", *skip]
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *command],
+        input=feed,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    *messages, measured = done.stderr.splitlines()
+    peak_mib, code = (int(n) for n in measured.split())
+    assert peak_mib < PEAK_RSS_LIMIT_MIB, done.stderr
+    if skip_invalid:
+        assert code == 0, done.stderr
+        assert records(done.stdout) == [
+            *SHARED_LINES,
+            expected(B1, "sha1", "exploitative", "Category 2", "beta"),
+        ]
+        assert messages == ["skipped 1 lines that are not a hash"]
+    else:
+        assert code == 2
+        assert records(done.stdout) == SHARED_LINES
+        assert messages == [
+            "error: line 2: longer than 1024 bytes: not a hash (--skip-invalid skips it)"
+        ]

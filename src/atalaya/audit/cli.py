@@ -188,11 +188,13 @@ def show_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per record.")] = False,
 ) -> None:
     """Show audit records (auditors only; the read is itself recorded)."""
+    # Options first: a mistyped one is named before the store is asked anything.
+    since_at, until_at = parse_instant(since, "--since"), parse_instant(until, "--until")
     engine = store_engine(ctx)
     reader = _reader(ctx, as_user)
     query = AuditQuery(
-        since=parse_instant(since, "--since"),
-        until=parse_instant(until, "--until"),
+        since=since_at,
+        until=until_at,
         username=user.strip().lower() if user else None,
         action=action,
         lead_id=lead,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
+import stat
 import sys
 import time
 from collections import defaultdict
@@ -58,12 +60,17 @@ _PROGRESS_STEP = 1 << 20
 @app.command("import")
 def import_command(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="The hash set file.", show_default=False)],
+    path: Annotated[
+        # readable=False: Click's own check would answer in a box; ours is one line.
+        Path, typer.Argument(help="The hash set file.", show_default=False, readable=False)
+    ],
     *,
     fmt: Annotated[
-        ImportFormat | None,
+        str | None,
         typer.Option(
             "--format",
+            # Checked here rather than by Click: a bad value is then one line, not a box.
+            metavar="vics|csv|lines",
             help="vics (Project VIC JSON), csv, or lines (one hash a line). "
             "Default: from the extension, .json vics, .csv csv, anything else lines.",
             show_default=False,
@@ -128,8 +135,10 @@ def import_command(
         overrides = parse_category_map(category_map or ())
     except CategoryError as exc:
         raise AtalayaError(str(exc)) from None
-    if not path.is_file():
-        raise AtalayaError(f"{path}: no such file")
+    if fmt is not None and fmt not in ImportFormat.__members__.values():
+        formats = ", ".join(f.value for f in ImportFormat)
+        raise AtalayaError(f"--format {fmt!r} is not one of {formats}")
+    _check_hash_set_file(path)
     engine = store_engine(ctx)
     size = path.stat().st_size
     with progress(transfer=True, disable=not err.is_terminal) as bar:
@@ -145,7 +154,7 @@ def import_command(
         report = import_hash_set(
             engine,
             path,
-            fmt=fmt.value if fmt is not None else None,
+            fmt=fmt,
             name=source,
             category=category,
             algorithm=algorithm,
@@ -154,12 +163,42 @@ def import_command(
             category_map=overrides,
             on_progress=advance,
         )
+    if report.records == 0:
+        # Not a success: a set that "exists" with nothing in it would only mislead.
+        for line, reason in zip(report.rejected_lines, report.rejected_reasons, strict=True):
+            err.print(f"rejected {path}:{line}: {reason}", markup=False)
+        what = "every record was rejected" if report.rejected else "it holds no records"
+        raise AtalayaError(f"nothing imported from {path}: {what}")
     if as_json:
         print_json(report.as_dict())
     else:
         _print_report(report)
     for line, reason in zip(report.rejected_lines, report.rejected_reasons, strict=True):
         err.print(f"rejected {path}:{line}: {reason}", markup=False)
+
+
+def _check_hash_set_file(path: Path) -> None:
+    """AtalayaError saying exactly why `path` is not a file an import can read."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise AtalayaError(f"{path}: no such file") from None
+        if exc.errno == errno.ELOOP:
+            raise AtalayaError(f"{path}: a loop of symbolic links, not a file") from None
+        raise AtalayaError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise AtalayaError(f"{path} is a folder: give the hash set file inside it")
+    if stat.S_ISFIFO(info.st_mode):
+        # The reader goes back over the file to name the line of an error.
+        raise AtalayaError(f"{path} is a named pipe: save it to a file and import that")
+    if not stat.S_ISREG(info.st_mode):
+        raise AtalayaError(f"{path} is not a regular file (a device or a socket)")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise AtalayaError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _print_report(report: ImportReport) -> None:
@@ -259,7 +298,9 @@ def remove_command(
 def fingerprint_command(
     paths: Annotated[
         list[Path],
-        typer.Argument(help="Files, or folders to walk (sorted).", show_default=False),
+        typer.Argument(
+            help="Files, or folders to walk (sorted).", show_default=False, readable=False
+        ),
     ],
     out: Annotated[
         Path,
@@ -405,9 +446,25 @@ def match_command(
         err.print(f"skipped {skipped:,} lines that are not a hash")
 
 
+# The longest hash in hex is 64 digits; room for spaces and a CRLF, nothing more.
+MAX_MATCH_LINE = 1024
+
+
 def _stdin_lines() -> Iterator[tuple[str, str]]:
-    # Bytes, decoded leniently: a stray byte becomes a bad line, not a crash.
-    for n, raw in enumerate(sys.stdin.buffer, 1):
+    """("line N", text) of each stdin line; an over-long one is cut to MAX_MATCH_LINE + 1.
+
+    Lines are read in bounded pieces: a gigabyte without a newline costs a
+    kilobyte of memory, and `_parse_hashes` refuses it by its length.
+    """
+    stdin = sys.stdin.buffer
+    n = 0
+    while raw := stdin.readline(MAX_MATCH_LINE + 1):
+        n += 1
+        if len(raw) > MAX_MATCH_LINE and not raw.endswith(b"\n"):
+            # Skip the rest of the line, a piece at a time.
+            while (rest := stdin.readline(1 << 16)) and not rest.endswith(b"\n"):
+                pass
+        # Bytes, decoded leniently: a stray byte becomes a bad line, not a crash.
         yield f"line {n}", raw.decode("utf-8", "replace")
 
 
@@ -423,6 +480,8 @@ def _parse_hashes(
         if not text:
             continue
         try:
+            if len(raw) > MAX_MATCH_LINE:
+                raise HashFormatError(f"longer than {MAX_MATCH_LINE} bytes: not a hash")
             name = algorithm or infer_algorithm(text)
             queries.append((name, parse_hex(name, text)))
         except HashFormatError as exc:

@@ -16,13 +16,11 @@ reads back.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import multiprocessing
 import os
 import stat
-import tempfile
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
@@ -44,6 +42,7 @@ from atalaya.hashsets.algorithms import (
 )
 from atalaya.networks.bittorrent.merkle import FileMerkle
 from atalaya.networks.ed2k.hashing import Ed2kHasher
+from atalaya.out_file import write_out_file
 
 # Large reads keep the per-call overhead of reading and hashing negligible.
 READ_SIZE: Final = 1 << 20
@@ -205,9 +204,20 @@ def fingerprint_file(
     """The fingerprints of the file at `path`; AtalayaError naming it if it cannot be read."""
     try:
         with open(path, "rb", buffering=0) as stream:
+            before = os.fstat(stream.fileno())
             size, digests = fingerprint_stream(stream, on_bytes, threads=threads)
+            after = os.fstat(stream.fileno())
     except OSError as exc:
         raise AtalayaError(f"cannot read {path}: {exc.strerror or exc}") from None
+    # A file written meanwhile gives digests of bytes that were never the file
+    # at any one moment: they would match nothing, or the wrong thing.
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or (
+        size != before.st_size
+    ):
+        raise AtalayaError(
+            f"{path} changed while it was read ({before.st_size:,} bytes before, "
+            f"{after.st_size:,} after, {size:,} read): fingerprint it again once it is still"
+        )
     return Fingerprint(path, size, digests)
 
 
@@ -428,35 +438,20 @@ def write_fingerprints(
     older `out` untouched). The file is created readable by its owner only,
     as a list of reference hashes deserves.
     """
-    if out.is_dir():
-        raise AtalayaError(f"cannot write {out}: it is a folder; give a file name for --out")
-    directory = out.parent
-    if not directory.is_dir():
-        raise AtalayaError(f"cannot write {out}: folder {directory} does not exist")
-    try:
-        fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{out.name}.", suffix=".part")
-    except OSError as exc:
-        raise AtalayaError(f"cannot write {out}: {exc.strerror or exc}") from None
     written = 0
     total = 0
     empty: list[Path] = []
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
-            write_row = new_csv_writer(stream)
-            for fingerprint in fingerprint_files(files, jobs=jobs, on_bytes=on_bytes):
-                if fingerprint.is_empty:
-                    empty.append(fingerprint.path)
-                    continue
-                write_row(csv_row(fingerprint, category))
-                written += 1
-                total += fingerprint.size
-        os.replace(temporary, out)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise AtalayaError(f"cannot write {out}: {exc.strerror or exc}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+
+    def write(stream: IO[str]) -> None:
+        nonlocal written, total
+        write_row = new_csv_writer(stream)
+        for fingerprint in fingerprint_files(files, jobs=jobs, on_bytes=on_bytes):
+            if fingerprint.is_empty:
+                empty.append(fingerprint.path)
+                continue
+            write_row(csv_row(fingerprint, category))
+            written += 1
+            total += fingerprint.size
+
+    write_out_file(out, write)
     return WriteSummary(written, total, empty)

@@ -397,6 +397,18 @@ def _json_message(exc: BaseException) -> str:
     return f"invalid JSON: {first[:120]}"
 
 
+class _JsonObject(dict[str, Any]):
+    """A JSON object that remembers a key it was given twice (a dict keeps the last)."""
+
+    # Set on the instance only when it happens: no __init__ to pay per object.
+    repeated: str | None = None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key in self and self.repeated is None:
+            self.repeated = key
+        dict.__setitem__(self, key, value)
+
+
 class _DepthGuard:
     """Tracks nesting depth ahead of the JSON parser, at C speed.
 
@@ -407,6 +419,9 @@ class _DepthGuard:
 
     def __init__(self) -> None:
         self.depth = 0
+        # Arrays and objects opened inside the root: a VICS file has one, "value"
+        # (a second one is looked at closely, see VicsReader).
+        self.top_level_containers = 0
         self._in_string = False
         self._skip_next = False
 
@@ -438,12 +453,16 @@ class _DepthGuard:
         if not reduced:
             return
         opens = reduced.count(b"[") + reduced.count(b"{")
-        if self.depth + opens <= MAX_JSON_DEPTH:
-            self.depth = max(0, self.depth + 2 * opens - len(reduced))
+        closes = len(reduced) - opens
+        if self.depth + opens <= MAX_JSON_DEPTH and self.depth - closes > 1:
+            # Neither too deep nor back at the top level anywhere in this piece.
+            self.depth += opens - closes
             return
-        levels = np.cumsum(_DEPTH_STEP[np.frombuffer(reduced, dtype=np.uint8)]) + self.depth
+        steps = _DEPTH_STEP[np.frombuffer(reduced, dtype=np.uint8)]
+        levels = np.cumsum(steps) + self.depth
         if int(levels.max()) > MAX_JSON_DEPTH:
             raise _VicsError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        self.top_level_containers += int(np.count_nonzero((levels == 2) & (steps == 1)))
         self.depth = max(0, int(levels[-1]))
 
 
@@ -457,7 +476,9 @@ class _VicsScan:
 
     def __init__(self, track: Collection[int] | None) -> None:
         self._items: list[Any] = ijson.sendable_list()
-        self._item_parser = ijson.items_coro(self._items, "value.item", use_float=True)
+        self._item_parser = ijson.items_coro(
+            self._items, "value.item", map_type=_JsonObject, use_float=True
+        )
         self._events: list[tuple[str, str, Any]] = ijson.sendable_list()
         self._event_parser = ijson.parse_coro(self._events, use_float=True)
         self._guard = _DepthGuard()
@@ -493,6 +514,10 @@ class _VicsScan:
         if self._in_header:
             raise _VicsError('no "value" array of media records: not a VICS hash set')
         return self._take(0)
+
+    @property
+    def top_level_containers(self) -> int:
+        return self._guard.top_level_containers
 
     def _take(self, size: int) -> list[Any]:
         if not self._items:
@@ -596,6 +621,33 @@ class VicsReader:
             raise self._located(str(exc), exc.ordinal) from None
         except _JSON_ERRORS as exc:
             raise self._located(_json_message(exc), None) from None
+        if scan.top_level_containers > 1:
+            second = self._second_value_line()
+            if second is not None:
+                raise HashSetFormatError(
+                    self._source, second, 'a second top-level "value" array: a VICS file has one'
+                )
+
+    def _second_value_line(self) -> int | None:
+        """The line of a second top-level "value" key, if there is one.
+
+        ijson reads two such arrays as one, a dict would keep the last: which
+        one holds the set? The fast pass only counts top-level containers;
+        this pass, run only when there is more than one, finds the key itself.
+        """
+        events: list[tuple[str, str, Any]] = ijson.sendable_list()
+        parser = ijson.parse_coro(events, use_float=True)
+        seen = 0
+        with self._reopen() as stream:
+            for line, piece in _line_pieces(stream):
+                parser.send(piece)
+                for prefix, event, value in events:
+                    if prefix == "" and event == "map_key" and value == "value":
+                        seen += 1
+                        if seen == 2:
+                            return line
+                events.clear()
+        return None
 
     def _record(self, item: Any, ordinal: int) -> Record | Rejected:
         try:
@@ -608,6 +660,9 @@ class VicsReader:
             raise _InvalidRecordError(
                 f"a media record must be a JSON object, not {_json_type(item)}"
             )
+        repeated = getattr(item, "repeated", None)
+        if repeated is not None:
+            raise _InvalidRecordError(f"key {repeated!r} appears twice in this media record")
         hashes: dict[str, bytes] = {}
         label: str | None = None
         attributes: dict[str, Any] = {}
@@ -615,6 +670,8 @@ class VicsReader:
             folded = key.casefold()
             algorithm = _VICS_HASH_KEYS.get(folded)
             if algorithm is not None:
+                if algorithm in hashes:
+                    raise _InvalidRecordError(f"{key}: a second {algorithm} in this media record")
                 if value is None or value == "":
                     continue
                 if not isinstance(value, str):
@@ -624,6 +681,8 @@ class VicsReader:
                 except HashFormatError as exc:
                     raise _InvalidRecordError(f"{key}: {exc}") from None
             elif folded == "category":
+                if label is not None:
+                    raise _InvalidRecordError(f"{key}: a second category in this media record")
                 label = _vics_category(key, value)
             else:
                 attributes[key] = value

@@ -28,7 +28,6 @@ from sqlalchemy import (
     cast,
     delete,
     func,
-    insert,
     select,
     update,
 )
@@ -45,6 +44,7 @@ from atalaya.hashsets.formats import (
     format_for,
     open_reader,
 )
+from atalaya.store.engine import begin_write
 from atalaya.store.tables import hash_set, reference_file, reference_hash
 from atalaya.store.times import utc
 
@@ -244,28 +244,43 @@ class _Writer:
 def _open_set(
     conn: Connection, name: str, source: str, fmt: str, version: str | None
 ) -> tuple[int, bool]:
-    """The id of hash set `name`, creating it (inside this transaction) if new."""
+    """The id of hash set `name`, creating it (inside this transaction) if new.
+
+    Two first imports of one new name at once: on PostgreSQL the second
+    INSERT waits for the first transaction and, once that commits, does
+    nothing; the second import then adds its records to the same set
+    instead of failing on the unique name.
+    """
     row = conn.execute(select(hash_set.c.id).where(hash_set.c.name == name)).first()
     if row is not None:
         return int(row.id), False
     now = _now()
-    result = conn.execute(
-        insert(hash_set).values(
-            name=name,
-            source=source,
-            format=fmt,
-            version=version,
-            imported_at=now,
-            updated_at=now,
-            file_sha256="",
-            file_count=0,
-            hash_count=0,
-        )
+    values = {
+        "name": name,
+        "source": source,
+        "format": fmt,
+        "version": version,
+        "imported_at": now,
+        "updated_at": now,
+        "file_sha256": "",
+        "file_count": 0,
+        "hash_count": 0,
+    }
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = (
+        dialect_insert(hash_set)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[hash_set.c.name])
+        .returning(hash_set.c.id)
     )
-    pk = result.inserted_primary_key
-    if pk is None:  # pragma: no cover
-        raise AtalayaError("the database did not return the new hash set's id")
-    return int(pk[0]), True
+    created = conn.execute(stmt).first()
+    if created is not None:
+        return int(created.id), True
+    # READ COMMITTED: this new statement sees the set the other import committed.
+    row = conn.execute(select(hash_set.c.id).where(hash_set.c.name == name)).first()
+    if row is None:  # pragma: no cover - the conflict was with a committed row
+        raise AtalayaError(f"hash set {name!r} could not be created: try the import again")
+    return int(row.id), False
 
 
 class _SqliteTuning:
@@ -362,7 +377,7 @@ def import_hash_set(
             created=False,
         )
         try:
-            with engine.connect() as conn, conn.begin(), _SqliteTuning(conn):
+            with begin_write(engine) as conn, _SqliteTuning(conn):
                 _run(
                     conn,
                     reader,
@@ -501,7 +516,7 @@ def find_hash_set(engine: Engine, name: str) -> HashSetInfo | None:
 
 def remove_hash_set(engine: Engine, name: str) -> HashSetInfo:
     """Delete hash set `name` with its files and hashes; what it was, for the record."""
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         row = conn.execute(select(hash_set).where(hash_set.c.name == name)).first()
         if row is None:
             names = conn.execute(select(func.count()).select_from(hash_set)).scalar_one()

@@ -29,6 +29,7 @@ from atalaya.leads.query import (
     override_score,
 )
 from atalaya.leads.scoring import check_override_score
+from atalaya.out_file import write_out_file
 
 app = typer.Typer(
     help="Leads: sightings grouped by device, scored by factors that explain themselves.",
@@ -343,10 +344,7 @@ def export_command(
     if out_path is None:
         count = writer(records, sys.stdout)
     else:
-        tmp = out_path.with_name(out_path.name + ".partial")
-        with tmp.open("w", encoding="utf-8", newline="") as stream:
-            count = writer(records, stream)
-        tmp.replace(out_path)
+        count = write_out_file(out_path, lambda stream: writer(records, stream))
     _audit_shown(
         engine,
         Action.EXPORT,

@@ -13,6 +13,7 @@ import typer
 from atalaya.console import err, parse_instant, store_engine
 from atalaya.observe.registry import Network
 from atalaya.observe.sightings import iter_export_rows, write_csv, write_jsonl
+from atalaya.out_file import write_out_file
 
 sightings_app = typer.Typer(help="Sightings: what the observers recorded.", no_args_is_help=True)
 
@@ -47,10 +48,7 @@ def export(
     if out is None:
         count = writer(rows, sys.stdout)
     else:
-        tmp = out.with_name(out.name + ".partial")
-        with tmp.open("w", encoding="utf-8", newline="") as stream:
-            count = writer(rows, stream)
-        tmp.replace(out)
+        count = write_out_file(out, lambda stream: writer(rows, stream))
     err.print(f"{count} sightings exported")
 
 

@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from atalaya.errors import AtalayaError
 
 # Long imports hold the write lock for a while; readers wait instead of failing.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# Execution option naming a connection whose transactions will write.
+_WRITES = "atalaya_writes"
+
+
+def database_error_reason(exc: BaseException) -> str:
+    """The driver's first line of `exc` (refused, locked, authentication failed).
+
+    SQLAlchemy's own text adds the statement, its parameters and a
+    "Background on this error" link: nothing an operator can act on.
+    """
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for other databases and in-memory ones."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 def redact_url(url: str) -> str:
@@ -54,4 +82,23 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
+    # A deferred transaction that has read cannot become a writer while
+    # another one writes: SQLite answers "database is locked" at once instead
+    # of waiting the busy timeout. Writers take the write lock as they begin
+    # (IMMEDIATE), where the busy timeout applies; readers stay deferred so
+    # they never wait behind a long import.
+    immediate = conn.get_execution_options().get(_WRITES, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def begin_write(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write: on SQLite it waits its turn behind other writers.
+
+    Use it instead of `engine.begin()` wherever the transaction reads before
+    it writes; committed on success, rolled back on any exception.
+    """
+    with engine.connect() as conn:
+        conn.execution_options(**{_WRITES: True})
+        with conn.begin():
+            yield conn
