@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,27 +12,19 @@ import pytest
 from atalaya.lab.geo import write_lab_geo_db
 from atalaya.observe.sightings import Sighting, SightingWriter, new_run_id
 from atalaya.store import create_store_engine
+from tests.support.cli import run_atalaya
 
 T0 = datetime(2026, 11, 20, 22, 30, 0, tzinfo=UTC)
 
 
 def atalaya(db_url: str, geo_data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
+    env: dict[str, str | None] = {
         "ATALAYA_DATABASE_URL": db_url,
         "ATALAYA_GEO_DATA": str(geo_data),
         "COLUMNS": "200",
     }
-    for name in ("ATALAYA_DEBUG", "ATALAYA_GEO_CITY_DB", "ATALAYA_GEO_ASN_DB", "ATALAYA_COUNTRY"):
-        env.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-m", "atalaya", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-        check=False,
-    )
+    env.update(dict.fromkeys(("ATALAYA_GEO_CITY_DB", "ATALAYA_GEO_ASN_DB", "ATALAYA_COUNTRY")))
+    return run_atalaya(*args, env=env)
 
 
 @pytest.fixture
