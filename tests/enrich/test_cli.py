@@ -53,6 +53,7 @@ def lab_db(tmp_path: Path, geo_data: Path) -> tuple[str, list[str]]:
     return url, ["--city-db", str(geo), "--asn-db", str(geo)]
 
 
+@pytest.mark.slow  # the real atlases and DB-IP's data, loaded per command
 def test_enrich_incremental_refresh_referrals(
     lab_db: tuple[str, list[str]], geo_data: Path
 ) -> None:
@@ -97,6 +98,7 @@ def test_enrich_incremental_refresh_referrals(
     assert "PT: 1 addresses, 2 sightings" in text.stdout
 
 
+@pytest.mark.slow
 def test_lookup_without_the_store(lab_db: tuple[str, list[str]], geo_data: Path) -> None:
     _, data = lab_db
     done = atalaya(
