@@ -14,5 +14,6 @@ echo "== ruff"; ruff check src tests bench; ruff format --check src tests bench
 echo "== mypy"; mypy
 echo "== import layers"; lint-imports
 echo "== pytest"
-# worksteal: a worker that runs out of tests takes some from a busy one.
-pytest -n "${ATALAYA_TEST_WORKERS:-4}" --dist worksteal --durations=25 "$@"
+# Tests go out one or two at a time, in the order collected: the workers take the
+# long ones (marked lab, web or slow; see tests/conftest.py) first and share them out.
+pytest -n "${ATALAYA_TEST_WORKERS:-4}" --dist load --maxschedchunk 1 --durations=25 "$@"
