@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, create_engine, text
 
 from atalaya.store import create_store_engine, upgrade
@@ -33,6 +34,20 @@ from tests.support.postgres import find_bindir, postgres_server
 from tests.support.seeds import Seed
 
 _db_counter = itertools.count()
+
+# On several workers (pytest-xdist, scripts/test.sh) the tests share the
+# cores: how long Hypothesis takes to make an input or run one example says
+# how loaded the machine is, not whether the code is right. Drop the two
+# timing checks there, as Hypothesis's own "ci" profile does under CI; the
+# example database stays (it is safe to share between processes).
+settings.register_profile(
+    "parallel",
+    settings.get_profile(settings.get_current_profile_name()),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    settings.load_profile("parallel")
 
 # Databases that `db_url` made as copies of the migrated template: `engine`
 # need not migrate them again.
@@ -196,3 +211,21 @@ def engine(db_url: str) -> Iterator[Engine]:
         upgrade(eng)
     yield eng
     eng.dispose()
+
+
+# Marks of the tests that take longest: seconds to minutes each.
+_LONG_MARKS = ("lab", "web", "slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On a pytest-xdist worker, hand out the long tests first.
+
+    Workers take tests in this order; a long test started last keeps one
+    worker busy while the others have finished. The order is a stable sort
+    of the collected one, the same on every worker (xdist checks that), and
+    no test depends on what ran before it. A run on one process keeps the
+    order of the files.
+    """
+    if not hasattr(config, "workerinput"):
+        return
+    items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in _LONG_MARKS))

@@ -42,6 +42,7 @@ def _users(db_url: str) -> None:
         assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 def test_verify_passes_then_fails_after_an_edit(db_url: str, engine: Engine) -> None:
     for i in range(3):
         log_event(engine, Action.VIEW, actor=Actor(username="ana"), object_type="lead", object_id=i)

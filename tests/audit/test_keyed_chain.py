@@ -11,7 +11,6 @@ import hashlib
 import os
 import stat
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from atalaya.audit.keys import (
 from atalaya.audit.log import start_signing
 from atalaya.store.tables import audit_head, audit_record
 from tests.audit.helpers import drop_audit_triggers
+from tests.support.cli import run_atalaya
 
 AT = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 ANA = Actor(user_id=1, username="ana", unit="Madrid", client_address="127.0.0.1", role="analyst")
@@ -51,18 +51,9 @@ def key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def atalaya(
     db_url: str, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "ATALAYA_DATABASE_URL": db_url, "COLUMNS": "200", **(env or {})}
-    full.pop("ATALAYA_DEBUG", None)
-    if env is None:
-        full.pop(AUDIT_KEY_FILE_ENV, None)
-    return subprocess.run(
-        [sys.executable, "-m", "atalaya", *args],
-        capture_output=True,
-        text=True,
-        env=full,
-        timeout=120,
-        check=False,
-    )
+    full: dict[str, str | None] = {"ATALAYA_DATABASE_URL": db_url, "COLUMNS": "200"}
+    full.update(env if env is not None else {AUDIT_KEY_FILE_ENV: None})
+    return run_atalaya(*args, env=full)
 
 
 def _views(engine: Engine, count: int) -> None:

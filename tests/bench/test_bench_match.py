@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "bench_match.py"
 
@@ -23,6 +24,7 @@ def load_bench() -> ModuleType:
     return module
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_its_section_and_keeps_the_rest(tmp_path: Path) -> None:
     docs = tmp_path / "benchmarks.md"
     docs.write_text(

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,27 +12,19 @@ import pytest
 from atalaya.lab.geo import write_lab_geo_db
 from atalaya.observe.sightings import Sighting, SightingWriter, new_run_id
 from atalaya.store import create_store_engine
+from tests.support.cli import run_atalaya
 
 T0 = datetime(2026, 11, 20, 22, 30, 0, tzinfo=UTC)
 
 
 def atalaya(db_url: str, geo_data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
+    env: dict[str, str | None] = {
         "ATALAYA_DATABASE_URL": db_url,
         "ATALAYA_GEO_DATA": str(geo_data),
         "COLUMNS": "200",
     }
-    for name in ("ATALAYA_DEBUG", "ATALAYA_GEO_CITY_DB", "ATALAYA_GEO_ASN_DB", "ATALAYA_COUNTRY"):
-        env.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-m", "atalaya", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-        check=False,
-    )
+    env.update(dict.fromkeys(("ATALAYA_GEO_CITY_DB", "ATALAYA_GEO_ASN_DB", "ATALAYA_COUNTRY")))
+    return run_atalaya(*args, env=env)
 
 
 @pytest.fixture
@@ -64,6 +54,7 @@ def lab_db(tmp_path: Path, geo_data: Path) -> tuple[str, list[str]]:
     return url, ["--city-db", str(geo), "--asn-db", str(geo)]
 
 
+@pytest.mark.slow  # the real atlases and DB-IP's data, loaded per command
 def test_enrich_incremental_refresh_referrals(
     lab_db: tuple[str, list[str]], geo_data: Path
 ) -> None:
@@ -108,6 +99,7 @@ def test_enrich_incremental_refresh_referrals(
     assert "PT: 1 addresses, 2 sightings" in text.stdout
 
 
+@pytest.mark.slow
 def test_lookup_without_the_store(lab_db: tuple[str, list[str]], geo_data: Path) -> None:
     _, data = lab_db
     done = atalaya(

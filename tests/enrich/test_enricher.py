@@ -191,6 +191,7 @@ def test_enrich_many_keeps_order_and_matches_enrich(enricher: Enricher) -> None:
     assert many == [enricher.enrich(ip, now=NOW) for ip in ips]
 
 
+@pytest.mark.slow  # opens the real data three times
 def test_sources_versions_and_attribution(
     enricher: Enricher, settings: EnrichSettings, geo_data: Path
 ) -> None:

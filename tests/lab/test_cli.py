@@ -9,11 +9,14 @@ import pytest
 
 from atalaya.lab import processes
 from atalaya.lab.layout import FAILED_NAME, PID_NAME, SUPERVISOR_MODULE
+from tests.support.cli import run_atalaya
 
 pytestmark = pytest.mark.lab
 
 
 def _atalaya(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """`atalaya lab up` in a child: the supervisor it starts is then no child of
+    this process (reparented, reaped by init when it stops), as for an operator."""
     return subprocess.run(
         [sys.executable, "-m", "atalaya", *args],
         capture_output=True,
@@ -31,7 +34,7 @@ def _alive(pid: int) -> bool:
     return processes.cmdline(pid) != ""
 
 
-@pytest.mark.slow  # seven `atalaya` processes, about a second each to import
+@pytest.mark.slow  # a real lab of opentracker and libtorrent peers, started and stopped
 def test_up_status_down_leave_no_process_behind(tmp_path: Path) -> None:
     lab_dir = tmp_path / "lab"
     up = _atalaya("lab", "up", "--dir", str(lab_dir), "--ip-prefix", "127.84.0", "--json")
@@ -44,24 +47,24 @@ def test_up_status_down_leave_no_process_behind(tmp_path: Path) -> None:
         assert all(processes.is_running(pid, "opentracker") for pid in children)
         assert (lab_dir / "hashset.csv").is_file()
 
-        again = _atalaya("lab", "up", "--dir", str(lab_dir), "--ip-prefix", "127.84.0")
+        again = run_atalaya("lab", "up", "--dir", str(lab_dir), "--ip-prefix", "127.84.0")
         assert again.returncode == 2
         assert "already running" in again.stderr
 
-        status = _atalaya("lab", "status", "--dir", str(lab_dir), "--json")
+        status = run_atalaya("lab", "status", "--dir", str(lab_dir), "--json")
         assert status.returncode == 0
         assert json.loads(status.stdout)["running"] is True
-        text = _atalaya("lab", "status", "--dir", str(lab_dir)).stdout
+        text = run_atalaya("lab", "status", "--dir", str(lab_dir)).stdout
         assert "seed-1" in text
         assert "holds nothing of" in text
     finally:
-        down = _atalaya("lab", "down", "--dir", str(lab_dir))
+        down = run_atalaya("lab", "down", "--dir", str(lab_dir))
     assert down.returncode == 0, down.stderr
     assert not _alive(supervisor)
     assert not any(_alive(pid) for pid in children)
     assert not (lab_dir / PID_NAME).exists()
-    assert "no lab is running" in _atalaya("lab", "status", "--dir", str(lab_dir)).stdout
-    assert "no lab is running" in _atalaya("lab", "down", "--dir", str(lab_dir)).stderr
+    assert "no lab is running" in run_atalaya("lab", "status", "--dir", str(lab_dir)).stdout
+    assert "no lab is running" in run_atalaya("lab", "down", "--dir", str(lab_dir)).stderr
 
 
 def test_down_stops_daemons_of_a_killed_supervisor(tmp_path: Path) -> None:
@@ -79,14 +82,14 @@ def test_down_stops_daemons_of_a_killed_supervisor(tmp_path: Path) -> None:
         assert processes.wait_gone(supervisor, SUPERVISOR_MODULE, 10.0)
         assert all(_alive(pid) for pid in children)
     finally:
-        down = _atalaya("lab", "down", "--dir", str(lab_dir))
+        down = run_atalaya("lab", "down", "--dir", str(lab_dir))
     assert down.returncode == 0, down.stderr
     assert not any(_alive(pid) for pid in children)
 
 
 def test_a_lab_that_cannot_start_says_why_and_leaves_nothing(tmp_path: Path) -> None:
     lab_dir = tmp_path / "lab"
-    bad = _atalaya("lab", "up", "--dir", str(lab_dir), "--peers", "1")
+    bad = run_atalaya("lab", "up", "--dir", str(lab_dir), "--peers", "1")
     assert bad.returncode == 2
     assert "2 to 40 seeders" in bad.stderr
     assert not lab_dir.exists()

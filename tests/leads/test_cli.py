@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,22 +19,15 @@ from atalaya.store import create_store_engine
 from atalaya.store.tables import audit_record, enrichment_data
 from tests.leads.helpers import item, peer_id, write
 from tests.leads.helpers import sighting as s
+from tests.support.cli import run_atalaya
 
 
 def atalaya(
     db_url: str, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "ATALAYA_DATABASE_URL": db_url, "COLUMNS": "200", **(env or {})}
-    full.pop("ATALAYA_DEBUG", None)
-    full.pop("ATALAYA_LEADS_CONFIG", None) if env is None else None
-    return subprocess.run(
-        [sys.executable, "-m", "atalaya", *args],
-        capture_output=True,
-        text=True,
-        env=full,
-        timeout=120,
-        check=False,
-    )
+    full: dict[str, str | None] = {"ATALAYA_DATABASE_URL": db_url, "COLUMNS": "200"}
+    full.update(env if env is not None else {"ATALAYA_LEADS_CONFIG": None})
+    return run_atalaya(*args, env=full)
 
 
 AT = datetime(2026, 11, 20, tzinfo=UTC)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -16,19 +14,11 @@ from atalaya.audit.log import AuditQuery, read_records
 from atalaya.audit.shown import shown_ranges
 from atalaya.store.tables import lead_override
 from tests.accounts.helpers import insert_lead, unit_with_user
+from tests.support.cli import run_atalaya
 
 
 def atalaya(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ATALAYA_DATABASE_URL": db_url, "COLUMNS": "200"}
-    env.pop("ATALAYA_DEBUG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "atalaya", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return run_atalaya(*args, env={"ATALAYA_DATABASE_URL": db_url, "COLUMNS": "200"})
 
 
 @pytest.fixture

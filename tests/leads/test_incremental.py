@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete
@@ -155,6 +156,7 @@ def _write(engine: Engine, rows: list[tuple[Any, ...]]) -> None:
     )
 
 
+@pytest.mark.slow
 def test_incremental_builds_equal_a_rebuild(engine: Engine) -> None:
     examples = 60 if engine.dialect.name == "sqlite" else 12
 

@@ -254,6 +254,7 @@ _STORY = st.lists(
 )
 
 
+@pytest.mark.slow
 def test_claims_always_belong_to_a_lead_and_a_rebuild_adds_no_lineage(engine: Engine) -> None:
     """Sightings built in parts while places change, a claim put on every lead
     after each build: after every later build each claim belongs to a lead,

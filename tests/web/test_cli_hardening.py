@@ -15,6 +15,7 @@ import pytest
 
 from atalaya.audit.log import AuditQuery, read_records
 from atalaya.store import create_store_engine, upgrade
+from tests.support.cli import run_atalaya
 from tests.web.conftest import web_settings
 
 
@@ -91,12 +92,6 @@ def test_serve_refuses_a_bad_proxy_setting(tmp_path: Path) -> None:
     engine = create_store_engine(url)
     upgrade(engine)
     engine.dispose()
-    done = subprocess.run(
-        [sys.executable, "-m", "atalaya.cli", "--db", url, "serve", "--forwarded-allow-ips", "x"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_atalaya("--db", url, "serve", "--forwarded-allow-ips", "x")
     assert done.returncode == 2 and "--forwarded-allow-ips" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1

@@ -590,6 +590,7 @@ bvalues = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=500)
 @given(bvalues)
 def test_structured_junk_raises_only_krpc_error(value: object) -> None:
