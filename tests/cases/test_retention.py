@@ -140,3 +140,11 @@ def test_the_deadline_grows_with_the_observation(
 ) -> None:
     early, late = sorted((a, b))
     assert expires_at(early, rule) <= expires_at(late, rule)
+
+
+def test_a_leap_day_east_of_utc_keeps_the_365_day_reading() -> None:
+    """Found by the property above: 3 years at UTC+4 across 29 February 2004."""
+    seen = at("2001-03-01T20:00:00Z")
+    assert expires_at(seen, RetentionRule(36, 4)) <= seen + timedelta(days=3 * 365)
+    seen = at("2003-03-01T20:00:00Z")
+    assert expires_at(seen, RetentionRule(12, 4)) == at("2004-02-29T00:00:00Z")

@@ -21,13 +21,17 @@ these readings:
    the last day of the month (2024-02-29 + 12 months = 2025-02-28,
    2026-08-31 + 6 months = 2027-02-28).
 3. Step back one whole day and take 00:00 UTC of that day.
+4. Never later than 00:00 UTC of the day reached by counting 365 days a
+   year (months * 365 // 12 whole days) from the observation itself.
 
 Step 3 covers every local midnight of the anniversary (UTC offsets up to
-+14 h) and, for whole years, the 365-days-a-year reading (twelve calendar
-months are 365 or 366 days, one day back makes them at most 365). So a
-deadline is one to two days early (up to four where a later local date
-meets a month end), never late: 2024-02-29 10:00 UTC in Spain expires at
-2025-02-27 00:00 UTC.
++14 h). Step 4 is the 365-days-a-year reading: step 3 alone misses it
+where the country's earliest offset is east of UTC and the period holds a
+29 February (2003-03-01 20:00 UTC at UTC+4: the local date is 2 March, the
+anniversary 2 March 2004, one day back 1 March; 365 days later is
+29 February 2004 20:00 UTC). So a deadline is one to two days early (up to
+four where a later local date meets a month end), never late: 2024-02-29
+10:00 UTC in Spain expires at 2025-02-27 00:00 UTC.
 
 `days_left` counts whole days from now to the deadline, rounded down
 (0 on the deadline's last day, negative once it has passed).
@@ -43,6 +47,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from atalaya.errors import AtalayaError
 
 DAY = timedelta(days=1)
+MICROSECOND = timedelta(microseconds=1)
 # The smallest UTC offset of any time zone in use: the earliest date anywhere.
 EARLIEST_OFFSET_H = -12
 
@@ -96,9 +101,14 @@ def _aware(at: datetime) -> datetime:
 
 def expires_at(observed_at: datetime, rule: RetentionRule) -> datetime:
     """The instant (UTC) after which an operator may have erased this observation's data."""
-    earliest_local = _aware(observed_at) + timedelta(hours=rule.min_utc_offset_h)
+    observed = _aware(observed_at)
+    earliest_local = observed + timedelta(hours=rule.min_utc_offset_h)
     anniversary = add_months(earliest_local.date(), rule.months)
-    return datetime.combine(anniversary - DAY, time(0), tzinfo=UTC)
+    by_calendar = datetime.combine(anniversary - DAY, time(0), tzinfo=UTC)
+    by_days = observed + (rule.months * 365 // 12) * DAY
+    # Both only grow with the observation's time, so their minimum does too
+    # (what `live_since` relies on).
+    return min(by_calendar, datetime.combine(by_days.date(), time(0), tzinfo=UTC))
 
 
 def expired(observed_at: datetime, rule: RetentionRule, now: datetime) -> bool:
@@ -118,14 +128,18 @@ def live_since(now: datetime, rule: RetentionRule) -> datetime:
     splits them (how the store finds them with one index range).
     """
     now = _aware(now)
-    # Going back `months` from tomorrow lands within a few days of the
-    # bound; walk forward day by day to the first date whose deadline is
-    # still ahead (bounded: a month has at most 31 days).
-    start = add_months((now + 2 * DAY).date(), -rule.months) - 5 * DAY
-    for step in range(40):
-        day = start + step * DAY
-        local_midnight = datetime.combine(day, time(0), tzinfo=UTC)
-        first_instant = local_midnight - timedelta(hours=rule.min_utc_offset_h)
-        if expires_at(first_instant, rule) > now:
-            return first_instant
-    raise AssertionError("retention bound not found within 40 days")  # pragma: no cover
+    # A bisection to the microsecond over a window that surely holds the
+    # bound: `expires_at` is a non-decreasing step function of the
+    # observation's time, and an observation `months` months plus a few
+    # days before `now` has expired while one at `now` has not.
+    low = now - (rule.months * 31 + 5) * DAY  # expired
+    high = now  # live
+    for _ in range(64):  # 2^64 microseconds is far wider than the window
+        if high - low <= MICROSECOND:
+            return high
+        middle = low + (high - low) // 2  # timedelta: whole microseconds
+        if expires_at(middle, rule) > now:
+            high = middle
+        else:
+            low = middle
+    raise AssertionError("retention bound not found")  # pragma: no cover
