@@ -12,8 +12,11 @@ its first sighting is.
   lead L. Lead L keeps its id and its records (the part holding sighting L
   is L); the lineage names N as split from L.
 
-Both can happen to one lead in one build; a lead whose first sighting was
-in no lead before (new sightings) has no lineage. The functions here are
+Both can happen to one lead in one build: old lead L = {L, N} whose
+sighting L goes into lead M < L while sighting N is left on its own is
+merged into M and split into N; the split names L, whose records are the
+ones N carries, though L is no lead any more. A lead whose first sighting
+was in no lead before (new sightings) has no lineage. The functions here are
 pure: the build passes the two groupings in whatever form it has them
 (`Stretch`es for where sightings lie), and `atalaya.leads.history` stores
 what they return.
