@@ -79,8 +79,9 @@ from atalaya.cases.records import list_cases
 from atalaya.enrich.store import attribution_of
 from atalaya.errors import AtalayaError
 from atalaya.hashsets.categories import Category
+from atalaya.leads.export import csv_parts, geojson_parts
 from atalaya.leads.history import moved
-from atalaya.leads.query import override_score
+from atalaya.leads.query import lead_records, override_score
 from atalaya.leads.scoring import check_override_score
 from atalaya.observe import registry
 from atalaya.store.tables import lead
@@ -88,7 +89,6 @@ from atalaya.store.times import utc
 from atalaya.web import case_pages
 from atalaya.web.charts import chart_data
 from atalaya.web.dossier import gather, local_time
-from atalaya.web.export import csv_lines, geojson_parts, row_record
 from atalaya.web.filters import STATUSES, FilterError, Filters, parse_filters
 from atalaya.web.places import Places
 from atalaya.web.query_limit import is_timeout, limit_statements
@@ -100,6 +100,7 @@ from atalaya.web.selection import (
     lead_rows,
     map_points,
     page_of,
+    row_record,
     select_leads,
 )
 from atalaya.web.settings import LIBRARIES, WebSettings, tile_origin
@@ -562,7 +563,7 @@ class WebApp:
         rows = self.selection(session, flt)
         stamp = self.now().strftime("%Y%m%dT%H%M%SZ")
         with self.engine.connect() as conn:
-            records = [row_record(r) for r in lead_rows(conn, [r.id for r in rows])]
+            records = lead_records(conn, [r.id for r in rows], factors=True)
         self.audit(
             request,
             session,
@@ -576,10 +577,10 @@ class WebApp:
             },
         )
         if fmt == "csv":
-            body: Iterator[str] = csv_lines(records)
+            body: Iterator[str] = csv_parts(records)
             media, name = "text/csv; charset=utf-8", f"atalaya-leads-{stamp}.csv"
         else:
-            body = geojson_parts(records, self.attributions(rows))
+            body = geojson_parts(records)
             media, name = "application/geo+json", f"atalaya-leads-{stamp}.geojson"
         return StreamingResponse(
             body,

@@ -6,8 +6,8 @@ them. Both come from this function with the same filters, so they cannot
 disagree. Area filters are a bounding box in SQL and then the exact polygon
 test here (shapely), so that both engines answer the same.
 
-The score in force is the latest analyst override where there is one, else
-the computed score, as in `atalaya.leads.query`.
+The score in force is `atalaya.leads.query.score_in_force`, the one
+definition every reader of leads shares.
 """
 
 from __future__ import annotations
@@ -25,12 +25,11 @@ from sqlalchemy import (
     String,
     and_,
     cast,
-    func,
     select,
 )
 
 from atalaya.hashsets.categories import Category
-from atalaya.leads.history import override_in_force
+from atalaya.leads.query import score_in_force
 from atalaya.store.tables import lead
 from atalaya.store.times import utc
 from atalaya.web.filters import DEFAULT_DAYS, Filters
@@ -94,13 +93,6 @@ class Page:
     number: int
     pages: int
     total: int
-
-
-def score_in_force() -> tuple[ColumnElement[Any], Any]:
-    """The score-in-force expression and the latest-override subquery it reads
-    (overrides of leads merged into a lead count as its own)."""
-    override = override_in_force()
-    return func.coalesce(override.c.score, lead.c.score), override
 
 
 def _conditions(
@@ -283,6 +275,36 @@ def page_of(rows: Sequence[Selected], number: int, size: int = PAGE_SIZE) -> Pag
     number = min(max(1, number), pages)
     start = (number - 1) * size
     return Page(rows=list(rows[start : start + size]), number=number, pages=pages, total=len(rows))
+
+
+def row_record(r: LeadRow) -> dict[str, Any]:
+    """A lead of the list as the list page's JSON has it (exports use
+    `atalaya.leads.query.lead_records`, with every column)."""
+    return {
+        "id": r.id,
+        "score": r.score,
+        "computed_score": r.computed_score,
+        "overridden": r.overridden,
+        "first_seen": r.first_seen.isoformat(),
+        "last_seen": r.last_seen.isoformat(),
+        "sightings": r.sightings,
+        "known_files": r.known_files,
+        "verified_items": r.verified_items,
+        "highest_category": r.category_label,
+        "networks": list(r.networks),
+        "ip": r.ip,
+        "country": r.country,
+        "province_code": r.province_code,
+        "province_name": r.province_name,
+        "municipality_code": r.municipality_code,
+        "municipality_name": r.municipality_name,
+        "lat": r.lat,
+        "lon": r.lon,
+        "isp": r.isp,
+        "asn": r.asn,
+        "flags": list(r.flags),
+        "time_zone": r.time_zone,
+    }
 
 
 MAP_FIELDS = ("id", "lat", "lon", "score", "known_files")
