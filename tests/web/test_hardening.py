@@ -23,10 +23,10 @@ from sqlalchemy import Engine, func, select
 from atalaya.audit.log import AuditQuery, read_records
 from atalaya.audit.shown import shown_ranges
 from atalaya.audit.verify import verify
+from atalaya.leads.charts import chart_window
 from atalaya.leads.export import CSV_HEADER, csv_parts
 from atalaya.store.tables import lead_override
 from atalaya.web.app import create_app
-from atalaya.web.charts import chart_window
 from atalaya.web.filters import FilterError, parse_filters
 from atalaya.web.security import forwarded_client, parse_trusted_proxies
 from tests.web.conftest import BASE, form_csrf, login_csrf, sign_in, web_settings

@@ -207,6 +207,26 @@ def lead_records(
     return [found[i] for i in ids if i in found]
 
 
+def lead_exists(conn: Connection, lead_id: int, visible: ColumnElement[bool] | None = None) -> bool:
+    """Whether a lead of that id is in the store now (not merged away), and
+    among the leads `visible` allows (None: any)."""
+    query = select(lead.c.id).where(lead.c.id == lead_id)
+    if visible is not None:
+        query = query.where(visible)
+    return conn.execute(query).first() is not None
+
+
+def lead_country(conn: Connection, lead_id: int) -> str | None:
+    """The country of the lead's place (ISO code), None when unplaced or absent."""
+    return conn.scalar(select(lead.c.country).where(lead.c.id == lead_id))
+
+
+def latest_activity(conn: Connection) -> datetime | None:
+    """The last sighting of the most recently active lead; None with no leads."""
+    latest = conn.scalar(select(func.max(lead.c.last_seen)))
+    return utc(latest) if latest is not None else None
+
+
 def lead_detail(engine: Engine, lead_id: int) -> dict[str, Any]:
     """One lead with its factors, presences, links, overrides, claims and history.
 
@@ -338,7 +358,10 @@ __all__ = [
     "LeadFilter",
     "LeadMovedError",
     "iter_leads",
+    "latest_activity",
+    "lead_country",
     "lead_detail",
+    "lead_exists",
     "lead_records",
     "override_history",
     "override_score",

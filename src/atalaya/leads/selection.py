@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -32,10 +32,49 @@ from atalaya.hashsets.categories import Category
 from atalaya.leads.query import score_in_force
 from atalaya.store.tables import lead
 from atalaya.store.times import utc
-from atalaya.web.filters import DEFAULT_DAYS, Filters
 
 PAGE_SIZE = 100
 _IN_CHUNK = 1_000
+# A lead seen within this many days is active, else dormant.
+ACTIVE_DAYS = 7
+STATUSES = ("active", "dormant", "overridden", "conflict")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which leads: plain values (the web parses and bounds them from a URL)."""
+
+    since: date  # first UTC day included
+    until: date  # last UTC day included
+    province: str | None = None
+    municipality: str | None = None
+    area: tuple[tuple[float, float], ...] | None = None  # (lon, lat) ring, not closed
+    network: str | None = None
+    category: Category | None = None
+    min_score: float | None = None
+    status: str | None = None  # one of STATUSES
+
+    @property
+    def start(self) -> datetime:
+        """The window's first instant (UTC)."""
+        return datetime.combine(self.since, time(), tzinfo=UTC)
+
+    @property
+    def end(self) -> datetime:
+        """The instant just after the window (UTC)."""
+        return datetime.combine(self.until + timedelta(days=1), time(), tzinfo=UTC)
+
+    @property
+    def days(self) -> int:
+        return (self.until - self.since).days + 1
+
+    def bbox(self) -> tuple[float, float, float, float] | None:
+        """(west, south, east, north) of the drawn area."""
+        if not self.area:
+            return None
+        lons = [p[0] for p in self.area]
+        lats = [p[1] for p in self.area]
+        return min(lons), min(lats), max(lons), max(lats)
 
 
 @dataclass(frozen=True)
@@ -96,7 +135,7 @@ class Page:
 
 
 def _conditions(
-    flt: Filters,
+    flt: Selection,
     *,
     visible: ColumnElement[bool] | None,
     in_force: ColumnElement[Any],
@@ -131,7 +170,7 @@ def _conditions(
         where.append(lead.c.highest_category >= int(flt.category))
     if flt.min_score is not None:
         where.append(in_force >= flt.min_score)
-    recent = now - timedelta(days=DEFAULT_DAYS)
+    recent = now - timedelta(days=ACTIVE_DAYS)
     if flt.status == "active":
         where.append(lead.c.last_seen >= recent)
     elif flt.status == "dormant":
@@ -145,7 +184,7 @@ def _conditions(
 
 def select_leads(
     conn: Connection,
-    flt: Filters,
+    flt: Selection,
     *,
     visible: ColumnElement[bool] | None,
     now: datetime,
