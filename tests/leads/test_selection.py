@@ -8,7 +8,12 @@ from sqlalchemy import Connection, Engine, insert
 
 from atalaya.accounts import add_unit, claim_lead
 from atalaya.accounts.visibility import conflict_clause, visible_lead_ids_clause
-from atalaya.leads.query import override_score
+from atalaya.leads.query import (
+    latest_activity,
+    lead_country,
+    lead_exists,
+    override_score,
+)
 from atalaya.leads.selection import (
     Selection,
     in_area,
@@ -179,3 +184,22 @@ def test_days_are_utc_days_both_ends_included(engine: Engine) -> None:
         )
     with engine.connect() as conn:
         assert _ids(select_leads(conn, WEEK, visible=None, now=NOW)) == [3, 1]
+
+
+def test_lookups_the_web_reads_leads_by(engine: Engine) -> None:
+    with engine.connect() as conn:
+        assert latest_activity(conn) is None
+        assert not lead_exists(conn, 1)
+    with engine.begin() as conn:
+        _lead(conn, 1, 50.0, last=datetime(2026, 11, 12, 8, tzinfo=UTC))
+        _lead(conn, 2, 70.0, province=None, last=datetime(2026, 11, 13, 9, 30, tzinfo=UTC))
+    with engine.connect() as conn:
+        assert latest_activity(conn) == datetime(2026, 11, 13, 9, 30, tzinfo=UTC)
+        assert lead_exists(conn, 1) and lead_exists(conn, 2) and not lead_exists(conn, 3)
+        assert not lead_exists(conn, 1, lead.c.id != 1)
+        assert lead_exists(conn, 2, lead.c.id != 1)
+        assert (lead_country(conn, 1), lead_country(conn, 2), lead_country(conn, 3)) == (
+            "ES",
+            None,
+            None,
+        )
