@@ -52,11 +52,11 @@ from atalaya.accounts.visibility import conflict_clause, visible_lead_ids_clause
 from atalaya.leads.build import build_leads  # noqa: E402
 from atalaya.leads.config import LeadsConfig  # noqa: E402
 from atalaya.leads.facts import MappingFacts  # noqa: E402
+from atalaya.leads.selection import select_leads  # noqa: E402
 from atalaya.store import create_store_engine, upgrade  # noqa: E402
 from atalaya.store.tables import lead  # noqa: E402
 from atalaya.web.app import create_app  # noqa: E402
 from atalaya.web.filters import Filters  # noqa: E402
-from atalaya.web.selection import select_leads  # noqa: E402
 from atalaya.web.settings import WebSettings  # noqa: E402
 from benchdocs import DEFAULT_DOCS, footer, human_bytes, markers, pick, run_child, update_docs  # noqa: E402
 

@@ -16,6 +16,7 @@ from atalaya.observe.sightings import (
     canonical_ip,
     iter_export_rows,
     new_run_id,
+    sightings_by_id,
     write_csv,
     write_jsonl,
 )
@@ -134,3 +135,16 @@ def test_export_window_and_formats(engine: Engine) -> None:
     parsed = list(csv.DictReader(io.StringIO(buf.getvalue())))
     assert [r["ip"] for r in parsed] == ["127.0.0.10", "127.0.0.11", "127.0.0.12"]
     assert parsed[0]["seen_at"].endswith(".123456+00:00")
+
+
+def test_sightings_by_id_oldest_first(engine: Engine) -> None:
+    SightingWriter(engine).write(
+        [make(seen_at=T0 + timedelta(days=-d), ip=f"127.0.0.{20 + d}") for d in range(3)]
+    )
+    with engine.connect() as conn:
+        ids = conn.execute(select(sighting.c.id).order_by(sighting.c.id)).scalars().all()
+        rows = sightings_by_id(conn, [ids[0], ids[2]])
+        assert [r.ip for r in rows] == ["127.0.0.22", "127.0.0.20"]
+        assert [(r.network, r.port) for r in rows] == [("bittorrent", 6881)] * 2
+        assert [r.id for r in rows] == [ids[2], ids[0]]
+        assert sightings_by_id(conn, []) == []

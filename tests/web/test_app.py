@@ -14,11 +14,13 @@ from sqlalchemy import Engine, func, select
 
 from atalaya.audit.log import AuditQuery, read_records
 from atalaya.audit.verify import verify
+from atalaya.leads.query import override_score
 from atalaya.observe.registry import registered
 from atalaya.store.tables import audit_record, lead, lead_override
+from tests.support.cli import run_atalaya
 from tests.support.quiet_network import QuietNetwork
 from tests.web.conftest import BASE, form_csrf, sign_in
-from tests.web.seed import PREFIX, expected_ids, lead_ids_by_ip
+from tests.web.seed import NOW, PREFIX, expected_ids, lead_ids_by_ip
 
 W46 = "week=2026-W46"
 
@@ -312,6 +314,28 @@ def test_export_is_the_selection(client_for: Any, world: Engine) -> None:
     geo = json.loads(ana.get(f"/export?format=geojson&{W46}&province=28").text)
     assert {f["id"] for f in geo["features"]} == expected_ids(world, [10, 26, 56])
     assert geo["attribution"] and "Lab locations" in geo["attribution"][0]
+
+
+def test_web_csv_is_the_command_line_csv(client_for: Any, world: Engine) -> None:
+    """One column list for every lead export: the web's CSV of a selection has
+    the header of `atalaya leads export` and, lead for lead, the same cells."""
+    overridden = min(expected_ids(world, [10, 26, 56]))
+    override_score(world, overridden, 77.5, "=seen in case 2026/3", "ana", now=NOW)
+    web = list(csv.reader(io.StringIO(client_for("ana").get(f"/export?format=csv&{W46}").text)))
+    url = world.url.render_as_string(hide_password=False)
+    cli = run_atalaya("leads", "export", "--format", "csv", env={"ATALAYA_DATABASE_URL": url})
+    assert cli.returncode == 0, cli.stderr
+    table = list(csv.reader(io.StringIO(cli.stdout)))
+    assert web[0] == table[0]
+    assert "override_reason" in web[0] and any(h.startswith("factor_") for h in web[0])
+    by_id = {row[0]: row for row in table[1:]}
+    assert len(web) > 2
+    for row in web[1:]:
+        assert row == by_id[row[0]]
+    shown = next(
+        dict(zip(web[0], row, strict=True)) for row in web[1:] if row[0] == str(overridden)
+    )
+    assert shown["score"] == "77.5" and shown["override_reason"] == "'=seen in case 2026/3"
 
 
 def test_api_list_pages_and_conflicts(client_for: Any, world: Engine) -> None:

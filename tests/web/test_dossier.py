@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 
 from atalaya.accounts import get_unit
 from atalaya.accounts.visibility import visible_lead_ids_clause
+from atalaya.leads.dossier import gather, local_time
 from atalaya.observe.sightings import Sighting
-from atalaya.web.dossier import gather, local_time
 from tests.web.seed import PREFIX, RUN, build_world, lead_ids_by_ip
 
 SHARED = ("5a" * 20, "5b" * 20)  # made-up infohashes

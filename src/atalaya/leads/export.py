@@ -2,14 +2,17 @@
 
 Every format carries the computed score, the score in force (an analyst's
 override where there is one) and the factors that made the computed score,
-and the attribution of the location data where a lead has a place.
+and the attribution of the location data where a lead has a place. The
+command line and the web application both export through this module, with
+the records `atalaya.leads.query` makes: one column list for every export.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from atalaya.csv_cells import neutralise_row
@@ -50,6 +53,9 @@ CSV_FIELDS = (
 )
 # One column per factor's contribution, in a fixed order.
 FACTOR_COLUMNS = tuple(sorted(DEFAULT_FACTORS)) + tuple(f"flag_{f}" for f in sorted(DEFAULT_FLAGS))
+CSV_HEADER = CSV_FIELDS + tuple(f"factor_{name}" for name in FACTOR_COLUMNS)
+# Streamed parts are cut at about this many characters.
+_PART = 65_536
 
 
 def write_jsonl(records: Iterable[dict[str, Any]], stream: IO[str]) -> int:
@@ -60,22 +66,46 @@ def write_jsonl(records: Iterable[dict[str, Any]], stream: IO[str]) -> int:
     return count
 
 
-def write_csv(records: Iterable[dict[str, Any]], stream: IO[str]) -> int:
-    header = list(CSV_FIELDS) + [f"factor_{name}" for name in FACTOR_COLUMNS]
-    writer = csv.DictWriter(stream, fieldnames=header, lineterminator="\n", extrasaction="ignore")
+def csv_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as one CSV row: lists joined, factors spread, cells neutralised."""
+    row = dict(record)
+    override = record.get("override") or {}
+    row["override_score"] = override.get("score")
+    row["override_reason"] = override.get("reason")
+    row["networks"] = " ".join(record["networks"])
+    row["flags"] = " ".join(record["flags"])
+    for factor in record.get("factors", []):
+        row[f"factor_{factor['name']}"] = factor["contribution"]
+    return neutralise_row(row)
+
+
+def csv_parts(records: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """The CSV text (header first) in parts of about 64 KiB, for streaming."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(
+        buffer, fieldnames=CSV_HEADER, lineterminator="\n", extrasaction="ignore"
+    )
     writer.writeheader()
-    count = 0
     for record in records:
-        row = dict(record)
-        override = record.get("override") or {}
-        row["override_score"] = override.get("score")
-        row["override_reason"] = override.get("reason")
-        row["networks"] = " ".join(record["networks"])
-        row["flags"] = " ".join(record["flags"])
-        for factor in record.get("factors", []):
-            row[f"factor_{factor['name']}"] = factor["contribution"]
-        writer.writerow(neutralise_row(row))
-        count += 1
+        writer.writerow(csv_row(record))
+        if buffer.tell() > _PART:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def write_csv(records: Iterable[dict[str, Any]], stream: IO[str]) -> int:
+    count = 0
+
+    def counted() -> Iterator[dict[str, Any]]:
+        nonlocal count
+        for record in records:
+            count += 1
+            yield record
+
+    for part in csv_parts(counted()):
+        stream.write(part)
     return count
 
 
@@ -88,17 +118,29 @@ def geojson_feature(record: dict[str, Any]) -> dict[str, Any]:
     return {"type": "Feature", "id": record["id"], "geometry": geometry, "properties": properties}
 
 
-def write_geojson(records: Iterable[dict[str, Any]], stream: IO[str]) -> int:
-    """A FeatureCollection (RFC 7946), one Point per lead; no place, null geometry."""
-    stream.write('{"type": "FeatureCollection", "features": [')
-    count = 0
+def geojson_parts(records: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """A FeatureCollection (RFC 7946) in parts, one Point per lead; no place,
+    null geometry; the records' attributions as a foreign member at the end."""
+    yield '{"type": "FeatureCollection", "features": ['
     attributions: set[str] = set()
-    for record in records:
+    for count, record in enumerate(records):
         if record.get("attribution"):
             attributions.add(record["attribution"])
         feature = geojson_feature(record)
-        stream.write(("," if count else "") + "\n" + json.dumps(feature, ensure_ascii=False))
-        count += 1
+        yield ("," if count else "") + "\n" + json.dumps(feature, ensure_ascii=False)
     # A foreign member (RFC 7946 section 6.1): whose location data this is.
-    stream.write("\n], " + json.dumps({"attribution": sorted(attributions)})[1:] + "\n")
+    yield "\n], " + json.dumps({"attribution": sorted(attributions)})[1:] + "\n"
+
+
+def write_geojson(records: Iterable[dict[str, Any]], stream: IO[str]) -> int:
+    count = 0
+
+    def counted() -> Iterator[dict[str, Any]]:
+        nonlocal count
+        for record in records:
+            count += 1
+            yield record
+
+    for part in geojson_parts(counted()):
+        stream.write(part)
     return count

@@ -9,12 +9,12 @@ lead's (`atalaya.leads.history`); asking for a lead merged away raises
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, func, insert, or_, select
 
 from atalaya.enrich.store import attribution_of
 from atalaya.errors import AtalayaError
@@ -39,6 +39,7 @@ from atalaya.store.times import utc
 
 MAX_REASON = 2_000
 MAX_ANALYST = 200
+_IN_CHUNK = 1_000
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,20 @@ def iso(value: datetime | None) -> str | None:
     return utc(value).isoformat(timespec="microseconds")
 
 
+def score_in_force() -> tuple[ColumnElement[Any], Any]:
+    """The score-in-force expression and the latest-override subquery it reads.
+
+    The one definition every reader of leads uses (lists, exports, the web's
+    map and pages): the latest analyst override where there is one, else the
+    computed score; overrides of leads merged into a lead count as its own.
+    Join the subquery with `.outerjoin(override, override.c.lead_id == lead.c.id)`.
+    """
+    override = override_in_force()
+    return func.coalesce(override.c.score, lead.c.score), override
+
+
 def _query(flt: LeadFilter) -> Any:
-    ov = override_in_force()
-    in_force = func.coalesce(ov.c.score, lead.c.score)
+    in_force, ov = score_in_force()
     query = select(
         lead,
         in_force.label("score_in_force"),
@@ -141,6 +153,33 @@ def _record(
     }
 
 
+def _records(
+    conn: Connection,
+    rows: Sequence[Any],
+    attributions: dict[str | None, str | None],
+    *,
+    factors: bool,
+) -> list[dict[str, Any]]:
+    scored: dict[int, list[dict[str, Any]]] = {}
+    if factors:
+        ids = [r.id for r in rows]
+        for f in conn.execute(
+            select(lead_factor)
+            .where(lead_factor.c.lead_id.in_(ids))
+            .order_by(lead_factor.c.lead_id, lead_factor.c.name)
+        ).mappings():
+            scored.setdefault(f["lead_id"], []).append(
+                {k: f[k] for k in ("name", "raw", "value", "weight", "contribution")}
+            )
+    records = []
+    for row in rows:
+        record = _record(row, attributions, conn)
+        if factors:
+            record["factors"] = scored.get(row.id, [])
+        records.append(record)
+    return records
+
+
 def iter_leads(
     engine: Engine, flt: LeadFilter = LeadFilter(), *, factors: bool = False
 ) -> Iterator[dict[str, Any]]:
@@ -148,24 +187,44 @@ def iter_leads(
     attributions: dict[str | None, str | None] = {}
     with engine.connect() as conn:
         rows = conn.execute(_query(flt)).all()
-        for part_start in range(0, len(rows), 1_000):
-            part = rows[part_start : part_start + 1_000]
-            scored: dict[int, list[dict[str, Any]]] = {}
-            if factors:
-                ids = [r.id for r in part]
-                for f in conn.execute(
-                    select(lead_factor)
-                    .where(lead_factor.c.lead_id.in_(ids))
-                    .order_by(lead_factor.c.lead_id, lead_factor.c.name)
-                ).mappings():
-                    scored.setdefault(f["lead_id"], []).append(
-                        {k: f[k] for k in ("name", "raw", "value", "weight", "contribution")}
-                    )
-            for row in part:
-                record = _record(row, attributions, conn)
-                if factors:
-                    record["factors"] = scored.get(row.id, [])
-                yield record
+        for part_start in range(0, len(rows), _IN_CHUNK):
+            part = rows[part_start : part_start + _IN_CHUNK]
+            yield from _records(conn, part, attributions, factors=factors)
+
+
+def lead_records(
+    conn: Connection, ids: Sequence[int], *, factors: bool = False
+) -> list[dict[str, Any]]:
+    """The leads `ids` as `iter_leads` gives them, in that order (ids no longer
+    there are left out): the web exports a selection it made with these."""
+    attributions: dict[str | None, str | None] = {}
+    found: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = list(ids[start : start + _IN_CHUNK])
+        rows = conn.execute(_query(LeadFilter()).where(lead.c.id.in_(chunk))).all()
+        for record in _records(conn, rows, attributions, factors=factors):
+            found[record["id"]] = record
+    return [found[i] for i in ids if i in found]
+
+
+def lead_exists(conn: Connection, lead_id: int, visible: ColumnElement[bool] | None = None) -> bool:
+    """Whether a lead of that id is in the store now (not merged away), and
+    among the leads `visible` allows (None: any)."""
+    query = select(lead.c.id).where(lead.c.id == lead_id)
+    if visible is not None:
+        query = query.where(visible)
+    return conn.execute(query).first() is not None
+
+
+def lead_country(conn: Connection, lead_id: int) -> str | None:
+    """The country of the lead's place (ISO code), None when unplaced or absent."""
+    return conn.scalar(select(lead.c.country).where(lead.c.id == lead_id))
+
+
+def latest_activity(conn: Connection) -> datetime | None:
+    """The last sighting of the most recently active lead; None with no leads."""
+    latest = conn.scalar(select(func.max(lead.c.last_seen)))
+    return utc(latest) if latest is not None else None
 
 
 def lead_detail(engine: Engine, lead_id: int) -> dict[str, Any]:
@@ -299,7 +358,12 @@ __all__ = [
     "LeadFilter",
     "LeadMovedError",
     "iter_leads",
+    "latest_activity",
+    "lead_country",
     "lead_detail",
+    "lead_exists",
+    "lead_records",
     "override_history",
     "override_score",
+    "score_in_force",
 ]

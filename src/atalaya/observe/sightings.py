@@ -11,12 +11,12 @@ import csv
 import ipaddress
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select
 
 from atalaya import __version__
 from atalaya.csv_cells import neutralise_row
@@ -141,6 +141,18 @@ EXPORT_FIELDS = (
     "clock_offset_s",
 )
 assert set(EXPORT_FIELDS) <= {f.name for f in fields(Sighting)} | {"proof"}
+
+
+def sightings_by_id(conn: Connection, ids: Sequence[int]) -> list[Any]:
+    """(id, network, ip, port, seen_at) of the sightings `ids`, oldest first."""
+    s = sighting.c
+    return list(
+        conn.execute(
+            select(s.id, s.network, s.ip, s.port, s.seen_at)
+            .where(s.id.in_(list(ids)))
+            .order_by(s.seen_at, s.id)
+        ).all()
+    )
 
 
 def iter_export_rows(

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -79,29 +79,34 @@ from atalaya.cases.records import list_cases
 from atalaya.enrich.store import attribution_of
 from atalaya.errors import AtalayaError
 from atalaya.hashsets.categories import Category
-from atalaya.leads.history import moved
-from atalaya.leads.query import override_score
-from atalaya.leads.scoring import check_override_score
+from atalaya.leads import (
+    MAP_FIELDS,
+    STATUSES,
+    LeadRow,
+    Selected,
+    chart_data,
+    check_override_score,
+    csv_parts,
+    gather,
+    geojson_parts,
+    lead_exists,
+    lead_records,
+    lead_rows,
+    local_time,
+    map_points,
+    moved,
+    override_score,
+    page_of,
+    row_record,
+    select_leads,
+)
 from atalaya.observe import registry
-from atalaya.store.tables import lead
 from atalaya.store.times import utc
 from atalaya.web import case_pages
-from atalaya.web.charts import chart_data
-from atalaya.web.dossier import gather, local_time
-from atalaya.web.export import csv_lines, geojson_parts, row_record
-from atalaya.web.filters import STATUSES, FilterError, Filters, parse_filters
+from atalaya.web.filters import FilterError, Filters, parse_filters
 from atalaya.web.places import Places
 from atalaya.web.query_limit import is_timeout, limit_statements
 from atalaya.web.security import LOGIN_CSRF_COOKIE, SESSION_COOKIE, SecurityHeaders
-from atalaya.web.selection import (
-    MAP_FIELDS,
-    LeadRow,
-    Selected,
-    lead_rows,
-    map_points,
-    page_of,
-    select_leads,
-)
 from atalaya.web.settings import LIBRARIES, WebSettings, tile_origin
 
 Clock = Callable[[], datetime]
@@ -562,7 +567,7 @@ class WebApp:
         rows = self.selection(session, flt)
         stamp = self.now().strftime("%Y%m%dT%H%M%SZ")
         with self.engine.connect() as conn:
-            records = [row_record(r) for r in lead_rows(conn, [r.id for r in rows])]
+            records = lead_records(conn, [r.id for r in rows], factors=True)
         self.audit(
             request,
             session,
@@ -576,10 +581,10 @@ class WebApp:
             },
         )
         if fmt == "csv":
-            body: Iterator[str] = csv_lines(records)
+            body: Iterator[str] = csv_parts(records)
             media, name = "text/csv; charset=utf-8", f"atalaya-leads-{stamp}.csv"
         else:
-            body = geojson_parts(records, self.attributions(rows))
+            body = geojson_parts(records)
             media, name = "application/geo+json", f"atalaya-leads-{stamp}.geojson"
         return StreamingResponse(
             body,
@@ -625,11 +630,7 @@ class WebApp:
         if lead_id <= MAX_LEAD_ID:
             with self.engine.connect() as conn:
                 held = unit_holds(conn, unit_id, lead_id)
-                exists = (
-                    held
-                    or conn.execute(select(lead.c.id).where(lead.c.id == lead_id)).first()
-                    is not None
-                )
+                exists = held or lead_exists(conn, lead_id)
         if not held:
             # Same answer for another unit's lead and for no lead at all: a
             # guessed URL must not confirm that a lead exists.

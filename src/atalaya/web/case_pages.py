@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -35,7 +35,8 @@ from atalaya.cases.records import (
 from atalaya.cases.service import CaseAction, audited
 from atalaya.cases.states import LABELS, allowed, parse_state
 from atalaya.errors import AtalayaError
-from atalaya.store.tables import lead, sighting
+from atalaya.leads import lead_country
+from atalaya.observe import sightings_by_id
 
 if TYPE_CHECKING:
     from atalaya.web.app import WebApp
@@ -108,16 +109,9 @@ def _case_response(
         if case_id > MAX_CASE_ID:
             raise CaseNotFoundError(case_id)
         case = get_case(conn, user, case_id)
-        country = conn.scalar(
-            lead.select().with_only_columns(lead.c.country).where(lead.c.id == case.lead_id)
-        )
+        country = lead_country(conn, case.lead_id)
         ids = pinned_sightings(conn, case.id)
-        s = sighting.c
-        rows = conn.execute(
-            select(s.id, s.network, s.ip, s.port, s.seen_at)
-            .where(sighting.c.id.in_(ids[:PINNED_SHOWN]))
-            .order_by(sighting.c.seen_at, sighting.c.id)
-        ).all()
+        rows = sightings_by_id(conn, ids[:PINNED_SHOWN])
         return {
             "case": case,
             "clock": case_clock(conn, case.id, country, now),

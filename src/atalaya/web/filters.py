@@ -23,10 +23,11 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from urllib.parse import urlencode
 
 from atalaya.hashsets.categories import Category
+from atalaya.leads import STATUSES, Selection
 from atalaya.observe import registry
 
 DEFAULT_DAYS = 7
@@ -38,7 +39,6 @@ MAX_PAGE = 100_000
 # that every sum of days and weeks made from them stays a valid date.
 FIRST_DAY = date(1970, 1, 1)
 LAST_DAY = date(2999, 12, 31)
-STATUSES = ("active", "dormant", "overridden", "conflict")
 # ASCII digits only: str.isdigit and \d accept "²" and other scripts' digits.
 _WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
 _CODE = re.compile(r"[0-9]{1,5}")
@@ -50,31 +50,10 @@ class FilterError(ValueError):
 
 
 @dataclass(frozen=True)
-class Filters:
-    since: date  # first UTC day included
-    until: date  # last UTC day included
-    province: str | None = None
-    municipality: str | None = None
-    area: tuple[tuple[float, float], ...] | None = None  # (lon, lat) ring, not closed
-    network: str | None = None
-    category: Category | None = None
-    min_score: float | None = None
-    status: str | None = None
+class Filters(Selection):
+    """A selection as the web reads it from a URL, with the list's page."""
+
     page: int = 1
-
-    @property
-    def start(self) -> datetime:
-        """The window's first instant (UTC)."""
-        return datetime.combine(self.since, time(), tzinfo=UTC)
-
-    @property
-    def end(self) -> datetime:
-        """The instant just after the window (UTC)."""
-        return datetime.combine(self.until + timedelta(days=1), time(), tzinfo=UTC)
-
-    @property
-    def days(self) -> int:
-        return (self.until - self.since).days + 1
 
     def params(self, *, page: bool = True) -> dict[str, str]:
         """The query parameters that give these filters back (defaults included)."""
@@ -102,14 +81,6 @@ class Filters:
 
     def with_page(self, number: int) -> Filters:
         return replace(self, page=number)
-
-    def bbox(self) -> tuple[float, float, float, float] | None:
-        """(west, south, east, north) of the drawn area."""
-        if not self.area:
-            return None
-        lons = [p[0] for p in self.area]
-        lats = [p[1] for p in self.area]
-        return min(lons), min(lats), max(lons), max(lats)
 
 
 def format_area(area: tuple[tuple[float, float], ...]) -> str:

@@ -21,15 +21,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from atalaya.accounts import add_unit, add_user, find_user, get_unit, set_disabled
 from atalaya.config import Settings
 from atalaya.errors import AtalayaError
+from atalaya.leads import latest_activity
 from atalaya.store import create_store_engine
 from atalaya.store.migrate import current_revision, head_revision
-from atalaya.store.tables import lead
-from atalaya.store.times import utc
 from atalaya.web.app import create_app
 from atalaya.web.live import serving
 from atalaya.web.settings import WebSettings
@@ -53,10 +52,10 @@ WAIT_MS = 30_000
 
 def _window(engine: Engine) -> tuple[date, date]:
     with engine.connect() as conn:
-        latest = conn.scalar(select(func.max(lead.c.last_seen)))
+        latest = latest_activity(conn)
     if latest is None:
         raise AtalayaError("the store has no leads: run 'atalaya enrich' and 'atalaya leads build'")
-    end = utc(latest).date()
+    end = latest.date()
     return end - timedelta(days=6), end
 
 

@@ -20,7 +20,8 @@ from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, selec
 from atalaya.hashsets.categories import Category
 from atalaya.leads.addresses import with_exact_addresses
 from atalaya.leads.presence import ItemKey
-from atalaya.leads.query import lead_detail
+from atalaya.leads.presences import BATCH, in_presences, presence_of, utc_day
+from atalaya.leads.query import lead_detail, lead_exists
 from atalaya.leads.storage import item_conditions
 from atalaya.store.tables import (
     lead,
@@ -30,7 +31,6 @@ from atalaya.store.tables import (
     sighting,
 )
 from atalaya.store.times import utc
-from atalaya.web.presences import BATCH, in_presences, presence_of, utc_day
 
 TIMELINE_LIMIT = 500
 RELATED_LIMIT = 20
@@ -281,13 +281,6 @@ def _related(
         related.append(RelatedLead(id=r[0], score=float(r[1]), place=place, reasons=reasons[r[0]]))
     related.sort(key=lambda x: (-len(x.reasons), -x.score, x.id))
     return related
-
-
-def lead_exists(conn: Connection, lead_id: int, visible: ColumnElement[bool] | None) -> bool:
-    query = select(lead.c.id).where(lead.c.id == lead_id)
-    if visible is not None:
-        query = query.where(visible)
-    return conn.execute(query).first() is not None
 
 
 def gather(engine: Engine, lead_id: int, *, visible: ColumnElement[bool] | None) -> Dossier | None:

@@ -8,13 +8,24 @@ from sqlalchemy import Connection, Engine, insert
 
 from atalaya.accounts import add_unit, claim_lead
 from atalaya.accounts.visibility import conflict_clause, visible_lead_ids_clause
-from atalaya.leads.query import override_score
+from atalaya.leads.query import (
+    latest_activity,
+    lead_country,
+    lead_exists,
+    override_score,
+)
+from atalaya.leads.selection import (
+    Selection,
+    in_area,
+    lead_rows,
+    map_points,
+    page_of,
+    select_leads,
+)
 from atalaya.store.tables import lead, lead_province
-from atalaya.web.filters import Filters
-from atalaya.web.selection import in_area, lead_rows, map_points, page_of, select_leads
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
-WEEK = Filters(since=date(2026, 11, 9), until=date(2026, 11, 15))
+WEEK = Selection(since=date(2026, 11, 9), until=date(2026, 11, 15))
 
 
 def _lead(
@@ -80,11 +91,11 @@ def test_order_window_and_the_score_in_force(engine: Engine) -> None:
         assert _ids(rows) == [5, 1, 2, 3]
         assert [r.score for r in rows] == [95.0, 80.0, 70.0, 60.0]
         above = select_leads(
-            conn, Filters(**{**WEEK.__dict__, "min_score": 75.0}), visible=None, now=NOW
+            conn, Selection(**{**WEEK.__dict__, "min_score": 75.0}), visible=None, now=NOW
         )
         assert _ids(above) == [5, 1]
         overridden = select_leads(
-            conn, Filters(**{**WEEK.__dict__, "status": "overridden"}), visible=None, now=NOW
+            conn, Selection(**{**WEEK.__dict__, "status": "overridden"}), visible=None, now=NOW
         )
         assert _ids(overridden) == [1]
         full = lead_rows(conn, [3, 1, 999])
@@ -115,7 +126,7 @@ def test_visibility_claims_and_conflicts(engine: Engine) -> None:
     with engine.connect() as conn:
 
         def ids(unit_id: int, status: str | None = None) -> list[int]:
-            flt = Filters(**{**WEEK.__dict__, "status": status})
+            flt = Selection(**{**WEEK.__dict__, "status": status})
             return _ids(
                 select_leads(
                     conn,
@@ -141,7 +152,7 @@ def test_area_is_the_polygon_not_its_box(engine: Engine) -> None:
     triangle = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0))
     with engine.connect() as conn:
         rows = select_leads(
-            conn, Filters(**{**WEEK.__dict__, "area": triangle}), visible=None, now=NOW
+            conn, Selection(**{**WEEK.__dict__, "area": triangle}), visible=None, now=NOW
         )
     assert _ids(rows) == [3, 1]
     # A self-crossing drawing (a bow tie) still selects what it encloses.
@@ -173,3 +184,22 @@ def test_days_are_utc_days_both_ends_included(engine: Engine) -> None:
         )
     with engine.connect() as conn:
         assert _ids(select_leads(conn, WEEK, visible=None, now=NOW)) == [3, 1]
+
+
+def test_lookups_the_web_reads_leads_by(engine: Engine) -> None:
+    with engine.connect() as conn:
+        assert latest_activity(conn) is None
+        assert not lead_exists(conn, 1)
+    with engine.begin() as conn:
+        _lead(conn, 1, 50.0, last=datetime(2026, 11, 12, 8, tzinfo=UTC))
+        _lead(conn, 2, 70.0, province=None, last=datetime(2026, 11, 13, 9, 30, tzinfo=UTC))
+    with engine.connect() as conn:
+        assert latest_activity(conn) == datetime(2026, 11, 13, 9, 30, tzinfo=UTC)
+        assert lead_exists(conn, 1) and lead_exists(conn, 2) and not lead_exists(conn, 3)
+        assert not lead_exists(conn, 1, lead.c.id != 1)
+        assert lead_exists(conn, 2, lead.c.id != 1)
+        assert (lead_country(conn, 1), lead_country(conn, 2), lead_country(conn, 3)) == (
+            "ES",
+            None,
+            None,
+        )

@@ -6,15 +6,15 @@ them. Both come from this function with the same filters, so they cannot
 disagree. Area filters are a bounding box in SQL and then the exact polygon
 test here (shapely), so that both engines answer the same.
 
-The score in force is the latest analyst override where there is one, else
-the computed score, as in `atalaya.leads.query`.
+The score in force is `atalaya.leads.query.score_in_force`, the one
+definition every reader of leads shares.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -25,18 +25,56 @@ from sqlalchemy import (
     String,
     and_,
     cast,
-    func,
     select,
 )
 
 from atalaya.hashsets.categories import Category
-from atalaya.leads.history import override_in_force
+from atalaya.leads.query import score_in_force
 from atalaya.store.tables import lead
 from atalaya.store.times import utc
-from atalaya.web.filters import DEFAULT_DAYS, Filters
 
 PAGE_SIZE = 100
 _IN_CHUNK = 1_000
+# A lead seen within this many days is active, else dormant.
+ACTIVE_DAYS = 7
+STATUSES = ("active", "dormant", "overridden", "conflict")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which leads: plain values (the web parses and bounds them from a URL)."""
+
+    since: date  # first UTC day included
+    until: date  # last UTC day included
+    province: str | None = None
+    municipality: str | None = None
+    area: tuple[tuple[float, float], ...] | None = None  # (lon, lat) ring, not closed
+    network: str | None = None
+    category: Category | None = None
+    min_score: float | None = None
+    status: str | None = None  # one of STATUSES
+
+    @property
+    def start(self) -> datetime:
+        """The window's first instant (UTC)."""
+        return datetime.combine(self.since, time(), tzinfo=UTC)
+
+    @property
+    def end(self) -> datetime:
+        """The instant just after the window (UTC)."""
+        return datetime.combine(self.until + timedelta(days=1), time(), tzinfo=UTC)
+
+    @property
+    def days(self) -> int:
+        return (self.until - self.since).days + 1
+
+    def bbox(self) -> tuple[float, float, float, float] | None:
+        """(west, south, east, north) of the drawn area."""
+        if not self.area:
+            return None
+        lons = [p[0] for p in self.area]
+        lats = [p[1] for p in self.area]
+        return min(lons), min(lats), max(lons), max(lats)
 
 
 @dataclass(frozen=True)
@@ -96,15 +134,8 @@ class Page:
     total: int
 
 
-def score_in_force() -> tuple[ColumnElement[Any], Any]:
-    """The score-in-force expression and the latest-override subquery it reads
-    (overrides of leads merged into a lead count as its own)."""
-    override = override_in_force()
-    return func.coalesce(override.c.score, lead.c.score), override
-
-
 def _conditions(
-    flt: Filters,
+    flt: Selection,
     *,
     visible: ColumnElement[bool] | None,
     in_force: ColumnElement[Any],
@@ -139,7 +170,7 @@ def _conditions(
         where.append(lead.c.highest_category >= int(flt.category))
     if flt.min_score is not None:
         where.append(in_force >= flt.min_score)
-    recent = now - timedelta(days=DEFAULT_DAYS)
+    recent = now - timedelta(days=ACTIVE_DAYS)
     if flt.status == "active":
         where.append(lead.c.last_seen >= recent)
     elif flt.status == "dormant":
@@ -153,7 +184,7 @@ def _conditions(
 
 def select_leads(
     conn: Connection,
-    flt: Filters,
+    flt: Selection,
     *,
     visible: ColumnElement[bool] | None,
     now: datetime,
@@ -283,6 +314,36 @@ def page_of(rows: Sequence[Selected], number: int, size: int = PAGE_SIZE) -> Pag
     number = min(max(1, number), pages)
     start = (number - 1) * size
     return Page(rows=list(rows[start : start + size]), number=number, pages=pages, total=len(rows))
+
+
+def row_record(r: LeadRow) -> dict[str, Any]:
+    """A lead of the list as the list page's JSON has it (exports use
+    `atalaya.leads.query.lead_records`, with every column)."""
+    return {
+        "id": r.id,
+        "score": r.score,
+        "computed_score": r.computed_score,
+        "overridden": r.overridden,
+        "first_seen": r.first_seen.isoformat(),
+        "last_seen": r.last_seen.isoformat(),
+        "sightings": r.sightings,
+        "known_files": r.known_files,
+        "verified_items": r.verified_items,
+        "highest_category": r.category_label,
+        "networks": list(r.networks),
+        "ip": r.ip,
+        "country": r.country,
+        "province_code": r.province_code,
+        "province_name": r.province_name,
+        "municipality_code": r.municipality_code,
+        "municipality_name": r.municipality_name,
+        "lat": r.lat,
+        "lon": r.lon,
+        "isp": r.isp,
+        "asn": r.asn,
+        "flags": list(r.flags),
+        "time_zone": r.time_zone,
+    }
 
 
 MAP_FIELDS = ("id", "lat", "lon", "score", "known_files")

@@ -15,10 +15,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, func, select
 
+from atalaya.leads.presences import BATCH, in_presences, presence_of, utc_day
+from atalaya.leads.selection import Selection, select_leads
 from atalaya.store.tables import lead_presence, sighting
-from atalaya.web.filters import Filters
-from atalaya.web.presences import BATCH, in_presences, presence_of, utc_day
-from atalaya.web.selection import select_leads
 
 MIN_WEEKS = 12
 MAX_WEEKS = 104
@@ -55,7 +54,7 @@ def iso_week_of(day: date) -> str:
     return f"{year}-W{week:02d}"
 
 
-def chart_window(flt: Filters) -> tuple[date, date]:
+def chart_window(flt: Selection) -> tuple[date, date]:
     """Mondays-to-Sundays covering the window, at least MIN_WEEKS of them."""
     last_monday = flt.until - timedelta(days=flt.until.weekday())
     first_monday = flt.since - timedelta(days=flt.since.weekday())
@@ -66,14 +65,14 @@ def chart_window(flt: Filters) -> tuple[date, date]:
 
 def chart_data(
     conn: Connection,
-    flt: Filters,
+    flt: Selection,
     *,
     visible: ColumnElement[bool] | None,
     now: datetime,
     conflicts: ColumnElement[bool] | None = None,
 ) -> ChartData:
     first, last = chart_window(flt)
-    wide = replace(flt, since=first, until=last, page=1)
+    wide = replace(flt, since=first, until=last)
     rows = select_leads(conn, wide, visible=visible, now=now, conflicts=conflicts)
     start = datetime.combine(first, time(), tzinfo=UTC)
     end = datetime.combine(last + timedelta(days=1), time(), tzinfo=UTC)
