@@ -103,7 +103,7 @@ from atalaya.leads import (
 from atalaya.observe import registry
 from atalaya.store.times import utc
 from atalaya.web import case_pages
-from atalaya.web.filters import FilterError, Filters, parse_filters
+from atalaya.web.filters import MAX_LEAD_ID, FilterError, Filters, parse_filters
 from atalaya.web.places import Places
 from atalaya.web.query_limit import is_timeout, limit_statements
 from atalaya.web.security import LOGIN_CSRF_COOKIE, SESSION_COOKIE, SecurityHeaders
@@ -112,8 +112,6 @@ from atalaya.web.settings import LIBRARIES, WebSettings, tile_origin
 Clock = Callable[[], datetime]
 LOG = logging.getLogger("atalaya.web")
 AUDIT_PAGE_LIMIT = 200
-# Lead ids are BIGINT: a larger one is no lead and must not reach the database.
-MAX_LEAD_ID = 2**63 - 1
 MAX_FORM_BYTES = 16_384
 SCORE_BANDS = (20.0, 40.0, 60.0, 80.0)
 

@@ -37,6 +37,7 @@ from atalaya.cases.states import LABELS, allowed, parse_state
 from atalaya.errors import AtalayaError
 from atalaya.leads import lead_country
 from atalaya.observe import sightings_by_id
+from atalaya.web.filters import MAX_LEAD_ID
 
 if TYPE_CHECKING:
     from atalaya.web.app import WebApp
@@ -180,7 +181,7 @@ def open_submit(web: WebApp, request: Request, form: dict[str, Any]) -> Response
     reason = str(form.get("reason", ""))
 
     def work(conn: Connection) -> tuple[Case, dict[str, Any]]:
-        if lead_id > 2**63 - 1:
+        if lead_id > MAX_LEAD_ID:
             raise LeadNotFoundError(lead_id)
         case = open_case(conn, session.user, lead_id, web.now(), reason=reason)
         return case, {"case": case.id}

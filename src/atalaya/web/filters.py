@@ -45,6 +45,11 @@ _CODE = re.compile(r"[0-9]{1,5}")
 _PAGE = re.compile(r"[0-9]{1,6}")
 
 
+# The largest id a lead can have: a database BIGINT. A larger one in a URL is
+# no lead (404), never a query.
+MAX_LEAD_ID = 2**63 - 1
+
+
 class FilterError(ValueError):
     """A query parameter that does not describe a selection."""
 
