@@ -6,7 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # iproute2: the namespace labs (test hosts on 100.64.0.0/10 and a ULA prefix).
-DEBIAN_PACKAGES=(opentracker transmission-daemon postgresql aria2 rhash chromium iproute2)
+# softhsm2: a real PKCS#11 token for signing tests; poppler-utils: pdftotext,
+# pdfsig and pdftoppm to read back generated requests; chrony: a real NTP
+# server on loopback for the observer's clock check.
+DEBIAN_PACKAGES=(opentracker transmission-daemon postgresql aria2 rhash chromium iproute2
+    softhsm2 poppler-utils chrony)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
@@ -20,7 +24,7 @@ if ((${#missing[@]})); then
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # The packages start system-wide daemons; Atalaya starts its own instances.
-    for svc in transmission-daemon opentracker postgresql; do
+    for svc in transmission-daemon opentracker postgresql chrony; do
         $SUDO service "$svc" stop >/dev/null 2>&1 || true
     done
 fi
