@@ -166,9 +166,23 @@ sighting = Table(
     Column("run_id", String(36), nullable=False),
     Column("clock_offset_s", Float, nullable=True),
     Column("details", JSON, nullable=True),  # protocol facts: reserved bits, yourip, error…
+    # Which proof was reached: "pieces" (pieces verified against the metadata)
+    # or "full_file" (the known file's own hash recomputed); None: no proof.
+    Column("proof_kind", String(20), nullable=True),
     Index("ix_sighting_seen_at", "seen_at"),
     Index("ix_sighting_ip_seen_at", "ip", "seen_at"),
     Index("ix_sighting_item", "network", "item_kind", "item_value"),
+)
+
+# Per sighting, what was exchanged with the peer and checked, never content:
+# canonical JSON (UTF-8) of version `version`, and its SHA-256. Append-only.
+proof_transcript = Table(
+    "proof_transcript",
+    metadata,
+    Column("sighting_id", BigInteger, ForeignKey("sighting.id"), primary_key=True),
+    Column("version", SmallInteger, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("sha256", String(64), nullable=False),
 )
 
 # -- enrichment (atalaya.enrich) ------------------------------------------------

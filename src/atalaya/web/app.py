@@ -185,7 +185,11 @@ class WebApp:
             autoescape=select_autoescape(("html",)),
             trim_blocks=True,
             lstrip_blocks=True,
+            extensions=["jinja2.ext.i18n"],
         )
+        # Templates mark their text with _(…) (new-style gettext); until a
+        # catalogue is chosen per request the English text is shown as is.
+        self.jinja.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
         self.jinja.globals.update(
             score_band=score_band,
             utc=_utc_text,
