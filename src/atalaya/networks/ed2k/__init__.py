@@ -1,1 +1,1 @@
-"""eD2K (eDonkey2000 / eMule / aMule) network: hashing first, protocol codecs later."""
+"""eD2K (eDonkey2000 / eMule / aMule): the file hash and the sans-I/O client protocol codecs."""
