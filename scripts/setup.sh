@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 # iproute2: the namespace labs (test hosts on 100.64.0.0/10 and a ULA prefix).
 # softhsm2: a real PKCS#11 token for signing tests; poppler-utils: pdftotext,
 # pdfsig and pdftoppm to read back generated requests; chrony: a real NTP
-# server on loopback for the observer's clock check.
+# server on loopback for the observer's clock check; amule-daemon and
+# amule-utils (amulecmd): real eD2K peers for the eD2K observer's lab.
 DEBIAN_PACKAGES=(opentracker transmission-daemon postgresql aria2 rhash chromium iproute2
-    softhsm2 poppler-utils chrony)
+    softhsm2 poppler-utils chrony amule-daemon amule-utils)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
@@ -24,7 +25,7 @@ if ((${#missing[@]})); then
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # The packages start system-wide daemons; Atalaya starts its own instances.
-    for svc in transmission-daemon opentracker postgresql chrony; do
+    for svc in transmission-daemon opentracker postgresql chrony amule-daemon; do
         $SUDO service "$svc" stop >/dev/null 2>&1 || true
     done
 fi

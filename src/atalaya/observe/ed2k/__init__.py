@@ -1,0 +1,1 @@
+"""eD2K observation: probing eMule/aMule peers for watched files."""

@@ -1,0 +1,99 @@
+"""The eD2K probe against a real aMule 2.3.3 (Debian amule-daemon) on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from atalaya.lab.amule import AmulePeer
+from atalaya.lab.files import write_random_file
+from atalaya.networks.ed2k.hashing import PART_SIZE, Ed2kHasher
+from atalaya.networks.ed2k.probe import ProbeErrorKind, ProbeTimeouts
+from atalaya.observe.ed2k.probe import Ed2kProbeResult, probe_peer
+
+AMULE_IP = "127.0.0.41"
+OUR_IP = "127.0.0.42"
+# One user hash for the whole run, as an observer keeps: aMule distrusts an
+# address whose user hash changes.
+USER_HASH = os.urandom(16)
+
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.skipif(shutil.which("amuled") is None, reason="amule-daemon is not installed"),
+]
+
+
+def _ed2k(path: Path) -> bytes:
+    hasher = Ed2kHasher()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            hasher.update(chunk)
+    return hasher.digest()
+
+
+def _probe(peer: AmulePeer, file_hash: bytes, size: int | None) -> Ed2kProbeResult:
+    return asyncio.run(
+        probe_peer(
+            peer.ip,
+            peer.port,
+            file_hash,
+            file_size=size,
+            user_hash=USER_HASH,
+            bind_ip=OUR_IP,
+            timeouts=ProbeTimeouts(total=90.0),
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> object:
+    folder = tmp_path_factory.mktemp("amule")
+    small = write_random_file(folder / "files" / "small.bin", 300_000, seed=41)
+    # Two parts: a whole one and a short last one (the cheap one to prove).
+    large = write_random_file(folder / "files" / "large.bin", PART_SIZE + 250_000, seed=42)
+    unshared = write_random_file(folder / "files" / "unshared.bin", 200_000, seed=43)
+    with AmulePeer(AMULE_IP, folder / "peer", [small, large], nick="nodo-sintetico") as peer:
+        yield peer, small, large, unshared
+
+
+def test_amule_lists_what_rhash_computes(lab: tuple[AmulePeer, Path, Path, Path]) -> None:
+    peer, small, large, _ = lab
+    assert {f.ed2k for f in peer.shared()} == {_ed2k(small), _ed2k(large)}
+
+
+def test_a_one_part_file_is_downloaded_whole_and_its_hash_recomputed(
+    lab: tuple[AmulePeer, Path, Path, Path],
+) -> None:
+    peer, small, _, _ = lab
+    result = _probe(peer, _ed2k(small), small.stat().st_size)
+    assert result.error is None, result.error
+    assert result.proof and result.proof_kind == "file_md4"
+    assert result.bytes_downloaded == small.stat().st_size
+    assert result.client == "aMule 2.3.3" and result.nick == "nodo-sintetico"
+    assert result.client_port == peer.port and result.user_hash is not None
+    assert result.file_name == "small.bin" and result.have_fraction == 1.0
+    assert result.local_ip == OUR_IP
+    assert result.hello_at is not None and result.first_data_at is not None
+
+
+def test_a_two_part_file_is_proven_by_its_shortest_part(
+    lab: tuple[AmulePeer, Path, Path, Path],
+) -> None:
+    peer, _, large, _ = lab
+    result = _probe(peer, _ed2k(large), large.stat().st_size)
+    assert result.error is None, result.error
+    assert result.proof and result.proof_kind == "part_md4" and result.verified_part == 1
+    assert result.bytes_downloaded == 250_000
+    assert len(result.part_hashes) == 2
+
+
+def test_a_file_not_shared_is_no_sighting(lab: tuple[AmulePeer, Path, Path, Path]) -> None:
+    peer, _, _, unshared = lab
+    result = _probe(peer, _ed2k(unshared), unshared.stat().st_size)
+    assert not result.proof
+    assert result.error is not None
+    assert result.error.kind in (ProbeErrorKind.NO_FILE, ProbeErrorKind.TIMEOUT)
