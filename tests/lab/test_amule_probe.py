@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, select
 
 from atalaya.lab.amule import AmulePeer
 from atalaya.lab.files import write_random_file
 from atalaya.networks.ed2k.hashing import PART_SIZE, Ed2kHasher
 from atalaya.networks.ed2k.probe import ProbeErrorKind, ProbeTimeouts
 from atalaya.observe.ed2k.probe import Ed2kProbeResult, probe_peer
+from atalaya.store.tables import lead, sighting
+from tests.support.cli import run_atalaya, spawn_atalaya
 
 AMULE_IP = "127.0.0.41"
 OUR_IP = "127.0.0.42"
+# The command line keeps its own user hash: it probes from another address,
+# since aMule bans an address whose user hash changes.
+WATCH_IP = "127.0.0.43"
 # One user hash for the whole run, as an observer keeps: aMule distrusts an
 # address whose user hash changes.
 USER_HASH = os.urandom(16)
@@ -97,3 +104,48 @@ def test_a_file_not_shared_is_no_sighting(lab: tuple[AmulePeer, Path, Path, Path
     assert not result.proof
     assert result.error is not None
     assert result.error.kind in (ProbeErrorKind.NO_FILE, ProbeErrorKind.TIMEOUT)
+
+
+@pytest.mark.slow  # two commands in child processes and a lead build
+def test_watch_ed2k_records_sightings_that_become_leads(
+    lab: tuple[AmulePeer, Path, Path, Path], tmp_path: Path
+) -> None:
+    peer, small, large, unshared = lab
+    env = {"ATALAYA_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
+    listing = tmp_path / "ed2k.txt"
+    listing.write_text("".join(_ed2k(f).hex() + "\n" for f in (small, large, unshared)))
+    for args in (
+        ("init",),
+        ("hashsets", "import", str(listing), "--format", "lines", "--algorithm", "ed2k",
+         "--source", "lista-sintetica", "--category", "1"),
+    ):  # fmt: skip
+        done = run_atalaya(*args, env=env)
+        assert done.returncode == 0, done.stderr
+    links = [f"ed2k://|file|{f.name}|{f.stat().st_size}|{_ed2k(f).hex()}|/" for f in (small, large)]
+    watched = spawn_atalaya(
+        "watch", "ed2k", "--source", f"{peer.ip}:{peer.port}", "--bind", WATCH_IP,
+        "--link", links[0], "--link", links[1], "--duration", "30", "--interval", "600",
+        "--json", "--state", str(tmp_path / "ed2k.json"),
+        env=env,
+    )  # fmt: skip
+    assert watched.returncode == 0, watched.stderr
+    summary = json.loads(watched.stdout)
+    assert summary["sightings"] == 2, (summary, watched.stderr)
+    assert summary["probed"] == 3 and summary["sightings"] == 2 and summary["verified"] == 2
+    assert summary["not_sharing"] + summary["unreachable"] <= 1
+    engine = create_engine(env["ATALAYA_DATABASE_URL"])
+    with engine.connect() as conn:
+        rows = conn.execute(select(sighting).order_by(sighting.c.id)).mappings().all()
+    assert {r["item_value"] for r in rows} == {_ed2k(small).hex(), _ed2k(large).hex()}
+    for row in rows:
+        assert row["network"] == "ed2k" and row["item_kind"] == "ed2k" and row["proof"]
+        # What aMule says about itself: its user hash, client and port.
+        assert row["peer_id"] == peer.user_hash().hex()
+        assert row["client"] == "aMule 2.3.3" and row["port"] == peer.port
+        assert row["ip"] == peer.ip and row["local_ip"] == WATCH_IP
+        assert row["file_key"] is not None and row["category"] is not None
+    built = run_atalaya("leads", "build", "--json", env=env)
+    assert built.returncode == 0, built.stderr
+    with engine.connect() as conn:
+        leads = conn.execute(select(lead.c.networks, lead.c.sightings)).all()
+    assert [(list(networks), count) for networks, count in leads] == [(["ed2k"], 2)]

@@ -154,6 +154,19 @@ class AmulePeer:
                 found.append(SharedFile(bytes.fromhex(match.group(1)), match.group(2)))
         return found
 
+    def user_hash(self) -> bytes:
+        """The user hash aMule says it has (preferences.dat: a version byte, then the hash).
+
+        Like eMule, aMule stamps its marker bytes (byte 5 = 14, byte 14 = 111)
+        on the stored hash when it loads it; the hash it sends carries them.
+        """
+        raw = (self.workdir / "config" / "preferences.dat").read_bytes()
+        if len(raw) < 17:
+            raise AmuleError("aMule's preferences.dat holds no user hash yet")
+        stamped = bytearray(raw[1:17])
+        stamped[5], stamped[14] = 14, 111
+        return bytes(stamped)
+
     def close(self) -> None:
         """Stop the daemon this object started; safe to call twice."""
         process, self.process = self.process, None

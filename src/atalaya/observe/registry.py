@@ -16,6 +16,7 @@ from typing import Protocol
 
 from atalaya.errors import AtalayaError
 from atalaya.observe.bittorrent.network import BITTORRENT
+from atalaya.observe.ed2k.network import ED2K_NETWORK
 
 
 class Network(Protocol):
@@ -49,7 +50,7 @@ class Network(Protocol):
 
 
 # One line per network. Order is the order of menus and help.
-NETWORKS: tuple[Network, ...] = (BITTORRENT,)
+NETWORKS: tuple[Network, ...] = (BITTORRENT, ED2K_NETWORK)
 
 # Networks that tests add for a while (`registered`); never set otherwise.
 _added: list[Network] = []

@@ -354,9 +354,9 @@ class Ed2kProbe(Generic[At]):
             # eMule sends the map over the real parts (not the extra empty one).
             if expected is not None and total not in (expected, expected - 1):
                 raise _StopError(ProbeErrorKind.PROTOCOL, f"part map of {total} parts")
-        fraction = None
-        if total:
-            fraction = 1.0 if status.complete else held / total if held is not None else None
+        fraction: float | None = 1.0
+        if not status.complete:
+            fraction = held / total if total and held is not None else 0.0
         self._set(parts_total=total, parts_held=held, have_fraction=fraction)
         self._held = status.parts
 

@@ -1,0 +1,156 @@
+"""`atalaya watch ed2k`: probe eD2K sources for every watched eD2K file."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import signal
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from atalaya.console import err, out, print_json, store_engine
+from atalaya.errors import AtalayaError
+from atalaya.hashsets.algorithms import ED2K
+from atalaya.networks.ed2k.links import parse_link
+from atalaya.networks.ed2k.wire import Ed2kError
+from atalaya.observe.ed2k.network import ED2K_NETWORK
+from atalaya.observe.ed2k.observer import (
+    Ed2kConfig,
+    Ed2kObserver,
+    Ed2kStats,
+    default_state_path,
+    file_sizes,
+    load_user_hash,
+)
+from atalaya.observe.watchlist import load_targets
+
+
+def parse_source(text: str) -> tuple[str, int]:
+    """HOST:PORT of an eD2K client, IPv4 (eD2K has no IPv6)."""
+    host, sep, port_text = text.strip().rpartition(":")
+    try:
+        address = ipaddress.IPv4Address(host)
+        port = int(port_text)
+    except ValueError:
+        address, port = None, 0
+    if not sep or address is None or not 0 < port < 65536:
+        raise AtalayaError(f"--source {text[:80]!r}: expected IPV4:PORT, e.g. 192.0.2.7:4662")
+    return str(address), port
+
+
+def watch_ed2k(
+    ctx: typer.Context,
+    source: Annotated[
+        list[str] | None,
+        typer.Option("--source", help="eD2K client to probe, IPV4:PORT (repeatable)."),
+    ] = None,
+    link: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--link", help="Also watch the file of this ed2k://|file|…| link (repeatable)."
+        ),
+    ] = None,
+    bind: Annotated[
+        str | None, typer.Option("--bind", help="Local IPv4 address to probe from.")
+    ] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", min=0.0, help="Stop after this many seconds (default: Ctrl-C)."),
+    ] = None,
+    interval: Annotated[
+        float, typer.Option("--interval", min=1.0, help="Seconds between rounds of probes.")
+    ] = 300.0,
+    probes: Annotated[int, typer.Option("--probes", min=1, max=256, help="Probes at once.")] = 8,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            help="File keeping our eD2K user hash between runs "
+            "(default: ~/.local/state/atalaya/ed2k.json).",
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Probe eD2K clients for every eD2K hash on the watch list: prove possession, record sightings.
+
+    Each peer is asked for the file, then one part is downloaded from it alone
+    and its MD4 compared with the expected hash (the whole file for files of
+    one part); the content is hashed and dropped.
+    """
+    sources = [parse_source(s) for s in source or []]
+    if not sources:
+        raise AtalayaError("name at least one eD2K client to probe with --source IPV4:PORT")
+    links = []
+    for text in link or []:
+        try:
+            links.append(parse_link(text))
+        except Ed2kError as exc:
+            raise AtalayaError(f"--link: {exc}") from exc
+    if bind is not None:
+        try:
+            bind = str(ipaddress.IPv4Address(bind))
+        except ValueError:
+            raise AtalayaError(f"--bind {bind[:60]!r}: expected an IPv4 address") from None
+    engine = store_engine(ctx)
+    targets = load_targets(engine, ED2K_NETWORK, [(ED2K, item.file_hash) for item in links])
+    if not targets:
+        raise AtalayaError(
+            "the watch list has no eD2K hash: import a hash set with ed2k hashes or pass --link"
+        )
+    sizes = file_sizes(engine, targets)
+    sizes.update({item.file_hash: item.size for item in links})
+    unsized = sum(1 for t in targets if t.value not in sizes)
+    state_path = state or default_state_path()
+    try:
+        user_hash = load_user_hash(state_path)
+    except OSError as exc:
+        raise AtalayaError(f"--state {state_path}: {exc.strerror or exc}") from exc
+    config = Ed2kConfig(
+        tuple(sources),
+        bind_ip=bind,
+        interval=interval,
+        max_concurrent=probes,
+        user_hash=user_hash,
+    )
+    err.print(
+        f"watching {len(targets)} eD2K file(s) on {len(sources)} source(s)"
+        + (f" for {duration:g} s" if duration is not None else " until Ctrl-C")
+    )
+    if unsized:
+        err.print(
+            f"note: {unsized} file(s) have no known size: only files of more than one part "
+            "can be proven for them (give the size with --link)"
+        )
+
+    def progress(stats: Ed2kStats) -> None:
+        if stats.probed % 50 == 0:
+            err.print(f"probed {stats.probed}, sightings {stats.sightings}")
+
+    observer = Ed2kObserver(engine, targets, sizes, config, on_update=progress)
+    stats = asyncio.run(_run(observer, duration))
+    summary = {"run_id": observer.run_id, **asdict(stats)}
+    if json_out:
+        print_json(summary)
+    else:
+        out.print(
+            f"run {observer.run_id}: {stats.targets} files, {stats.sources} sources, "
+            f"{stats.probed} probed, {stats.holding} holding, {stats.verified} verified, "
+            f"{stats.failed_verification} failed verification, {stats.not_sharing} not sharing, "
+            f"{stats.unreachable} unreachable, {stats.sightings} sightings"
+        )
+
+
+async def _run(observer: Ed2kObserver, duration: float | None) -> Ed2kStats:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # Ctrl-C and SIGTERM end the run as --duration does: what is written stays.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        return await observer.run(duration=duration, stop=stop)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)

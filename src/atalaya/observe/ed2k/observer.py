@@ -1,0 +1,258 @@
+"""The eD2K observer: probe known sources for every watched eD2K file, record sightings.
+
+Each round, every (source, target) pair is probed once, a few sources at a
+time and one target after another on each source; a
+peer that answers with the file's part map is sighted, with proof when the
+part it sent hashes to the expected MD4. A peer that says it does not share
+the file, or that cannot be reached, is counted and not sighted. Rounds
+repeat every `interval` seconds until the duration ends or `stop` is set;
+what is written stays written.
+
+One user hash is used for the whole run and kept between runs in a small
+state file: aMule bans, for a while, an address whose user hash changes
+(seen in the lab: every later connection closed during the hello). The hash
+carries no eMule marker bytes (byte 5 = 14, byte 14 = 111): a client marked
+as eMule is expected to send eMule's extended requests, and aMule then
+leaves our plain file requests unanswered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from atalaya.hashsets.algorithms import ED2K
+from atalaya.networks.ed2k.probe import ProbeErrorKind, ProbeTimeouts
+from atalaya.observe.ed2k.probe import Ed2kProbeResult, probe_peer, utc_now
+from atalaya.observe.sightings import Sighting, SightingWriter, new_run_id
+from atalaya.observe.watchlist import WatchTarget
+from atalaya.store.tables import reference_file
+
+NETWORK = "ed2k"
+# Where the size of a file in a hash set is kept (Project VIC's field).
+_SIZE_ATTRIBUTES = ("MediaSize", "size", "Size")
+
+
+def new_user_hash() -> bytes:
+    raw = bytearray(os.urandom(16))
+    if raw[5] == 14 and raw[14] == 111:
+        raw[14] = 0  # never the eMule marker: see the module docstring
+    return bytes(raw)
+
+
+def default_state_path() -> Path:
+    """$XDG_STATE_HOME/atalaya/ed2k.json (~/.local/state/atalaya/ed2k.json)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "atalaya" / "ed2k.json"
+
+
+def load_user_hash(path: Path) -> bytes:
+    """The user hash kept in `path`, made and saved there on first use."""
+    try:
+        data = json.loads(path.read_text())
+        value = bytes.fromhex(data["user_hash"])
+        if len(value) == 16:
+            return value
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    value = new_user_hash()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps({"user_hash": value.hex()}) + "\n")
+    partial.replace(path)
+    return value
+
+
+@dataclass(frozen=True)
+class Ed2kConfig:
+    sources: tuple[tuple[str, int], ...]
+    bind_ip: str | None = None
+    interval: float = 300.0
+    max_concurrent: int = 8
+    timeouts: ProbeTimeouts = field(default_factory=ProbeTimeouts)
+    user_hash: bytes = field(default_factory=new_user_hash)
+
+
+@dataclass
+class Ed2kStats:
+    targets: int = 0
+    sources: int = 0
+    rounds: int = 0
+    probed: int = 0
+    holding: int = 0
+    verified: int = 0
+    failed_verification: int = 0
+    not_sharing: int = 0
+    unreachable: int = 0
+    sightings: int = 0
+
+
+def file_sizes(engine: Engine, targets: Sequence[WatchTarget]) -> dict[bytes, int]:
+    """Sizes the hash sets state for the targets' files (VICS `MediaSize`)."""
+    keys = {t.file_key: t.value for t in targets if t.file_key}
+    sizes: dict[bytes, int] = {}
+    if not keys:
+        return sizes
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(reference_file.c.file_key, reference_file.c.attributes).where(
+                reference_file.c.file_key.in_(list(keys))
+            )
+        )
+        for file_key, attributes in rows:
+            if not isinstance(attributes, dict):
+                continue
+            for name in _SIZE_ATTRIBUTES:
+                value = attributes.get(name)
+                if isinstance(value, int) and value > 0:
+                    sizes[keys[file_key]] = value
+                    break
+                if isinstance(value, str) and value.isascii() and value.isdigit():
+                    sizes[keys[file_key]] = int(value)
+                    break
+    return sizes
+
+
+class Ed2kObserver:
+    def __init__(
+        self,
+        engine: Engine,
+        targets: Sequence[WatchTarget],
+        sizes: dict[bytes, int],
+        config: Ed2kConfig,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        on_update: Callable[[Ed2kStats], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.targets = [t for t in targets if t.kind == ED2K and len(t.value) == 16]
+        self.sizes = sizes
+        self.config = config
+        self.clock = clock
+        self.on_update = on_update
+        self.run_id = new_run_id()
+        self.stats = Ed2kStats(targets=len(self.targets), sources=len(config.sources))
+        self._writer = SightingWriter(engine)
+
+    async def run(self, *, duration: float | None, stop: asyncio.Event | None = None) -> Ed2kStats:
+        stop = stop or asyncio.Event()
+        ends = None if duration is None else time.monotonic() + duration
+        while not stop.is_set():
+            await self._round(stop, ends)
+            self.stats.rounds += 1
+            wait = self.config.interval
+            if ends is not None:
+                wait = min(wait, ends - time.monotonic())
+            if wait <= 0:
+                break
+            try:
+                await asyncio.wait_for(stop.wait(), wait)
+            except TimeoutError:
+                continue
+        return self.stats
+
+    async def _round(self, stop: asyncio.Event, ends: float | None) -> None:
+        gate = asyncio.Semaphore(self.config.max_concurrent)
+
+        async def one_source(source: tuple[str, int]) -> None:
+            # One connection at a time per peer: aMule refuses a second one
+            # from the same client while the first is open.
+            async with gate:
+                for target in self.targets:
+                    if stop.is_set() or (ends is not None and time.monotonic() >= ends):
+                        return
+                    result = await probe_peer(
+                        source[0],
+                        source[1],
+                        target.value,
+                        file_size=self.sizes.get(target.value),
+                        user_hash=self.config.user_hash,
+                        bind_ip=self.config.bind_ip,
+                        timeouts=self.config.timeouts,
+                        clock=self.clock,
+                    )
+                    self._record(result, target)
+
+        await asyncio.gather(*(one_source(s) for s in self.config.sources))
+
+    def _record(self, result: Ed2kProbeResult, target: WatchTarget) -> None:
+        self.stats.probed += 1
+        error = result.error
+        if error is not None and error.kind in (
+            ProbeErrorKind.REFUSED,
+            ProbeErrorKind.UNREACHABLE,
+        ):
+            self.stats.unreachable += 1
+        elif error is not None and error.kind is ProbeErrorKind.NO_FILE and not result.parts_held:
+            self.stats.not_sharing += 1
+        sighting = to_sighting(result, target, self.run_id)
+        if sighting is not None:
+            self.stats.holding += 1
+            self.stats.verified += int(result.proof)
+            self.stats.failed_verification += int(result.parts_failed > 0)
+            self.stats.sightings += self._writer.write([sighting])
+        if self.on_update is not None:
+            self.on_update(self.stats)
+
+
+def to_sighting(
+    result: Ed2kProbeResult, target: WatchTarget, run_id: str, found_by: str = "operator"
+) -> Sighting | None:
+    """The sighting a probe makes: only a peer that answered with the file's part map.
+
+    The time is when the peer's hello answer arrived; the port is the one we
+    connected to (the client's own TCP port).
+    """
+    if result.hello_at is None or result.have_fraction is None or result.user_hash is None:
+        return None
+    details: dict[str, Any] = {
+        "user_hash": result.user_hash.hex(),
+        "client_id": result.client_id,
+        "low_id": result.low_id,
+        "client_port": result.client_port,
+        "nick": result.nick[:100] if result.nick else None,
+        "parts_total": result.parts_total,
+        "parts_held": result.parts_held,
+        "verified_part": result.verified_part,
+        "proof_kind": result.proof_kind,
+        "queue_rank": result.queue_rank,
+    }
+    if result.error is not None:
+        details["error"] = {
+            "kind": str(result.error.kind),
+            "phase": result.error.phase,
+            "detail": result.error.detail[:300],
+        }
+    return Sighting(
+        network=NETWORK,
+        item_kind=ED2K,
+        item_value=target.hex,
+        ip=result.ip,
+        port=result.port,
+        seen_at=result.hello_at,
+        found_by=found_by,
+        run_id=run_id,
+        client=result.client,
+        peer_id=result.user_hash.hex(),
+        advertised_name=result.file_name,
+        have_fraction=result.have_fraction,
+        pieces_verified=result.parts_verified,
+        pieces_failed=result.parts_failed,
+        bytes_downloaded=result.bytes_downloaded,
+        file_key=target.file_key,
+        category=target.category,
+        hash_set=target.hash_set,
+        hash_set_sha256=target.hash_set_sha256,
+        local_ip=result.local_ip,
+        local_port=result.local_port,
+        details=details,
+    )
