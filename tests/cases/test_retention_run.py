@@ -174,7 +174,7 @@ def test_a_closed_case_is_blocked_then_erased_and_a_hold_stops_both(engine: Engi
     # A hold on the case stops the erasure.
     place_hold(engine, f"case:{case_id}", reason="appeal", now=closed + timedelta(days=50))
     held = run_retention(engine, closed + timedelta(days=61))
-    assert (held.cases_to_erase, held.cases_held) == ([], [case_id])
+    assert (held.cases_to_erase, held.cases_held, held.sightings_held) == ([], [case_id], 3)
     assert _ids(engine) == pinned and _count(engine, case_file) == 1
 
     release_hold(
@@ -200,6 +200,7 @@ def test_a_hold_on_the_lead_of_a_closed_case_also_keeps_the_case(engine: Engine)
     place_hold(engine, f"lead:{lead_id}", reason="related inquiry", now=NOW)
     done = run_retention(engine, NOW + timedelta(days=100))
     assert (done.cases_to_erase, done.cases_to_block, done.cases_held) == ([], [], [case_id])
+    assert done.sightings_held == 3
     assert _ids(engine) == _ids(engine, "10.1.0.1") != []
 
 

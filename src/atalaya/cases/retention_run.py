@@ -29,7 +29,7 @@ from __future__ import annotations
 import base64
 import zlib
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +47,7 @@ from sqlalchemy import (
 from atalaya.audit.log import Actor, lock_chain, record
 from atalaya.audit.shown import id_ranges
 from atalaya.cases.retention_rules import (
+    Hold,
     RetentionRulesError,
     StoredRules,
     active_holds,
@@ -170,17 +171,32 @@ def _pinned_by(case_ids: Collection[int]) -> Any:
 
 
 def plan(conn: Connection, now: datetime, rules: StoredRules | None = None) -> RetentionPlan:
-    """The run's plan under `rules` (default: the newest version) at `now`; reads only."""
+    """The run's plan under `rules` (default: the newest version) at `now`; reads only.
+
+    `sightings_held` counts what the holds alone keep: the difference with
+    the plan the same rules would make without any hold.
+    """
     stored = rules if rules is not None else current_rules(conn)
     if stored is None:
         raise RetentionRulesError(
             "no retention rules are set: 'atalaya retention rules set FILE --reason …' first"
         )
+    holds = active_holds(conn)
+    planned = _plan(conn, now, stored, holds)
+    if not holds:
+        return planned
+    unheld = _plan(conn, now, stored, [])
+    kept = set(unheld.sightings_to_erase) - set(planned.sightings_to_erase)
+    return replace(planned, sightings_held=len(kept))
+
+
+def _plan(
+    conn: Connection, now: datetime, stored: StoredRules, holds: Sequence[Hold]
+) -> RetentionPlan:
     r = stored.rules
     aliases = {
         int(a): int(b) for a, b in conn.execute(select(lead_alias.c.id, lead_alias.c.lead_id))
     }
-    holds = active_holds(conn)
     held_cases = {h.object_id for h in holds if h.object_type == "case"}
     held_leads = _resolved((h.object_id for h in holds if h.object_type == "lead"), aliases)
 
@@ -227,12 +243,6 @@ def plan(conn: Connection, now: datetime, rules: StoredRules | None = None) -> R
     ).all()
     erase_ids = [int(row.id) for row in rows]
     erased_ips = sorted({str(row.ip) for row in rows})
-    # Those kept by a hold and by nothing else.
-    by_hold = or_(_pinned_by(held_cases), _in_presence_of(held_leads))
-    others = [_pinned_by(set(staying_cases) - held_cases), _in_presence_of(acted)]
-    held_count = conn.execute(
-        select(func.count()).select_from(sighting).where(old, by_hold, *(~k for k in others))
-    ).scalar_one()
 
     # 3. Leads for review.
     review_cut = cutoff(now, r.lead_review_days)
@@ -253,7 +263,7 @@ def plan(conn: Connection, now: datetime, rules: StoredRules | None = None) -> R
         cases_to_erase=to_erase,
         cases_held=kept,
         sightings_to_erase=erase_ids,
-        sightings_held=int(held_count),
+        sightings_held=0,
         leads_for_review=review,
         erased_ips=erased_ips,
         claims_released=dropped,
