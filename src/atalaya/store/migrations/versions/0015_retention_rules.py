@@ -26,7 +26,8 @@ branch_labels = None
 depends_on = None
 
 _ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
-ERASE_MESSAGE = "only a retention run may erase this record (atalaya retention run)"
+# Appended to each table's own message: what it said stays true outside a run.
+ERASE_SUFFIX = " (only a retention run may erase it)"
 CASE_MESSAGE = "case sightings and events are a record and cannot be changed or deleted"
 PROOF_MESSAGE = "proof transcripts are evidence and cannot be changed"
 # table -> (column naming the permit, permit scope, the UPDATE function 0009/0011 made)
@@ -99,25 +100,26 @@ def upgrade() -> None:
         ),
     )
     if _sqlite():
-        for table, (column, scope, _function, _message) in _GUARDED.items():
+        for table, (column, scope, _function, message) in _GUARDED.items():
             op.execute(f"DROP TRIGGER {table}_append_only_delete")
             # Table, column and scope are the constants above, never input.
             op.execute(
                 f"CREATE TRIGGER {table}_append_only_delete BEFORE DELETE ON {table} "  # noqa: S608
                 "WHEN NOT EXISTS (SELECT 1 FROM retention_permit "
                 f"WHERE scope = '{scope}' AND object_id = OLD.{column}) "
-                f"BEGIN SELECT RAISE(ABORT, '{ERASE_MESSAGE}'); END"
+                f"BEGIN SELECT RAISE(ABORT, '{message}{ERASE_SUFFIX}'); END"
             )
         return
     # The permit's key is the column the trigger names (TG_ARGV[1]), read
-    # through to_jsonb so one function serves every table.
+    # through to_jsonb so one function serves every table; TG_ARGV[2] is the
+    # table's message.
     op.execute(
-        "CREATE FUNCTION atalaya_retention_erase_only() RETURNS trigger AS $$ "  # noqa: S608
+        "CREATE FUNCTION atalaya_retention_erase_only() RETURNS trigger AS $$ "
         "BEGIN IF EXISTS (SELECT 1 FROM retention_permit WHERE scope = TG_ARGV[0] "
         "AND object_id = (to_jsonb(OLD) ->> TG_ARGV[1])::bigint) THEN RETURN OLD; END IF; "
-        f"RAISE EXCEPTION '{ERASE_MESSAGE}'; END; $$ LANGUAGE plpgsql"
+        "RAISE EXCEPTION '%', TG_ARGV[2]; END; $$ LANGUAGE plpgsql"
     )
-    for table, (column, scope, function, _message) in _GUARDED.items():
+    for table, (column, scope, function, message) in _GUARDED.items():
         op.execute(f"DROP TRIGGER {table}_append_only ON {table}")
         op.execute(
             f"CREATE TRIGGER {table}_append_only BEFORE UPDATE ON {table} "
@@ -125,7 +127,8 @@ def upgrade() -> None:
         )
         op.execute(
             f"CREATE TRIGGER {table}_erase_only_by_retention BEFORE DELETE ON {table} "
-            f"FOR EACH ROW EXECUTE FUNCTION atalaya_retention_erase_only('{scope}', '{column}')"
+            "FOR EACH ROW EXECUTE FUNCTION "
+            f"atalaya_retention_erase_only('{scope}', '{column}', '{message}{ERASE_SUFFIX}')"
         )
 
 
