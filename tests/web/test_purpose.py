@@ -73,3 +73,16 @@ def test_only_triage_or_a_case_of_the_unit_may_be_chosen(client_for: Any, world:
     lead_id = lead_ids_by_ip(world)[f"{PREFIX}.10"]
     ana.get(f"/leads/{lead_id}")
     assert _last(world, "view").details["purpose"] == "triage"
+
+
+def test_another_units_case_cannot_be_the_purpose(client_for: Any, world: Engine) -> None:
+    ana, bea = client_for("ana"), client_for("bea")
+    lead_id = lead_ids_by_ip(world)[f"{PREFIX}.10"]
+    token = form_csrf(ana.get(f"/leads/{lead_id}").text)
+    ana.post(f"/leads/{lead_id}/cases", data={"csrf": token, "reason": "r"})
+    assert 'value="case:1"' not in bea.get("/purpose").text
+    refused = _choose(bea, "case:1")
+    assert refused.status_code == 400
+    denied = _last(world, "purpose_set")
+    assert (denied.username, denied.outcome) == ("bea", "denied")
+    assert _choose(ana, "case:1").status_code == 303
