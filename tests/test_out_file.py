@@ -20,7 +20,7 @@ import pytest
 
 from atalaya.errors import AtalayaError
 from atalaya.out_file import write_out_file
-from tests.support.cli import run_atalaya
+from tests.support.cli import DEFAULT_ENV, run_atalaya
 
 EXPORTS = [
     ("sightings", "export", "--format", "csv"),
@@ -134,7 +134,12 @@ def test_out_onto_a_full_disk_is_one_line_and_leaves_nothing(
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
-        env={**os.environ, "ATALAYA_DATABASE_URL": store, "PYTHONPATH": os.pathsep.join(sys.path)},
+        env={
+            **DEFAULT_ENV,
+            **os.environ,
+            "ATALAYA_DATABASE_URL": store,
+            "PYTHONPATH": os.pathsep.join(sys.path),
+        },
         check=False,
     )
     if done.returncode == 99:

@@ -45,6 +45,10 @@ class DemoError(Exception):
     """A step of the demo failed; its message says which and why."""
 
 
+# Every read of personal data says what for, every export to whom (LED art. 25).
+_DISCLOSE = ("--purpose", "triage", "--recipient", "the demo")
+
+
 def _atalaya(
     args: Sequence[str], cwd: Path, *, capture: bool = False, stdin: str | None = None
 ) -> str:
@@ -154,8 +158,8 @@ def _leads(work: Path, lab_dir: Path) -> dict[str, str]:
     geo_db = str(lab_dir / "geo.mmdb")
     _atalaya(["enrich", "--city-db", geo_db, "--asn-db", geo_db], work)
     _atalaya(["leads", "build"], work)
-    _atalaya(["leads", "list"], work)
-    _atalaya(["leads", "export", "--format", "geojson", "--out", "leads.geojson"], work)
+    _atalaya(["leads", "list", "--purpose", "triage"], work)
+    _atalaya(["leads", "export", "--format", "geojson", "--out", "leads.geojson", *_DISCLOSE], work)
     provinces = sorted({p.municipality_code[:2] for p in PLACES if p.municipality_code})
     unit_args = ["units", "add", DEMO_UNIT, "--contact", "demo desk, +34 000 000 000 (made up)"]
     for code in provinces:
@@ -209,9 +213,13 @@ def run(work: Path, duration: float, transmission: bool, serve_port: int | None 
         )
         _atalaya(["hashsets", "list"], work)
         _atalaya(_watch_args(manifest, duration), work)
-        exported = _atalaya(["sightings", "export", "--format", "jsonl"], work, capture=True)
+        exported = _atalaya(
+            ["sightings", "export", "--format", "jsonl", *_DISCLOSE], work, capture=True
+        )
         sightings = [json.loads(line) for line in exported.splitlines() if line.strip()]
-        _atalaya(["sightings", "export", "--format", "csv", "--out", "sightings.csv"], work)
+        _atalaya(
+            ["sightings", "export", "--format", "csv", "--out", "sightings.csv", *_DISCLOSE], work
+        )
         ok = _report(manifest, sightings)
         users = _leads(work, lab_dir)
     finally:

@@ -9,11 +9,12 @@ from typer.testing import CliRunner
 
 from atalaya.cli import app
 from tests.leads.scenarios import merge_then_split
+from tests.support.cli import DEFAULT_ENV
 
 
 def run(engine: Engine, *args: str) -> tuple[int, str, str]:
     url = engine.url.render_as_string(hide_password=False)
-    result = CliRunner().invoke(app, ["--db", url, *args], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(app, ["--db", url, *args], env={"COLUMNS": "200", **DEFAULT_ENV})
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stdout, result.stderr

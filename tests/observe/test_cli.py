@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import signal
 import subprocess
@@ -28,6 +29,7 @@ from atalaya.lab.layout import HASH_SET_NAME
 from atalaya.observe.sightings import EXPORT_FIELDS
 from atalaya.store import create_store_engine
 from atalaya.store.tables import sighting
+from tests.support.cli import DEFAULT_ENV
 
 pytestmark = pytest.mark.lab
 
@@ -76,6 +78,8 @@ def atalaya(lab: Lab, *args: str, timeout: float = 60) -> subprocess.CompletedPr
         text=True,
         timeout=timeout,
         check=False,
+        # The purpose and recipient an operator's profile sets (LED art. 25).
+        env={**DEFAULT_ENV, **os.environ},
     )
 
 

@@ -32,9 +32,14 @@ _build_command = typer.main.get_command
 # A traceback instead of the one-line error would change what tests read.
 _ALWAYS_UNSET = ("ATALAYA_DEBUG",)
 
+# What an operator's profile sets once: the purpose of the reads (LED art. 25)
+# and the recipient of exports. A test's `env` overrides them; None unsets
+# them, as the tests of the refusal without a purpose do.
+DEFAULT_ENV = {"ATALAYA_PURPOSE": "triage", "ATALAYA_RECIPIENT": "the test suite"}
+
 
 def _child_env(env: Mapping[str, str | None] | None) -> dict[str, str]:
-    merged: dict[str, str | None] = {**os.environ, **(env or {})}
+    merged: dict[str, str | None] = {**DEFAULT_ENV, **os.environ, **(env or {})}
     for name in _ALWAYS_UNSET:
         merged.pop(name, None)
     return {k: v for k, v in merged.items() if v is not None}
@@ -151,7 +156,8 @@ def run_atalaya(
     code = 0
     with ExitStack() as stack:
         patch = stack.enter_context(pytest.MonkeyPatch.context())
-        for name, value in {**(env or {}), **dict.fromkeys(_ALWAYS_UNSET)}.items():
+        defaults = {k: v for k, v in DEFAULT_ENV.items() if k not in os.environ}
+        for name, value in {**defaults, **(env or {}), **dict.fromkeys(_ALWAYS_UNSET)}.items():
             if value is None:
                 patch.delenv(name, raising=False)
             else:

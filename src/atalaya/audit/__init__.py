@@ -19,6 +19,14 @@ API (importable from `atalaya.audit`):
 - `verify(engine, anchors=(), keyring="configured") -> VerifyResult(ok,
   records, first_bad_seq, reason, head_seq, head_hash, key_id)`.
 
+Purposes (`atalaya.audit.purpose`, LED art. 25): every read of personal
+data says what it is for, `triage` or `case:N`, in its details (`purpose`;
+disclosures add `recipient`). `use_purpose(p)` declares it for the current
+context (the web app does so per request from the session), and `record`
+then adds it to every record that does not name one. CLI reading commands
+take `PurposeOption` / `RecipientOption` and `read_details(purpose)` /
+`disclosure_details(purpose, recipient)` from `atalaya.audit.purpose_cli`.
+
 Keys (`atalaya.audit.keys`): with ATALAYA_AUDIT_KEY_FILE set, every record
 is signed (HMAC-SHA256) with the newest key of that file, kept outside the
 database; `record` writes an `audit_key` record whenever the chain moves to

@@ -32,6 +32,7 @@ from atalaya.audit.keys import (
     Keyring,
     configured_keyring,
 )
+from atalaya.audit.purpose import PURPOSE_KEY, current_purpose
 from atalaya.audit.shown import shows
 from atalaya.errors import AtalayaError
 from atalaya.store.tables import audit_head, audit_record
@@ -167,6 +168,10 @@ def record(
     actor = actor or Actor()
     moment = utc(at) if at is not None else datetime.now(UTC)
     clean = normalise_details(details)
+    declared = current_purpose()
+    if declared is not None and PURPOSE_KEY not in clean:
+        # What this request or command was for (LED art. 25; atalaya.audit.purpose).
+        clean[PURPOSE_KEY] = declared
     # Check what we can before taking the lock.
     check_fields(
         AuditFields(

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine
 
 from atalaya.accounts import Permission, User, find_user, require
 from atalaya.audit.log import Outcome, local_details, log_event
+from atalaya.audit.purpose_cli import PurposeOption, read_details
 from atalaya.audit.shown import shown_details
 from atalaya.cases.deadlines import Clock, case_clock, lead_clock, upcoming
 from atalaya.cases.records import (
@@ -132,8 +133,10 @@ def list_command(
     ] = None,
     open_only: Annotated[bool, typer.Option("--open", help="Only cases not closed.")] = False,
     as_json: JsonOption = False,
+    purpose: PurposeOption = None,
 ) -> None:
     """Your unit's cases, most recently changed first."""
+    base = read_details(purpose)
     engine = store_engine(ctx)
     user = acting_user(engine, as_user)
     states = [parse_state(s) for s in state or []]
@@ -149,7 +152,7 @@ def list_command(
         work,
         object_type="cases",
         details={
-            **local_details(),
+            **base,
             "filters": {"state": [s.value for s in states], "open": open_only},
         },
     )
@@ -181,9 +184,14 @@ def _lead_country(conn: Connection, lead_id: int) -> str | None:
 
 @app.command("show")
 def show_command(
-    ctx: typer.Context, case_id: CaseArgument, as_user: AsOption, as_json: JsonOption = False
+    ctx: typer.Context,
+    case_id: CaseArgument,
+    as_user: AsOption,
+    as_json: JsonOption = False,
+    purpose: PurposeOption = None,
 ) -> None:
     """One case: its lead, state, assignee, retention clock, pinned sightings, events."""
+    base = read_details(purpose)
     engine = store_engine(ctx)
     user = acting_user(engine, as_user)
     now = _now()
@@ -200,9 +208,7 @@ def show_command(
         }
         return record, {"lead": case.lead_id}
 
-    record = audited(
-        engine, user, CaseAction.VIEW, work, object_id=case_id, details=local_details()
-    )
+    record = audited(engine, user, CaseAction.VIEW, work, object_id=case_id, details=base)
     if as_json:
         print_json(record)
         return
@@ -336,11 +342,13 @@ def deadlines_command(
         ),
     ] = None,
     as_json: JsonOption = False,
+    purpose: PurposeOption = None,
 ) -> None:
     """Leads whose oldest unrequested observations expire at the ISP soon, most urgent first.
 
     An observation is requested once a case pinning it was sent to court.
     """
+    base = read_details(purpose)
     engine = store_engine(ctx)
     user = acting_user(engine, as_user)
     now = parse_instant(at, "--at") or _now()
@@ -356,7 +364,7 @@ def deadlines_command(
         CaseAction.DEADLINES,
         work,
         object_type="leads",
-        details={**local_details(), "within_days": within, "at": now.isoformat()},
+        details={**base, "within_days": within, "at": now.isoformat()},
     )
     if as_json:
         for u in found:

@@ -45,6 +45,7 @@ from atalaya.store.tables import (
     case_file,
     case_sighting,
     lead_presence,
+    retention_block,
     sighting,
     unit,
 )
@@ -140,10 +141,14 @@ def _text(value: str, what: str, *, required: bool) -> str:
 
 
 def visible_cases_clause(unit_id: int) -> ColumnElement[bool]:
-    """A WHERE clause on case_file: the unit's cases on leads it holds now."""
+    """A WHERE clause on case_file: the unit's cases on leads it holds now.
+
+    Cases the retention rules blocked (atalaya.cases.retention_run) are shown to nobody.
+    """
     return and_(
         case_file.c.unit_id == unit_id,
         visible_lead_ids_clause(unit_id, resolved_lead_id(case_file.c.lead_id)),
+        case_file.c.id.not_in(select(retention_block.c.case_id)),
     )
 
 

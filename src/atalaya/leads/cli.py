@@ -15,6 +15,12 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from atalaya.audit.log import Action, local_details, log_event
+from atalaya.audit.purpose_cli import (
+    PurposeOption,
+    RecipientOption,
+    disclosure_details,
+    read_details,
+)
 from atalaya.audit.shown import shown_details
 from atalaya.console import err, out, parse_instant, print_json, store_engine
 from atalaya.leads.build import build_leads
@@ -149,13 +155,15 @@ def _filters_detail(
     return {"province": province, "since": since, "until": until, "min_score": min_score}
 
 
-def _audit_shown(engine: Engine, action: str, details: dict[str, Any], ids: list[int]) -> None:
-    """Record what a command showed: its filters and, compactly, which leads."""
+def _audit_shown(
+    engine: Engine, action: str, base: dict[str, Any], details: dict[str, Any], ids: list[int]
+) -> None:
+    """Record what a command showed: who, for what, its filters and, compactly, which leads."""
     log_event(
         engine,
         action,
         object_type="leads",
-        details={**local_details(), **details, **shown_details(ids)},
+        details={**base, **details, **shown_details(ids)},
     )
 
 
@@ -172,8 +180,10 @@ def list_command(
     min_score: MinScoreOption = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per lead.")] = False,
+    purpose: PurposeOption = None,
 ) -> None:
     """Leads, highest score in force first."""
+    base = read_details(purpose)
     engine = store_engine(ctx)
     shown: list[int] = []
     records = _noting_ids(
@@ -185,7 +195,7 @@ def list_command(
         for record in records:
             print_json(record)
             count += 1
-        _audit_shown(engine, Action.SEARCH, {"filters": filters, "results": count}, shown)
+        _audit_shown(engine, Action.SEARCH, base, {"filters": filters, "results": count}, shown)
         err.print(f"{count} leads" + (" (--limit reached)" if count == limit else ""))
         return
     table = Table(show_edge=False, pad_edge=False)
@@ -223,7 +233,7 @@ def list_command(
         count += 1
         overridden += bool(r["override"])
     out.print(table)
-    _audit_shown(engine, Action.SEARCH, {"filters": filters, "results": count}, shown)
+    _audit_shown(engine, Action.SEARCH, base, {"filters": filters, "results": count}, shown)
     err.print(
         f"{count} leads"
         + (" (--limit reached)" if count == limit else "")
@@ -238,11 +248,13 @@ def show_command(
     ctx: typer.Context,
     lead_id: Annotated[int, typer.Argument(help="The lead id.", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    purpose: PurposeOption = None,
 ) -> None:
     """One lead: its score factor by factor, presences, links, overrides, claims, history.
 
     A lead merged into another is shown as the lead it went into, saying so.
     """
+    base = read_details(purpose)
     engine = store_engine(ctx)
     try:
         record = lead_detail(engine, lead_id)
@@ -250,7 +262,7 @@ def show_command(
         err.print(f"{moved}: showing lead {moved.current}")
         record = lead_detail(engine, moved.current)
         record["asked_for"] = {"id": moved.asked, "merged_into": moved.into, "build": moved.build}
-    log_event(engine, Action.VIEW, object_type="lead", object_id=lead_id, details=local_details())
+    log_event(engine, Action.VIEW, object_type="lead", object_id=lead_id, details=base)
     lines: list[str] = []
     for extra in SHOW_EXTRAS:
         fields, more = extra(engine, int(record["id"]), record)
@@ -329,8 +341,11 @@ def export_command(
     since: SinceOption = None,
     until: UntilOption = None,
     min_score: MinScoreOption = None,
+    purpose: PurposeOption = None,
+    recipient: RecipientOption = None,
 ) -> None:
     """Export leads with their factors: GeoJSON for a map, JSON lines or CSV."""
+    base = disclosure_details(purpose, recipient)
     engine = store_engine(ctx)
     shown: list[int] = []
     records = _noting_ids(
@@ -348,6 +363,7 @@ def export_command(
     _audit_shown(
         engine,
         Action.EXPORT,
+        base,
         {
             "format": fmt.value,
             "out": str(out_path) if out_path is not None else "-",

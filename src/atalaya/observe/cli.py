@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from atalaya.audit.log import Action, log_event
+from atalaya.audit.purpose_cli import PurposeOption, RecipientOption, disclosure_details
 from atalaya.console import err, parse_instant, store_engine
 from atalaya.observe.registry import Network
 from atalaya.observe.sightings import iter_export_rows, write_csv, write_jsonl
@@ -38,8 +40,11 @@ def export(
     until: Annotated[
         str | None, typer.Option(help="Only sightings before this UTC instant.")
     ] = None,
+    purpose: PurposeOption = None,
+    recipient: RecipientOption = None,
 ) -> None:
-    """Export sightings, oldest first, with times in UTC."""
+    """Export sightings, oldest first, with times in UTC (audited: purpose and recipient)."""
+    base = disclosure_details(purpose, recipient)
     engine = store_engine(ctx)
     rows = iter_export_rows(
         engine, since=parse_instant(since, "--since"), until=parse_instant(until, "--until")
@@ -49,6 +54,18 @@ def export(
         count = writer(rows, sys.stdout)
     else:
         count = write_out_file(out, lambda stream: writer(rows, stream))
+    log_event(
+        engine,
+        Action.EXPORT,
+        object_type="sightings",
+        details={
+            **base,
+            "format": fmt.value,
+            "out": str(out) if out is not None else "-",
+            "filters": {"since": since, "until": until},
+            "sightings": count,
+        },
+    )
     err.print(f"{count} sightings exported")
 
 

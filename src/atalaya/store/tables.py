@@ -682,6 +682,79 @@ case_event = Table(
     Index("ix_case_event_case_id", "case_id"),
 )
 
+# --- Retention (LED art. 5) and purposes (LED art. 25): atalaya.cases.retention_rules
+
+# Each version of the retention rules (append-only: triggers refuse UPDATE
+# and DELETE); the newest applies. `rules` as atalaya.cases.retention_rules
+# reads them, `sha256` of their canonical JSON.
+retention_rules = Table(
+    "retention_rules",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("rules", JSON, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("set_by", String(100), nullable=False),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+# A legal hold: while it is not released, nothing it covers is blocked or
+# erased. object_type "case" (case_file.id) or "lead" (a lead id, followed
+# through merges by lead_alias).
+retention_hold = Table(
+    "retention_hold",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("object_type", String(10), nullable=False),
+    Column("object_id", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("placed_by", String(100), nullable=False),
+    Column("placed_at", DateTime(timezone=True), nullable=False),
+    Column("released_by", String(100), nullable=True),
+    Column("released_at", DateTime(timezone=True), nullable=True),
+    Column("release_reason", Text, nullable=True),
+    Index("ix_retention_hold_object_type", "object_type", "object_id"),
+)
+
+# Closed cases the rules blocked: no longer shown to anyone until erased.
+retention_block = Table(
+    "retention_block",
+    metadata,
+    Column("case_id", Integer, primary_key=True, autoincrement=False),
+    Column("blocked_at", DateTime(timezone=True), nullable=False),
+    Column("rule_version", Integer, nullable=False),
+)
+
+# Empty outside a retention run. Inside its transaction: what may be erased
+# (scope "case": case_file.id, "sighting": sighting.id); the append-only
+# tables' DELETE triggers let through only rows named here.
+retention_permit = Table(
+    "retention_permit",
+    metadata,
+    Column("scope", String(10), primary_key=True),
+    Column(
+        "object_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+)
+
+# The purpose a web session declared for what it reads: "triage" or "case:N".
+session_purpose = Table(
+    "session_purpose",
+    metadata,
+    Column(
+        "session_id",
+        Integer,
+        ForeignKey("user_session.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("purpose", String(40), nullable=False),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+)
+
 # RFC 3161 time stamps (atalaya.evidence): append-only (triggers refuse UPDATE
 # and DELETE). kind "sightings": sightings first_id..last_id, `root` the merkle
 # root over their canonical encodings, `leaves` per leaf its id and hash;

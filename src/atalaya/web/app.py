@@ -48,6 +48,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from atalaya.accounts.roles import Permission, has_permission
+from atalaya.accounts.session_purpose import get_session_purpose
 from atalaya.accounts.sessions import (
     LoginBusyError,
     LoginError,
@@ -73,6 +74,7 @@ from atalaya.audit.log import (
     log_event,
     read_audit,
 )
+from atalaya.audit.purpose import current_purpose, use_purpose
 from atalaya.audit.shown import shown_details
 from atalaya.cases.deadlines import lead_clock
 from atalaya.cases.records import list_cases
@@ -102,7 +104,7 @@ from atalaya.leads import (
 )
 from atalaya.observe import registry
 from atalaya.store.times import utc
-from atalaya.web import case_pages
+from atalaya.web import case_pages, purpose_page
 from atalaya.web.filters import MAX_LEAD_ID, FilterError, Filters, parse_filters
 from atalaya.web.places import Places
 from atalaya.web.query_limit import is_timeout, limit_statements
@@ -225,6 +227,8 @@ class WebApp:
         )
         if found is None:
             raise NotSignedInError
+        # What this request reads for: every audit record it makes carries it.
+        use_purpose(get_session_purpose(self.engine, found))
         return found
 
     def audit(
@@ -295,6 +299,7 @@ class WebApp:
                 "can_view_leads": has_permission(session.user.role, Permission.VIEW_LEADS),
                 "can_change_leads": has_permission(session.user.role, Permission.CHANGE_LEADS),
                 "can_read_audit": has_permission(session.user.role, Permission.READ_AUDIT),
+                "purpose": current_purpose(),
             }
         html = self.jinja.get_template(name).render(**context)
         return HTMLResponse(html, status_code=status, headers=headers)
@@ -953,6 +958,8 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
         Route("/cases/{case_id:case_id}/move", form_post(case_pages.move_submit), methods=["POST"]),
         Route("/cases/{case_id:case_id}/note", form_post(case_pages.note_submit), methods=["POST"]),
         Route("/charts", page(web.charts)),
+        Route("/purpose", page(lambda r: purpose_page.purpose_page(web, r))),
+        Route("/purpose", form_post(purpose_page.purpose_submit), methods=["POST"]),
         Route("/audit", page(web.audit_page)),
         Route("/export", page(web.export)),
         Route("/api/map", api(web.api_map)),

@@ -14,6 +14,7 @@ IPv6: the same with libtorrent seeders of v1 and v2 torrents on a ULA /64.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from typing import Any
 import pytest
 
 from tests.lab.netns_support import assert_gone, require_netns_here
+from tests.support.cli import DEFAULT_ENV
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -62,6 +64,8 @@ def atalaya(db_url: str, *args: str, timeout: float = 60) -> subprocess.Complete
         text=True,
         timeout=timeout,
         check=False,
+        # The purpose and recipient an operator's profile sets (LED art. 25).
+        env={**DEFAULT_ENV, **os.environ},
     )
 
 

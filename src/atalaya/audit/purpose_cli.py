@@ -1,0 +1,54 @@
+"""The `--purpose` and `--recipient` options of commands that read or disclose personal data.
+
+A reading command takes `purpose: PurposeOption` and puts
+`read_details(purpose)` into its audit record's details before it reads
+anything: without a purpose (option or $ATALAYA_PURPOSE) it stops with one
+line saying what to pass. A disclosing command (an export) also takes
+`recipient: RecipientOption` and uses `disclosure_details(purpose, recipient)`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from atalaya.audit.log import local_details
+from atalaya.audit.purpose import (
+    PURPOSE_ENV,
+    RECIPIENT_ENV,
+    TRIAGE,
+    check_recipient,
+    purpose_details,
+    required_purpose,
+)
+
+PurposeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--purpose",
+        envvar=PURPOSE_ENV,
+        help=f"What this read of personal data is for: case:N or {TRIAGE} (audited).",
+        show_default=False,
+    ),
+]
+RecipientOption = Annotated[
+    str | None,
+    typer.Option(
+        "--recipient",
+        envvar=RECIPIENT_ENV,
+        help="Who the exported data goes to (a court, a unit); audited.",
+        show_default=False,
+    ),
+]
+
+
+def read_details(purpose: str | None) -> dict[str, Any]:
+    """The CLI's details of a read: who ran it and for what; PurposeError without a purpose."""
+    return {**local_details(), **purpose_details(required_purpose(purpose))}
+
+
+def disclosure_details(purpose: str | None, recipient: str | None) -> dict[str, Any]:
+    """As `read_details`, plus the recipient, which a disclosure must name."""
+    chosen = required_purpose(purpose)
+    return {**local_details(), **purpose_details(chosen, check_recipient(recipient))}
