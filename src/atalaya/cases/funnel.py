@@ -45,6 +45,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select
 
+from atalaya.accounts.units import get_unit, parse_province
 from atalaya.accounts.visibility import visible_lead_ids_clause
 from atalaya.cases.retention import DEFAULT_SETTINGS, RetentionSettings, live_since
 from atalaya.cases.states import State
@@ -64,6 +65,8 @@ from atalaya.store.times import utc
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
 MAX_WEEKS = 160  # about three years of weekly trend
+DEFAULT_DAYS = 91  # thirteen weeks: a quarter of weekly trend
+ALL_UNITS = "all"
 
 # The steps in order, and the state whose reaching counts a case at a step.
 STEPS: tuple[str, ...] = (
@@ -408,3 +411,29 @@ def funnel(
             )
         )
     return Funnel(scope, unit_name, steps, _lost(conn, scope, now, settings), _weeks(conn, scope))
+
+
+def resolve_scope(
+    conn: Connection,
+    own_unit: tuple[int, str],
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    province: str | None,
+    unit: str | None,
+    now: datetime,
+) -> tuple[Scope, str | None]:
+    """The scope asked for and the unit's name: your own unit unless `unit` names
+    another or "all" (figures only, so any unit's may be read); the last 13 weeks
+    unless dates are given."""
+    end = until or now
+    start = since or end - timedelta(days=DEFAULT_DAYS)
+    code = None if province is None or not province.strip() else parse_province(province)
+    if unit is None or not unit.strip():
+        unit_id, name = own_unit
+    elif unit.strip().lower() == ALL_UNITS:
+        return Scope(start, end, code, None), None
+    else:
+        found = get_unit(conn, unit)
+        unit_id, name = found.id, found.name
+    return Scope(start, end, code, unit_id), name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -12,42 +12,12 @@ from rich.table import Table
 from sqlalchemy import Connection
 
 from atalaya.accounts import Permission, require
-from atalaya.accounts.units import get_unit, parse_province
 from atalaya.audit.log import local_details
 from atalaya.cases.cli import AsOption, acting_user
-from atalaya.cases.funnel import LABELS, Funnel, Scope, funnel
+from atalaya.cases.funnel import LABELS, Funnel, funnel, resolve_scope
 from atalaya.cases.service import CaseAction, audited
 from atalaya.console import err, out, parse_instant, print_json, store_engine
 from atalaya.errors import AtalayaError
-
-DEFAULT_DAYS = 91  # thirteen weeks: a quarter of weekly trend
-ALL_UNITS = "all"
-
-
-def resolve_scope(
-    conn: Connection,
-    own_unit: tuple[int, str],
-    *,
-    since: datetime | None,
-    until: datetime | None,
-    province: str | None,
-    unit: str | None,
-    now: datetime,
-) -> tuple[Scope, str | None]:
-    """The scope asked for and the unit's name: your own unit unless --unit names
-    another or "all" (figures only, so any unit's may be read); the last 13 weeks
-    unless dates are given."""
-    end = until or now
-    start = since or end - timedelta(days=DEFAULT_DAYS)
-    code = None if province is None or not province.strip() else parse_province(province)
-    if unit is None or not unit.strip():
-        unit_id, name = own_unit
-    elif unit.strip().lower() == ALL_UNITS:
-        return Scope(start, end, code, None), None
-    else:
-        found = get_unit(conn, unit)
-        unit_id, name = found.id, found.name
-    return Scope(start, end, code, unit_id), name
 
 
 def _percent(value: float | None) -> str:
