@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
 from atalaya.accounts import User, add_user
 from atalaya.audit.log import AuditQuery, read_records
-from atalaya.cases.answers import Answer, Step, record_answer, record_step
+from atalaya.cases.answers import (
+    Answer,
+    Step,
+    check_answer,
+    parse_addressing,
+    parse_outcome,
+    record_answer,
+    record_step,
+)
 from atalaya.cases.identity import (
     SUBSCRIBER,
     Addressing,
@@ -241,3 +251,33 @@ def test_search_seizure_charges_and_outcome_follow_the_states(engine: Engine) ->
     assert row.details == {"on": NOW.isoformat(timespec="microseconds")}
     with engine.connect() as conn:
         assert get_case(conn, ana, case_id).state is State.CHARGED
+
+
+@given(
+    fields=st.fixed_dictionaries(
+        {
+            k: st.sampled_from(["", " ", "Abonado Ficticio"]) | st.text(max_size=400)
+            for k in ("name", "id_number", "address", "line", "notes", "operator_reference")
+        }
+    ),
+    outcome=st.sampled_from(["identified", "no_data", "No-Data", " IDENTIFIED ", "x"])
+    | st.text(max_size=12),
+    addressing=st.sampled_from(["", "static", "Dinámica", "dynamic", "x"]) | st.text(max_size=12),
+    received=st.datetimes(timezones=st.just(UTC)),
+)
+def test_any_typed_answer_is_accepted_or_refused_with_one_clear_error(
+    fields: dict[str, str], outcome: str, addressing: str, received: datetime
+) -> None:
+    try:
+        answer = Answer(
+            parse_outcome(outcome), received, addressing=parse_addressing(addressing), **fields
+        )
+        checked = check_answer(answer, NOW)
+    except AtalayaError as exc:
+        assert str(exc)
+        return
+    assert checked.received_at <= NOW
+    if checked.outcome is AnswerOutcome.IDENTIFIED:
+        assert checked.name and checked.id_number and checked.address
+    else:
+        assert not (checked.name or checked.id_number or checked.address or checked.line)
