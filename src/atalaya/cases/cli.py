@@ -18,7 +18,16 @@ from atalaya.accounts import Permission, User, find_user, require
 from atalaya.audit.log import Outcome, local_details, log_event
 from atalaya.audit.purpose_cli import PurposeOption, read_details
 from atalaya.audit.shown import shown_details
+from atalaya.cases.answers import (
+    Answer,
+    parse_addressing,
+    parse_outcome,
+    parse_step,
+    record_answer,
+    record_step,
+)
 from atalaya.cases.deadlines import Clock, case_clock, lead_clock, upcoming
+from atalaya.cases.identity import combination_details, combine
 from atalaya.cases.records import (
     Case,
     assign_case,
@@ -189,12 +198,26 @@ def show_command(
     as_user: AsOption,
     as_json: JsonOption = False,
     purpose: PurposeOption = None,
+    identity: Annotated[
+        bool,
+        typer.Option(
+            "--identity",
+            help="Also show the subscriber the ISP named, next to the traffic data "
+            "(an audited combination; analysts and supervisors of the case's unit only; "
+            "needs --purpose case:N for this case).",
+        ),
+    ] = False,
 ) -> None:
     """One case: its lead, state, assignee, retention clock, pinned sightings, events."""
     base = read_details(purpose)
     engine = store_engine(ctx)
     user = acting_user(engine, as_user)
     now = _now()
+    if identity and base.get("purpose") != f"case:{case_id}":
+        # Joining a person to traffic data is for the case itself, never triage.
+        raise AtalayaError(
+            f"the purpose is required: showing the subscriber needs --purpose case:{case_id}"
+        )
 
     def work(conn: Connection) -> tuple[dict[str, Any], dict[str, Any]]:
         case = get_case(conn, user, case_id)
@@ -206,9 +229,20 @@ def show_command(
             "pinned_sightings": pinned_sightings(conn, case.id),
             "events": [e.as_dict() for e in case_events(conn, case.id)],
         }
-        return record, {"lead": case.lead_id}
+        if not identity:
+            return record, {"lead": case.lead_id}
+        found = combine(conn, user, case.id, str(base["purpose"]))
+        record["identity"] = found.as_dict()
+        return record, combination_details(found)
 
-    record = audited(engine, user, CaseAction.VIEW, work, object_id=case_id, details=base)
+    record = audited(
+        engine,
+        user,
+        CaseAction.COMBINE if identity else CaseAction.VIEW,
+        work,
+        object_id=case_id,
+        details=base,
+    )
     if as_json:
         print_json(record)
         return
@@ -229,6 +263,8 @@ def show_command(
         change = f" {e['from_state'] or '-'} → {e['to_state']}" if e["to_state"] else ""
         text = f": {e['text']}" if e["text"] else ""
         out.print(f"  {e['at']} {e['actor']} {e['kind']}{change}{text}")
+    if identity:
+        _print_combination(record["identity"])
 
 
 def _clock_text(data: dict[str, Any]) -> str:
@@ -398,3 +434,129 @@ def _lead_retention(engine: Engine, lead_id: int, _record: dict[str, Any]) -> An
 
 
 leads_cli.SHOW_EXTRAS.append(_lead_retention)
+
+
+def _print_combination(data: dict[str, Any]) -> None:
+    out.print(f"  subscriber identity (purpose: {data['purpose']}):")
+    if not data["identities"]:
+        out.print("    no answer from the ISP recorded")
+    for i, answer in enumerate(data["identities"]):
+        status = "in force" if i == 0 else "superseded"
+        out.print(
+            f"    answer {answer['id']} ({status}), received {answer['received_at']}, "
+            f"{answer['outcome']}, data subject: {answer['subject_category']}"
+        )
+        for key in ("name", "id_number", "address", "line", "addressing", "operator_reference"):
+            if answer[key]:
+                out.print(f"      {key.replace('_', ' ')}: {answer[key]}")
+        if answer["notes"]:
+            out.print(f"      notes: {answer['notes']}")
+    out.print(f"  traffic data it answers ({data['traffic_total']} sightings):")
+    for t in data["traffic"]:
+        out.print(f"    {t['seen_at']} {t['ip']} port {t['port']} {t['network']}")
+
+
+@app.command("answer")
+def answer_command(
+    ctx: typer.Context,
+    case_id: CaseArgument,
+    as_user: AsOption,
+    outcome: Annotated[
+        str,
+        typer.Option(
+            "--outcome", help="identified (the ISP named a subscriber) or no_data (it has none)."
+        ),
+    ] = "identified",
+    name: Annotated[str, typer.Option("--name", help="The subscriber's name.")] = "",
+    id_number: Annotated[
+        str, typer.Option("--id-number", help="The subscriber's ID (DNI/NIE/passport).")
+    ] = "",
+    address: Annotated[str, typer.Option("--address", help="The installation address.")] = "",
+    line: Annotated[str, typer.Option("--line", help="The line or contract named.")] = "",
+    addressing: Annotated[
+        str, typer.Option("--addressing", help="static or dynamic (the address given).")
+    ] = "",
+    notes: Annotated[str, typer.Option("--notes", help="Anything else the ISP said.")] = "",
+    reference: Annotated[
+        str, typer.Option("--reference", help="The operator's reference for its answer.")
+    ] = "",
+    received: Annotated[
+        str | None,
+        typer.Option(
+            "--received", help="When the answer arrived (UTC; default now).", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Record the ISP's answer: who the subscriber is (or that it has no data).
+
+    A case at sent_to_isp moves to isp_answered; at isp_answered it is a
+    correction. The identity goes to its own table, read only by analysts
+    and supervisors of the case's unit (`cases show --identity`).
+    """
+    engine = store_engine(ctx)
+    user = acting_user(engine, as_user)
+    now = _now()
+    answer = Answer(
+        outcome=parse_outcome(outcome),
+        received_at=parse_instant(received, "--received") or now,
+        name=name,
+        id_number=id_number,
+        address=address,
+        line=line,
+        addressing=parse_addressing(addressing),
+        notes=notes,
+        operator_reference=reference,
+    )
+
+    def work(conn: Connection) -> tuple[tuple[Case, int], dict[str, Any]]:
+        case, answer_id = record_answer(conn, user, case_id, answer, now)
+        return (case, answer_id), {"answer": answer_id, "lead": case.lead_id}
+
+    # The audit record names the answer, never the person.
+    case, answer_id = audited(
+        engine,
+        user,
+        CaseAction.ANSWER,
+        work,
+        object_id=case_id,
+        details={**local_details(), "outcome": answer.outcome.value},
+    )
+    out.print(f"case {case.id}: answer {answer_id} recorded, now {case.state.value}")
+
+
+@app.command("step")
+def step_command(
+    ctx: typer.Context,
+    case_id: CaseArgument,
+    step: Annotated[
+        str,
+        typer.Argument(help="search, seizure, charges or outcome.", show_default=False),
+    ],
+    text: Annotated[str, typer.Argument(help="What it was.", show_default=False)],
+    as_user: AsOption,
+    on: Annotated[
+        str | None,
+        typer.Option("--on", help="When it happened (UTC; default now).", show_default=False),
+    ] = None,
+) -> None:
+    """Record what followed the answer: a search (→ search_done), a seizure,
+    charges (→ charged) or the court's outcome."""
+    engine = store_engine(ctx)
+    user = acting_user(engine, as_user)
+    kind = parse_step(step)
+    when = parse_instant(on, "--on")
+    now = _now()
+
+    def work(conn: Connection) -> tuple[Case, dict[str, Any]]:
+        case = record_step(conn, user, case_id, kind, text, now, on=when)
+        return case, {"lead": case.lead_id, "state": case.state.value}
+
+    case = audited(
+        engine,
+        user,
+        CaseAction.STEP,
+        work,
+        object_id=case_id,
+        details={**local_details(), "step": kind.value, "length": len(text)},
+    )
+    out.print(f"case {case.id}: {kind.value} recorded, now {case.state.value}")

@@ -25,7 +25,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from atalaya.accounts import (
     Permission,
@@ -37,7 +48,7 @@ from atalaya.accounts import (
     unit_holds,
 )
 from atalaya.accounts.visibility import visible_lead_ids_clause
-from atalaya.cases.states import FINAL, INITIAL, State, check_transition
+from atalaya.cases.states import FINAL, INITIAL, State, TransitionError, check_transition
 from atalaya.errors import AtalayaError
 from atalaya.leads.history import LeadMovedError, moved, resolved_lead_id
 from atalaya.store.tables import (
@@ -47,6 +58,7 @@ from atalaya.store.tables import (
     lead_presence,
     retention_block,
     sighting,
+    subscriber_identity,
     unit,
 )
 from atalaya.store.times import utc
@@ -256,6 +268,16 @@ def pinned_sightings(conn: Connection, case_id: int) -> list[int]:
     ]
 
 
+def has_answer(conn: Connection, case_id: int) -> bool:
+    """True when an ISP's answer is recorded for the case (atalaya.cases.answers).
+
+    Reads whether one exists, never what it says: the identity itself is
+    for atalaya.cases.identity to show.
+    """
+    found = exists().where(subscriber_identity.c.case_id == case_id)
+    return bool(conn.scalar(select(found)))
+
+
 def _event(
     conn: Connection,
     case_id: int,
@@ -280,6 +302,16 @@ def _event(
             details=details or {},
         )
     )
+
+
+# For the other modules of the stage that add events of their own kinds
+# (atalaya.cases.answers): one writer of case_event, one of updated_at.
+record_event = _event
+
+
+def touch_case(conn: Connection, case_id: int, now: datetime) -> None:
+    """Mark the case changed at `now` (an event that does not move it was added)."""
+    _touch(conn, case_id, now)
 
 
 def _held_lead(conn: Connection, user: User, lead_id: int) -> int:
@@ -403,6 +435,11 @@ def move_case(
     why = _text(reason, "the reason", required=True)
     case = get_case(conn, user, case_id)
     check_transition(case.state, target)
+    if target is State.ISP_ANSWERED and not has_answer(conn, case_id):
+        raise TransitionError(
+            f"case {case_id} has no answer from the ISP yet: 'atalaya cases answer {case_id}' "
+            "records it and moves the case to isp_answered"
+        )
     # Only from the state read: a concurrent move makes this one change nothing.
     done = conn.execute(
         update(case_file)

@@ -72,6 +72,7 @@ from atalaya.store.tables import (
     retention_block,
     retention_permit,
     sighting,
+    subscriber_identity,
 )
 from atalaya.store.times import utc
 
@@ -279,9 +280,17 @@ def _permit(conn: Connection, scope: str, ids: Sequence[int]) -> None:
 def _erase_case(conn: Connection, case_id: int) -> dict[str, int]:
     pins = conn.execute(delete(case_sighting).where(case_sighting.c.case_id == case_id)).rowcount
     events = conn.execute(delete(case_event).where(case_event.c.case_id == case_id)).rowcount
+    # The subscriber the ISP named goes with the case (LED art. 5: no longer than needed).
+    identities = conn.execute(
+        delete(subscriber_identity).where(subscriber_identity.c.case_id == case_id)
+    ).rowcount
     conn.execute(delete(retention_block).where(retention_block.c.case_id == case_id))
     conn.execute(delete(case_file).where(case_file.c.id == case_id))
-    return {"pinned_sightings": int(pins), "events": int(events)}
+    return {
+        "pinned_sightings": int(pins),
+        "events": int(events),
+        "subscriber_identities": int(identities),
+    }
 
 
 def _erase_sightings(conn: Connection, ips: Sequence[str]) -> dict[str, int]:

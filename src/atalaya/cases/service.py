@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine
 from atalaya.accounts import User
 from atalaya.audit.log import Outcome, lock_chain, log_event, record
 from atalaya.errors import AtalayaError
+from atalaya.store import begin_write
 
 T = TypeVar("T")
 
@@ -31,6 +32,10 @@ class CaseAction(StrEnum):
     NOTE = "case_note"
     ASSIGN = "case_assign"
     DEADLINES = "deadlines"
+    ANSWER = "case_answer"  # the ISP's answer recorded (atalaya.cases.answers)
+    STEP = "case_step"  # a search, seizure, charges or outcome recorded
+    COMBINE = "identity_combination"  # identity shown next to traffic data
+    FUNNEL = "funnel"
 
 
 def audited(
@@ -48,7 +53,9 @@ def audited(
     actor = user.actor(client_address)
     base = dict(details or {})
     try:
-        with engine.begin() as conn:
+        # Every operation writes (its audit record at least): on SQLite the
+        # transaction takes the write lock as it begins and waits its turn.
+        with begin_write(engine) as conn:
             # The chain's lock first: on SQLite before any read.
             lock_chain(conn)
             result, more = work(conn)

@@ -755,6 +755,31 @@ session_purpose = Table(
     Column("set_at", DateTime(timezone=True), nullable=False),
 )
 
+# The ISP's answer to a case (atalaya.cases.answers): who the subscriber is,
+# kept apart from traffic data (the CJEU's "watertight separation") and read
+# only by the case's unit, in a case role (atalaya.cases.identity). The data
+# subject is a subscriber ("abonado"), not a suspect. A corrected answer is a
+# new row (the newest applies); no trigger, so retention can erase it.
+subscriber_identity = Table(
+    "subscriber_identity",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", Integer, ForeignKey("case_file.id"), nullable=False),
+    Column("outcome", String(20), nullable=False),  # identified | no_data
+    Column("subject_category", String(20), nullable=False),  # abonado
+    Column("name", String(300), nullable=True),
+    Column("id_number", String(40), nullable=True),  # DNI/NIE/passport as given
+    Column("address", Text, nullable=True),  # installation address
+    Column("line", String(200), nullable=True),  # line or contract the operator names
+    Column("addressing", String(10), nullable=True),  # static | dynamic
+    Column("notes", Text, nullable=False),
+    Column("operator_reference", String(200), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_by", String(100), nullable=False),  # app_user.username
+    Index("ix_subscriber_identity_case_id", "case_id"),
+)
+
 # RFC 3161 time stamps (atalaya.evidence): append-only (triggers refuse UPDATE
 # and DELETE). kind "sightings": sightings first_id..last_id, `root` the merkle
 # root over their canonical encodings, `leaves` per leaf its id and hash;

@@ -104,7 +104,7 @@ from atalaya.leads import (
 )
 from atalaya.observe import registry
 from atalaya.store.times import utc
-from atalaya.web import case_pages, purpose_page
+from atalaya.web import answer_pages, case_pages, funnel_pages, purpose_page
 from atalaya.web.filters import MAX_LEAD_ID, FilterError, Filters, parse_filters
 from atalaya.web.places import Places
 from atalaya.web.query_limit import is_timeout, limit_statements
@@ -957,6 +957,18 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
         Route("/cases/{case_id:case_id}", page(lambda r: case_pages.case_page(web, r))),
         Route("/cases/{case_id:case_id}/move", form_post(case_pages.move_submit), methods=["POST"]),
         Route("/cases/{case_id:case_id}/note", form_post(case_pages.note_submit), methods=["POST"]),
+        Route("/funnel", page(lambda r: funnel_pages.funnel_page(web, r))),
+        Route(
+            "/cases/{case_id:case_id}/answer",
+            form_post(answer_pages.answer_submit),
+            methods=["POST"],
+        ),
+        Route(
+            "/cases/{case_id:case_id}/step", form_post(answer_pages.step_submit), methods=["POST"]
+        ),
+        Route(
+            "/cases/{case_id:case_id}/identity", page(lambda r: answer_pages.identity_page(web, r))
+        ),
         Route("/charts", page(web.charts)),
         Route("/purpose", page(lambda r: purpose_page.purpose_page(web, r))),
         Route("/purpose", form_post(purpose_page.purpose_submit), methods=["POST"]),
