@@ -33,6 +33,7 @@ from atalaya.observe.bittorrent.observer import (
     ObserverStats,
     save_run_state,
 )
+from atalaya.observe.clock import DEFAULT_INTERVAL_S, DEFAULT_MAX_OFFSET_S, ClockSettings
 from atalaya.observe.watchlist import load_targets
 
 
@@ -126,6 +127,31 @@ def watch_bittorrent(
     interval: Annotated[
         float, typer.Option("--interval", min=1.0, help="Seconds between lookups of a target.")
     ] = 30.0,
+    ntp_server: Annotated[
+        str | None,
+        typer.Option(
+            "--ntp-server",
+            envvar="ATALAYA_NTP_SERVER",
+            help="NTP server (HOST or HOST:PORT) to measure the clock against when chronyd "
+            "does not answer `chronyc tracking`.",
+        ),
+    ] = None,
+    max_clock_offset: Annotated[
+        float,
+        typer.Option(
+            "--max-clock-offset",
+            envvar="ATALAYA_MAX_CLOCK_OFFSET",
+            min=0.0,
+            help="Seconds the clock may be off its time source; beyond, sightings are not "
+            "recorded as evidence.",
+        ),
+    ] = DEFAULT_MAX_OFFSET_S,
+    clock_interval: Annotated[
+        float,
+        typer.Option(
+            "--clock-interval", min=1.0, help="Seconds between measurements of the clock's offset."
+        ),
+    ] = DEFAULT_INTERVAL_S,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Watch every infohash on the watch list: find peers, prove possession, record sightings.
@@ -184,9 +210,17 @@ def watch_bittorrent(
         pieces_to_verify=pieces,
         max_concurrent_probes=probes,
         lookup_interval=interval,
+        clock=ClockSettings(
+            ntp_server=ntp_server, max_offset_s=max_clock_offset, interval_s=clock_interval
+        ),
     )
     line = _StatusLine(duration)
     observer = BittorrentObserver(engine, targets, config, index=index, on_update=line.update)
+    reading = observer.clock_guard.measure()
+    offset = f"{reading.offset_s:+.6f} s" if reading.offset_s is not None else "unknown"
+    err.print(f"clock offset {offset} ({reading.source})", markup=False)
+    if (refusal := observer.clock_guard.refusal()) is not None:
+        err.print(f"warning: {refusal}", style="bold red", markup=False)
     where = ", ".join(binds.values()) or "every local address"
     source = (
         "no DHT"
@@ -214,7 +248,14 @@ def watch_bittorrent(
             f"{stats.probed} probed, {stats.holding} holding, {stats.verified} verified, "
             f"{stats.failed_verification} failed verification, {stats.sightings} sightings"
             + (f", {stats.discovered} discovered" if discover else "")
+            + (f", {stats.not_evidence} not recorded (clock)" if stats.not_evidence else "")
         )
+        if stats.clock_refusal is not None or stats.not_evidence:
+            err.print(
+                f"warning: {stats.clock_refusal or 'the clock was off its bound during the run'}",
+                style="bold red",
+                markup=False,
+            )
 
 
 class _StatusLine:

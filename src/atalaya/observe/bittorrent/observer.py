@@ -59,8 +59,9 @@ from atalaya.observe.bittorrent.targets import (
     twins_on_one_record,
 )
 from atalaya.observe.bittorrent.tracker_client import TrackerError, announce
-from atalaya.observe.clock import clock_offset_s
-from atalaya.observe.sightings import Sighting, SightingWriter, new_run_id
+from atalaya.observe.bittorrent.transcript import encode_transcript
+from atalaya.observe.clock import ClockGuard, ClockReading, ClockSettings
+from atalaya.observe.sightings import PROOF_PIECES, Sighting, SightingWriter, new_run_id
 from atalaya.observe.watchlist import WatchTarget, add_watch_item
 from atalaya.store.tables import torrent_metadata
 
@@ -107,6 +108,9 @@ class ObserverConfig:
     announce_port: int = 6881
     probe_timeouts: ProbeTimeouts = field(default_factory=ProbeTimeouts)
     seed: int | None = None  # for reproducible piece choices in tests
+    # Where the clock's offset is measured, how often, and the bound beyond
+    # which sightings are not recorded as evidence.
+    clock: ClockSettings = field(default_factory=ClockSettings)
 
 
 @dataclass
@@ -123,6 +127,11 @@ class ObserverStats:
     # Probed again once the torrent's metadata was known (counted in `probed` too).
     reprobed: int = 0
     read_only: bool = False  # a DHT node went read-only (BEP 43): unreachable behind NAT
+    # Sightings not recorded because the clock was off beyond its bound, and why.
+    not_evidence: int = 0
+    clock_refusal: str | None = None
+    clock_offset_s: float | None = None
+    clock_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -181,7 +190,7 @@ class BittorrentObserver:
         self._later: set[asyncio.Task[None]] = set()
         # (tracker URL, infohash) -> `left` announced, to say "stopped" at the end.
         self._announced: dict[tuple[str, bytes], int] = {}
-        self._clock_offset = clock_offset_s()
+        self.clock_guard = ClockGuard(config.clock)
         self._own_ips = set(config.bind_ips) | {ip for ip in (config.external_ip,) if ip}
         self._own_endpoints: dict[tuple[str, int], None] = {}
         # The latest external address learnt in this run (trackers, DHT votes).
@@ -200,7 +209,10 @@ class BittorrentObserver:
     ) -> ObserverStats:
         """Observe until `duration` seconds pass or `stop` is set; then drain and return."""
         self._load_metadata()
-        tasks: list[asyncio.Task[None]] = []
+        self._clock_measured(await asyncio.to_thread(self.clock_guard.measure))
+        tasks: list[asyncio.Task[None]] = [
+            asyncio.create_task(self._clock_loop(), name="clock-offset")
+        ]
         writer = asyncio.create_task(self._write_loop(), name="sighting-writer")
         try:
             if self.config.use_dht:
@@ -330,6 +342,28 @@ class BittorrentObserver:
                 self.stats.read_only = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), 1.0)
+
+    # --- the clock --------------------------------------------------------------
+
+    async def _clock_loop(self) -> None:
+        """Measure the clock's offset again every `interval_s` while the run lasts."""
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.config.clock.interval_s)
+            if not self._stop.is_set():
+                self._clock_measured(await asyncio.to_thread(self.clock_guard.measure))
+
+    def _clock_measured(self, reading: ClockReading) -> None:
+        refusal = self.clock_guard.refusal()
+        if refusal != self.stats.clock_refusal:
+            if refusal is not None:
+                log.warning("%s", refusal)
+            elif self.stats.clock_refusal is not None:
+                log.warning("the clock is back within its bound: sightings are evidence again")
+        self.stats.clock_refusal = refusal
+        self.stats.clock_offset_s = reading.offset_s
+        self.stats.clock_source = reading.source
+        self._update()
 
     async def _bootstrap(self, dht: DhtClient) -> None:
         await dht.bootstrap(timeout=self.config.lookup_timeout)
@@ -534,6 +568,12 @@ class BittorrentObserver:
         self.stats.holding += 1
         self.stats.verified += result.pieces_verified > 0 and result.pieces_failed == 0
         self.stats.failed_verification += result.pieces_failed > 0
+        if self.clock_guard.refusal() is not None:
+            # A time that may be off by more than the bound must not name a
+            # subscriber: the peer is counted, not recorded.
+            self.stats.not_evidence += 1
+            self._update()
+            return
         await self._results.put(self._sighting(job, result))
         self._update()
 
@@ -597,9 +637,14 @@ class BittorrentObserver:
             }
         if result.pieces_unavailable:
             details["pieces_unavailable"] = result.pieces_unavailable
+        item_kind = infohash_kind(infohash)
+        clock = self.clock_guard.reading
+        transcript = encode_transcript(
+            result, item_kind=item_kind, item_value=infohash.hex(), clock=clock
+        )
         return Sighting(
             network="bittorrent",
-            item_kind=infohash_kind(infohash),
+            item_kind=item_kind,
             item_value=infohash.hex(),
             ip=job.ip,
             port=job.port,
@@ -619,8 +664,10 @@ class BittorrentObserver:
             hash_set_sha256=target.hash_set_sha256,
             local_ip=result.local_ip,
             local_port=result.local_port,
-            clock_offset_s=self._clock_offset,
+            clock_offset_s=clock.offset_s,
             details=details,
+            proof_kind=PROOF_PIECES if result.proof else None,
+            transcript=transcript,
         )
 
     async def _write_loop(self) -> None:
