@@ -25,7 +25,11 @@ from tests.observe.clock_support import Chronyd, SkewedNtpServer
 
 IP = "127.61.0.1"
 NOW = datetime(2026, 12, 2, 15, 0, 0, 123456, tzinfo=UTC)
-ONLY_NTP = {"use_chrony": False, "use_kernel": False}
+
+
+def ntp_only(server: str) -> ClockSettings:
+    return ClockSettings(use_chrony=False, use_kernel=False, ntp_server=server)
+
 
 TRACKING = """Reference ID    : C0A80001 (192.168.0.1)
 Stratum         : 3
@@ -130,7 +134,7 @@ def test_skewed_ntp_server_is_measured_and_refused() -> None:
         offset, source = ntp_offset(server.server, timeout=2)
         assert offset == pytest.approx(5.0, abs=0.2)
         assert source == f"ntp: {IP}:{server.port}, stratum 2"
-        guard = ClockGuard(ClockSettings(ntp_server=server.server, **ONLY_NTP))
+        guard = ClockGuard(ntp_only(server.server))
         assert guard.reading.offset_s == pytest.approx(5.0, abs=0.2)
         why = guard.refusal()
         assert why is not None and re.search(r"\+(4\.9\d\d|5\.0\d\d) s off", why)
@@ -142,7 +146,7 @@ def test_unsynchronised_ntp_server_gives_no_offset() -> None:
     with SkewedNtpServer(IP, skew_s=0.0, leap=3) as server:
         with pytest.raises(ClockSourceError, match="not synchronised"):
             ntp_offset(server.server, timeout=2)
-        got = measure_clock(ClockSettings(ntp_server=server.server, **ONLY_NTP))
+        got = measure_clock(ntp_only(server.server))
         assert got.offset_s is None and "not synchronised" in got.source
 
 

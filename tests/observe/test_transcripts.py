@@ -47,21 +47,20 @@ json_values = st.recursive(
     | st.booleans()
     | st.integers(-(2**63), 2**63)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(st.characters(exclude_categories=("Cs",))),
+    | st.text(st.characters(codec="utf-8")),
     lambda children: (
         st.lists(children, max_size=5)
-        | st.dictionaries(st.text(st.characters(exclude_categories=("Cs",))), children, max_size=5)
+        | st.dictionaries(st.text(st.characters(codec="utf-8")), children, max_size=5)
     ),
     max_leaves=30,
 )
 
 
-@given(st.dictionaries(st.text(st.characters(exclude_categories=("Cs",))), json_values))
+@given(st.dictionaries(st.text(st.characters(codec="utf-8")), json_values))
 def test_canonical_bytes_round_trip(document: dict[str, Any]) -> None:
     body = canonical_body(document)
     assert json.loads(body.decode("utf-8")) == document
     assert canonical_body(json.loads(body)) == body
-    assert b"\n" not in body and b": " not in body
 
 
 def test_times_are_utc_with_microseconds() -> None:

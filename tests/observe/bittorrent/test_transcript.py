@@ -179,28 +179,27 @@ def synthetic_v1(content: bytes, piece_length: int = 16384) -> bytes:
 def test_a_liars_failed_pieces_are_recorded_with_the_expected_hashes(tmp_path: Path) -> None:
     info = synthetic_v1(random_bytes(100_000, 5))
     meta = parse_info(info)
-    assert meta.infohash_v1 is not None
+    ih = meta.infohash_v1
+    assert ih is not None
     timeouts = ProbeTimeouts(connect=3, handshake=3, settle=3, unchoke=5, block=5, total=20)
 
     async def run() -> ProbeResult:
-        async with HostilePeer("127.62.0.1", "liar", infohash=meta.infohash_v1) as liar:
+        async with HostilePeer("127.62.0.1", "liar", infohash=ih) as liar:
             return await probe_peer(
-                liar.ip, liar.port, meta.infohash_v1, torrent=meta, bind_ip="127.62.0.10",
+                liar.ip, liar.port, ih, torrent=meta, bind_ip="127.62.0.10",
                 peer_id=b"-AY0100-" + b"0" * 12, pieces_to_verify=3, rng=random.Random(3),
                 timeouts=timeouts,
             )  # fmt: skip
 
     result = asyncio.run(run())
     assert result.pieces_failed == 3 and not result.proof
-    body = encode_transcript(
-        result, item_kind="btih", item_value=meta.infohash_v1.hex(), clock=CLOCK
-    )
+    body = encode_transcript(result, item_kind="btih", item_value=ih.hex(), clock=CLOCK)
     engine = create_store_engine(f"sqlite:///{tmp_path / 'store.db'}")
     upgrade(engine)
     SightingWriter(engine).write(
         [
             Sighting(
-                network="bittorrent", item_kind="btih", item_value=meta.infohash_v1.hex(),
+                network="bittorrent", item_kind="btih", item_value=ih.hex(),
                 ip=result.ip, port=result.port, seen_at=at(1), found_by="tracker", run_id="r",
                 pieces_failed=result.pieces_failed, transcript=body,
             )
@@ -214,7 +213,10 @@ def test_a_liars_failed_pieces_are_recorded_with_the_expected_hashes(tmp_path: P
     assert proof_kind is None
     assert stored == body and digest == hashlib.sha256(stored).hexdigest()
     doc = json.loads(stored)
-    raw_pieces = bencode.decode(info)[b"pieces"]  # type: ignore[index]
+    decoded = bencode.decode(info)
+    assert isinstance(decoded, dict)
+    raw_pieces = decoded[b"pieces"]
+    assert isinstance(raw_pieces, bytes)
     assert len(doc["pieces"]) == 3
     for check in doc["pieces"]:
         index = check["index"]
