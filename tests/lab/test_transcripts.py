@@ -30,17 +30,21 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
+from atalaya.hashsets.fingerprint import fingerprint_file
+from atalaya.hashsets.importer import import_hash_set
 from atalaya.lab.files import write_random_file
 from atalaya.lab.hostile_peer import HostilePeer
 from atalaya.networks.bittorrent import bencode, merkle
 from atalaya.networks.bittorrent.metainfo import Metainfo, parse_info, parse_torrent
 from atalaya.networks.bittorrent.peerwire import make_peer_id
+from atalaya.observe.bittorrent.network import BITTORRENT
 from atalaya.observe.bittorrent.observer import BittorrentObserver, ObserverConfig, ObserverStats
 from atalaya.observe.bittorrent.probe import ProbeTimeouts
 from atalaya.observe.bittorrent.targets import infohash_target
 from atalaya.observe.bittorrent.tracker_client import announce
 from atalaya.observe.clock import ClockSettings
 from atalaya.observe.transcripts import load_transcripts
+from atalaya.observe.watchlist import WatchTarget, load_targets
 from atalaya.store import create_store_engine, upgrade
 from atalaya.store.tables import proof_transcript, sighting, torrent_metadata
 from tests.observe.clock_support import Chronyd, SkewedNtpServer
@@ -56,6 +60,29 @@ TIMEOUTS = ProbeTimeouts(
     connect=5, handshake=5, settle=3, metadata=10, hashes=10, unchoke=10, block=10, total=50
 )
 # Only the NTP server the test names: no system chrony, no kernel estimate.
+
+
+# The files the hash set knows, their category, and the torrent that carries each.
+KNOWN = {
+    "plain.bin": ("severe_abuse", "v1"),
+    "big.bin": ("abuse", "v2"),
+    "folder/f2.bin": ("exploitative", "hybrid"),
+}
+
+
+def write_hash_set(path: Path, seed: Path, torrents: dict[str, Metainfo]) -> None:
+    """A made-up hash set of the lab's files: their own hashes and the torrents' names."""
+    columns = ["md5", "sha1", "sha256", "btv2_root", "btih", "btih2", "category", "name"]
+    lines = [",".join(columns)]
+    for name, (category, version) in KNOWN.items():
+        digests = fingerprint_file(seed / name).digests
+        torrent = torrents[version]
+        row = {c: digests[c].hex() for c in ("md5", "sha1", "sha256", "btv2_root")}
+        row["btih"] = torrent.infohash_v1.hex() if torrent.infohash_v1 else ""
+        row["btih2"] = torrent.infohash_v2.hex() if torrent.infohash_v2 and not row["btih"] else ""
+        row["category"], row["name"] = category, name.rsplit("/", 1)[-1]
+        lines.append(",".join(row[c] for c in columns))
+    path.write_text("\n".join(lines) + "\n")
 
 
 def ntp_only(server: str) -> ClockSettings:
@@ -116,6 +143,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             seeder.seed(data, seed)
         assert seeder.wait_until("seeding", 60)
         asyncio.run(_announce(tracker.announce_url, (seeder.ip, seeder.port), names))
+        write_hash_set(root / "hash-set.csv", seed, torrents)
+        import_hash_set(engine, root / "hash-set.csv", fmt="csv")
         yield Lab(torrents, (seeder.ip, seeder.port), tracker.announce_url, engine, root)
     engine.dispose()
 
@@ -143,8 +172,11 @@ class Run:
     liar: tuple[str, int]
 
 
-def observe(lab: Lab, clock: ClockSettings) -> Run:
-    targets = [infohash_target(ih, "named by the test") for ih in lab.watched().values()]
+def observe(
+    lab: Lab, clock: ClockSettings, targets: list[WatchTarget] | None = None, **options: Any
+) -> Run:
+    if targets is None:
+        targets = [infohash_target(ih, "named by the test") for ih in lab.watched().values()]
     config = ObserverConfig(
         bind_ips=(OBSERVER_IP,),
         allowed_networks=("127.0.0.0/8",),
@@ -155,6 +187,7 @@ def observe(lab: Lab, clock: ClockSettings) -> Run:
         probe_timeouts=TIMEOUTS,
         seed=31,
         clock=clock,
+        **options,
     )
     observer = BittorrentObserver(lab.engine, targets, config)
 
@@ -349,3 +382,58 @@ def test_a_clock_off_beyond_the_bound_records_nothing_and_says_why(lab: Lab, run
     why = late.stats.clock_refusal
     assert why is not None and "1 s bound" in why and server.server in why
     assert late.stats.clock_offset_s is not None and late.stats.clock_offset_s < -4.5
+
+
+# --------------------------------------------------------------------------
+# The whole file from one peer
+
+
+def full_file_of(run: Run, row: dict[str, Any]) -> dict[str, Any] | None:
+    full: dict[str, Any] | None = transcript_of(run, row)["full_file"]
+    return full
+
+
+def test_full_file_recomputes_the_reference_hashes(lab: Lab, chronyd: Chronyd) -> None:
+    targets = load_targets(lab.engine, BITTORRENT)
+    assert len(targets) == 3 and all(t.file_key for t in targets)
+    # 5 MB: the plain file and the hybrid's file fit, the big one does not.
+    limit = 5_000_000
+    run = observe(lab, ntp_only(chronyd.server), targets, full_file=True, max_full_file_bytes=limit)
+    watched = lab.watched()
+    for name, (_, version) in KNOWN.items():
+        row = the_row(run, lab.seeder, watched[version])
+        expected = fingerprint_file(lab.dir / "seed" / name).digests
+        full = full_file_of(run, row)
+        if version == "v2":
+            assert full is None and row["proof_kind"] == "pieces"
+            assert f"over the full-file limit of {limit} bytes" in row["details"]["full_file"]
+            continue
+        assert full is not None, row["details"]
+        assert row["proof_kind"] == "full_file" and row["proof"]
+        assert full["ok"] is True and full["file_key"] == row["file_key"]
+        assert full["bytes"] == (lab.dir / "seed" / name).stat().st_size
+        assert full["algorithms"] == {a: expected[a].hex() for a in ("md5", "sha1", "sha256")}
+        assert full["expected"] == full["algorithms"]
+        assert full["first_byte_at"] <= full["last_byte_at"]
+        # Every piece of the file was checked against the metadata on the way.
+        torrent = lab.torrents[version]
+        pieces = set(torrent.file_pieces(full["file_index"]))
+        checked = {c["index"] for c in transcript_of(run, row)["pieces"] if c["ok"]}
+        assert pieces <= checked
+    # The liar streams the whole file too, and its hashes are not the file's.
+    (liar,) = [r for r in run.rows if (r["ip"], r["port"]) == run.liar and r["pieces_failed"]]
+    full = full_file_of(run, liar)
+    assert full is not None and full["ok"] is False and liar["proof_kind"] is None
+    assert full["algorithms"]["sha1"] != full["expected"]["sha1"]
+
+
+def test_full_file_for_one_category_only(lab: Lab, chronyd: Chronyd) -> None:
+    targets = load_targets(lab.engine, BITTORRENT)
+    abuse = 3  # Category.ABUSE: the big file's
+    run = observe(lab, ntp_only(chronyd.server), targets, full_file_categories=frozenset({abuse}))
+    watched = lab.watched()
+    big = the_row(run, lab.seeder, watched["v2"])
+    assert big["proof_kind"] == "full_file" and full_file_of(run, big) is not None
+    for version in ("v1", "hybrid"):
+        row = the_row(run, lab.seeder, watched[version])
+        assert row["proof_kind"] == "pieces" and full_file_of(run, row) is None

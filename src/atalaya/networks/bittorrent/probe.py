@@ -105,6 +105,7 @@ class ProbeLimits:
     max_buffer: int = pw.DEFAULT_MAX_BUFFER
     read_size: int = 64 * 1024
     max_replies: int = 64  # rejects we send to a peer that requests from us
+    max_checks: int = 10_000  # piece checks kept for the transcript; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,74 @@ class PieceCheck(Generic[At]):
     last_byte_at: At | None = None
     file_index: int | None = None  # v2: the file the bytes belong to
     proof_path: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True)
+class StreamedFile(Generic[At]):
+    """A whole file downloaded from one peer, hashed in order as it arrived, and dropped."""
+
+    file_index: int
+    length: int  # the file's size
+    received: int  # bytes of it hashed, in order from its first
+    digests: dict[str, bytes]  # every algorithm over the whole file; {} when incomplete
+    first_byte_at: At | None
+    last_byte_at: At | None
+
+    @property
+    def complete(self) -> bool:
+        return self.received == self.length
+
+
+STREAM_ALGORITHMS: Final = ("md5", "sha1", "sha256")
+
+
+class _FileStream(Generic[At]):
+    """Feeds one file's bytes, in order, through its hashes as its pieces complete.
+
+    Pieces complete nearly in order (they are requested in order, a bounded
+    pipeline at a time), so the few that come early wait in memory until
+    the bytes before them have been hashed.
+    """
+
+    def __init__(self, index: int, offset: int, length: int, first: int, plen: int) -> None:
+        self.index, self.offset, self.length = index, offset, length
+        self.plen = plen
+        self.next = first
+        self.waiting: dict[int, bytes] = {}
+        self.hashers = {
+            name: hashlib.new(name, usedforsecurity=False) for name in STREAM_ALGORITHMS
+        }
+        self.received = 0
+        self.first_at: At | None = None
+        self.last_at: At | None = None
+
+    def add(self, piece: int, data: bytearray, first_at: At, last_at: At) -> None:
+        start = piece * self.plen
+        lo = max(start, self.offset) - start
+        hi = min(start + len(data), self.offset + self.length) - start
+        if hi <= lo or piece < self.next:
+            return
+        if self.first_at is None:
+            self.first_at = first_at
+        self.waiting[piece] = bytes(data[lo:hi])
+        while self.next in self.waiting:
+            chunk = self.waiting.pop(self.next)
+            for hasher in self.hashers.values():
+                hasher.update(chunk)
+            self.received += len(chunk)
+            self.next += 1
+            self.last_at = last_at
+
+    def result(self) -> StreamedFile[At]:
+        complete = self.received == self.length
+        return StreamedFile(
+            self.index,
+            self.length,
+            self.received,
+            {n: h.digest() for n, h in self.hashers.items()} if complete else {},
+            self.first_at,
+            self.last_at,
+        )
 
 
 @dataclass(frozen=True)
@@ -172,6 +241,8 @@ class ProbeResult(Generic[At]):
     have_none: bool = False
     haves: int = 0  # distinct pieces named by have messages
     checks: tuple[PieceCheck[At], ...] = ()
+    checks_omitted: int = 0  # beyond `ProbeLimits.max_checks`
+    full_file: StreamedFile[At] | None = None  # asked for with `full_file`, and attempted
 
     @property
     def proof(self) -> bool:
@@ -237,6 +308,7 @@ class ProbeMachine(Generic[At]):
         limits: ProbeLimits | None = None,
         client_name: str | None = None,
         aliases: Iterable[bytes] = (),
+        full_file: int | None = None,
     ) -> None:
         if len(infohash) not in (20, 32):
             raise ValueError("infohash must be 20 (v1) or 32 (v2) bytes")
@@ -248,6 +320,9 @@ class ProbeMachine(Generic[At]):
         self.torrent = torrent
         self.peer_id = peer_id
         self.pieces_to_verify = max(0, pieces_to_verify)
+        # The index of a file to download whole and hash as it streams by.
+        self.full_file = full_file
+        self.stream: _FileStream[At] | None = None
         self.rng = rng
         self.fetch_metadata = fetch_metadata
         self.timeouts = timeouts or ProbeTimeouts()
@@ -310,6 +385,7 @@ class ProbeMachine(Generic[At]):
         self.layer_levels: dict[int, list[list[bytes]]] = {}
         self.sent_handshake: pw.Handshake | None = None
         self.checks: list[PieceCheck[At]] = []
+        self.checks_omitted = 0
         self.first_at: dict[int, At] = {}  # piece -> when its first block arrived
         # Verification.
         self.download = _Download()
@@ -507,7 +583,8 @@ class ProbeMachine(Generic[At]):
         return ext_done and (self.have_all or self.have_none or self.bitfield is not None)
 
     def _settled(self, now: float) -> None:
-        if self.torrent is None and (self.fetch_metadata or self.pieces_to_verify > 0):
+        wants = self.fetch_metadata or self.pieces_to_verify > 0 or self.full_file is not None
+        if self.torrent is None and wants:
             self._start_metadata(now)
         else:
             self._metadata_known(now)
@@ -566,6 +643,8 @@ class ProbeMachine(Generic[At]):
             return
         self._check_possession_against(torrent.num_pieces)
         chosen = self._choose(torrent) if self.pieces_to_verify else []
+        if self.full_file is not None:
+            chosen = self._start_stream(torrent, self.full_file) or chosen
         if not chosen:
             self._start_linger(now)
         elif torrent.version == "v2":
@@ -715,6 +794,18 @@ class ProbeMachine(Generic[At]):
                 break
         return sorted(chosen)
 
+    def _start_stream(self, torrent: Metainfo, index: int) -> list[int]:
+        """Every piece of file `index`, in order, once the peer claims them all; else []."""
+        if not 0 <= index < len(torrent.files):
+            return []
+        f = torrent.files[index]
+        pieces = torrent.file_pieces(index)
+        held = self._held()
+        if f.pad or f.length == 0 or (held is not None and not set(pieces) <= held):
+            return []  # the peer does not claim the whole file: nothing to stream
+        self.stream = _FileStream(index, f.offset, f.length, pieces.start, torrent.piece_length)
+        return list(pieces)
+
     def _start_unchoke(self, chosen: list[int], now: float) -> None:
         torrent = self.torrent
         assert torrent is not None
@@ -784,6 +875,8 @@ class ProbeMachine(Generic[At]):
                 self.verified += 1
             else:
                 self.failed += 1
+            if self.stream is not None:
+                self.stream.add(block.index, data, first_at, at)
 
     def _on_reject(self, reject: pw.Reject) -> None:
         dl = self.download
@@ -836,7 +929,9 @@ class ProbeMachine(Generic[At]):
                     self._v2_proof(torrent, span.file_index, local),
                 )
             )  # fmt: skip
-        self.checks += checks
+        room = max(0, self.limits.max_checks - len(self.checks))
+        self.checks += checks[:room]
+        self.checks_omitted += len(checks) - len(checks[:room])
         return bool(checks) and all(c.ok for c in checks)
 
     def _start_linger(self, now: float) -> None:
@@ -973,6 +1068,8 @@ class ProbeMachine(Generic[At]):
             have_none=self.have_none,
             haves=len(self.haves),
             checks=tuple(self.checks),
+            checks_omitted=self.checks_omitted,
+            full_file=self.stream.result() if self.stream is not None else None,
         )
 
 

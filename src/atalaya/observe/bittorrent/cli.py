@@ -16,6 +16,7 @@ from rich.text import Text
 from atalaya.console import err, out, print_json, store_engine
 from atalaya.errors import AtalayaError
 from atalaya.hashsets.algorithms import BTV1_PIECE_SIZES, BTV1_PREFIX, BTV2_ROOT, infohash_kind
+from atalaya.hashsets.categories import CategoryError, parse_internal
 from atalaya.hashsets.index import MatchIndex
 from atalaya.networks.bittorrent.magnet import MagnetError, parse_magnet
 from atalaya.observe.bittorrent.dht_state import default_state_path
@@ -127,6 +128,30 @@ def watch_bittorrent(
     interval: Annotated[
         float, typer.Option("--interval", min=1.0, help="Seconds between lookups of a target.")
     ] = 30.0,
+    full_file: Annotated[
+        bool,
+        typer.Option(
+            "--full-file",
+            help="Download the whole watched file from each peer and recompute its own "
+            "MD5/SHA-1/SHA-256 against the hash set (the content is hashed and dropped).",
+        ),
+    ] = False,
+    full_file_category: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--full-file-category",
+            help="Do --full-file only for files of this category (repeatable), e.g. severe_abuse.",
+        ),
+    ] = None,
+    full_file_max_bytes: Annotated[
+        int,
+        typer.Option(
+            "--full-file-max-bytes",
+            min=1,
+            help="Largest file downloaded whole; a larger one is proven by pieces only, "
+            "and its sighting says so.",
+        ),
+    ] = 2 * 1024**3,
     ntp_server: Annotated[
         str | None,
         typer.Option(
@@ -210,6 +235,9 @@ def watch_bittorrent(
         pieces_to_verify=pieces,
         max_concurrent_probes=probes,
         lookup_interval=interval,
+        full_file=full_file,
+        full_file_categories=frozenset(_categories(full_file_category or [])),
+        max_full_file_bytes=full_file_max_bytes,
         clock=ClockSettings(
             ntp_server=ntp_server, max_offset_s=max_clock_offset, interval_s=clock_interval
         ),
@@ -256,6 +284,13 @@ def watch_bittorrent(
                 style="bold red",
                 markup=False,
             )
+
+
+def _categories(names: list[str]) -> list[int]:
+    try:
+        return [int(parse_internal(name)) for name in names]
+    except CategoryError as exc:
+        raise AtalayaError(f"--full-file-category: {exc}") from exc
 
 
 class _StatusLine:

@@ -51,6 +51,12 @@ from atalaya.observe.bittorrent.dht_client import DhtClient
 from atalaya.observe.bittorrent.dht_state import MAX_SAVED_NODES, DhtState, save_state
 from atalaya.observe.bittorrent.discovery import match_metainfo
 from atalaya.observe.bittorrent.fence import fence_admits, parse_fence
+from atalaya.observe.bittorrent.full_file import (
+    FullFilePlan,
+    full_file_proof,
+    plan_full_file,
+    reference_hashes,
+)
 from atalaya.observe.bittorrent.probe import ProbeResult, ProbeTimeouts, probe_peer, utc_now
 from atalaya.observe.bittorrent.targets import (
     NETWORK,
@@ -61,7 +67,13 @@ from atalaya.observe.bittorrent.targets import (
 from atalaya.observe.bittorrent.tracker_client import TrackerError, announce
 from atalaya.observe.bittorrent.transcript import encode_transcript
 from atalaya.observe.clock import ClockGuard, ClockReading, ClockSettings
-from atalaya.observe.sightings import PROOF_PIECES, Sighting, SightingWriter, new_run_id
+from atalaya.observe.sightings import (
+    PROOF_FULL_FILE,
+    PROOF_PIECES,
+    Sighting,
+    SightingWriter,
+    new_run_id,
+)
 from atalaya.observe.watchlist import WatchTarget, add_watch_item
 from atalaya.store.tables import torrent_metadata
 
@@ -111,6 +123,12 @@ class ObserverConfig:
     # Where the clock's offset is measured, how often, and the bound beyond
     # which sightings are not recorded as evidence.
     clock: ClockSettings = field(default_factory=ClockSettings)
+    # Download the whole watched file from each peer and recompute its own
+    # hashes (--full-file): for every target, or for targets of these categories.
+    full_file: bool = False
+    full_file_categories: frozenset[int] = frozenset()
+    max_full_file_bytes: int = 2 * 1024**3
+    full_file_timeout: float = 3600.0
 
 
 @dataclass
@@ -191,6 +209,8 @@ class BittorrentObserver:
         # (tracker URL, infohash) -> `left` announced, to say "stopped" at the end.
         self._announced: dict[tuple[str, bytes], int] = {}
         self.clock_guard = ClockGuard(config.clock)
+        # Reference hashes by file key, for full-file proofs.
+        self._references: dict[str, dict[str, bytes]] = {}
         self._own_ips = set(config.bind_ips) | {ip for ip in (config.external_ip,) if ip}
         self._own_endpoints: dict[tuple[str, int], None] = {}
         # The latest external address learnt in this run (trackers, DHT votes).
@@ -535,25 +555,19 @@ class BittorrentObserver:
             if len(self._started) < MAX_SEEN_PEERS:
                 self._started.add(peer)
         meta = self._metadata.get(target.value)
-        partner = self._partner(target.value)
-        result = await probe_peer(
-            job.ip,
-            job.port,
-            target.value,
-            torrent=meta,
-            bind_ip=self._binds.get(_family(job.ip)),
-            peer_id=make_peer_id(PEER_ID_PREFIX, self._rng),
-            pieces_to_verify=self.config.pieces_to_verify,
-            rng=self._rng,
-            timeouts=self.config.probe_timeouts,
-            client_name=CLIENT_NAME,
-            clock=self.clock,
-            on_connected=self._own_endpoint,
-            aliases=(partner,) if partner is not None else (),
-        )
-        self.stats.probed += 1
+        plan = await self._full_file_plan(target, meta) if meta is not None else None
+        result = await self._probe_once(job, meta, plan)
         if result.metadata is not None and result.info_dict is not None and meta is None:
             self._remember_metadata(result, job)
+            # The metadata came with this probe: now the whole file can be asked for.
+            wanted = await self._full_file_plan(target, result.metadata)
+            plan = wanted if isinstance(wanted, str) else None
+            if isinstance(wanted, FullFilePlan) and (result.have_fraction or 0) > 0:
+                again = await self._probe_once(job, result.metadata, wanted)
+                if again.peer_id is not None:
+                    result, plan = again, wanted
+                else:
+                    plan = "the peer did not answer a second connection for the whole file"
         if self._needs_metadata_first(job, result, meta):
             self._await_metadata(job)
         for ip, port in result.pex_peers:
@@ -574,8 +588,58 @@ class BittorrentObserver:
             self.stats.not_evidence += 1
             self._update()
             return
-        await self._results.put(self._sighting(job, result))
+        await self._results.put(self._sighting(job, result, plan))
         self._update()
+
+    async def _probe_once(
+        self, job: _Job, meta: Metainfo | None, plan: FullFilePlan | str | None
+    ) -> ProbeResult:
+        partner = self._partner(job.target.value)
+        full = plan if isinstance(plan, FullFilePlan) else None
+        timeouts = self.config.probe_timeouts
+        if full is not None:
+            timeouts = replace(timeouts, total=max(timeouts.total, self.config.full_file_timeout))
+        result = await probe_peer(
+            job.ip,
+            job.port,
+            job.target.value,
+            torrent=meta,
+            bind_ip=self._binds.get(_family(job.ip)),
+            peer_id=make_peer_id(PEER_ID_PREFIX, self._rng),
+            pieces_to_verify=self.config.pieces_to_verify,
+            rng=self._rng,
+            timeouts=timeouts,
+            client_name=CLIENT_NAME,
+            clock=self.clock,
+            on_connected=self._own_endpoint,
+            aliases=(partner,) if partner is not None else (),
+            full_file=full.file_index if full is not None else None,
+        )
+        self.stats.probed += 1
+        return result
+
+    def _wants_full_file(self, target: WatchTarget) -> bool:
+        return target.file_key is not None and (
+            self.config.full_file
+            or (target.category is not None and target.category in self.config.full_file_categories)
+        )
+
+    async def _full_file_plan(
+        self, target: WatchTarget, meta: Metainfo
+    ) -> FullFilePlan | str | None:
+        """Which file of the torrent to download whole, and its reference hashes.
+
+        None when no full file is wanted for this target; a sentence saying
+        why not when one is wanted but cannot be had.
+        """
+        if not self._wants_full_file(target):
+            return None
+        assert target.file_key is not None
+        reference = self._references.get(target.file_key)
+        if reference is None:
+            reference = await asyncio.to_thread(reference_hashes, self.engine, target.file_key)
+            self._references[target.file_key] = reference
+        return plan_full_file(meta, target.file_key, reference, self.config.max_full_file_bytes)
 
     def _needs_metadata_first(self, job: _Job, result: ProbeResult, meta: Metainfo | None) -> bool:
         """Whether the peer claimed pieces that could not be checked for want of metadata.
@@ -611,7 +675,9 @@ class BittorrentObserver:
                 return  # the queue bound wins over a second look
             self.stats.reprobed += 1
 
-    def _sighting(self, job: _Job, result: ProbeResult) -> Sighting:
+    def _sighting(
+        self, job: _Job, result: ProbeResult, plan: FullFilePlan | str | None = None
+    ) -> Sighting:
         target = job.target
         meta = result.metadata or self._metadata.get(target.value)
         seen_at = result.handshake_at or result.connected_at or self.clock()
@@ -639,8 +705,18 @@ class BittorrentObserver:
             details["pieces_unavailable"] = result.pieces_unavailable
         item_kind = infohash_kind(infohash)
         clock = self.clock_guard.reading
+        proof_kind = PROOF_PIECES if result.proof else None
+        full_file = None
+        if isinstance(plan, str):
+            details["full_file"] = plan
+        elif plan is not None:
+            full_file = full_file_proof(plan, result)
+            if full_file is None:
+                details["full_file"] = "the peer does not claim every piece of the file"
+            elif full_file.ok:
+                proof_kind = PROOF_FULL_FILE
         transcript = encode_transcript(
-            result, item_kind=item_kind, item_value=infohash.hex(), clock=clock
+            result, item_kind=item_kind, item_value=infohash.hex(), clock=clock, full_file=full_file
         )
         return Sighting(
             network="bittorrent",
@@ -666,7 +742,7 @@ class BittorrentObserver:
             local_port=result.local_port,
             clock_offset_s=clock.offset_s,
             details=details,
-            proof_kind=PROOF_PIECES if result.proof else None,
+            proof_kind=proof_kind,
             transcript=transcript,
         )
 

@@ -90,7 +90,7 @@ def transcript_document(
         "availability": _availability(result),
         "metadata": _metadata(result.metadata),
         "pieces": [_check(c) for c in checks],
-        "pieces_omitted": len(result.checks) - len(checks),
+        "pieces_omitted": len(result.checks) - len(checks) + result.checks_omitted,
         "full_file": _full_file(full_file) if full_file is not None else None,
         "clock": _clock(clock),
         "error": _error(result),
