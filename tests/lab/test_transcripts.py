@@ -72,17 +72,22 @@ KNOWN = {
 
 def write_hash_set(path: Path, seed: Path, torrents: dict[str, Metainfo]) -> None:
     """A made-up hash set of the lab's files: their own hashes and the torrents' names."""
-    columns = ["md5", "sha1", "sha256", "btv2_root", "btih", "btih2", "category", "name"]
+    fingerprints = ["md5", "sha1", "sha256", "btv2_root", f"btv1_{PIECE}"]
+    columns = [*fingerprints, "btih", "btih2", "category", "name"]
     lines = [",".join(columns)]
     for name, (category, version) in KNOWN.items():
         digests = fingerprint_file(seed / name).digests
         torrent = torrents[version]
-        row = {c: digests[c].hex() for c in ("md5", "sha1", "sha256", "btv2_root")}
+        row = {c: digests[c].hex() for c in fingerprints}
         row["btih"] = torrent.infohash_v1.hex() if torrent.infohash_v1 else ""
         row["btih2"] = torrent.infohash_v2.hex() if torrent.infohash_v2 and not row["btih"] else ""
         row["category"], row["name"] = category, name.rsplit("/", 1)[-1]
         lines.append(",".join(row[c] for c in columns))
     path.write_text("\n".join(lines) + "\n")
+
+
+def file_key_of(lab: Lab, name: str) -> str:
+    return "sha256:" + fingerprint_file(lab.dir / "seed" / name).digests["sha256"].hex()
 
 
 def ntp_only(server: str) -> ClockSettings:
@@ -437,3 +442,20 @@ def test_full_file_for_one_category_only(lab: Lab, chronyd: Chronyd) -> None:
     for version in ("v1", "hybrid"):
         row = the_row(run, lab.seeder, watched[version])
         assert row["proof_kind"] == "pieces" and full_file_of(run, row) is None
+
+
+# --------------------------------------------------------------------------
+# Files named from the metadata
+
+
+def test_torrents_named_by_infohash_get_their_files_from_the_metadata(lab: Lab, run: Run) -> None:
+    """The `run` targets name no file; each torrent's metadata carries a known one."""
+    watched = lab.watched()
+    how = {"v1": f"btv1_{PIECE}", "v2": "btv2_root", "hybrid": "btv2_root"}
+    for name, (category, version) in KNOWN.items():
+        row = the_row(run, lab.seeder, watched[version])
+        assert row["file_key"] == file_key_of(lab, name)
+        assert row["category"] == {"severe_abuse": 4, "abuse": 3, "exploitative": 2}[category]
+        assert row["hash_set"] == "hash-set" and row["hash_set_sha256"]
+        reason = row["details"]["reason"]
+        assert reason.startswith("named by the test; file ") and how[version] in reason

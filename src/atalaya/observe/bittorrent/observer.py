@@ -49,7 +49,7 @@ from atalaya.networks.bittorrent.metainfo import Metainfo, MetainfoError, parse_
 from atalaya.networks.bittorrent.peerwire import make_peer_id
 from atalaya.observe.bittorrent.dht_client import DhtClient
 from atalaya.observe.bittorrent.dht_state import MAX_SAVED_NODES, DhtState, save_state
-from atalaya.observe.bittorrent.discovery import match_metainfo
+from atalaya.observe.bittorrent.discovery import FileMatch, match_in_store, match_metainfo
 from atalaya.observe.bittorrent.fence import fence_admits, parse_fence
 from atalaya.observe.bittorrent.full_file import (
     FullFilePlan,
@@ -65,7 +65,7 @@ from atalaya.observe.bittorrent.targets import (
     twins_on_one_record,
 )
 from atalaya.observe.bittorrent.tracker_client import TrackerError, announce
-from atalaya.observe.bittorrent.transcript import encode_transcript
+from atalaya.observe.bittorrent.transcript import encode_transcript, metadata_key
 from atalaya.observe.clock import ClockGuard, ClockReading, ClockSettings
 from atalaya.observe.sightings import (
     PROOF_FULL_FILE,
@@ -209,6 +209,8 @@ class BittorrentObserver:
         # (tracker URL, infohash) -> `left` announced, to say "stopped" at the end.
         self._announced: dict[tuple[str, bytes], int] = {}
         self.clock_guard = ClockGuard(config.clock)
+        # Known files found in a torrent's metadata, by its metadata key.
+        self._attributions: dict[bytes, list[FileMatch]] = {}
         # Reference hashes by file key, for full-file proofs.
         self._references: dict[str, dict[str, bytes]] = {}
         self._own_ips = set(config.bind_ips) | {ip for ip in (config.external_ip,) if ip}
@@ -555,10 +557,15 @@ class BittorrentObserver:
             if len(self._started) < MAX_SEEN_PEERS:
                 self._started.add(peer)
         meta = self._metadata.get(target.value)
+        if meta is not None:
+            job = replace(job, target=await self._attributed(target, meta))
+            target = job.target
         plan = await self._full_file_plan(target, meta) if meta is not None else None
         result = await self._probe_once(job, meta, plan)
         if result.metadata is not None and result.info_dict is not None and meta is None:
             self._remember_metadata(result, job)
+            job = replace(job, target=await self._attributed(target, result.metadata))
+            target = job.target
             # The metadata came with this probe: now the whole file can be asked for.
             wanted = await self._full_file_plan(target, result.metadata)
             plan = wanted if isinstance(wanted, str) else None
@@ -617,6 +624,35 @@ class BittorrentObserver:
         )
         self.stats.probed += 1
         return result
+
+    async def _attributed(self, target: WatchTarget, meta: Metainfo) -> WatchTarget:
+        """The target, with the known file its metadata carries when the watch list named none.
+
+        A torrent named only by its infohash (--infohash, a watch item) says
+        nothing of what it holds; its verified metadata may: a file whose
+        BEP 52 pieces root, or whose first v1 piece, is an imported
+        fingerprint. The most severe such file names the sighting.
+        """
+        if target.file_key is not None:
+            return target
+        key = metadata_key(meta)
+        matches = self._attributions.get(key)
+        if matches is None:
+            matches = await asyncio.to_thread(match_in_store, self.engine, meta)
+            if len(self._attributions) < MAX_DISCOVERY_CHECKS:
+                self._attributions[key] = matches
+        if not matches:
+            return target
+        best = max(matches, key=lambda m: (m.match.category, -m.file_index))
+        found = best.match
+        return replace(
+            target,
+            reason=f"{target.reason}; {best.reason}",
+            file_key=found.file_key,
+            category=found.category,
+            hash_set=found.hash_set,
+            hash_set_sha256=found.hash_set_sha256,
+        )
 
     def _wants_full_file(self, target: WatchTarget) -> bool:
         return target.file_key is not None and (
