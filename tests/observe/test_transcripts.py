@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.exc import DBAPIError
 
 from atalaya.observe.sightings import Sighting, SightingWriter
 from atalaya.observe.transcripts import (
@@ -21,7 +21,6 @@ from atalaya.observe.transcripts import (
     iso_utc,
     load_transcripts,
 )
-from atalaya.store import create_store_engine, upgrade
 from atalaya.store.tables import proof_transcript, sighting
 
 NOW = datetime(2026, 12, 2, 15, 0, 0, 7, tzinfo=UTC)
@@ -42,21 +41,20 @@ def test_what_has_no_canonical_form_is_a_typed_error(document: dict[str, Any]) -
         canonical_body(document)
 
 
+TEXT = st.text(st.characters(codec="utf-8"), max_size=20)
 json_values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(-(2**63), 2**63)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(st.characters(codec="utf-8")),
-    lambda children: (
-        st.lists(children, max_size=5)
-        | st.dictionaries(st.text(st.characters(codec="utf-8")), children, max_size=5)
-    ),
-    max_leaves=30,
+    | TEXT,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(TEXT, children, max_size=4),
+    max_leaves=20,
 )
 
 
-@given(st.dictionaries(st.text(st.characters(codec="utf-8")), json_values))
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.dictionaries(TEXT, json_values, max_size=6))
 def test_canonical_bytes_round_trip(document: dict[str, Any]) -> None:
     body = canonical_body(document)
     assert json.loads(body.decode("utf-8")) == document
@@ -93,10 +91,8 @@ def _sighting(n: int, transcript: bytes | None) -> Sighting:
 
 
 def test_transcripts_are_written_with_their_sightings_and_read_back_as_stored(
-    tmp_path: Path,
+    engine: Engine,
 ) -> None:
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    upgrade(engine)
     bodies = {n: canonical_body({"n": n, "text": "é" * (n % 3)}) for n in range(1, 1201)}
     writer = SightingWriter(engine)
     # One batch mixes sightings with and without a transcript.
@@ -119,7 +115,31 @@ def test_transcripts_are_written_with_their_sightings_and_read_back_as_stored(
         row = stored[sighting_id]
         assert row.version == 1
         assert row.sha256 == hashlib.sha256(body).hexdigest()
-    engine.dispose()
+
+
+def test_a_transcript_cannot_be_changed_or_removed(engine: Engine) -> None:
+    SightingWriter(engine).write([_sighting(1, canonical_body({"n": 1}))])
+    for statement in (
+        update(proof_transcript).values(body=b"{}"),
+        delete(proof_transcript),
+    ):
+        with pytest.raises(DBAPIError), engine.begin() as conn:
+            conn.execute(statement)
+    with engine.connect() as conn:
+        assert load_transcripts(conn, [1]) == {1: canonical_body({"n": 1})}
+
+
+def test_a_batch_whose_transcript_cannot_be_stored_leaves_no_sighting(engine: Engine) -> None:
+    writer = SightingWriter(engine)
+    writer.write([_sighting(1, canonical_body({"n": 1}))])
+    # The second sighting's transcript fails after both sightings were inserted.
+    batch = [_sighting(2, b"{}"), _sighting(3, "not bytes")]  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        writer.write(batch)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(sighting)).scalar_one() == 1
+        assert len(load_transcripts(conn, range(1, 10))) == 1
+    assert writer.written == 1
 
 
 def test_a_proof_kind_outside_the_two_is_refused() -> None:

@@ -13,7 +13,7 @@ import random
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -135,7 +135,7 @@ def test_v6_peer_and_no_metadata() -> None:
     assert doc["clock"] == {"offset_s": None, "source": "none: not measured", "measured_at": None}
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     client=st.text(max_size=400),
     raw=st.binary(max_size=MAX_EXTENSION_BYTES + 100),
