@@ -168,9 +168,10 @@ class SkewedNtpServer:
                 + _ntp_timestamp(received)
                 + _ntp_timestamp(time.time() + self.skew_s)
             )
+            # Counted before it leaves: the client may read it before this thread runs on.
+            self.answered += 1
             with contextlib.suppress(OSError):
                 self.sock.sendto(reply, peer)
-                self.answered += 1
 
     def __enter__(self) -> Self:
         self._thread.start()
