@@ -23,7 +23,7 @@ import hashlib
 import json
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -459,3 +459,25 @@ def test_torrents_named_by_infohash_get_their_files_from_the_metadata(lab: Lab, 
         assert row["hash_set"] == "hash-set" and row["hash_set_sha256"]
         reason = row["details"]["reason"]
         assert reason.startswith("named by the test; file ") and how[version] in reason
+
+
+def test_full_file_when_the_metadata_comes_with_the_first_probe(
+    lab: Lab, chronyd: Chronyd, tmp_path: Path
+) -> None:
+    """A fresh store knows no metadata: the first probe fetches it, a second takes the file."""
+    fresh = create_store_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        upgrade(fresh)
+        import_hash_set(fresh, lab.dir / "hash-set.csv", fmt="csv")
+        day = replace(lab, engine=fresh)
+        run = observe(
+            day, ntp_only(chronyd.server), load_targets(fresh, BITTORRENT), full_file=True
+        )
+        row = the_row(run, lab.seeder, lab.watched()["v1"])
+        full = full_file_of(run, row)
+        assert full is not None and full["ok"] and row["proof_kind"] == "full_file"
+        with fresh.connect() as conn:
+            stored = conn.execute(select(torrent_metadata.c.infohash)).scalars().all()
+        assert lab.watched()["v1"].hex() in stored
+    finally:
+        fresh.dispose()
