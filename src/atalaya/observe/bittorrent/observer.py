@@ -18,6 +18,12 @@ the torrent in the store, whose details name `infohash_v2`.
 
 With `discover`, a BEP 51 crawl samples infohashes that no watch list names,
 fetches their metadata from a peer and matches it against file fingerprints.
+
+Each sighting is written with its proof transcript (`transcript`) and the
+clock's latest measured offset; while that offset is beyond its bound
+(`observe.clock`), peers are counted, not recorded. A torrent watched by
+its infohash alone takes its file from its verified metadata; with
+`full_file`, the watched file is downloaded whole and hashed (`full_file`).
 """
 
 from __future__ import annotations
