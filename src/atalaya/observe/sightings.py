@@ -2,7 +2,9 @@
 
 Observers build `Sighting` values from protocol results and hand them to a
 `SightingWriter`, which appends them in small transactions so that a stop
-(Ctrl-C, --duration) loses nothing already written.
+(Ctrl-C, --duration) loses nothing already written. A sighting's proof
+transcript (see `atalaya.observe.transcripts`) is written in the same
+transaction as the sighting, or not at all.
 """
 
 from __future__ import annotations
@@ -21,10 +23,14 @@ from sqlalchemy import Connection, Engine, insert, select
 from atalaya import __version__
 from atalaya.csv_cells import neutralise_row
 from atalaya.hashsets.categories import Category
-from atalaya.store.tables import sighting
+from atalaya.observe.transcripts import transcript_row
+from atalaya.store.tables import proof_transcript, sighting
 from atalaya.store.times import utc
 
 OBSERVER = f"atalaya/{__version__}"
+PROOF_PIECES = "pieces"  # pieces verified against the torrent's metadata
+PROOF_FULL_FILE = "full_file"  # the known file's own hashes recomputed over all its bytes
+PROOF_KINDS = (None, PROOF_PIECES, PROOF_FULL_FILE)
 
 
 @dataclass(frozen=True)
@@ -53,8 +59,14 @@ class Sighting:
     clock_offset_s: float | None = None
     observer: str = OBSERVER
     details: dict[str, Any] = field(default_factory=dict)
+    # Which proof was reached: "pieces" | "full_file"; None: none.
+    proof_kind: str | None = None
+    # The proof transcript's canonical body (not a column of `sighting`).
+    transcript: bytes | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.proof_kind not in PROOF_KINDS:
+            raise ValueError(f"proof_kind must be one of {PROOF_KINDS}, got {self.proof_kind!r}")
         if self.seen_at.tzinfo is None or self.seen_at.utcoffset() != UTC.utcoffset(None):
             raise ValueError("seen_at must be an aware UTC datetime")
         object.__setattr__(self, "ip", canonical_ip(self.ip))
@@ -91,24 +103,42 @@ def new_run_id() -> str:
 
 
 class SightingWriter:
-    """Appends sightings; each `write` is its own transaction."""
+    """Appends sightings and their transcripts; each `write` is its own transaction."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.written = 0
 
     def write(self, items: Iterable[Sighting]) -> int:
-        rows = [_row(s) for s in items]
-        if not rows:
+        batch = list(items)
+        if not batch:
             return 0
+        rows = [_row(s) for s in batch]
         with self.engine.begin() as conn:
-            conn.execute(insert(sighting), rows)
+            if any(s.transcript is not None for s in batch):
+                ids = (
+                    conn.execute(
+                        insert(sighting).returning(sighting.c.id, sort_by_parameter_order=True),
+                        rows,
+                    )
+                    .scalars()
+                    .all()
+                )
+                transcripts = [
+                    transcript_row(int(sighting_id), s.transcript)
+                    for sighting_id, s in zip(ids, batch, strict=True)
+                    if s.transcript is not None
+                ]
+                conn.execute(insert(proof_transcript), transcripts)
+            else:
+                conn.execute(insert(sighting), rows)
         self.written += len(rows)
         return len(rows)
 
 
 def _row(s: Sighting) -> dict[str, Any]:
     row = asdict(s)
+    del row["transcript"]
     row["proof"] = s.proof
     return row
 
@@ -139,6 +169,7 @@ EXPORT_FIELDS = (
     "observer",
     "run_id",
     "clock_offset_s",
+    "proof_kind",
 )
 assert set(EXPORT_FIELDS) <= {f.name for f in fields(Sighting)} | {"proof"}
 

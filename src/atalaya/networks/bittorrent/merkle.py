@@ -275,3 +275,59 @@ class FileMerkle:
         if edge is not None:
             layer.append(edge)
         return layer
+
+
+def layer_levels(
+    layer: Sequence[bytes], height: int, pad_to: int | None = None
+) -> list[list[bytes]]:
+    """Every level of the tree over `layer`, from `layer` (padded) up to the root.
+
+    The layer is padded as in `root_from_layer`; level 0 is the padded layer,
+    the last level holds the root alone. Proof paths are read from it.
+    """
+    root_from_layer(layer, height, pad_to)  # the same checks, and the same errors
+    width = _next_power_of_two(len(layer)) if pad_to is None else pad_to
+    nodes = list(layer) + [ZERO_HASHES[height]] * (width - len(layer))
+    levels = [nodes]
+    while len(nodes) > 1:
+        nodes = [hashlib.sha256(nodes[i] + nodes[i + 1]).digest() for i in range(0, len(nodes), 2)]
+        levels.append(nodes)
+    return levels
+
+
+def path_from_levels(levels: Sequence[Sequence[bytes]], index: int) -> list[bytes]:
+    """The sibling of node `index` of level 0, then of its parent, … up to the root."""
+    if not levels or not 0 <= index < len(levels[0]):
+        raise MerkleError(f"no node {index} in the bottom level")
+    path = []
+    for nodes in levels[:-1]:
+        path.append(nodes[index ^ 1])
+        index //= 2
+    return path
+
+
+def proof_path(
+    layer: Sequence[bytes], index: int, height: int, pad_to: int | None = None
+) -> list[bytes]:
+    """The hashes that lead from `layer[index]` to the root over `layer` (see `root_from_proof`)."""
+    return path_from_levels(layer_levels(layer, height, pad_to), index)
+
+
+def root_from_proof(node: bytes, index: int, path: Sequence[bytes]) -> bytes:
+    """The root that `node`, at position `index` of its level, reaches through `path`.
+
+    At each step the node is hashed with the next sibling of the path, on the
+    left when the position is odd, on the right when it is even; the position
+    then halves. A piece's layer hash, its index in the file and the path
+    recompute the file's pieces root with nothing but SHA-256.
+    """
+    if len(node) != HASH_SIZE:
+        raise MerkleError(f"merkle hashes are {HASH_SIZE} bytes, got one of {len(node)}")
+    if index < 0 or index >> len(path):
+        raise MerkleError(f"position {index} does not fit a path of {len(path)} hashes")
+    for sibling in path:
+        if len(sibling) != HASH_SIZE:
+            raise MerkleError(f"merkle hashes are {HASH_SIZE} bytes, got one of {len(sibling)}")
+        node = hashlib.sha256(sibling + node if index & 1 else node + sibling).digest()
+        index //= 2
+    return node

@@ -312,6 +312,9 @@ class ExtensionHandshake:
     reqq: int | None = None
     metadata_size: int | None = None
     upload_only: bool | None = None
+    # The bencoded payload exactly as received (empty when built here): the
+    # peer's own words, kept for the proof transcript; bounded by the message size.
+    raw: bytes = field(default=b"", compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -876,6 +879,7 @@ def decode_extension_handshake(payload: bytes) -> ExtensionHandshake:
         reqq=_int_field(d, b"reqq", 0, 1 << 31),
         metadata_size=_int_field(d, b"metadata_size", 0, 1 << 62),
         upload_only=bool(upload_only) if isinstance(upload_only, int) else None,
+        raw=bytes(payload),
     )
 
 

@@ -105,6 +105,100 @@ class ProbeLimits:
     max_buffer: int = pw.DEFAULT_MAX_BUFFER
     read_size: int = 64 * 1024
     max_replies: int = 64  # rejects we send to a peer that requests from us
+    max_checks: int = 10_000  # piece checks kept for the transcript; the rest are counted
+
+
+@dataclass(frozen=True)
+class PieceCheck(Generic[At]):
+    """One hash check of downloaded bytes against the torrent's metadata.
+
+    v1: SHA-1 over the whole piece, `offset` counted in the torrent's piece
+    space. v2: the BEP 52 layer hash (SHA-256 merkle) of the part of the
+    piece that is one file's, `offset` counted in that file, with
+    `proof_path` the sibling hashes from that layer hash up to the file's
+    pieces root (empty when the file is a single piece: its layer hash is the
+    root). A hybrid's piece is checked both ways: two checks.
+    """
+
+    piece: int  # torrent-wide piece index
+    offset: int
+    length: int
+    algorithm: str  # "sha1" | "sha256"
+    computed: bytes
+    expected: bytes
+    ok: bool
+    first_byte_at: At | None = None
+    last_byte_at: At | None = None
+    file_index: int | None = None  # v2: the file the bytes belong to
+    proof_path: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True)
+class StreamedFile(Generic[At]):
+    """A whole file downloaded from one peer, hashed in order as it arrived, and dropped."""
+
+    file_index: int
+    length: int  # the file's size
+    received: int  # bytes of it hashed, in order from its first
+    digests: dict[str, bytes]  # every algorithm over the whole file; {} when incomplete
+    first_byte_at: At | None
+    last_byte_at: At | None
+
+    @property
+    def complete(self) -> bool:
+        return self.received == self.length
+
+
+STREAM_ALGORITHMS: Final = ("md5", "sha1", "sha256")
+
+
+class _FileStream(Generic[At]):
+    """Feeds one file's bytes, in order, through its hashes as its pieces complete.
+
+    Pieces complete nearly in order (they are requested in order, a bounded
+    pipeline at a time), so the few that come early wait in memory until
+    the bytes before them have been hashed.
+    """
+
+    def __init__(self, index: int, offset: int, length: int, first: int, plen: int) -> None:
+        self.index, self.offset, self.length = index, offset, length
+        self.plen = plen
+        self.next = first
+        self.waiting: dict[int, bytes] = {}
+        self.hashers = {
+            name: hashlib.new(name, usedforsecurity=False) for name in STREAM_ALGORITHMS
+        }
+        self.received = 0
+        self.first_at: At | None = None
+        self.last_at: At | None = None
+
+    def add(self, piece: int, data: bytearray, first_at: At, last_at: At) -> None:
+        start = piece * self.plen
+        lo = max(start, self.offset) - start
+        hi = min(start + len(data), self.offset + self.length) - start
+        if hi <= lo or piece < self.next:
+            return
+        if self.first_at is None:
+            self.first_at = first_at
+        self.waiting[piece] = bytes(data[lo:hi])
+        while self.next in self.waiting:
+            chunk = self.waiting.pop(self.next)
+            for hasher in self.hashers.values():
+                hasher.update(chunk)
+            self.received += len(chunk)
+            self.next += 1
+            self.last_at = last_at
+
+    def result(self) -> StreamedFile[At]:
+        complete = self.received == self.length
+        return StreamedFile(
+            self.index,
+            self.length,
+            self.received,
+            {n: h.digest() for n, h in self.hashers.items()} if complete else {},
+            self.first_at,
+            self.last_at,
+        )
 
 
 @dataclass(frozen=True)
@@ -139,6 +233,16 @@ class ProbeResult(Generic[At]):
     metadata: Metainfo | None = None  # verified against the infohash
     info_dict: bytes | None = None  # raw verified info dictionary, when fetched here
     error: ProbeError | None = None
+    # What was exchanged, for the proof transcript.
+    sent_handshake: pw.Handshake | None = None
+    extension_raw: bytes | None = None  # the peer's extension handshake payload, as received
+    bitfield: bytes | None = None  # the peer's bitfield message, as received
+    have_all: bool = False
+    have_none: bool = False
+    haves: int = 0  # distinct pieces named by have messages
+    checks: tuple[PieceCheck[At], ...] = ()
+    checks_omitted: int = 0  # beyond `ProbeLimits.max_checks`
+    full_file: StreamedFile[At] | None = None  # asked for with `full_file`, and attempted
 
     @property
     def proof(self) -> bool:
@@ -204,6 +308,7 @@ class ProbeMachine(Generic[At]):
         limits: ProbeLimits | None = None,
         client_name: str | None = None,
         aliases: Iterable[bytes] = (),
+        full_file: int | None = None,
     ) -> None:
         if len(infohash) not in (20, 32):
             raise ValueError("infohash must be 20 (v1) or 32 (v2) bytes")
@@ -215,6 +320,9 @@ class ProbeMachine(Generic[At]):
         self.torrent = torrent
         self.peer_id = peer_id
         self.pieces_to_verify = max(0, pieces_to_verify)
+        # The index of a file to download whole and hash as it streams by.
+        self.full_file = full_file
+        self.stream: _FileStream[At] | None = None
         self.rng = rng
         self.fetch_metadata = fetch_metadata
         self.timeouts = timeouts or ProbeTimeouts()
@@ -270,6 +378,15 @@ class ProbeMachine(Generic[At]):
         self.layer_request: _LayerRequest | None = None
         self.hash_reply: pw.Hashes | pw.HashReject | None = None
         self.layers: dict[int, dict[int, bytes]] = {}
+        # The proven chunks of fetched layers, to give each piece its proof path
+        # (file index -> [(first piece in file, chunk hashes, uncles up to the root)]),
+        # and the levels of whole layers the torrent gave, by file index.
+        self.layer_chunks: dict[int, list[tuple[int, tuple[bytes, ...], tuple[bytes, ...]]]] = {}
+        self.layer_levels: dict[int, list[list[bytes]]] = {}
+        self.sent_handshake: pw.Handshake | None = None
+        self.checks: list[PieceCheck[At]] = []
+        self.checks_omitted = 0
+        self.first_at: dict[int, At] = {}  # piece -> when its first block arrived
         # Verification.
         self.download = _Download()
         self.mid_download = False  # choked again after the download began
@@ -439,7 +556,8 @@ class ProbeMachine(Generic[At]):
     def _start_handshake(self, now: float) -> None:
         self._enter("handshake", now, self.timeouts.handshake)
         reserved = pw.make_reserved(extension=True, fast=True)
-        self._send(pw.Handshake(self.infohash[:_SHA1], self.peer_id, reserved))
+        self.sent_handshake = pw.Handshake(self.infohash[:_SHA1], self.peer_id, reserved)
+        self._send(self.sent_handshake)
 
     def _handshake_answered(self, now: float) -> None:
         assert self.peer_handshake is not None
@@ -465,7 +583,8 @@ class ProbeMachine(Generic[At]):
         return ext_done and (self.have_all or self.have_none or self.bitfield is not None)
 
     def _settled(self, now: float) -> None:
-        if self.torrent is None and (self.fetch_metadata or self.pieces_to_verify > 0):
+        wants = self.fetch_metadata or self.pieces_to_verify > 0 or self.full_file is not None
+        if self.torrent is None and wants:
             self._start_metadata(now)
         else:
             self._metadata_known(now)
@@ -524,6 +643,8 @@ class ProbeMachine(Generic[At]):
             return
         self._check_possession_against(torrent.num_pieces)
         chosen = self._choose(torrent) if self.pieces_to_verify else []
+        if self.full_file is not None:
+            chosen = self._start_stream(torrent, self.full_file) or chosen
         if not chosen:
             self._start_linger(now)
         elif torrent.version == "v2":
@@ -606,14 +727,41 @@ class ProbeMachine(Generic[At]):
         request, reply = self.layer_request, self.hash_reply
         self.layer_request, self.hash_reply = None, None
         assert request is not None and self.torrent is not None
-        proven = _proven_layer(request, reply) if reply is not None else None
+        proven, uncles = _proven_layer(request, reply) if reply is not None else ({}, ())
         if proven:
             self.layers.setdefault(request.file_index, {}).update(proven)
+            assert isinstance(reply, pw.Hashes)
+            chunk = tuple(reply.hashes[: request.length])
+            self.layer_chunks.setdefault(request.file_index, []).append(
+                (request.start, chunk, uncles)
+            )
         if self._v2_hash(self.torrent, request.file_index, request.local) is not None:
             self.hash_keep.append(request.piece)
         else:
             self.unavailable += 1
         self._next_layer(now)
+
+    def _v2_proof(self, torrent: Metainfo, file_index: int, local: int) -> tuple[bytes, ...]:
+        """The sibling hashes from piece `local`'s layer hash up to the file's pieces root.
+
+        Empty for a file of one piece (its layer hash is the root), and when
+        the piece's hash is unknown (then it was not checked either).
+        """
+        f = torrent.files[file_index]
+        if f.length <= torrent.piece_length:
+            return ()
+        height = merkle.piece_height(torrent.piece_length)
+        layer = torrent.piece_hashes_v2(file_index)
+        if layer is not None:
+            levels = self.layer_levels.get(file_index)
+            if levels is None:
+                levels = self.layer_levels[file_index] = merkle.layer_levels(layer, height)
+            return tuple(merkle.path_from_levels(levels, local))
+        for start, chunk, uncles in self.layer_chunks.get(file_index, ()):
+            if start <= local < start + len(chunk):
+                inside = merkle.proof_path(chunk, local - start, height, pad_to=len(chunk))
+                return (*inside, *uncles)
+        return ()
 
     def _v2_hash(self, torrent: Metainfo, file_index: int, local: int) -> bytes | None:
         """The v2 hash of piece `local` of a file, from the torrent or fetched; None if unknown."""
@@ -645,6 +793,18 @@ class ProbeMachine(Generic[At]):
             if len(chosen) == want:
                 break
         return sorted(chosen)
+
+    def _start_stream(self, torrent: Metainfo, index: int) -> list[int]:
+        """Every piece of file `index`, in order, once the peer claims them all; else []."""
+        if not 0 <= index < len(torrent.files):
+            return []
+        f = torrent.files[index]
+        pieces = torrent.file_pieces(index)
+        held = self._held()
+        if f.pad or f.length == 0 or (held is not None and not set(pieces) <= held):
+            return []  # the peer does not claim the whole file: nothing to stream
+        self.stream = _FileStream(index, f.offset, f.length, pieces.start, torrent.piece_length)
+        return list(pieces)
 
     def _start_unchoke(self, chosen: list[int], now: float) -> None:
         torrent = self.torrent
@@ -696,6 +856,7 @@ class ProbeMachine(Generic[At]):
         self.bytes_downloaded += len(block.block)
         if block.index in dl.dropped or block.index not in dl.received:
             return
+        self.first_at.setdefault(block.index, at)
         torrent = self.torrent
         assert torrent is not None
         size = torrent.piece_size(block.index)
@@ -709,10 +870,13 @@ class ProbeMachine(Generic[At]):
         if dl.received[block.index] >= size:
             del dl.received[block.index]
             data = dl.buffers.pop(block.index)
-            if self._piece_ok(torrent, block.index, data):
+            first_at = self.first_at.pop(block.index, at)
+            if self._piece_ok(torrent, block.index, data, first_at, at):
                 self.verified += 1
             else:
                 self.failed += 1
+            if self.stream is not None:
+                self.stream.add(block.index, data, first_at, at)
 
     def _on_reject(self, reject: pw.Reject) -> None:
         dl = self.download
@@ -729,27 +893,46 @@ class ProbeMachine(Generic[At]):
             dl.received.pop(reject.index, None)
             self.unavailable += 1
 
-    def _piece_ok(self, torrent: Metainfo, piece: int, data: bytearray) -> bool:
-        """Every hash the torrent has for this piece matches (v1 SHA-1, v2 merkle)."""
-        checked = False
-        if torrent.pieces:
-            if hashlib.sha1(data, usedforsecurity=False).digest() != torrent.piece_hash_v1(piece):
-                return False
-            checked = True
+    def _piece_ok(
+        self, torrent: Metainfo, piece: int, data: bytearray, first_at: At, last_at: At
+    ) -> bool:
+        """Every hash the torrent has for this piece matches (v1 SHA-1, v2 merkle).
+
+        Each hash is computed, whatever the others gave, and kept as a check
+        for the transcript: a failed verification is evidence too.
+        """
+        checks: list[PieceCheck[At]] = []
         plen = torrent.piece_length
+        if torrent.pieces:
+            computed = hashlib.sha1(data, usedforsecurity=False).digest()
+            expected = torrent.piece_hash_v1(piece)
+            checks.append(
+                PieceCheck(
+                    piece, piece * plen, len(data), "sha1", computed, expected,
+                    computed == expected, first_at, last_at,
+                )
+            )  # fmt: skip
         for span in torrent.spans(piece):
             f = torrent.files[span.file_index]
             if f.pad or f.pieces_root is None:
                 continue
             local = span.file_offset // plen
-            expected = self._v2_hash(torrent, span.file_index, local)
-            if expected is None:
+            layer_hash = self._v2_hash(torrent, span.file_index, local)
+            if layer_hash is None:
                 continue
             chunk = memoryview(data)[span.piece_offset : span.piece_offset + span.length]
-            if not merkle.verify_piece(chunk, local, expected, plen):
-                return False
-            checked = True
-        return checked
+            merkle_hash = merkle.piece_hash(chunk, local, plen)
+            checks.append(
+                PieceCheck(
+                    piece, span.file_offset, span.length, "sha256", merkle_hash, layer_hash,
+                    merkle_hash == layer_hash, first_at, last_at, span.file_index,
+                    self._v2_proof(torrent, span.file_index, local),
+                )
+            )  # fmt: skip
+        room = max(0, self.limits.max_checks - len(self.checks))
+        self.checks += checks[:room]
+        self.checks_omitted += len(checks) - len(checks[:room])
+        return bool(checks) and all(c.ok for c in checks)
 
     def _start_linger(self, now: float) -> None:
         if self.timeouts.pex_linger > 0 and not self.pex:
@@ -878,34 +1061,49 @@ class ProbeMachine(Generic[At]):
             metadata=torrent,
             info_dict=self.info_dict,
             error=self._error,
+            sent_handshake=self.sent_handshake,
+            extension_raw=ext.raw if ext else None,
+            bitfield=self.bitfield.bits if self.bitfield is not None else None,
+            have_all=self.have_all,
+            have_none=self.have_none,
+            haves=len(self.haves),
+            checks=tuple(self.checks),
+            checks_omitted=self.checks_omitted,
+            full_file=self.stream.result() if self.stream is not None else None,
         )
 
 
-def _proven_layer(request: _LayerRequest, reply: pw.Hashes | pw.HashReject) -> dict[int, bytes]:
-    """The hashes of the answer by piece in the file, if they lead to the pieces root; else {}."""
+_Proven = tuple[dict[int, bytes], tuple[bytes, ...]]
+
+
+def _proven_layer(request: _LayerRequest, reply: pw.Hashes | pw.HashReject) -> _Proven:
+    """The hashes of the answer by piece in the file, and the uncles that led them to the
+    pieces root; ({}, ()) if they do not lead there."""
     if not isinstance(reply, pw.Hashes):
-        return {}
+        return {}, ()
     height, start, length, width = request.height, request.start, request.length, request.width
     if (reply.base_layer, reply.index, reply.length) != (height, start, length):
-        return {}
+        return {}, ()
     if len(reply.hashes) < length:
-        return {}
+        return {}, ()
     base, uncles = reply.hashes[:length], reply.hashes[length:]
     try:
         node = merkle.root_from_layer(base, height, pad_to=length)
     except merkle.MerkleError:
-        return {}
+        return {}, ()
     position = start // length
     level = height + length.bit_length() - 1
+    used: list[bytes] = []
     for uncle in uncles:
         if 1 << (level - height) >= width:
             break
         node = hashlib.sha256(uncle + node if position & 1 else node + uncle).digest()
+        used.append(uncle)
         position //= 2
         level += 1
     if 1 << (level - height) < width or node != request.root:
-        return {}
-    return {start + i: h for i, h in enumerate(base) if start + i < request.npieces}
+        return {}, ()
+    return {start + i: h for i, h in enumerate(base) if start + i < request.npieces}, tuple(used)
 
 
 def _info_matches(info: bytes, infohash: bytes) -> bool:

@@ -16,6 +16,7 @@ from rich.text import Text
 from atalaya.console import err, out, print_json, store_engine
 from atalaya.errors import AtalayaError
 from atalaya.hashsets.algorithms import BTV1_PIECE_SIZES, BTV1_PREFIX, BTV2_ROOT, infohash_kind
+from atalaya.hashsets.categories import CategoryError, parse_internal
 from atalaya.hashsets.index import MatchIndex
 from atalaya.networks.bittorrent.magnet import MagnetError, parse_magnet
 from atalaya.observe.bittorrent.dht_state import default_state_path
@@ -33,6 +34,7 @@ from atalaya.observe.bittorrent.observer import (
     ObserverStats,
     save_run_state,
 )
+from atalaya.observe.clock import DEFAULT_INTERVAL_S, DEFAULT_MAX_OFFSET_S, ClockSettings
 from atalaya.observe.watchlist import load_targets
 
 
@@ -126,6 +128,55 @@ def watch_bittorrent(
     interval: Annotated[
         float, typer.Option("--interval", min=1.0, help="Seconds between lookups of a target.")
     ] = 30.0,
+    full_file: Annotated[
+        bool,
+        typer.Option(
+            "--full-file",
+            help="Download the whole watched file from each peer and recompute its own "
+            "MD5/SHA-1/SHA-256 against the hash set (the content is hashed and dropped).",
+        ),
+    ] = False,
+    full_file_category: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--full-file-category",
+            help="Do --full-file only for files of this category (repeatable), e.g. severe_abuse.",
+        ),
+    ] = None,
+    full_file_max_bytes: Annotated[
+        int,
+        typer.Option(
+            "--full-file-max-bytes",
+            min=1,
+            help="Largest file downloaded whole; a larger one is proven by pieces only, "
+            "and its sighting says so.",
+        ),
+    ] = 2 * 1024**3,
+    ntp_server: Annotated[
+        str | None,
+        typer.Option(
+            "--ntp-server",
+            envvar="ATALAYA_NTP_SERVER",
+            help="NTP server (HOST or HOST:PORT) to measure the clock against when chronyd "
+            "does not answer `chronyc tracking`.",
+        ),
+    ] = None,
+    max_clock_offset: Annotated[
+        float,
+        typer.Option(
+            "--max-clock-offset",
+            envvar="ATALAYA_MAX_CLOCK_OFFSET",
+            min=0.0,
+            help="Seconds the clock may be off its time source; beyond, sightings are not "
+            "recorded as evidence.",
+        ),
+    ] = DEFAULT_MAX_OFFSET_S,
+    clock_interval: Annotated[
+        float,
+        typer.Option(
+            "--clock-interval", min=1.0, help="Seconds between measurements of the clock's offset."
+        ),
+    ] = DEFAULT_INTERVAL_S,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Watch every infohash on the watch list: find peers, prove possession, record sightings.
@@ -184,9 +235,20 @@ def watch_bittorrent(
         pieces_to_verify=pieces,
         max_concurrent_probes=probes,
         lookup_interval=interval,
+        full_file=full_file,
+        full_file_categories=frozenset(_categories(full_file_category or [])),
+        max_full_file_bytes=full_file_max_bytes,
+        clock=ClockSettings(
+            ntp_server=ntp_server, max_offset_s=max_clock_offset, interval_s=clock_interval
+        ),
     )
     line = _StatusLine(duration)
     observer = BittorrentObserver(engine, targets, config, index=index, on_update=line.update)
+    reading = observer.clock_guard.measure()
+    offset = f"{reading.offset_s:+.6f} s" if reading.offset_s is not None else "unknown"
+    err.print(f"clock offset {offset} ({reading.source})", markup=False)
+    if (refusal := observer.clock_guard.refusal()) is not None:
+        err.print(f"warning: {refusal}", style="bold red", markup=False)
     where = ", ".join(binds.values()) or "every local address"
     source = (
         "no DHT"
@@ -214,7 +276,21 @@ def watch_bittorrent(
             f"{stats.probed} probed, {stats.holding} holding, {stats.verified} verified, "
             f"{stats.failed_verification} failed verification, {stats.sightings} sightings"
             + (f", {stats.discovered} discovered" if discover else "")
+            + (f", {stats.not_evidence} not recorded (clock)" if stats.not_evidence else "")
         )
+        if stats.clock_refusal is not None or stats.not_evidence:
+            err.print(
+                f"warning: {stats.clock_refusal or 'the clock was off its bound during the run'}",
+                style="bold red",
+                markup=False,
+            )
+
+
+def _categories(names: list[str]) -> list[int]:
+    try:
+        return [int(parse_internal(name)) for name in names]
+    except CategoryError as exc:
+        raise AtalayaError(f"--full-file-category: {exc}") from exc
 
 
 class _StatusLine:

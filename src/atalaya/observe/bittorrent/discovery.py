@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from atalaya.hashsets.algorithms import BTV2_ROOT, is_known
-from atalaya.hashsets.index import Match, MatchIndex
+from atalaya.hashsets.index import Match, MatchIndex, fetch_details
 from atalaya.networks.bittorrent.metainfo import Metainfo
+
+MAX_PATH = 500  # characters of a file's path kept in a reason
 
 
 @dataclass(frozen=True)
@@ -44,15 +46,33 @@ def fingerprints(meta: Metainfo) -> list[tuple[int, str, bytes]]:
     return [item for item in found if is_known(item[1])]
 
 
+def match_in_store(engine: Engine, meta: Metainfo) -> list[FileMatch]:
+    """`match_metainfo` without an index: the torrent's few fingerprints looked up in the store."""
+    found = fingerprints(meta)
+    if not found:
+        return []
+    details = fetch_details(engine, [(algorithm, digest) for _, algorithm, digest in found])
+    return _file_matches(meta, found, details)
+
+
 def match_metainfo(index: MatchIndex, engine: Engine, meta: Metainfo) -> list[FileMatch]:
     """Every (file, hash set) pair that the torrent's fingerprints match."""
     candidates = [item for item in fingerprints(meta) if index.contains(item[1], item[2])]
     if not candidates:
         return []
     details = index.details(engine, [(algorithm, digest) for _, algorithm, digest in candidates])
+    return _file_matches(meta, candidates, details)
+
+
+def _file_matches(
+    meta: Metainfo,
+    candidates: list[tuple[int, str, bytes]],
+    details: dict[tuple[str, bytes], list[Match]],
+) -> list[FileMatch]:
     matches: list[FileMatch] = []
     for file_index, algorithm, digest in candidates:
-        path = "/".join(meta.files[file_index].path) or meta.name
+        # The path is the torrent's (the suspect's words): bounded, and only ever quoted.
+        path = ("/".join(meta.files[file_index].path) or meta.name)[:MAX_PATH]
         for match in details.get((algorithm, digest), []):
             matches.append(FileMatch(file_index, path, algorithm, digest, match))
     return matches

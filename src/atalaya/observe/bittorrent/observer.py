@@ -18,6 +18,12 @@ the torrent in the store, whose details name `infohash_v2`.
 
 With `discover`, a BEP 51 crawl samples infohashes that no watch list names,
 fetches their metadata from a peer and matches it against file fingerprints.
+
+Each sighting is written with its proof transcript (`transcript`) and the
+clock's latest measured offset; while that offset is beyond its bound
+(`observe.clock`), peers are counted, not recorded. A torrent watched by
+its infohash alone takes its file from its verified metadata; with
+`full_file`, the watched file is downloaded whole and hashed (`full_file`).
 """
 
 from __future__ import annotations
@@ -49,8 +55,14 @@ from atalaya.networks.bittorrent.metainfo import Metainfo, MetainfoError, parse_
 from atalaya.networks.bittorrent.peerwire import make_peer_id
 from atalaya.observe.bittorrent.dht_client import DhtClient
 from atalaya.observe.bittorrent.dht_state import MAX_SAVED_NODES, DhtState, save_state
-from atalaya.observe.bittorrent.discovery import match_metainfo
+from atalaya.observe.bittorrent.discovery import FileMatch, match_in_store, match_metainfo
 from atalaya.observe.bittorrent.fence import fence_admits, parse_fence
+from atalaya.observe.bittorrent.full_file import (
+    FullFilePlan,
+    full_file_proof,
+    plan_full_file,
+    reference_hashes,
+)
 from atalaya.observe.bittorrent.probe import ProbeResult, ProbeTimeouts, probe_peer, utc_now
 from atalaya.observe.bittorrent.targets import (
     NETWORK,
@@ -59,8 +71,15 @@ from atalaya.observe.bittorrent.targets import (
     twins_on_one_record,
 )
 from atalaya.observe.bittorrent.tracker_client import TrackerError, announce
-from atalaya.observe.clock import clock_offset_s
-from atalaya.observe.sightings import Sighting, SightingWriter, new_run_id
+from atalaya.observe.bittorrent.transcript import encode_transcript, metadata_key
+from atalaya.observe.clock import ClockGuard, ClockReading, ClockSettings
+from atalaya.observe.sightings import (
+    PROOF_FULL_FILE,
+    PROOF_PIECES,
+    Sighting,
+    SightingWriter,
+    new_run_id,
+)
 from atalaya.observe.watchlist import WatchTarget, add_watch_item
 from atalaya.store.tables import torrent_metadata
 
@@ -107,6 +126,15 @@ class ObserverConfig:
     announce_port: int = 6881
     probe_timeouts: ProbeTimeouts = field(default_factory=ProbeTimeouts)
     seed: int | None = None  # for reproducible piece choices in tests
+    # Where the clock's offset is measured, how often, and the bound beyond
+    # which sightings are not recorded as evidence.
+    clock: ClockSettings = field(default_factory=ClockSettings)
+    # Download the whole watched file from each peer and recompute its own
+    # hashes (--full-file): for every target, or for targets of these categories.
+    full_file: bool = False
+    full_file_categories: frozenset[int] = frozenset()
+    max_full_file_bytes: int = 2 * 1024**3
+    full_file_timeout: float = 3600.0
 
 
 @dataclass
@@ -123,6 +151,11 @@ class ObserverStats:
     # Probed again once the torrent's metadata was known (counted in `probed` too).
     reprobed: int = 0
     read_only: bool = False  # a DHT node went read-only (BEP 43): unreachable behind NAT
+    # Sightings not recorded because the clock was off beyond its bound, and why.
+    not_evidence: int = 0
+    clock_refusal: str | None = None
+    clock_offset_s: float | None = None
+    clock_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -181,7 +214,11 @@ class BittorrentObserver:
         self._later: set[asyncio.Task[None]] = set()
         # (tracker URL, infohash) -> `left` announced, to say "stopped" at the end.
         self._announced: dict[tuple[str, bytes], int] = {}
-        self._clock_offset = clock_offset_s()
+        self.clock_guard = ClockGuard(config.clock)
+        # Known files found in a torrent's metadata, by its metadata key.
+        self._attributions: dict[bytes, list[FileMatch]] = {}
+        # Reference hashes by file key, for full-file proofs.
+        self._references: dict[str, dict[str, bytes]] = {}
         self._own_ips = set(config.bind_ips) | {ip for ip in (config.external_ip,) if ip}
         self._own_endpoints: dict[tuple[str, int], None] = {}
         # The latest external address learnt in this run (trackers, DHT votes).
@@ -200,7 +237,10 @@ class BittorrentObserver:
     ) -> ObserverStats:
         """Observe until `duration` seconds pass or `stop` is set; then drain and return."""
         self._load_metadata()
-        tasks: list[asyncio.Task[None]] = []
+        self._clock_measured(await asyncio.to_thread(self.clock_guard.measure))
+        tasks: list[asyncio.Task[None]] = [
+            asyncio.create_task(self._clock_loop(), name="clock-offset")
+        ]
         writer = asyncio.create_task(self._write_loop(), name="sighting-writer")
         try:
             if self.config.use_dht:
@@ -330,6 +370,28 @@ class BittorrentObserver:
                 self.stats.read_only = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), 1.0)
+
+    # --- the clock --------------------------------------------------------------
+
+    async def _clock_loop(self) -> None:
+        """Measure the clock's offset again every `interval_s` while the run lasts."""
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.config.clock.interval_s)
+            if not self._stop.is_set():
+                self._clock_measured(await asyncio.to_thread(self.clock_guard.measure))
+
+    def _clock_measured(self, reading: ClockReading) -> None:
+        refusal = self.clock_guard.refusal()
+        if refusal != self.stats.clock_refusal:
+            if refusal is not None:
+                log.warning("%s", refusal)
+            elif self.stats.clock_refusal is not None:
+                log.warning("the clock is back within its bound: sightings are evidence again")
+        self.stats.clock_refusal = refusal
+        self.stats.clock_offset_s = reading.offset_s
+        self.stats.clock_source = reading.source
+        self._update()
 
     async def _bootstrap(self, dht: DhtClient) -> None:
         await dht.bootstrap(timeout=self.config.lookup_timeout)
@@ -501,25 +563,24 @@ class BittorrentObserver:
             if len(self._started) < MAX_SEEN_PEERS:
                 self._started.add(peer)
         meta = self._metadata.get(target.value)
-        partner = self._partner(target.value)
-        result = await probe_peer(
-            job.ip,
-            job.port,
-            target.value,
-            torrent=meta,
-            bind_ip=self._binds.get(_family(job.ip)),
-            peer_id=make_peer_id(PEER_ID_PREFIX, self._rng),
-            pieces_to_verify=self.config.pieces_to_verify,
-            rng=self._rng,
-            timeouts=self.config.probe_timeouts,
-            client_name=CLIENT_NAME,
-            clock=self.clock,
-            on_connected=self._own_endpoint,
-            aliases=(partner,) if partner is not None else (),
-        )
-        self.stats.probed += 1
+        if meta is not None:
+            job = replace(job, target=await self._attributed(target, meta))
+            target = job.target
+        plan = await self._full_file_plan(target, meta) if meta is not None else None
+        result = await self._probe_once(job, meta, plan)
         if result.metadata is not None and result.info_dict is not None and meta is None:
             self._remember_metadata(result, job)
+            job = replace(job, target=await self._attributed(target, result.metadata))
+            target = job.target
+            # The metadata came with this probe: now the whole file can be asked for.
+            wanted = await self._full_file_plan(target, result.metadata)
+            plan = wanted if isinstance(wanted, str) else None
+            if isinstance(wanted, FullFilePlan) and (result.have_fraction or 0) > 0:
+                again = await self._probe_once(job, result.metadata, wanted)
+                if again.peer_id is not None:
+                    result, plan = again, wanted
+                else:
+                    plan = "the peer did not answer a second connection for the whole file"
         if self._needs_metadata_first(job, result, meta):
             self._await_metadata(job)
         for ip, port in result.pex_peers:
@@ -534,8 +595,93 @@ class BittorrentObserver:
         self.stats.holding += 1
         self.stats.verified += result.pieces_verified > 0 and result.pieces_failed == 0
         self.stats.failed_verification += result.pieces_failed > 0
-        await self._results.put(self._sighting(job, result))
+        if self.clock_guard.refusal() is not None:
+            # A time that may be off by more than the bound must not name a
+            # subscriber: the peer is counted, not recorded.
+            self.stats.not_evidence += 1
+            self._update()
+            return
+        await self._results.put(self._sighting(job, result, plan))
         self._update()
+
+    async def _probe_once(
+        self, job: _Job, meta: Metainfo | None, plan: FullFilePlan | str | None
+    ) -> ProbeResult:
+        partner = self._partner(job.target.value)
+        full = plan if isinstance(plan, FullFilePlan) else None
+        timeouts = self.config.probe_timeouts
+        if full is not None:
+            timeouts = replace(timeouts, total=max(timeouts.total, self.config.full_file_timeout))
+        result = await probe_peer(
+            job.ip,
+            job.port,
+            job.target.value,
+            torrent=meta,
+            bind_ip=self._binds.get(_family(job.ip)),
+            peer_id=make_peer_id(PEER_ID_PREFIX, self._rng),
+            pieces_to_verify=self.config.pieces_to_verify,
+            rng=self._rng,
+            timeouts=timeouts,
+            client_name=CLIENT_NAME,
+            clock=self.clock,
+            on_connected=self._own_endpoint,
+            aliases=(partner,) if partner is not None else (),
+            full_file=full.file_index if full is not None else None,
+        )
+        self.stats.probed += 1
+        return result
+
+    async def _attributed(self, target: WatchTarget, meta: Metainfo) -> WatchTarget:
+        """The target, with the known file its metadata carries when the watch list named none.
+
+        A torrent named only by its infohash (--infohash, a watch item) says
+        nothing of what it holds; its verified metadata may: a file whose
+        BEP 52 pieces root, or whose first v1 piece, is an imported
+        fingerprint. The most severe such file names the sighting.
+        """
+        if target.file_key is not None:
+            return target
+        key = metadata_key(meta)
+        matches = self._attributions.get(key)
+        if matches is None:
+            matches = await asyncio.to_thread(match_in_store, self.engine, meta)
+            if len(self._attributions) < MAX_DISCOVERY_CHECKS:
+                self._attributions[key] = matches
+        if not matches:
+            return target
+        best = max(matches, key=lambda m: (m.match.category, -m.file_index))
+        found = best.match
+        return replace(
+            target,
+            reason=f"{target.reason}; {best.reason}",
+            file_key=found.file_key,
+            category=found.category,
+            hash_set=found.hash_set,
+            hash_set_sha256=found.hash_set_sha256,
+        )
+
+    def _wants_full_file(self, target: WatchTarget) -> bool:
+        return target.file_key is not None and (
+            self.config.full_file
+            or (target.category is not None and target.category in self.config.full_file_categories)
+        )
+
+    async def _full_file_plan(
+        self, target: WatchTarget, meta: Metainfo
+    ) -> FullFilePlan | str | None:
+        """Which file of the torrent to download whole, and its reference hashes.
+
+        None when no full file is wanted for this target; a sentence saying
+        why not when one is wanted but cannot be had.
+        """
+        if not self._wants_full_file(target):
+            return None
+        assert target.file_key is not None
+        reference = self._references.get(target.file_key)
+        if reference is None:
+            reference = await asyncio.to_thread(reference_hashes, self.engine, target.file_key)
+            self._references[target.file_key] = reference
+        return plan_full_file(meta, target.file_key, reference, self.config.max_full_file_bytes)
 
     def _needs_metadata_first(self, job: _Job, result: ProbeResult, meta: Metainfo | None) -> bool:
         """Whether the peer claimed pieces that could not be checked for want of metadata.
@@ -571,7 +717,9 @@ class BittorrentObserver:
                 return  # the queue bound wins over a second look
             self.stats.reprobed += 1
 
-    def _sighting(self, job: _Job, result: ProbeResult) -> Sighting:
+    def _sighting(
+        self, job: _Job, result: ProbeResult, plan: FullFilePlan | str | None = None
+    ) -> Sighting:
         target = job.target
         meta = result.metadata or self._metadata.get(target.value)
         seen_at = result.handshake_at or result.connected_at or self.clock()
@@ -597,9 +745,24 @@ class BittorrentObserver:
             }
         if result.pieces_unavailable:
             details["pieces_unavailable"] = result.pieces_unavailable
+        item_kind = infohash_kind(infohash)
+        clock = self.clock_guard.reading
+        proof_kind = PROOF_PIECES if result.proof else None
+        full_file = None
+        if isinstance(plan, str):
+            details["full_file"] = plan
+        elif plan is not None:
+            full_file = full_file_proof(plan, result)
+            if full_file is None:
+                details["full_file"] = "the peer does not claim every piece of the file"
+            elif full_file.ok:
+                proof_kind = PROOF_FULL_FILE
+        transcript = encode_transcript(
+            result, item_kind=item_kind, item_value=infohash.hex(), clock=clock, full_file=full_file
+        )
         return Sighting(
             network="bittorrent",
-            item_kind=infohash_kind(infohash),
+            item_kind=item_kind,
             item_value=infohash.hex(),
             ip=job.ip,
             port=job.port,
@@ -619,8 +782,10 @@ class BittorrentObserver:
             hash_set_sha256=target.hash_set_sha256,
             local_ip=result.local_ip,
             local_port=result.local_port,
-            clock_offset_s=self._clock_offset,
+            clock_offset_s=clock.offset_s,
             details=details,
+            proof_kind=proof_kind,
+            transcript=transcript,
         )
 
     async def _write_loop(self) -> None:

@@ -62,6 +62,7 @@ async def probe_peer(
     clock: Callable[[], datetime] = utc_now,
     on_connected: Callable[[str, int], None] | None = None,
     aliases: Iterable[bytes] = (),
+    full_file: int | None = None,
 ) -> ProbeResult:
     """Probe the peer at ip:port for `infohash` and report what it showed.
 
@@ -71,7 +72,8 @@ async def probe_peer(
     `on_connected` hears our end of the connection (ip, port) as soon as it
     exists, before the peer can tell anyone else about it (PEX). `aliases`
     are other names of the same torrent (a hybrid's v1 and v2 hashes) that
-    the peer's handshake may answer with.
+    the peer's handshake may answer with. `full_file` is the index of a file
+    to download whole, hashing it as it streams by (see `StreamedFile`).
     """
     loop = asyncio.get_running_loop()
     machine: ProbeMachine[datetime] = ProbeMachine(
@@ -88,6 +90,7 @@ async def probe_peer(
         limits=limits,
         client_name=client_name,
         aliases=aliases,
+        full_file=full_file,
     )
     streams: _Streams | None = None
     try:
