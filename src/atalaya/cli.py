@@ -17,6 +17,7 @@ from atalaya.accounts.cli import units_app, users_app
 from atalaya.audit.cli import app as audit_app
 from atalaya.cases.cli import app as cases_app
 from atalaya.cases.cli import deadlines_command
+from atalaya.cases.requests_cli import app as requests_app
 from atalaya.config import Settings
 from atalaya.console import CliState, err, state
 from atalaya.enrich.cli import app as enrich_app
@@ -89,6 +90,7 @@ def build_app(networks: Iterable[Network]) -> typer.Typer:
     app.add_typer(audit_app, name="audit")
     app.add_typer(cases_app, name="cases")
     app.command("deadlines")(deadlines_command)
+    app.add_typer(requests_app, name="requests")
     app.add_typer(evidence_app, name="evidence")
     app.command()(init)
     return app

@@ -172,9 +172,7 @@ def parse_config(text: str, source: str) -> RequestConfig:
     officers_data = data.get("officers", {})
     if not isinstance(officers_data, dict):
         raise RequestConfigError(f"{source}: [officers] must be a table of username = id")
-    officers = {
-        str(k): _text(v, f"officers.{k}", source) for k, v in officers_data.items()
-    }
+    officers = {str(k): _text(v, f"officers.{k}", source) for k, v in officers_data.items()}
     units: dict[str, UnitSettings] = {}
     for n, item in enumerate(_table_list(data, "unit", source), start=1):
         name = _text(item.get("name"), f"unit {n}: name", source)

@@ -32,7 +32,10 @@ MEDIA_TYPES = {
     DocumentFormat.PDF: "application/pdf",
     DocumentFormat.DOCX: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
-FILE_STEMS = {DocumentKind.JUDICIAL: "solicitud-judicial", DocumentKind.PRESERVATION: "conservacion"}
+FILE_STEMS = {
+    DocumentKind.JUDICIAL: "solicitud-judicial",
+    DocumentKind.PRESERVATION: "conservacion",
+}
 
 
 @dataclass(frozen=True)
@@ -154,12 +157,12 @@ def case_documents(conn: Connection, case_id: int) -> list[CaseDocument]:
     order = [(k, f) for k in DocumentKind for f in DocumentFormat]
     return [
         CaseDocument(
-            name=doc.name,
-            media_type=MEDIA_TYPES[doc.format],
-            body=document_body(conn, doc.id),
-            sha256=doc.sha256,
-            created_at=doc.created_at,
+            name=found.name,
+            media_type=MEDIA_TYPES[found.format],
+            body=document_body(conn, found.id),
+            sha256=found.sha256,
+            created_at=found.created_at,
         )
         for key in order
-        if (doc := latest.get(key)) is not None
+        if (found := latest.get(key)) is not None
     ]

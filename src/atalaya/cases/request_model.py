@@ -39,8 +39,19 @@ from atalaya.store.times import utc
 MAX_SHOWN = 160
 
 MONTHS = (
-    "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre"
-).split()
+    "enero",
+    "febrero",
+    "marzo",
+    "abril",
+    "mayo",
+    "junio",
+    "julio",
+    "agosto",
+    "septiembre",
+    "octubre",
+    "noviembre",
+    "diciembre",
+)
 
 NETWORKS = {"bittorrent": "BitTorrent", "ed2k": "eDonkey/Kad (eD2K)"}
 ALGORITHMS = {
@@ -327,7 +338,9 @@ def gather(
     municipality = place_row.municipality_code if place_row else None
     province = place_row.province_code if place_row else None
     location = ", ".join(
-        p for p in ((place_row.municipality_name, place_row.province_name) if place_row else ()) if p
+        p
+        for p in ((place_row.municipality_name, place_row.province_name) if place_row else ())
+        if p
     )
     court = config.court_for(municipality, province, location or f"lead {case.lead_id}")
     rows: list[Any] = []
@@ -345,7 +358,9 @@ def gather(
     officers = [Officer(user.username, config.officer_id(user.username))]
     if case.assignee and case.assignee != user.username:
         officers.append(Officer(case.assignee, config.officer_id(case.assignee)))
-    unit_row = conn.execute(select(unit.c.name, unit.c.contact).where(unit.c.id == case.unit_id)).one()
+    unit_row = conn.execute(
+        select(unit.c.name, unit.c.contact).where(unit.c.id == case.unit_id)
+    ).one()
     settings = config.unit(unit_row.name)
     return CaseFacts(
         case=case,
@@ -353,8 +368,9 @@ def gather(
         unit_contact=unit_row.contact,
         unit_heading=settings.heading if settings else unit_row.name,
         unit_address=settings.address if settings else unit_row.contact,
-        place=settings.place if settings else (place_row.municipality_name if place_row else "")
-        or "",
+        place=settings.place
+        if settings
+        else (place_row.municipality_name if place_row else "") or "",
         location=location or "lugar no determinado",
         court=court,
         officers=officers,
@@ -408,9 +424,7 @@ def _hash_sets(conn: Connection, names: Iterable[str]) -> dict[str, Any]:
     wanted = sorted(set(names))
     if not wanted:
         return {}
-    return {
-        r.name: r for r in conn.execute(select(hash_set).where(hash_set.c.name.in_(wanted)))
-    }
+    return {r.name: r for r in conn.execute(select(hash_set).where(hash_set.c.name.in_(wanted)))}
 
 
 def _files(conn: Connection, rows: Sequence[Any], sets: Mapping[str, Any]) -> list[FileEntry]:
@@ -476,7 +490,9 @@ def _common(cf: CaseFacts, config: RequestConfig, now: datetime) -> dict[str, An
     return {
         "case_id": cf.case.id,
         "lead_id": cf.case.lead_id,
-        "atestado": config.atestado_number(year=today.year, unit_id=cf.case.unit_id, case=cf.case.id),
+        "atestado": config.atestado_number(
+            year=today.year, unit_id=cf.case.unit_id, case=cf.case.id
+        ),
         "place": cf.place,
         "date": spanish_date(today),
         "unit": cf.unit_heading,

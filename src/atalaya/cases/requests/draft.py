@@ -216,7 +216,7 @@ def draft_request(
         conn, user, case.id, State.REQUEST_DRAFTED,
         f"solicitud judicial redactada (atestado {model.atestado})", now,
     )  # fmt: skip
-    return Drafted(moved, model, pdf, docx, model.court.name, details["operators"])
+    return Drafted(moved, model, pdf, docx, model.court.name, [o.name for o in model.operators])
 
 
 @dataclass(frozen=True)
@@ -305,4 +305,4 @@ def preserve(
         conn, user, case, DocumentKind.PRESERVATION, model, renderer, now, details,
         reason=f"Orden de conservación, atestado {model.atestado}",
     )  # fmt: skip
-    return Drafted(case, model, pdf, docx, None, details["operators"])
+    return Drafted(case, model, pdf, docx, None, [o.name for o in model.operators])

@@ -16,7 +16,7 @@ from datetime import datetime
 from importlib import resources
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typst
 from docxtpl import DocxTemplate
@@ -31,7 +31,7 @@ TEMPLATE_STEMS = {
     DocumentKind.JUDICIAL: "solicitud_judicial",
     DocumentKind.PRESERVATION: "conservacion",
 }
-PDF_STANDARD = "a-2b"
+PDF_STANDARD: Literal["a-2b"] = "a-2b"
 
 
 class RenderError(AtalayaError):
@@ -73,7 +73,7 @@ def render_pdf(
 
 
 def _unidos(values: Iterable[Any]) -> str:
-    """"a, b y c": a list as Spanish prose joins it."""
+    """ "a, b y c": a list as Spanish prose joins it."""
     items = [str(v) for v in values]
     if len(items) <= 1:
         return "".join(items)
