@@ -27,7 +27,7 @@ SET_NAME = "Lista sintética de prueba"
 SET_SHA = "ab" * 32
 # What a hostile peer may send as a name or a client: markup of both
 # template languages, a bidi override, a control character.
-HOSTILE_NAME = '#set page(width: 1pt) {{ d.atestado }} {%p if 1 %}<w:p/>&amp;\u202egpj.exe\x07'
+HOSTILE_NAME = "#set page(width: 1pt) {{ d.atestado }} {%p if 1 %}<w:p/>&amp;\u202egpj.exe\x07"
 HOSTILE_CLIENT = "µTorrent 3.5 #let x = [*hola*] \x1b[31m"
 PLACES = {
     "10.1.0.1": HOME,
