@@ -1,4 +1,4 @@
-"""Drafting a case's judicial request on a seeded store, read back with pdftotext and python-docx."""
+"""A case's judicial request drafted on a seeded store, read with pdftotext and python-docx."""
 
 from __future__ import annotations
 

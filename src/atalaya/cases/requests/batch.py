@@ -66,10 +66,11 @@ class BatchItem:
     status: str  # "redactada" or the reason it was not
 
     def row(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in INDEX_COLUMNS}
+        names = {"lead": "lead_id", "case": "case_id"}
+        return {name: getattr(self, names.get(name, name)) for name in INDEX_COLUMNS}
 
 
-def slug(text: str, limit: int = 60) -> str:
+def slug(text: str, limit: int = 80) -> str:
     """A folder name from a court's or operator's name (ASCII, no separators)."""
     plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     cleaned = re.sub(r"[^A-Za-z0-9]+", "-", plain).strip("-").lower()
