@@ -277,6 +277,7 @@ class CaseFacts:
     omitted_expired: int
     facts: Mapping[str, Any]  # ip -> _IpFacts
     operators: list[Operator]  # in order of first observation
+    time_zone: str | None  # the lead's, for addresses whose own zone is unknown
 
 
 @dataclass(frozen=True)
@@ -333,6 +334,7 @@ def gather(
             lead.c.province_code,
             lead.c.province_name,
             lead.c.country,
+            lead.c.time_zone,
         ).where(lead.c.id == case.lead_id)
     ).first()
     municipality = place_row.municipality_code if place_row else None
@@ -378,6 +380,7 @@ def gather(
         omitted_expired=len(rows) - len(live),
         facts=facts,
         operators=list(operators.values()),
+        time_zone=place_row.time_zone if place_row else None,
     )
 
 
@@ -408,7 +411,7 @@ def _observations(cf: CaseFacts) -> list[Observation]:
                 source_port=int(r.port),
                 protocol=_protocol(r),
                 utc=utc_text(r.seen_at),
-                local=local_text(r.seen_at, f.time_zone if f else None),
+                local=local_text(r.seen_at, (f.time_zone if f else None) or cf.time_zone),
                 network=NETWORKS.get(r.network, shown(r.network, 20)),
                 client=shown(r.client, 60) or "no declarado",
                 peer_id=r.peer_id or "no declarado",
@@ -457,7 +460,11 @@ def _files(conn: Connection, rows: Sequence[Any], sets: Mapping[str, Any]) -> li
             kind_text = (
                 "fichero completo recalculado"
                 if best.proof_kind == "full_file"
-                else f"{best.pieces_verified} piezas descargadas y verificadas"
+                else plural(
+                    best.pieces_verified,
+                    "pieza descargada y verificada",
+                    "piezas descargadas y verificadas",
+                )
             )
             proof = (
                 f"{kind_text} ({best.bytes_downloaded} bytes) de este único par "

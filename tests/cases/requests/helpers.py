@@ -8,7 +8,7 @@ and shared address space, random-looking hex.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,7 +32,8 @@ HOSTILE_CLIENT = "µTorrent 3.5 #let x = [*hola*] \x1b[31m"
 PLACES = {
     "10.1.0.1": HOME,
     "10.1.0.9": HOME,
-    "100.64.0.7": CGNAT,
+    # The shared CGNAT facts of the leads tests, placed in a time zone.
+    "100.64.0.7": replace(CGNAT, time_zone="Europe/Madrid"),
     "10.2.0.1": ELSEWHERE,
     "10.1.0.5": HOME,
 }
