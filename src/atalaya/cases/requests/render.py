@@ -87,18 +87,37 @@ def _operador(party: dict[str, Any]) -> str:
     )
 
 
-def _environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment()
-    env.filters["unidos"] = _unidos
-    env.filters["operador"] = _operador
-    return env
+class _Environment(SandboxedEnvironment):
+    """Compiles each template part once: docxtpl hands over the same XML every
+    time a template is rendered, and compiling it costs more than rendering."""
+
+    MAX_CACHED = 32
+
+    def __init__(self) -> None:
+        super().__init__(autoescape=True)
+        self.filters["unidos"] = _unidos
+        self.filters["operador"] = _operador
+        self._compiled: dict[str, Any] = {}
+
+    def from_string(self, source: Any, globals: Any = None, template_class: Any = None) -> Any:  # noqa: A002 - jinja's name
+        if not isinstance(source, str) or globals is not None or template_class is not None:
+            return super().from_string(source, globals, template_class)
+        found = self._compiled.get(source)
+        if found is None:
+            if len(self._compiled) >= self.MAX_CACHED:
+                self._compiled.clear()
+            found = self._compiled[source] = super().from_string(source)
+        return found
+
+
+_ENVIRONMENT = _Environment()
 
 
 def render_docx(data: dict[str, Any], kind: DocumentKind, folder: Path | None) -> bytes:
     path = template_path(kind, "docx", folder)
     try:
         template = DocxTemplate(str(path))
-        template.render({"d": data}, jinja_env=_environment(), autoescape=True)
+        template.render({"d": data}, jinja_env=_ENVIRONMENT, autoescape=True)
         out = BytesIO()
         template.save(out)
     except (TemplateError, KeyError, ValueError, OSError) as exc:
