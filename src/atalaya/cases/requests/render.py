@@ -99,7 +99,7 @@ class _Environment(SandboxedEnvironment):
         self.filters["operador"] = _operador
         self._compiled: dict[str, Any] = {}
 
-    def from_string(self, source: Any, globals: Any = None, template_class: Any = None) -> Any:  # noqa: A002 - jinja's name
+    def from_string(self, source: Any, globals: Any = None, template_class: Any = None) -> Any:
         if not isinstance(source, str) or globals is not None or template_class is not None:
             return super().from_string(source, globals, template_class)
         found = self._compiled.get(source)
