@@ -18,6 +18,7 @@ from atalaya.cases.documents import (
 )
 from atalaya.cases.records import case_events, get_case, move_case, open_case
 from atalaya.cases.requests.draft import Drafted, Renderer, RequestError, draft_request
+from atalaya.cases.requests.render import render_docx_docxtpl
 from atalaya.cases.states import State
 from atalaya.store.tables import case_document, case_event, case_file
 from tests.cases.requests.documents import docx_rows, docx_text, pdf_text, words
@@ -302,3 +303,10 @@ def test_observations_past_the_clock_are_left_out(engine: Engine, tmp_path: Path
     assert "2026-10-01 09:00:00.123456" not in flat.split("QUINTO")[1]
     assert "Se omiten 1 observaciones anteriores" in flat
     assert len(drafted.model.observations) == 2
+
+
+def test_the_fast_docx_rendering_equals_docxtpls(engine: Engine) -> None:
+    drafted, _, docx = _draft(engine, leads(engine).madrid)
+    slow = render_docx_docxtpl(drafted.model.data(), DocumentKind.JUDICIAL, None)
+    assert docx_text(docx) == docx_text(slow)
+    assert docx_rows(docx) == docx_rows(slow)

@@ -11,7 +11,10 @@ document's own time, so the same model gives the same PDF on any machine.
 from __future__ import annotations
 
 import json
+import re
+import zipfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from io import BytesIO
@@ -113,13 +116,88 @@ class _Environment(SandboxedEnvironment):
 _ENVIRONMENT = _Environment()
 
 
+@dataclass(frozen=True)
+class _DocxTemplateParts:
+    """A DOCX template read once: its parts in order, the templated ones compiled."""
+
+    parts: tuple[tuple[zipfile.ZipInfo, bytes], ...]
+    templates: dict[str, Any]
+
+
+# Parts where docxtpl renders tags: the body, headers and footers.
+_TEMPLATED = re.compile(r"word/(document|header\d*|footer\d*)\.xml")
+_PARAGRAPH_OPEN = re.compile(r"<w:p([ >])")
+_PARAGRAPH_BACK = re.compile(r"\n<w:p([ >])")
+_FAST_CACHE: dict[tuple[str, int, int], _DocxTemplateParts | None] = {}
+
+
+def _docx_parts(path: Path) -> _DocxTemplateParts | None:
+    """The template's parts with their Jinja compiled, docxtpl's way; None when it
+    uses what only docxtpl's full rendering handles (merged table cells)."""
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key in _FAST_CACHE:
+        return _FAST_CACHE[key]
+    helper = DocxTemplate(str(path))  # for its tag clean-up (patch_xml, resolve_listing)
+    parts = []
+    templates: dict[str, Any] = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            body = archive.read(info)
+            parts.append((info, body))
+            if _TEMPLATED.fullmatch(info.filename) and (b"{{" in body or b"{%" in body):
+                xml = helper.patch_xml(body.decode("utf-8"))
+                if re.search(r"\{%-?\s*tc\b", xml):
+                    _FAST_CACHE[key] = None
+                    return None
+                templates[info.filename] = _ENVIRONMENT.from_string(
+                    _PARAGRAPH_OPEN.sub(r"\n<w:p\1", xml)
+                )
+    found = _DocxTemplateParts(tuple(parts), templates)
+    if len(_FAST_CACHE) > 16:
+        _FAST_CACHE.clear()
+    _FAST_CACHE[key] = found
+    return found
+
+
+def _render_parts(parts: _DocxTemplateParts, context: dict[str, Any]) -> bytes:
+    """What docxtpl's render and save give for such a template, without loading
+    and re-serialising every part of the package each time."""
+    helper = DocxTemplate.__new__(DocxTemplate)
+    out = BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for info, original in parts.parts:
+            template = parts.templates.get(info.filename)
+            body = original
+            if template is not None:
+                xml = _PARAGRAPH_BACK.sub(r"<w:p\1", template.render(context))
+                for escaped, tag in (("{_{", "{{"), ("}_}", "}}"), ("{_%", "{%"), ("%_}", "%}")):
+                    xml = xml.replace(escaped, tag)
+                body = helper.resolve_listing(xml).encode("utf-8")
+            archive.writestr(info, body, compress_type=zipfile.ZIP_DEFLATED)
+    return out.getvalue()
+
+
 def render_docx(data: dict[str, Any], kind: DocumentKind, folder: Path | None) -> bytes:
     path = template_path(kind, "docx", folder)
+    context = {"d": data}
     try:
+        parts = _docx_parts(path)
+        if parts is not None:
+            return _render_parts(parts, context)
         template = DocxTemplate(str(path))
-        template.render({"d": data}, jinja_env=_ENVIRONMENT, autoescape=True)
+        template.render(context, jinja_env=_ENVIRONMENT, autoescape=True)
         out = BytesIO()
         template.save(out)
-    except (TemplateError, KeyError, ValueError, OSError) as exc:
+    except (TemplateError, KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
         raise RenderError(f"template {path} could not be rendered: {exc}") from exc
+    return out.getvalue()
+
+
+def render_docx_docxtpl(data: dict[str, Any], kind: DocumentKind, folder: Path | None) -> bytes:
+    """The same document through docxtpl's full rendering (what the fast path must equal)."""
+    template = DocxTemplate(str(template_path(kind, "docx", folder)))
+    template.render({"d": data}, jinja_env=_ENVIRONMENT, autoescape=True)
+    out = BytesIO()
+    template.save(out)
     return out.getvalue()
