@@ -71,7 +71,6 @@ class RequestConfig:
     atestado: str = "{year}/{unit_id:03d}/{case:06d}"
     response_days: int = 10
     delivery: str = ""
-    preservation_days: int = 90
 
     def court_for(self, municipality: str | None, province: str | None, where: str) -> Court:
         """The court of the municipality, else of the province; an error naming both."""

@@ -18,7 +18,7 @@ from atalaya.cases.documents import (
 )
 from atalaya.cases.records import case_events, get_case, move_case, open_case
 from atalaya.cases.requests.draft import Drafted, Renderer, RequestError, draft_request
-from atalaya.cases.requests.render import render_docx_docxtpl
+from atalaya.cases.requests.render import render_docx_docxtpl, template_path
 from atalaya.cases.states import State
 from atalaya.store.tables import case_document, case_event, case_file
 from tests.cases.requests.documents import docx_rows, docx_text, pdf_text, words
@@ -310,3 +310,21 @@ def test_the_fast_docx_rendering_equals_docxtpls(engine: Engine) -> None:
     slow = render_docx_docxtpl(drafted.model.data(), DocumentKind.JUDICIAL, None)
     assert docx_text(docx) == docx_text(slow)
     assert docx_rows(docx) == docx_rows(slow)
+
+
+def test_a_units_own_template_is_used(engine: Engine, tmp_path: Path) -> None:
+    shipped = template_path(DocumentKind.JUDICIAL, "typ", None).read_text("utf-8")
+    folder = tmp_path / "plantillas"
+    folder.mkdir()
+    mine = shipped.replace("EXPONEN:", "EXPONEN (plantilla de la unidad):")
+    assert mine != shipped
+    (folder / "solicitud_judicial.typ").write_text(mine, "utf-8")
+    ana = user(engine, "ana")
+    with engine.begin() as conn:
+        case = open_case(conn, ana, leads(engine).madrid, NOW)
+        renderer = Renderer(load_config({}), templates=folder)
+        drafted = draft_request(conn, ana, case.id, NOW, renderer)
+        pdf = document_body(conn, drafted.pdf.id)
+        docx = document_body(conn, drafted.docx.id)
+    assert "EXPONEN (plantilla de la unidad):" in _flat(pdf_text(pdf, tmp_path, layout=False))
+    assert "EXPONEN:" in docx_text(docx)  # no DOCX of its own: the shipped one
