@@ -18,6 +18,7 @@ from atalaya.audit.cli import app as audit_app
 from atalaya.cases.cli import app as cases_app
 from atalaya.cases.cli import deadlines_command
 from atalaya.cases.funnel_cli import funnel_command
+from atalaya.cases.requests_cli import app as requests_app
 from atalaya.cases.retention_cli import app as retention_app
 from atalaya.config import Settings
 from atalaya.console import CliState, err, state
@@ -91,6 +92,7 @@ def build_app(networks: Iterable[Network]) -> typer.Typer:
     app.add_typer(audit_app, name="audit")
     app.add_typer(cases_app, name="cases")
     app.command("deadlines")(deadlines_command)
+    app.add_typer(requests_app, name="requests")
     app.add_typer(retention_app, name="retention")
     app.command("funnel")(funnel_command)
     app.add_typer(evidence_app, name="evidence")

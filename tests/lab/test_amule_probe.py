@@ -139,6 +139,8 @@ def test_watch_ed2k_records_sightings_that_become_leads(
     assert {r["item_value"] for r in rows} == {_ed2k(small).hex(), _ed2k(large).hex()}
     for row in rows:
         assert row["network"] == "ed2k" and row["item_kind"] == "ed2k" and row["proof"]
+        small_one = row["item_value"] == _ed2k(small).hex()
+        assert row["proof_kind"] == ("full_file" if small_one else "pieces")
         # What aMule says about itself: its user hash, client and port.
         assert row["peer_id"] == peer.user_hash().hex()
         assert row["client"] == "aMule 2.3.3" and row["port"] == peer.port

@@ -26,7 +26,7 @@ from atalaya.cases.answers import (
     record_answer,
     record_step,
 )
-from atalaya.cases.deadlines import Clock, case_clock, lead_clock, upcoming
+from atalaya.cases.deadlines import Clock, case_clock, lead_clock, preservations_due, upcoming
 from atalaya.cases.identity import combination_details, combine
 from atalaya.cases.records import (
     Case,
@@ -389,12 +389,14 @@ def deadlines_command(
     user = acting_user(engine, as_user)
     now = parse_instant(at, "--at") or _now()
 
-    def work(conn: Connection) -> tuple[list[Any], dict[str, Any]]:
+    def work(conn: Connection) -> tuple[tuple[list[Any], list[Any]], dict[str, Any]]:
         require(user.role, Permission.VIEW_LEADS)
         found = upcoming(conn, user.unit_id, now, within)
-        return found, {"results": len(found), **shown_details([u.lead_id for u in found])}
+        kept = preservations_due(conn, user.unit_id, now, within)
+        shown = [u.lead_id for u in found] + [p.lead_id for p in kept]
+        return (found, kept), {"results": len(found), **shown_details(shown)}
 
-    found = audited(
+    found, kept = audited(
         engine,
         user,
         CaseAction.DEADLINES,
@@ -405,8 +407,16 @@ def deadlines_command(
     if as_json:
         for u in found:
             print_json(u.as_dict())
+        for p in kept:
+            print_json(p.as_dict())
         err.print(f"{len(found)} leads")
         return
+    for p in kept:
+        once = "extended once, cannot be extended again" if p.extended else "can be extended once"
+        out.print(
+            f"preservation order of case {p.case_id} (lead {p.lead_id}) ends "
+            f"{p.until:%Y-%m-%d %H:%M} UTC: {p.days_left} days left, {once}"
+        )
     table = Table(show_edge=False, pad_edge=False)
     for name in ("days left", "expires (UTC)", "lead", "oldest observation (UTC)", "obs.", "case"):
         table.add_column(name, justify="right" if name in ("days left", "obs.") else "left")

@@ -32,7 +32,15 @@ from atalaya.cases.retention import (
 from atalaya.cases.states import FINAL, REQUEST_SENT, State
 from atalaya.leads.history import resolved_lead_id
 from atalaya.leads.storage import chunks
-from atalaya.store.tables import case_event, case_file, case_sighting, lead, lead_presence, sighting
+from atalaya.store.tables import (
+    case_document,
+    case_event,
+    case_file,
+    case_sighting,
+    lead,
+    lead_presence,
+    sighting,
+)
 from atalaya.store.times import utc
 
 
@@ -244,3 +252,57 @@ def _clock(
         return Clock(None, None, all_expired, last)
     deadline = expires_at(oldest, rule)
     return Clock(deadline, days_left(deadline, now), False, last)
+
+
+@dataclass(frozen=True)
+class PreservationDue:
+    """A preservation order (LECrim 588 octies) of an open case that ends soon."""
+
+    case_id: int
+    lead_id: int
+    until: datetime
+    days_left: int
+    extended: bool  # the one extension was used: it cannot be extended again
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "preservation",
+            "case_id": self.case_id,
+            "lead_id": self.lead_id,
+            "until": self.until.isoformat(),
+            "days_left": self.days_left,
+            "extended": self.extended,
+        }
+
+
+def preservations_due(
+    conn: Connection, unit_id: int, now: datetime, within_days: int
+) -> list[PreservationDue]:
+    """The unit's open cases whose preservation order ends within `within_days`
+    (and has not ended), soonest first: extend it once, or get the court's order."""
+    d = case_document.c
+    rows = conn.execute(
+        select(d.case_id, d.details, resolved_lead_id(case_file.c.lead_id))
+        .join(case_file, case_file.c.id == d.case_id)
+        .where(
+            d.kind == "preservation",
+            d.format == "pdf",
+            case_file.c.unit_id == unit_id,
+            case_file.c.state.not_in([s.value for s in FINAL]),
+        )
+        .order_by(d.id)
+    ).all()
+    orders: dict[int, list[Any]] = {}
+    for r in rows:
+        orders.setdefault(int(r[0]), []).append(r)
+    due = []
+    horizon = utc(now) + timedelta(days=within_days)
+    for case_id, found in orders.items():
+        last = found[-1]
+        until = utc(datetime.fromisoformat(str(dict(last[1])["until"])))
+        if utc(now) < until <= horizon:
+            due.append(
+                PreservationDue(case_id, int(last[2]), until, days_left(until, now), len(found) > 1)
+            )
+    due.sort(key=lambda p: (p.until, p.case_id))
+    return due

@@ -58,6 +58,7 @@ from atalaya.cases.states import FINAL
 from atalaya.leads.history import keyed_to
 from atalaya.store.engine import begin_write
 from atalaya.store.tables import (
+    case_document,
     case_event,
     case_file,
     case_sighting,
@@ -284,12 +285,16 @@ def _erase_case(conn: Connection, case_id: int) -> dict[str, int]:
     identities = conn.execute(
         delete(subscriber_identity).where(subscriber_identity.c.case_id == case_id)
     ).rowcount
+    documents = conn.execute(
+        delete(case_document).where(case_document.c.case_id == case_id)
+    ).rowcount
     conn.execute(delete(retention_block).where(retention_block.c.case_id == case_id))
     conn.execute(delete(case_file).where(case_file.c.id == case_id))
     return {
         "pinned_sightings": int(pins),
         "events": int(events),
         "subscriber_identities": int(identities),
+        "documents": int(documents),
     }
 
 

@@ -41,7 +41,7 @@ class CaseAction(StrEnum):
 def audited(
     engine: Engine,
     user: User,
-    action: CaseAction,
+    action: StrEnum,
     work: Callable[[Connection], tuple[T, dict[str, Any]]],
     *,
     object_type: str = "case",

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import ntplib  # type: ignore[import-untyped]  # the package ships no type hints
+import ntplib
 
 DEFAULT_MAX_OFFSET_S = 1.0
 DEFAULT_INTERVAL_S = 300.0

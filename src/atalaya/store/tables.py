@@ -780,6 +780,29 @@ subscriber_identity = Table(
     Index("ix_subscriber_identity_case_id", "case_id"),
 )
 
+# Documents generated for a case (atalaya.cases.documents): a judicial or a
+# preservation request, as PDF or DOCX, with its SHA-256, who made it and
+# whether the unit's key signed it. `details` holds what the document asked
+# (sightings, court, operators, atestado; for preservation, its period).
+# Append-only (triggers refuse UPDATE and DELETE): what went out stays.
+case_document = Table(
+    "case_document",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("case_id", Integer, ForeignKey("case_file.id"), nullable=False),
+    Column("kind", String(20), nullable=False),  # judicial | preservation
+    Column("format", String(10), nullable=False),  # pdf | docx
+    Column("body", LargeBinary, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(100), nullable=False),  # app_user.username
+    Column("signed", Boolean, nullable=False),
+    Column("details", JSON, nullable=False),
+    Index("ix_case_document_case_id", "case_id"),
+)
+
 # RFC 3161 time stamps (atalaya.evidence): append-only (triggers refuse UPDATE
 # and DELETE). kind "sightings": sightings first_id..last_id, `root` the merkle
 # root over their canonical encodings, `leaves` per leaf its id and hash;

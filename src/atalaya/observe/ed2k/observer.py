@@ -254,5 +254,14 @@ def to_sighting(
         hash_set_sha256=target.hash_set_sha256,
         local_ip=result.local_ip,
         local_port=result.local_port,
+        # The whole one-part file hashed to its eD2K hash is the known file's
+        # own hash recomputed; a part against the hash set is a piece proof.
+        proof_kind=(
+            None
+            if not result.proof
+            else "full_file"
+            if result.proof_kind == "file_md4"
+            else "pieces"
+        ),
         details=details,
     )

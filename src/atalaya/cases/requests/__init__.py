@@ -1,0 +1,1 @@
+"""Judicial and preservation requests: drafting, rendering, batches."""

@@ -1,0 +1,308 @@
+"""Draft a case's judicial request, and its preservation request (LECrim 588 octies).
+
+`draft_request` works in the caller's transaction (run it through
+`atalaya.cases.service.audited`): it checks everything first (the case may
+be drafted, its observations are live and not already asked of a judge,
+the settings name its court, operators and officers), then renders both
+documents, stores them and moves the case triage → request_drafted. Any
+refusal is one AtalayaError raised before anything is written, or inside
+the transaction that then rolls back.
+
+A preservation order keeps the data for 90 days and may be extended once,
+by 90 more (588 octies); `preserve` records each order as a document whose
+details carry its period, which `atalaya deadlines` shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pyhanko.sign.signers.pdf_cms import Signer
+from sqlalchemy import Connection, func, select
+
+from atalaya.accounts import Permission, User, require
+from atalaya.cases.courts import RequestConfig
+from atalaya.cases.documents import (
+    DocumentFormat,
+    DocumentKind,
+    StoredDocument,
+    list_documents,
+    store_document,
+)
+from atalaya.cases.records import Case, get_case, move_case, pinned_sightings
+from atalaya.cases.request_model import (
+    CaseFacts,
+    JudicialRequest,
+    PreservationRequest,
+    gather,
+    judicial_request,
+    preservation_request,
+    spanish_date,
+)
+from atalaya.cases.requests.render import render_docx, render_pdf
+from atalaya.cases.retention import DEFAULT_SETTINGS, RetentionSettings
+from atalaya.cases.states import FINAL, State
+from atalaya.errors import AtalayaError
+from atalaya.signing import sign_pdf
+from atalaya.store.tables import case_document, case_sighting, lead
+from atalaya.store.times import utc
+
+DRAFTABLE = frozenset({State.TRIAGE})
+PRESERVATION_DAYS = 90
+
+
+class RequestError(AtalayaError):
+    """A request that may not be drafted (nothing is written)."""
+
+
+@dataclass(frozen=True)
+class Drafted:
+    case: Case
+    model: JudicialRequest | PreservationRequest
+    pdf: StoredDocument
+    docx: StoredDocument
+    court: str | None
+    operators: list[str]
+
+
+@dataclass(frozen=True)
+class Renderer:
+    """What rendering needs besides the model: settings, templates, the unit's key."""
+
+    config: RequestConfig
+    templates: Path | None = None
+    signer: Signer | None = None
+    retention: RetentionSettings = DEFAULT_SETTINGS
+
+
+def _country(conn: Connection, lead_id: int) -> str | None:
+    return conn.scalar(select(lead.c.country).where(lead.c.id == lead_id))
+
+
+def _already_requested(conn: Connection, case_id: int, ids: Sequence[int]) -> tuple[int, int]:
+    """(other case, how many) when another case's judicial request covers some of `ids`."""
+    judicial = select(case_document.c.case_id).where(
+        case_document.c.kind == DocumentKind.JUDICIAL.value
+    )
+    found: dict[int, int] = {}
+    for start in range(0, len(ids), 500):
+        part = list(ids[start : start + 500])
+        rows = conn.execute(
+            select(case_sighting.c.case_id, func.count())
+            .where(
+                case_sighting.c.sighting_id.in_(part),
+                case_sighting.c.case_id != case_id,
+                case_sighting.c.case_id.in_(judicial),
+            )
+            .group_by(case_sighting.c.case_id)
+        )
+        for other, count in rows:
+            found[int(other)] = found.get(int(other), 0) + int(count)
+    if not found:
+        return 0, 0
+    other = min(found)
+    return other, found[other]
+
+
+def _facts(
+    conn: Connection, user: User, case: Case, renderer: Renderer, now: datetime
+) -> CaseFacts:
+    pinned = pinned_sightings(conn, case.id)
+    rule = renderer.retention.rule_for(_country(conn, case.lead_id))
+    cf = gather(conn, user, case, renderer.config, rule, now, pinned)
+    if not cf.rows:
+        raise RequestError(
+            f"case {case.id}: every one of its {len(pinned)} observations has expired at the "
+            "ISP (retention clock): there is nothing left to ask for"
+        )
+    return cf
+
+
+def _preservation_text(docs: Sequence[StoredDocument]) -> str:
+    orders = [d for d in docs if d.format is DocumentFormat.PDF]
+    if not orders:
+        return (
+            "No consta requerimiento previo de conservación de estos datos (artículo 588 "
+            "octies LECrim)."
+        )
+    first, last = orders[0], orders[-1]
+    until = datetime.fromisoformat(str(last.details["until"]))
+    extended = " y prorrogado una vez" if len(orders) > 1 else ""
+    return (
+        f"El {spanish_date(first.created_at.date())} se requirió al operador la conservación "
+        f"de estos datos (artículo 588 octies LECrim){extended}, vigente hasta el "
+        f"{spanish_date(until.date())}."
+    )
+
+
+def _store_pair(
+    conn: Connection,
+    user: User,
+    case: Case,
+    kind: DocumentKind,
+    model: JudicialRequest | PreservationRequest,
+    renderer: Renderer,
+    now: datetime,
+    details: dict[str, Any],
+    reason: str,
+) -> tuple[StoredDocument, StoredDocument]:
+    data = model.data()
+    pdf = render_pdf(data, kind, renderer.templates, now)
+    signed = renderer.signer is not None
+    if renderer.signer is not None:
+        pdf = sign_pdf(pdf, renderer.signer, reason=reason, location=model.place or None)
+    docx = render_docx(data, kind, renderer.templates)
+    stored_pdf = store_document(
+        conn, case.id, kind, DocumentFormat.PDF, pdf,
+        created_at=now, created_by=user.username, signed=signed, details=details,
+    )  # fmt: skip
+    stored_docx = store_document(
+        conn, case.id, kind, DocumentFormat.DOCX, docx,
+        created_at=now, created_by=user.username, signed=False, details=details,
+    )  # fmt: skip
+    return stored_pdf, stored_docx
+
+
+def draft_request(
+    conn: Connection,
+    user: User,
+    case_id: int,
+    now: datetime,
+    renderer: Renderer,
+    *,
+    secrecy: bool = False,
+) -> Drafted:
+    """Draft the case's judicial request (PDF/A, signed when a key is configured, and
+    DOCX), store both and move the case to request_drafted."""
+    require(user.role, Permission.CHANGE_LEADS)
+    case = get_case(conn, user, case_id)
+    if case.state not in DRAFTABLE:
+        raise RequestError(
+            f"case {case.id} is {case.state.value}: a judicial request is drafted from triage "
+            "only ('atalaya requests show' lists what it has)"
+        )
+    if list_documents(conn, case.id, DocumentKind.JUDICIAL):
+        raise RequestError(f"case {case.id} already has a judicial request")
+    cf = _facts(conn, user, case, renderer, now)
+    ids = [int(r.id) for r in cf.rows]
+    other, count = _already_requested(conn, case.id, ids)
+    if other:
+        raise RequestError(
+            f"case {case.id}: {count} of its observations were already asked of a judge in "
+            f"case {other}'s request: a second request for the same observations is refused"
+        )
+    preserved = list_documents(conn, case.id, DocumentKind.PRESERVATION)
+    model = judicial_request(
+        conn, cf, renderer.config, now, secrecy=secrecy,
+        preservation=_preservation_text(preserved),
+    )  # fmt: skip
+    details = {
+        "atestado": model.atestado,
+        "court": model.court.name,
+        "operators": [o.name for o in model.operators],
+        "asns": [op.asn for op in cf.operators],
+        "sightings": ids,
+        "secrecy": secrecy,
+    }
+    pdf, docx = _store_pair(
+        conn, user, case, DocumentKind.JUDICIAL, model, renderer, now, details,
+        reason=f"Solicitud judicial, atestado {model.atestado}",
+    )  # fmt: skip
+    moved = move_case(
+        conn, user, case.id, State.REQUEST_DRAFTED,
+        f"solicitud judicial redactada (atestado {model.atestado})", now,
+    )  # fmt: skip
+    return Drafted(moved, model, pdf, docx, model.court.name, [o.name for o in model.operators])
+
+
+@dataclass(frozen=True)
+class Preservation:
+    """A case's preservation order: when it ends, and whether it was extended."""
+
+    case_id: int
+    since: datetime
+    until: datetime
+    extended: bool
+
+    def days_left(self, now: datetime) -> int:
+        return (self.until - utc(now)) // timedelta(days=1)
+
+
+def preservation_of(conn: Connection, case_id: int) -> Preservation | None:
+    orders = [
+        d for d in list_documents(conn, case_id, DocumentKind.PRESERVATION)
+        if d.format is DocumentFormat.PDF
+    ]  # fmt: skip
+    if not orders:
+        return None
+    return Preservation(
+        case_id=case_id,
+        since=orders[0].created_at,
+        until=utc(datetime.fromisoformat(str(orders[-1].details["until"]))),
+        extended=len(orders) > 1,
+    )
+
+
+def preserve(
+    conn: Connection,
+    user: User,
+    case_id: int,
+    now: datetime,
+    renderer: Renderer,
+    *,
+    extend: bool = False,
+) -> Drafted:
+    """Draft a preservation order for the case's live observations (90 days), or its
+    one extension (90 more, from the end of the first period)."""
+    require(user.role, Permission.CHANGE_LEADS)
+    case = get_case(conn, user, case_id)
+    if case.state in FINAL:
+        raise RequestError(f"case {case.id} is {case.state.value}: nothing to preserve")
+    current = preservation_of(conn, case.id)
+    if extend:
+        if current is None:
+            raise RequestError(
+                f"case {case.id} has no preservation order to extend: "
+                f"'atalaya requests preserve {case.id}' first"
+            )
+        if current.extended:
+            raise RequestError(
+                f"case {case.id}: its preservation order was extended already; 588 octies "
+                "allows one extension only"
+            )
+        if current.until <= utc(now):
+            raise RequestError(
+                f"case {case.id}: its preservation order ended on {current.until:%Y-%m-%d}; "
+                "an ended order cannot be extended"
+            )
+        start = current.until
+    else:
+        if current is not None and current.until > utc(now):
+            raise RequestError(
+                f"case {case.id} has a preservation order until {current.until:%Y-%m-%d}: "
+                "use --extend to extend it once"
+            )
+        start = utc(now)
+    end = start + timedelta(days=PRESERVATION_DAYS)
+    cf = _facts(conn, user, case, renderer, now)
+    model = preservation_request(
+        cf, renderer.config, now, extension=extend, start=start, end=end,
+        days=PRESERVATION_DAYS,
+    )  # fmt: skip
+    details = {
+        "atestado": model.atestado,
+        "operators": [o.name for o in model.operators],
+        "sightings": [int(r.id) for r in cf.rows],
+        "since": start.isoformat(),
+        "until": end.isoformat(),
+        "extension": extend,
+    }
+    pdf, docx = _store_pair(
+        conn, user, case, DocumentKind.PRESERVATION, model, renderer, now, details,
+        reason=f"Orden de conservación, atestado {model.atestado}",
+    )  # fmt: skip
+    return Drafted(case, model, pdf, docx, None, [o.name for o in model.operators])
