@@ -21,8 +21,10 @@ these readings:
    the last day of the month (2024-02-29 + 12 months = 2025-02-28,
    2026-08-31 + 6 months = 2027-02-28).
 3. Step back one whole day and take 00:00 UTC of that day.
-4. Never later than 00:00 UTC of the day reached by counting 365 days a
-   year (months * 365 // 12 whole days) from the observation itself.
+4. For a period of whole years, never later than 00:00 UTC of the day
+   reached by counting 365 days a year from the observation itself.
+   (Spread over other periods, 365/12 days a month would fall up to four
+   days before the calendar's answer from a March, needlessly early.)
 
 Step 3 covers every local midnight of the anniversary (UTC offsets up to
 +14 h). Step 4 is the 365-days-a-year reading: step 3 alone misses it
@@ -105,7 +107,9 @@ def expires_at(observed_at: datetime, rule: RetentionRule) -> datetime:
     earliest_local = observed + timedelta(hours=rule.min_utc_offset_h)
     anniversary = add_months(earliest_local.date(), rule.months)
     by_calendar = datetime.combine(anniversary - DAY, time(0), tzinfo=UTC)
-    by_days = observed + (rule.months * 365 // 12) * DAY
+    if rule.months % 12:
+        return by_calendar
+    by_days = observed + (rule.months // 12 * 365) * DAY
     # Both only grow with the observation's time, so their minimum does too
     # (what `live_since` relies on).
     return min(by_calendar, datetime.combine(by_days.date(), time(0), tzinfo=UTC))
