@@ -141,10 +141,14 @@ class _Json:
         return value
 
 
-def _named(report: Report, items: Sequence[str], es: str, en: str) -> None:
+Named = str | tuple[str, str]  # what a problem is about: one text, or (Spanish, English)
+
+
+def _named(report: Report, items: Sequence[Named], es: str, en: str) -> None:
     """One problem per item, the first MAX_NAMED; then one line for the rest."""
     for item in items[:MAX_NAMED]:
-        report.fail(f"{item}: {es}", f"{item}: {en}")
+        item_es, item_en = (item, item) if isinstance(item, str) else item
+        report.fail(f"{item_es}: {es}", f"{item_en}: {en}")
     if len(items) > MAX_NAMED:
         report.fail(
             f"y {len(items) - MAX_NAMED} más: {es}", f"and {len(items) - MAX_NAMED} more: {en}"
@@ -374,22 +378,22 @@ def _check_sightings(
     extra = sorted(set(sightings) - set(listed))
     _named(
         report,
-        [f"avistamiento/sighting {i}" for i in missing],
+        [(f"avistamiento {i}", f"sighting {i}") for i in missing],
         "está en package.json pero falta en sightings/sightings.json (eliminado)",
         "listed in package.json but missing from sightings/sightings.json (removed)",
     )
     _named(
         report,
-        [f"avistamiento/sighting {i}" for i in extra],
+        [(f"avistamiento {i}", f"sighting {i}") for i in extra],
         "está en sightings/sightings.json pero no en package.json (añadido)",
         "in sightings/sightings.json but not listed in package.json (added)",
     )
     proofs = js.get("stamps/proofs.json", dict) or {}
-    unproven: list[str] = []
-    altered: list[str] = []
+    unproven: list[Named] = []
+    altered: list[Named] = []
     for sid, fields in sorted(sightings.items()):
         if fields.get("id") != str(sid):
-            altered.append(f"avistamiento/sighting {sid}")
+            altered.append((f"avistamiento {sid}", f"sighting {sid}"))
             continue
         proof: Any = proofs.get(str(sid))
         try:
@@ -397,7 +401,7 @@ def _check_sightings(
             path = [bytes.fromhex(p) for p in proof["path"]]
             index, size = int(proof["leaf_index"]), int(proof["tree_size"])
         except (KeyError, TypeError, ValueError):
-            unproven.append(f"avistamiento/sighting {sid}")
+            unproven.append((f"avistamiento {sid}", f"sighting {sid}"))
             continue
         leaf = leaf_hash(canonical_json(fields).encode("ascii"))
         try:
@@ -405,7 +409,9 @@ def _check_sightings(
         except MerkleError:
             root = b""
         if size != stamp.leaf_count or root.hex() != stamp.root:
-            altered.append(f"avistamiento/sighting {sid} (sello/stamp {stamp.id})")
+            altered.append(
+                (f"avistamiento {sid} (sello {stamp.id})", f"sighting {sid} (stamp {stamp.id})")
+            )
     _named(
         report,
         unproven,
@@ -436,7 +442,7 @@ def _check_csv(body: bytes | None, sightings: dict[int, dict[str, str]], report:
     except (UnicodeDecodeError, csv.Error):
         report.fail("sightings/sightings.csv ilegible", "sightings/sightings.csv is unreadable")
         return
-    differ: list[str] = []
+    differ: list[Named] = []
     seen: set[str] = set()
     for row in rows:
         sid = row.get("id") or ""
@@ -447,9 +453,11 @@ def _check_csv(body: bytes | None, sightings: dict[int, dict[str, str]], report:
             continue
         expected = {k: neutralise(fields.get(k, "")) for k in row}
         if any((row[k] or "") != (expected[k] or "") for k in row) or set(fields) - set(row):
-            differ.append(f"sightings.csv avistamiento/sighting {sid}")
+            differ.append((f"sightings.csv avistamiento {sid}", f"sightings.csv sighting {sid}"))
     differ.extend(
-        f"sightings.csv avistamiento/sighting {i}" for i in sorted(sightings) if str(i) not in seen
+        (f"sightings.csv avistamiento {i}", f"sightings.csv sighting {i}")
+        for i in sorted(sightings)
+        if str(i) not in seen
     )
     _named(
         report,
@@ -556,7 +564,7 @@ def _check_references(js: _Json, sightings: dict[int, dict[str, str]], report: R
     extract = js.get("hashsets/extract.json", dict) or {}
     sets = {s.get("name"): s for s in extract.get("hash_sets", []) if isinstance(s, dict)}
     keys = {f.get("file_key") for f in extract.get("reference_files", []) if isinstance(f, dict)}
-    bad: list[str] = []
+    bad: list[Named] = []
     for sid, fields in sorted(sightings.items()):
         key = fields.get("file_key")
         if key is None:
@@ -568,7 +576,7 @@ def _check_references(js: _Json, sightings: dict[int, dict[str, str]], report: R
             or named is None
             or (digest is not None and named.get("import_sha256") != digest)
         ):
-            bad.append(f"avistamiento/sighting {sid}")
+            bad.append((f"avistamiento {sid}", f"sighting {sid}"))
     _named(
         report,
         bad,
@@ -607,7 +615,7 @@ def _check_audit(js: _Json, stamps: dict[int, _Stamp], report: Report) -> None:
         report.fail("audit/extract.json sin registros", "audit/extract.json has no records")
         return
     plain = keyed = 0
-    bad: list[str] = []
+    bad: list[Named] = []
     by_seq: dict[int, str] = {}
     previous: tuple[int, str] | None = None
     for record in records:
@@ -639,7 +647,12 @@ def _check_audit(js: _Json, stamps: dict[int, _Stamp], report: Report) -> None:
             and stamp.last_id in by_seq
             and by_seq[stamp.last_id] != stamp.root
         ):
-            bad.append(f"audit seq {stamp.last_id} (sello/stamp {stamp.id})")
+            bad.append(
+                (
+                    f"audit seq {stamp.last_id} (sello {stamp.id})",
+                    f"audit seq {stamp.last_id} (stamp {stamp.id})",
+                )
+            )
     _named(
         report,
         bad,
