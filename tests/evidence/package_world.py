@@ -175,9 +175,7 @@ def make_case_world(
         _torrent(folder, rng, "hybrid", 3 * PIECE + 7),
     ]
     listing = folder / "lista-sintetica.txt"
-    listing.write_text(
-        "".join(hashlib.sha1(m.content).hexdigest() + "\n" for m in torrents)
-    )
+    listing.write_text("".join(hashlib.sha1(m.content).hexdigest() + "\n" for m in torrents))
     report = import_hash_set(engine, listing, category="A")
     with engine.begin() as conn:
         add_unit(conn, "Madrid", ("28",), "Madrid desk, +34 900 000 101", NOW)

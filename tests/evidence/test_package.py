@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
 from atalaya.evidence.package import EXPORT_ACTION, PackageError, export_case, seal
@@ -326,3 +328,63 @@ def test_mimetype_is_first_and_stored(exported: bytes, tmp_path: Path) -> None:
         first = archive.infolist()[0]
     assert first.filename == MIMETYPE_NAME and first.compress_type == zipfile.ZIP_STORED
     assert exported[30:38] == MIMETYPE_NAME.encode()  # readable by `file` at a fixed offset
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def test_hostile_json_in_any_member_gives_a_report_never_an_exception(
+    exported: bytes, tmp_path: Path
+) -> None:
+    files = read_package(exported)
+    names = sorted(n for n in files if n.endswith(".json"))
+    first_sighting = json.loads(files["sightings/sightings.json"])["sightings"][0]
+
+    @settings(
+        max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(st.sampled_from(names), _JSON, st.booleans(), st.integers(0, 20))
+    def check(name: str, value: object, nest: bool, key: int) -> None:
+        if nest:  # the value one level down, where the checks look for fields
+            doc = json.loads(files[name])
+            if isinstance(doc, dict) and doc:
+                doc[sorted(doc)[key % len(doc)]] = value
+            elif isinstance(doc, list) and doc:
+                doc[key % len(doc)] = value
+            value = doc
+        if name == "sightings/sightings.json" and nest and isinstance(value, dict):
+            value["sightings"] = [
+                {"id": first_sighting["id"], "fields": value.get("encoding_version")}
+            ]
+        report = verify_package(_repack({**files, name: json.dumps(value).encode()}, tmp_path))
+        assert not report.ok
+
+    check()
+
+
+@pytest.mark.parametrize(
+    ("name", "doc"),
+    [
+        ("hashsets/extract.json", {"hash_sets": 5, "reference_files": "x"}),
+        ("enrichment/facts.json", {"facts": 3, "data_versions": {"a": 1}}),
+        ("audit/extract.json", {"records": [1, "x", {"seq": "1"}]}),
+        ("stamps/stamps.json", [5, {"id": "x"}, {"id": 1, "root": "zz", "token": 3}]),
+        ("stamps/proofs.json", {"1": 5, "2": {"path": 7}}),
+        ("transcripts/index.json", []),
+        ("package.json", {"sightings": [1, "2"]}),
+        ("sightings/sightings.json", {"sightings": [{"id": 1, "fields": {"id": 1}}, 4]}),
+        ("metadata/index.json", {"x": None}),
+    ],
+)
+def test_odd_shapes_are_problems_not_crashes(
+    exported: bytes, tmp_path: Path, name: str, doc: object
+) -> None:
+    files = read_package(exported)
+    report = verify_package(_repack({**files, name: json.dumps(doc).encode()}, tmp_path))
+    assert name in _problems(report)

@@ -23,6 +23,7 @@ import io
 import re
 import stat
 import zipfile
+import zlib
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -124,7 +125,7 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
                 parts.append(chunk)
     except zipfile.BadZipFile as exc:
         raise PackageFormatError(f"member {shown} is damaged: {str(exc)[:200]}") from exc
-    except (NotImplementedError, RuntimeError, EOFError, OSError, ValueError) as exc:
+    except (NotImplementedError, RuntimeError, EOFError, OSError, ValueError, zlib.error) as exc:
         raise PackageFormatError(f"member {shown} cannot be read: {str(exc)[:200]}") from exc
     return b"".join(parts)
 
@@ -135,7 +136,7 @@ def read_package(data: bytes) -> dict[str, bytes]:
         raise PackageFormatError(f"refused: the package is larger than {MAX_PACKAGE_BYTES} bytes")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except Exception as exc:  # zipfile raises BadZipFile, NotImplementedError, struct.error…
         raise PackageFormatError(f"not a ZIP file: {str(exc)[:200]}") from exc
     with archive:
         infos = archive.infolist()

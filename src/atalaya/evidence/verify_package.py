@@ -560,10 +560,16 @@ def _check_transcripts(
         )
 
 
+def _dicts(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """The objects in list `key` of `doc`; anything else there counts for nothing."""
+    value = doc.get(key)
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def _check_references(js: _Json, sightings: dict[int, dict[str, str]], report: Report) -> None:
     extract = js.get("hashsets/extract.json", dict) or {}
-    sets = {s.get("name"): s for s in extract.get("hash_sets", []) if isinstance(s, dict)}
-    keys = {f.get("file_key") for f in extract.get("reference_files", []) if isinstance(f, dict)}
+    sets = {s.get("name"): s for s in _dicts(extract, "hash_sets")}
+    keys = {f.get("file_key") for f in _dicts(extract, "reference_files")}
     bad: list[Named] = []
     for sid, fields in sorted(sightings.items()):
         key = fields.get("file_key")
@@ -584,13 +590,11 @@ def _check_references(js: _Json, sightings: dict[int, dict[str, str]], report: R
         "its reference file or hash set is not in hashsets/extract.json",
     )
     facts = js.get("enrichment/facts.json", dict) or {}
-    versions = {
-        d.get("data_version") for d in facts.get("data_versions", []) if isinstance(d, dict)
-    }
+    versions = {d.get("data_version") for d in _dicts(facts, "data_versions")}
     unversioned = [
-        f"enrichment {f.get('ip')}"
-        for f in facts.get("facts", [])
-        if isinstance(f, dict) and f.get("data_version") not in versions
+        f"enrichment {str(f.get('ip'))[:45]}"
+        for f in _dicts(facts, "facts")
+        if f.get("data_version") not in versions
     ]
     _named(
         report,
