@@ -17,6 +17,7 @@ import json
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from atalaya.lab.tsa import LabTsa
 from atalaya.leads.build import build_leads
 from atalaya.leads.config import LeadsConfig
 from atalaya.networks.bittorrent.merkle import ZERO_HASHES, piece_hash, piece_height
-from atalaya.networks.bittorrent.metainfo import parse_torrent
+from atalaya.networks.bittorrent.metainfo import Metainfo, parse_torrent
 from atalaya.observe.sightings import Sighting, SightingWriter
 from atalaya.store.tables import (
     enrichment,
@@ -106,8 +107,13 @@ def v2_proof(layer: list[bytes], index: int) -> list[str]:
     return path
 
 
+@cache
+def _parsed(torrent: bytes) -> Metainfo:
+    return parse_torrent(torrent)
+
+
 def transcript(made: Made, kind: str, value: str, pieces: list[int], fail: int | None) -> bytes:
-    parsed = parse_torrent(made.torrent)
+    parsed = _parsed(made.torrent)
     entries: list[dict[str, Any]] = []
     for index in pieces:
         data = made.content[index * PIECE : (index + 1) * PIECE]
