@@ -149,7 +149,8 @@ def _sighting_rows(conn: Connection, ids: Sequence[int]) -> list[Any]:
 
 def _fields(row: Mapping[str, Any]) -> dict[str, str]:
     """A sighting as stamped: every non-NULL column as its canonical text (stamping.py)."""
-    return {str(k): value_text(v) for k, v in row.items() if v is not None}
+    # Text is most columns and is its own text form: skip value_text's type tests for it.
+    return {str(k): v if type(v) is str else value_text(v) for k, v in row.items() if v is not None}
 
 
 def _sightings_files(rows: Sequence[dict[str, str]]) -> dict[str, bytes]:
