@@ -74,7 +74,7 @@ class CaseWorld:
     tsa_ca: Path
 
 
-def _torrent(folder: Path, rng: random.Random, version: TorrentVersion, size: int) -> Made:
+def lab_torrent(folder: Path, rng: random.Random, version: TorrentVersion, size: int) -> Made:
     path = folder / version / f"synthetic-{version}.bin"
     path.parent.mkdir(parents=True)
     content = rng.randbytes(size)
@@ -173,12 +173,13 @@ def make_case_world(
     extra_sightings: int = 0,
     seed: int = 7,
     stamp: bool = True,
+    transcripts: bool = True,
 ) -> CaseWorld:
     rng = random.Random(seed)
     torrents = [
-        _torrent(folder, rng, "v1", 5 * PIECE + 999),
-        _torrent(folder, rng, "v2", 6 * PIECE + 123),
-        _torrent(folder, rng, "hybrid", 3 * PIECE + 7),
+        lab_torrent(folder, rng, "v1", 5 * PIECE + 999),
+        lab_torrent(folder, rng, "v2", 6 * PIECE + 123),
+        lab_torrent(folder, rng, "hybrid", 3 * PIECE + 7),
     ]
     listing = folder / "lista-sintetica.txt"
     listing.write_text("".join(hashlib.sha1(m.content).hexdigest() + "\n" for m in torrents))
@@ -251,7 +252,8 @@ def make_case_world(
                     "sha256": hashlib.sha256(body).hexdigest(),
                 }
             )
-        conn.execute(insert(proof_transcript), rows)
+        if transcripts:  # older sightings, or another network's, have none
+            conn.execute(insert(proof_transcript), rows)
         conn.execute(
             insert(enrichment_data).values(
                 data_version="e" * 64,

@@ -36,7 +36,7 @@ from atalaya.signing import open_signer, sign_detached
 from atalaya.store import create_store_engine, upgrade
 from atalaya.store.tables import audit_record
 from tests.evidence.package_world import RECIPIENT, CaseWorld, make_case_world
-from tests.support.pki import Pki, make_pki
+from tests.support.pki import Pki, make_pki, make_softhsm_token, softhsm_available
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 DOCUMENT = ("solicitud-588-ter-k.txt", "Solicitud sintética de prueba\n".encode())
@@ -309,6 +309,33 @@ def test_unsigned_and_unstamped(engine: Engine, tmp_path: Path, tsa: LabTsa, pki
             select(audit_record).where(audit_record.c.action == EXPORT_ACTION)
         ).one()
     assert refused.outcome == "denied" and "not stamped" in refused.details["refused"]
+
+
+def test_sightings_without_transcripts_export_and_verify(
+    engine: Engine, tmp_path: Path, tsa: LabTsa, pki: Pki
+) -> None:
+    world = make_case_world(engine, tmp_path / "world", tsa, transcripts=False)
+    data = _export(engine, world, pki, tmp_path / "case.zip")
+    report = _verify(data, pki, tsa)
+    assert report.ok, "\n".join(report.lines())
+    assert [en for _, en in report.notes] == ["the package holds no proof transcripts"]
+    files = read_package(data)
+    assert json.loads(files["transcripts/index.json"]) == {}
+    assert len([n for n in files if n.startswith("metadata/") and n.endswith(".info")]) == 3
+
+
+def test_a_package_signed_on_a_token_verifies(
+    exported: bytes, tmp_path: Path, tsa: LabTsa, pki: Pki
+) -> None:
+    if not softhsm_available():
+        pytest.skip("SoftHSM2 is not installed (scripts/setup.sh installs softhsm2)")
+    token = make_softhsm_token(tmp_path / "softhsm", pki)
+    files = read_package(exported)
+    unsealed = {k: v for k, v in files.items() if k not in (MANIFEST_NAME, SIGNATURE_NAME)}
+    with open_signer(token) as signer:
+        sealed = seal(unsealed, lambda manifest: sign_detached(manifest, signer))
+    report = _verify(_repack(sealed, tmp_path), pki, tsa)
+    assert report.ok, "\n".join(report.lines())
 
 
 def test_an_unsigned_package_does_not_verify(
