@@ -174,6 +174,7 @@ def make_case_world(
     seed: int = 7,
     stamp: bool = True,
     transcripts: bool = True,
+    seen: datetime = datetime(2026, 10, 1, 8, 0, tzinfo=UTC),
 ) -> CaseWorld:
     rng = random.Random(seed)
     torrents = [
@@ -210,7 +211,6 @@ def make_case_world(
         if m.version == "hybrid":
             planned.append((m, "btih2", m.v2 or "", [1], None))
     planned += [planned[0]] * extra_sightings
-    seen = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)
     items = []
     for n, (m, kind, value, pieces, fail) in enumerate(planned):
         failed = 1 if fail in pieces else 0

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -322,6 +322,19 @@ def test_sightings_without_transcripts_export_and_verify(
     files = read_package(data)
     assert json.loads(files["transcripts/index.json"]) == {}
     assert len([n for n in files if n.startswith("metadata/") and n.endswith(".info")]) == 3
+
+
+def test_a_sighting_seen_after_its_stamp_is_named(
+    engine: Engine, tmp_path: Path, tsa: LabTsa, pki: Pki
+) -> None:
+    # An observer clock a day fast: the TSA's time shows the sighting could not be seen then.
+    fast = datetime.now(UTC) + timedelta(days=1)
+    world = make_case_world(engine, tmp_path / "world", tsa, seen=fast)
+    report = _verify(_export(engine, world, pki, tmp_path / "case.zip"), pki, tsa)
+    first = world.sighting_ids[0]
+    assert f"sighting {first} (stamp 1): its observation time is later than the time" in (
+        _problems(report)
+    )
 
 
 def test_a_package_signed_on_a_token_verifies(

@@ -32,7 +32,7 @@ import hashlib
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from asn1crypto import cms as asn1_cms
@@ -53,7 +53,7 @@ from atalaya.evidence.package_manifest import (
     parse_manifest,
 )
 from atalaya.evidence.package_zip import PackageFormatError, read_package
-from atalaya.evidence.stamping import canonical_json
+from atalaya.evidence.stamping import TIME_FORMAT, canonical_json
 from atalaya.evidence.tsp import TsaError, check_reply
 from atalaya.evidence.verify_pieces import (
     MetainfoError,
@@ -267,6 +267,7 @@ class _Stamp:
     root: str
     leaf_count: int
     last_id: int
+    gen_time: str = ""  # the token's time, as the canonical encoding writes times
 
 
 def _check_stamps(
@@ -311,12 +312,12 @@ def _check_stamps(
             )
             bad += 1
             continue
-        if str(entry.get("gen_time", "")) != reply.gen_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ"):
+        if str(entry.get("gen_time", "")) != reply.gen_time.strftime(TIME_FORMAT):
             report.fail(
                 f"{token_name}: la hora indicada no es la del sello",
                 f"{token_name}: the stated time is not the token's",
             )
-        good[stamp.id] = stamp
+        good[stamp.id] = replace(stamp, gen_time=reply.gen_time.strftime(TIME_FORMAT))
     if listed and not bad:
         report.hold(
             f"sellos de tiempo: los {len(good)} sellos RFC 3161 sellan sus raíces"
@@ -391,6 +392,7 @@ def _check_sightings(
     proofs = js.get("stamps/proofs.json", dict) or {}
     unproven: list[Named] = []
     altered: list[Named] = []
+    late: list[Named] = []
     for sid, fields in sorted(sightings.items()):
         if fields.get("id") != str(sid):
             altered.append((f"avistamiento {sid}", f"sighting {sid}"))
@@ -412,6 +414,11 @@ def _check_sightings(
             altered.append(
                 (f"avistamiento {sid} (sello {stamp.id})", f"sighting {sid} (stamp {stamp.id})")
             )
+        elif not fields.get("seen_at", "~") <= stamp.gen_time:
+            # Both are UTC in one fixed-width format, so text order is time order.
+            late.append(
+                (f"avistamiento {sid} (sello {stamp.id})", f"sighting {sid} (stamp {stamp.id})")
+            )
     _named(
         report,
         unproven,
@@ -424,10 +431,18 @@ def _check_sightings(
         "no coincide con la raíz sellada: sus datos se alteraron",
         "does not match the stamped root: its data was altered",
     )
-    if sightings and not (missing or extra or unproven or altered):
+    _named(
+        report,
+        late,
+        "su hora de observación es posterior a la del sello que lo cubre",
+        "its observation time is later than the time of the stamp that covers it",
+    )
+    if sightings and not (missing or extra or unproven or altered or late):
         report.hold(
-            f"avistamientos: los {len(sightings)} están en raíces selladas, tal como se sellaron",
-            f"sightings: all {len(sightings)} are in stamped roots, as they were stamped",
+            f"avistamientos: los {len(sightings)} están en raíces selladas, tal como se "
+            "sellaron, y se observaron antes de la hora de su sello",
+            f"sightings: all {len(sightings)} are in stamped roots, as they were stamped, "
+            "and were seen before their stamp's time",
         )
     _check_csv(files.get("sightings/sightings.csv"), sightings, report)
     return sightings
