@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
+from atalaya.audit.log import Actor, log_event
 from atalaya.evidence.package import EXPORT_ACTION, PackageError, export_case, seal
 from atalaya.evidence.package_manifest import MANIFEST_NAME, SIGNATURE_NAME
 from atalaya.evidence.package_zip import MIMETYPE_NAME, read_package
@@ -124,6 +125,9 @@ def test_export_then_verify_holds_for_us_and_for_openssl(
     engine: Engine, tmp_path: Path, tsa: LabTsa, pki: Pki
 ) -> None:
     world = make_case_world(engine, tmp_path / "world", tsa)
+    lead_id = str(world.sighting_ids[0])
+    other_unit = Actor(username="sara", unit="Sevilla")
+    log_event(engine, "lead_view", actor=other_unit, object_type="lead", object_id=lead_id)
     data = _export(engine, world, pki, tmp_path / "case.zip")
     report = _verify(data, pki, tsa)
     assert report.ok, "\n".join(report.lines())
@@ -134,6 +138,11 @@ def test_export_then_verify_holds_for_us_and_for_openssl(
     assert package["sightings"] == world.sighting_ids
     assert package["recipient"] == RECIPIENT
     assert files[f"documents/{DOCUMENT[0]}"] == DOCUMENT[1]
+    audit = json.loads(files["audit/extract.json"])["records"]
+    assert [(r["action"], r["unit"]) for r in audit] == [
+        ("case_open", "Madrid"),
+        ("lead_claim", "Madrid"),
+    ]  # another unit's view of the lead stays out
     for m in world.torrents:
         assert files[f"metadata/{m.v1 or m.v2}.info"] == m.info
     assert len([n for n in files if n.startswith("transcripts/") and n[12].isdigit()]) == len(

@@ -404,14 +404,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _audit_extract(conn: Connection, case_id: int, lead_ids: Iterable[int]) -> tuple[bytes, int]:
+def _audit_extract(
+    conn: Connection, case_id: int, unit_name: str, lead_ids: Iterable[int]
+) -> tuple[bytes, int]:
+    """Records on the case, and the unit's own records about (or showing) its lead.
+
+    Other units' views of the lead stay out: what another unit looked at is
+    theirs, and would tell the reader of a court file about their work.
+    """
     found = {}
     for entry in read_records(
         conn, AuditQuery(object_type="case", object_id=str(case_id), limit=AUDIT_READ_LIMIT)
     ):
         found[entry.fields.seq] = entry
     for lead_id in sorted(set(lead_ids)):
-        for entry in read_records(conn, AuditQuery(lead_id=lead_id, limit=AUDIT_READ_LIMIT)):
+        query = AuditQuery(lead_id=lead_id, unit=unit_name, limit=AUDIT_READ_LIMIT)
+        for entry in read_records(conn, query):
             found[entry.fields.seq] = entry
     records = [found[s].as_dict() for s in sorted(found)]
     head_stamps = []
@@ -512,7 +520,9 @@ def build_package(
     package.metadata = len(metadata_files) - 1
     files["hashsets/extract.json"] = _hashset_extract(conn, rows)
     files["enrichment/facts.json"] = _enrichment_facts(conn, rows)
-    audit_json, package.audit_records = _audit_extract(conn, case_id, (case.lead_id, case.made_on))
+    audit_json, package.audit_records = _audit_extract(
+        conn, case_id, case.unit, (case.lead_id, case.made_on)
+    )
     files["audit/extract.json"] = audit_json
     head_files, head_stamps = _audit_head_stamp_files(conn, audit_json)
     files.update(head_files)
