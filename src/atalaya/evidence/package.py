@@ -54,7 +54,7 @@ from atalaya.accounts import User
 from atalaya.audit.log import MAX_READ_LIMIT as AUDIT_READ_LIMIT
 from atalaya.audit.log import AuditQuery, Outcome, local_details, log_event, read_records
 from atalaya.cases.records import case_events, get_case, pinned_sightings
-from atalaya.csv_cells import neutralise_row
+from atalaya.csv_cells import neutralise
 from atalaya.errors import AtalayaError
 from atalaya.evidence.merkle import leaf_hash
 from atalaya.evidence.package_manifest import MANIFEST_NAME, SIGNATURE_NAME, make_manifest
@@ -103,21 +103,14 @@ def dumps(value: Any) -> bytes:
     return (json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
 
 
-def dumps_lines(value: Mapping[str, Any] | Sequence[Any]) -> bytes:
-    """A large object or list as JSON with one entry per line (compact entries).
+def json_lines(entries: Mapping[str, str]) -> bytes:
+    """A large JSON object, one entry per line; `entries` maps each key to its JSON text.
 
-    json's C encoder runs only without indent; per line, the file stays
-    readable and diff-able and a 10,000-entry file takes milliseconds.
+    Per line, the file stays readable and diff-able; built from text, a
+    10,000-entry file costs no per-entry encoder call.
     """
-    if isinstance(value, Mapping):
-        keys = sorted(value)
-        entries = [f"  {json.dumps(k)}: {canonical_json(value[k])}" for k in keys]
-        open_, close = "{", "}"
-    else:
-        entries = [f"  {canonical_json(v)}" for v in value]
-        open_, close = "[", "]"
-    inner = ",\n".join(entries)
-    return (open_ + ("\n" + inner + "\n" if entries else "") + close + "\n").encode("ascii")
+    inner = ",\n".join(f"  {json.dumps(k)}: {entries[k]}" for k in sorted(entries))
+    return ("{" + ("\n" + inner + "\n" if entries else "") + "}\n").encode("ascii")
 
 
 def _chunks(ids: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -153,11 +146,14 @@ def _fields(row: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): v if type(v) is str else value_text(v) for k, v in row.items() if v is not None}
 
 
-def _sightings_files(rows: Sequence[dict[str, str]]) -> dict[str, bytes]:
-    """`rows`: each sighting's `_fields`, in id order."""
-    entries = [{"id": int(fields["id"]), "fields": fields} for fields in rows]
-    # One sighting per line: readable, and diff-able between two exports.
-    lines = ",\n".join("    " + canonical_json(e) for e in entries)
+def _sightings_files(rows: Sequence[dict[str, str]], encodings: Sequence[str]) -> dict[str, bytes]:
+    """`rows`: each sighting's `_fields`, in id order; `encodings`: their canonical JSON."""
+    # One sighting per line, {"fields": …, "id": N} in canonical JSON (keys sorted):
+    # readable, diff-able between two exports, and the stamped encoding verbatim.
+    lines = ",\n".join(
+        f'    {{"fields":{encoding},"id":{int(fields["id"])}}}'
+        for fields, encoding in zip(rows, encodings, strict=True)
+    )
     body = (
         '{\n  "encoding_version": '
         + str(ENCODING_VERSION)
@@ -168,21 +164,23 @@ def _sightings_files(rows: Sequence[dict[str, str]]) -> dict[str, bytes]:
     )
     columns = [c.name for c in sighting.columns]
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\r\n")
-    writer.writeheader()
+    writer = csv.writer(text, lineterminator="\r\n")
+    writer.writerow(columns)
     for fields in rows:
-        writer.writerow(neutralise_row({c: fields.get(c, "") for c in columns}))
+        writer.writerow([neutralise(fields.get(c, "")) for c in columns])
     return {
         "sightings/sightings.json": body.encode("ascii"),
         "sightings/sightings.csv": text.getvalue().encode("utf-8"),
     }
 
 
-def _stamp_files(conn: Connection, rows: Sequence[dict[str, str]]) -> tuple[dict[str, bytes], int]:
+def _stamp_files(
+    conn: Connection, ids: Sequence[int], encodings: Sequence[str]
+) -> tuple[dict[str, bytes], int]:
     """Tokens, what they cover, and each sighting's inclusion proof; refuses gaps."""
-    wanted = {int(f["id"]): leaf_hash(canonical_json(f).encode("ascii")) for f in rows}
+    wanted = {i: leaf_hash(e.encode("ascii")) for i, e in zip(ids, encodings, strict=True)}
     if not wanted:
-        return {"stamps/stamps.json": dumps([]), "stamps/proofs.json": dumps({})}, 0
+        return {"stamps/stamps.json": dumps([]), "stamps/proofs.json": json_lines({})}, 0
     low, high = min(wanted), max(wanted)
     stamp_rows = (
         conn.execute(
@@ -199,7 +197,7 @@ def _stamp_files(conn: Connection, rows: Sequence[dict[str, str]]) -> tuple[dict
     )
     files: dict[str, bytes] = {}
     described: list[dict[str, Any]] = []
-    proofs: dict[str, dict[str, Any]] = {}
+    proofs: dict[str, str] = {}  # sighting id -> its proof as JSON text
     altered: list[int] = []
     for stamp in stamp_rows:
         batch = unpack_leaves(bytes(stamp["leaves"] or b""))
@@ -211,12 +209,11 @@ def _stamp_files(conn: Connection, rows: Sequence[dict[str, str]]) -> tuple[dict
             if batch.leaves[index] != wanted[sighting_id]:
                 altered.append(sighting_id)
                 continue
-            proofs[str(sighting_id)] = {
-                "stamp": int(stamp["id"]),
-                "leaf_index": index,
-                "tree_size": len(batch.ids),
-                "path": [h.hex() for h in paths[index]],
-            }
+            path = ",".join(f'"{h.hex()}"' for h in paths[index])
+            proofs[str(sighting_id)] = (
+                f'{{"leaf_index":{index},"path":[{path}],"stamp":{int(stamp["id"])},'
+                f'"tree_size":{len(batch.ids)}}}'
+            )
         name = f"stamps/{int(stamp['id'])}.tsr"
         files[name] = bytes(stamp["token"])
         described.append(_describe_stamp(stamp, name))
@@ -233,7 +230,7 @@ def _stamp_files(conn: Connection, rows: Sequence[dict[str, str]]) -> tuple[dict
             f"{', …' if len(missing) > 10 else ''}): run 'atalaya evidence stamp' first"
         )
     files["stamps/stamps.json"] = dumps(described)
-    files["stamps/proofs.json"] = dumps_lines(proofs)
+    files["stamps/proofs.json"] = json_lines(proofs)
     return files, len(described)
 
 
@@ -254,7 +251,7 @@ def _describe_stamp(stamp: Any, name: str) -> dict[str, Any]:
 def _transcript_files(conn: Connection, ids: Sequence[int]) -> tuple[dict[str, bytes], set[str]]:
     """Transcripts by sighting id, and the info-hashes they name (present or absent: both fine)."""
     files: dict[str, bytes] = {}
-    index: dict[str, dict[str, Any]] = {}
+    index: dict[str, str] = {}  # sighting id -> {"sha256", "version"} as JSON text
     hashes: set[str] = set()
     t = proof_transcript.c
     for part in _chunks(ids):
@@ -263,11 +260,13 @@ def _transcript_files(conn: Connection, ids: Sequence[int]) -> tuple[dict[str, b
         ):
             body = bytes(row.body)
             files[f"transcripts/{int(row.sighting_id)}.json"] = body
-            index[str(int(row.sighting_id))] = {"version": int(row.version), "sha256": row.sha256}
+            index[str(int(row.sighting_id))] = canonical_json(
+                {"sha256": str(row.sha256), "version": int(row.version)}
+            )
             named = _named_infohash(body)
             if named:
                 hashes.add(named)
-    files["transcripts/index.json"] = dumps_lines(index)
+    files["transcripts/index.json"] = json_lines(index)
     return files, hashes
 
 
@@ -506,10 +505,11 @@ def build_package(
     ids = pinned_sightings(conn, case_id)
     rows = _sighting_rows(conn, ids)
     fields = [_fields(r) for r in rows]
+    encodings = [canonical_json(f) for f in fields]  # what each stamp leaf hashes
     package = Package(case_id, sighting_ids=[int(r["id"]) for r in rows])
     files = package.files
-    files.update(_sightings_files(fields))
-    stamp_files, package.stamps = _stamp_files(conn, fields)
+    files.update(_sightings_files(fields, encodings))
+    stamp_files, package.stamps = _stamp_files(conn, package.sighting_ids, encodings)
     files.update(stamp_files)
     transcript_files, named = _transcript_files(conn, package.sighting_ids)
     files.update(transcript_files)

@@ -72,7 +72,8 @@ def write_package(path: Path, files: Mapping[str, bytes], when: datetime) -> Non
             info = zipfile.ZipInfo(name, stamp)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = (stat.S_IFREG | 0o644) << 16
-            archive.writestr(info, files[name], compresslevel=6)
+            # Level 1: small JSON members compress nearly as well, in a fraction of the time.
+            archive.writestr(info, files[name], compresslevel=1)
 
 
 def _kind_of(info: zipfile.ZipInfo) -> int:
