@@ -13,6 +13,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from sqlalchemy import Engine, select
 
 from atalaya.audit.log import Actor, log_event
 from atalaya.evidence.package import EXPORT_ACTION, PackageError, export_case, seal
-from atalaya.evidence.package_manifest import MANIFEST_NAME, SIGNATURE_NAME
+from atalaya.evidence.package_manifest import MANIFEST_NAME, SIGNATURE_NAME, make_manifest
 from atalaya.evidence.package_zip import MIMETYPE_NAME, read_package
 from atalaya.evidence.tsp import load_ca_file
 from atalaya.evidence.verify_package import Report, verify_package
@@ -37,7 +38,7 @@ from atalaya.signing import open_signer, sign_detached
 from atalaya.store import create_store_engine, upgrade
 from atalaya.store.tables import audit_record
 from tests.evidence.package_world import RECIPIENT, CaseWorld, make_case_world
-from tests.support.pki import Pki, make_pki, make_softhsm_token, softhsm_available
+from tests.support.pki import Pki, make_pki, softhsm_available
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 DOCUMENT = ("solicitud-588-ter-k.txt", "Solicitud sintética de prueba\n".encode())
@@ -346,16 +347,42 @@ def test_a_sighting_seen_after_its_stamp_is_named(
     )
 
 
+# SoftHSM2 reads its configuration once per process (tests/support/pki.py): the token is
+# made and used in a child process, so that tests/test_signing.py's token stays usable here.
+_TOKEN_SIGNER = """
+import sys
+from pathlib import Path
+from cryptography import x509
+from atalaya.signing import Pkcs12Key, open_signer, sign_detached
+from tests.support.pki import Pki, make_softhsm_token
+folder, ca, cert, key, manifest, out = map(Path, sys.argv[1:])
+pki = Pki(ca, cert, key, Pkcs12Key(folder / "unused.p12"),
+          x509.load_pem_x509_certificate(cert.read_bytes()))
+with open_signer(make_softhsm_token(folder, pki)) as signer:
+    out.write_bytes(sign_detached(manifest.read_bytes(), signer))
+"""
+
+
 def test_a_package_signed_on_a_token_verifies(
     exported: bytes, tmp_path: Path, tsa: LabTsa, pki: Pki
 ) -> None:
     if not softhsm_available():
         pytest.skip("SoftHSM2 is not installed (scripts/setup.sh installs softhsm2)")
-    token = make_softhsm_token(tmp_path / "softhsm", pki)
     files = read_package(exported)
     unsealed = {k: v for k, v in files.items() if k not in (MANIFEST_NAME, SIGNATURE_NAME)}
-    with open_signer(token) as signer:
-        sealed = seal(unsealed, lambda manifest: sign_detached(manifest, signer))
+    manifest = make_manifest(unsealed)
+    (tmp_path / "manifest").write_bytes(manifest)
+    paths = [tmp_path / "softhsm", pki.ca_pem, pki.cert_pem, pki.key_pem]
+    done = subprocess.run(
+        [sys.executable, "-c", _TOKEN_SIGNER, *map(str, paths),
+         str(tmp_path / "manifest"), str(tmp_path / "sig")],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    signature = (tmp_path / "sig").read_bytes()
+    sealed = seal(unsealed, lambda _: signature)
+    assert sealed[MANIFEST_NAME] == manifest
     report = _verify(_repack(sealed, tmp_path), pki, tsa)
     assert report.ok, "\n".join(report.lines())
 
