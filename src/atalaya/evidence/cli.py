@@ -1,9 +1,10 @@
-"""`atalaya evidence stamp|verify-stamps|proof`."""
+"""`atalaya evidence stamp|verify-stamps|proof|export|verify`."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,8 @@ from atalaya.audit.log import Outcome, local_details, log_event
 from atalaya.console import err, out, print_json, progress, store_engine
 from atalaya.errors import AtalayaError
 from atalaya.evidence.merkle import inclusion_proof
+from atalaya.evidence.package import MAX_RECIPIENT, export_case
+from atalaya.evidence.package_zip import MAX_PACKAGE_BYTES
 from atalaya.evidence.stamping import encode_row, unpack_leaves
 from atalaya.evidence.stamps import (
     DEFAULT_BATCH,
@@ -31,10 +34,12 @@ from atalaya.evidence.stamps import (
 )
 from atalaya.evidence.tsa_client import DEFAULT_TIMEOUT_S, check_url
 from atalaya.evidence.tsp import TsaError, load_ca_file
+from atalaya.evidence.verify_package import verify_package
+from atalaya.signing import P12_ENV, PKCS11_LIB_ENV, key_from_env
 from atalaya.store.tables import sighting, timestamp_token
 
 app = typer.Typer(
-    help="Evidence: RFC 3161 time stamps of sightings and of the audit log's head.",
+    help="Evidence: RFC 3161 time stamps, signed case packages and their offline check.",
     no_args_is_help=True,
 )
 
@@ -248,3 +253,98 @@ def proof_command(
         }
     )
     out.file.flush()
+
+
+@app.command("export")
+def export_command(
+    ctx: typer.Context,
+    case_id: Annotated[int, typer.Argument(min=1, max=2**31 - 1, help="The case id.")],
+    out_path: Annotated[
+        Path, typer.Option("--out", help="The package to write (.zip).", show_default=False)
+    ],
+    as_user: Annotated[
+        str,
+        typer.Option(
+            "--as", help="Act as this user (their unit's cases only).", show_default=False
+        ),
+    ],
+    recipient: Annotated[
+        str,
+        typer.Option("--recipient", help="Who the package is for (court, expert); audited."),
+    ] = "",
+    unsigned: Annotated[
+        bool,
+        typer.Option("--unsigned", help="Export without the unit's signature (not for court)."),
+    ] = False,
+) -> None:
+    """Write the case's evidence package: sightings, proofs, metadata, stamps, audit; signed."""
+    from atalaya.cases.cli import acting_user  # noqa: PLC0415 - the cases CLI is heavy to import
+
+    if len(recipient) > MAX_RECIPIENT:
+        raise AtalayaError(f"--recipient is at most {MAX_RECIPIENT} characters")
+    key = key_from_env()
+    if key is None and not unsigned:
+        raise AtalayaError(
+            f"no signing key configured: set {P12_ENV} (a PKCS#12 file) or {PKCS11_LIB_ENV} "
+            "and its token settings; or pass --unsigned to export an unsigned package, "
+            "which a court should not accept"
+        )
+    engine = store_engine(ctx)
+    user = acting_user(engine, as_user)
+    done = export_case(
+        engine, user, case_id, out_path, key=key, recipient=recipient, now=datetime.now(UTC)
+    )
+    pkg = done.package
+    err.print(
+        f"case {case_id}: {len(pkg.sighting_ids)} sightings, {pkg.transcripts} transcripts, "
+        f"{pkg.metadata} metadata, {pkg.stamps} stamps, {pkg.audit_records} audit records, "
+        f"{pkg.documents} documents -> {done.path} ({done.size} bytes, {done.members} files, "
+        f"SHA-256 {done.sha256}); "
+        + (f"signed with {done.signed_by}" if done.signed_by else "NOT SIGNED")
+    )
+
+
+@app.command("verify")
+def verify_command(
+    package: Annotated[
+        Path, typer.Argument(help="The package (.zip) to check.", show_default=False)
+    ],
+    ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca",
+            help="PEM CA certificate(s) the unit's signature must chain to (and the TSA's, "
+            "unless --tsa-ca is given).",
+            show_default=False,
+        ),
+    ] = None,
+    tsa_ca: CaOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check a package offline, without the store; exit 1 naming whatever does not hold."""
+    try:
+        size = package.stat().st_size
+        if size > MAX_PACKAGE_BYTES:
+            raise AtalayaError(f"{package} is larger than {MAX_PACKAGE_BYTES} bytes: refused")
+        data = package.read_bytes()
+    except OSError as exc:
+        raise AtalayaError(f"cannot read {package}: {exc.strerror or exc}") from exc
+    roots = _read_ca(ca) if ca is not None else []
+    tsa_roots = _read_ca(tsa_ca) if tsa_ca is not None else roots
+    report = verify_package(data, ca=roots, tsa_ca=tsa_roots)
+    if as_json:
+        print_json(
+            {
+                "ok": report.ok,
+                "refused": report.refused,
+                "holds": [{"es": es, "en": en} for es, en in report.holds],
+                "notes": [{"es": es, "en": en} for es, en in report.notes],
+                "problems": [{"es": es, "en": en} for es, en in report.problems],
+            }
+        )
+    else:
+        for line in report.lines():
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
+    out.file.flush()
+    if not report.ok:
+        raise typer.Exit(1)
