@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, insert, select
 from atalaya import __version__
 from atalaya.csv_cells import neutralise_row
 from atalaya.hashsets.categories import Category
+from atalaya.store import begin_write
 from atalaya.store.tables import sighting
 from atalaya.store.times import utc
 
@@ -101,7 +102,7 @@ class SightingWriter:
         rows = [_row(s) for s in items]
         if not rows:
             return 0
-        with self.engine.begin() as conn:
+        with begin_write(self.engine) as conn:
             conn.execute(insert(sighting), rows)
         self.written += len(rows)
         return len(rows)
