@@ -274,7 +274,7 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]]) -> str:
         "selected leads' presences read in chunks, then one query per 100 presences that "
         "finds their sightings by address, port and time bounds and counts them per UTC day "
         "(kept in `tests/support/charts_reference.py` as the reference). The stored daily "
-        "counts are summed per ISO week and per province in three queries per 2,000 leads; "
+        "counts are summed per lead, province and ISO week in one query per 2,000 leads; "
         "the run checks that both give exactly the same charts.",
         "- Both include `select_leads` (the selection with the unit's visibility), which the "
         "charts share with the map and the list.",

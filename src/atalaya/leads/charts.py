@@ -17,8 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, distinct, select
-from sqlalchemy.sql.functions import count
+from sqlalchemy import ColumnElement, Connection, and_, case, select
 from sqlalchemy.sql.functions import sum as sum_
 
 from atalaya.leads.selection import Selection, select_leads
@@ -80,51 +79,50 @@ def chart_data(
     wide = replace(flt, since=first, until=last)
     rows = select_leads(conn, wide, visible=visible, now=now, conflicts=conflicts)
 
-    weeks = [iso_week_of(first + timedelta(weeks=i)) for i in range(((last - first).days + 1) // 7)]
+    mondays = [first + timedelta(weeks=i) for i in range(((last - first).days + 1) // 7)]
+    weeks = [iso_week_of(m) for m in mondays]
+    week_of = dict(zip(mondays, weeks, strict=True))
     sightings_week = dict.fromkeys(weeks, 0)
-    leads_week = dict.fromkeys(weeks, 0)
+    leads_week: dict[str, set[int]] = {w: set() for w in weeks}
     sightings_province: dict[str, int] = {}
-    leads_province: dict[str, int] = {}
-    total = 0
+    leads_province: dict[str, set[int]] = {}
 
-    # A lead is in one chunk only, so distinct leads per chunk add up.
+    # One pass over the stored counts: per lead, province and week, the
+    # sightings of the chart's weeks and those of the selected days.
     day, p = lead_presence_day, lead_presence
-    joined = day.join(p, p.c.id == day.c.presence_id)
+    selected = and_(day.c.day >= flt.since, day.c.day <= flt.until)
     ids = sorted(r.id for r in rows)
     for chunk_start in range(0, len(ids), _CHUNK):
         chunk = ids[chunk_start : chunk_start + _CHUNK]
-        leads = count(distinct(p.c.lead_id))
-        per_week = (
-            select(day.c.week, sum_(day.c.sightings), leads)
-            .select_from(joined)
+        query = (
+            select(
+                p.c.lead_id,
+                p.c.province_name,
+                day.c.week,
+                sum_(day.c.sightings),
+                sum_(case((selected, day.c.sightings), else_=0)),
+            )
+            .select_from(day.join(p, p.c.id == day.c.presence_id))
             .where(p.c.lead_id.in_(chunk), day.c.day >= first, day.c.day <= last)
-            .group_by(day.c.week)
+            .group_by(p.c.lead_id, p.c.province_name, day.c.week)
         )
-        for monday, sightings, n in conn.execute(per_week):
-            week = iso_week_of(monday)
-            sightings_week[week] += int(sightings)
-            leads_week[week] += int(n)
-        in_window = (p.c.lead_id.in_(chunk), day.c.day >= flt.since, day.c.day <= flt.until)
-        per_province = (
-            select(p.c.province_name, sum_(day.c.sightings), leads)
-            .select_from(joined)
-            .where(*in_window)
-            .group_by(p.c.province_name)
-        )
-        for province, sightings, n in conn.execute(per_province):
-            name = province or UNPLACED
-            sightings_province[name] = sightings_province.get(name, 0) + int(sightings)
-            leads_province[name] = leads_province.get(name, 0) + int(n)
-        total += conn.scalar(select(leads).select_from(joined).where(*in_window)) or 0
+        for lead_id, province, monday, in_week, in_days in conn.execute(query):
+            week = week_of[monday]
+            sightings_week[week] += int(in_week)
+            leads_week[week].add(lead_id)
+            if in_days:
+                name = province or UNPLACED
+                sightings_province[name] = sightings_province.get(name, 0) + int(in_days)
+                leads_province.setdefault(name, set()).add(lead_id)
 
-    provinces = sorted(sightings_province, key=lambda n: (-leads_province[n], n))
+    provinces = sorted(sightings_province, key=lambda n: (-len(leads_province[n]), n))
     return ChartData(
         weeks=weeks,
         sightings_per_week=[sightings_week[w] for w in weeks],
-        leads_per_week=[leads_week[w] for w in weeks],
+        leads_per_week=[len(leads_week[w]) for w in weeks],
         provinces=provinces,
         sightings_per_province=[sightings_province[n] for n in provinces],
-        leads_per_province=[leads_province[n] for n in provinces],
+        leads_per_province=[len(leads_province[n]) for n in provinces],
         window=(flt.since.isoformat(), flt.until.isoformat()),
-        leads=total,
+        leads=len({i for s in leads_province.values() for i in s}),
     )
