@@ -16,6 +16,7 @@ from atalaya.store.tables import (
     lead_item,
     lead_link,
     lead_presence,
+    lead_presence_day,
     lead_presence_item,
     lead_presence_peer,
     lead_province,
@@ -156,6 +157,14 @@ def dump(engine: Engine) -> dict[str, Any]:
                 for r in conn.execute(
                     select(lead_presence_peer).order_by(
                         lead_presence_peer.c.presence_id, lead_presence_peer.c.peer_id
+                    )
+                )
+            ],
+            "days": [
+                tuple(r)
+                for r in conn.execute(
+                    select(lead_presence_day).order_by(
+                        lead_presence_day.c.presence_id, lead_presence_day.c.day
                     )
                 )
             ],

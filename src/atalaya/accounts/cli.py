@@ -28,6 +28,7 @@ from atalaya.accounts.visibility import claim_lead, release_claim, units_holding
 from atalaya.audit.log import Action, local_details, lock_chain, record
 from atalaya.console import err, out, print_json, store_engine
 from atalaya.errors import AtalayaError
+from atalaya.store import begin_write
 
 users_app = typer.Typer(
     help="User accounts: who may log in to the web application.", no_args_is_help=True
@@ -100,7 +101,7 @@ def users_add(
     password = _read_password(password_stdin)
     check_new_password(password)
     now = datetime.now(UTC)
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         lock_chain(conn)
         user = add_user(conn, username, unit, role, password, now)
         record(
@@ -147,7 +148,7 @@ def users_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
 def _change_user(ctx: typer.Context, username: str, what: str, details: dict[str, Any]) -> User:
     engine = store_engine(ctx)
     now = datetime.now(UTC)
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         lock_chain(conn)
         if what == "disable":
             user = set_disabled(conn, username, True)
@@ -199,7 +200,7 @@ def users_passwd(
     password = _read_password(password_stdin)
     check_new_password(password)
     now = datetime.now(UTC)
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         lock_chain(conn)
         user = set_password(conn, username, password, now)
         record(
@@ -233,7 +234,7 @@ def units_add(
     """Create a unit with its jurisdiction and contact line."""
     engine = store_engine(ctx)
     now = datetime.now(UTC)
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         lock_chain(conn)
         unit = add_unit(conn, name, province or [], contact, now)
         record(
@@ -284,7 +285,7 @@ def units_claim(
     engine = store_engine(ctx)
     now = datetime.now(UTC)
     who = by or str(local_details()["os_user"] or "cli")
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         lock_chain(conn)
         the_unit = get_unit(conn, unit)
         added = claim_lead(conn, lead_id, the_unit.id, who, now)
@@ -309,7 +310,7 @@ def units_release(ctx: typer.Context, lead_id: LeadArgument, unit: UnitOption) -
     """Withdraw a unit's claim on a lead."""
     engine = store_engine(ctx)
     now = datetime.now(UTC)
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         lock_chain(conn)
         the_unit = get_unit(conn, unit)
         removed = release_claim(conn, lead_id, the_unit.id)

@@ -68,6 +68,7 @@ from atalaya.store.tables import (
     lead_claim,
     lead_override,
     lead_presence,
+    lead_presence_day,
     lead_state,
     proof_transcript,
     retention_block,
@@ -312,6 +313,12 @@ def _erase_sightings(conn: Connection, ips: Sequence[str]) -> dict[str, int]:
             or_(lead_presence.c.port.is_(None), sighting.c.port == lead_presence.c.port),
             sighting.c.seen_at >= lead_presence.c.first_seen,
             sighting.c.seen_at <= lead_presence.c.last_seen,
+        )
+    )
+    # Their daily chart counts first (the build's foreign key; SQLite may not cascade).
+    conn.execute(
+        delete(lead_presence_day).where(
+            lead_presence_day.c.presence_id.in_(select(lead_presence.c.id).where(~has_sighting))
         )
     )
     presences = conn.execute(delete(lead_presence).where(~has_sighting)).rowcount

@@ -16,10 +16,12 @@ from datetime import UTC, datetime
 from ipaddress import IPv6Address
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, and_, delete, exists, func, insert, or_, select
+from sqlalchemy import Connection, Engine, Table, and_, delete, exists, func, insert, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from atalaya.enrich.prefixes import parse_prefix, prefix_condition, prefix_of
 from atalaya.enrich.record import Enrichment
+from atalaya.store import begin_write
 from atalaya.store.tables import enrichment, enrichment_data, sighting
 from atalaya.store.times import utc
 
@@ -115,8 +117,18 @@ def _from_row(row: Any) -> Enrichment:
     )
 
 
+def _insert_new(conn: Connection, table: Table) -> Any:
+    """INSERT that leaves rows whose key is taken as they are, on either engine."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
 def record_data_version(conn: Connection, enricher: EnricherLike) -> None:
-    """Store the enricher's sources under its data version, once."""
+    """Store the enricher's sources under its data version, once.
+
+    Two runs may start at once: on PostgreSQL both can find no row, and the
+    second insert then leaves the first one's row alone.
+    """
     known = conn.execute(
         select(enrichment_data.c.data_version).where(
             enrichment_data.c.data_version == enricher.data_version
@@ -124,7 +136,7 @@ def record_data_version(conn: Connection, enricher: EnricherLike) -> None:
     ).first()
     if known is None:
         conn.execute(
-            insert(enrichment_data).values(
+            _insert_new(conn, enrichment_data).values(
                 data_version=enricher.data_version,
                 sources=enricher.sources,
                 attribution=enricher.attribution,
@@ -134,9 +146,13 @@ def record_data_version(conn: Connection, enricher: EnricherLike) -> None:
 
 
 def insert_enrichments(conn: Connection, items: Sequence[Enrichment]) -> None:
-    """Write `items`, none of which may have a row yet (the primary key refuses it)."""
+    """Write `items`, leaving any (address, data version) already stored as it is.
+
+    Rows of one data version are the same whoever computes them, so when two
+    runs enrich the same pending addresses at once, the second's are dropped.
+    """
     if items:
-        conn.execute(insert(enrichment), [_row(i) for i in items])
+        conn.execute(_insert_new(conn, enrichment), [_row(i) for i in items])
 
 
 def save_enrichments(conn: Connection, items: Sequence[Enrichment]) -> int:
@@ -191,7 +207,7 @@ def enrich_pending(
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
     report = EnrichReport(enricher.data_version, enricher.attribution)
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         record_data_version(conn, enricher)
         if refresh:
             # Dropped at once rather than replaced batch by batch: an
@@ -209,7 +225,7 @@ def enrich_pending(
         on_start(len(todo))
     for batch in _chunks(todo, batch_size):
         items = enricher.enrich_many(batch, now=now)
-        with engine.begin() as conn:
+        with begin_write(engine) as conn:
             insert_enrichments(conn, items)
         report.enriched += len(items)
         for item in items:

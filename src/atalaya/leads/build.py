@@ -68,6 +68,7 @@ from sqlalchemy import (
 from atalaya.errors import AtalayaError
 from atalaya.leads.addresses import exact_addresses
 from atalaya.leads.config import GroupingConfig, LeadsConfig
+from atalaya.leads.days import DayCounts, day_counts
 from atalaya.leads.facts import FactsSource, IpFacts, complete
 from atalaya.leads.history import orphans, reattach, record_build
 from atalaya.leads.lead import LeadRecord, assemble
@@ -113,12 +114,14 @@ from atalaya.leads.storage import (
     write_presences,
     write_state,
 )
+from atalaya.store import begin_write
 from atalaya.store.tables import (
     lead,
     lead_factor,
     lead_item,
     lead_link,
     lead_presence,
+    lead_presence_day,
     lead_presence_item,
     lead_presence_peer,
     lead_province,
@@ -128,7 +131,8 @@ from atalaya.store.tables import (
 
 # Bump when grouping or scoring code changes what a build produces.
 # 2: IPv6 presences by /64; a peer id alone no longer links across provinces or networks.
-ALGORITHM = "2"
+# 3: sightings per presence and day (lead_presence_day) for the charts.
+ALGORITHM = "3"
 # Ids missing this close below the highest may still be in flight.
 PENDING_LOOKBACK = 10_000
 PENDING_TTL_US = 10 * 60 * 1_000_000
@@ -142,6 +146,7 @@ _LEAD_TABLES = (
     lead_link,
     lead_presence_item,
     lead_presence_peer,
+    lead_presence_day,
     lead_presence,
     lead_factor,
     lead_province,
@@ -200,7 +205,7 @@ def build_leads(
     started = time.perf_counter()
     stage = on_stage or (lambda _s: None)
     now_us = to_us(now)
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         _lock(conn)
         state = read_state(conn)
         reason = _full_build_reason(state, config, rebuild)
@@ -241,9 +246,7 @@ def _lock(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(7461656164)"))
         # A full build sorts every sighting by address: in memory where it fits.
         conn.execute(text("SET LOCAL work_mem = '256MB'"))
-    else:
-        # Takes SQLite's write lock now rather than at the first write.
-        conn.execute(delete(lead_state).where(lead_state.c.key == "-"))
+    # On SQLite, `begin_write` took the write lock when the transaction began.
 
 
 def _full_build_reason(state: Mapping[str, str], config: LeadsConfig, rebuild: bool) -> str | None:
@@ -383,10 +386,13 @@ def _full(
     if pending:
         query = query.where(sighting.c.id.not_in(list(pending)))
     presences: list[Presence] = []
+    days: DayCounts = {}
     for ip, rows in by_address(sighting_rows(conn, query), grouping):
         rows.sort(key=_AT_ID)
         report.sightings += len(rows)
-        presences.extend(scan_address(rows, grouping, shared=facts[ip].shared))
+        found = list(scan_address(rows, grouping, shared=facts[ip].shared))
+        days.update(day_counts(rows, found))
+        presences.extend(found)
 
     stage("linking presences")
     frequency: dict[ItemKey, int] = defaultdict(int)
@@ -438,6 +444,7 @@ def _full(
             )
             for p in sorted(by_id.values(), key=lambda p: p.id)
         ),
+        days=days,
     )
     report.links_written = write_links(conn, ((k, uf.find(k.a)) for k in links))
     report.leads_written = write_leads(conn, records, from_us(now_us))
@@ -529,11 +536,11 @@ def _incremental(
     ranges = _ranges(conn, new_rows, facts, whole, grouping.window_days)
 
     stage("rescanning touched addresses")
-    rescanned, removed = _rescan(conn, ranges, facts, max_id, pending, config)
+    rescanned, removed, days = _rescan(conn, ranges, facts, max_id, pending, config)
     report.presences_removed = len(removed)
     report.presences_written = len(rescanned)
 
-    changed = _relink(conn, rescanned, removed, config, now_us, report, stage, trail)
+    changed = _relink(conn, rescanned, removed, days, config, now_us, report, stage, trail)
     stage("rescoring")
     rescore = changed
     old_now = int(state.get("now", now_us))
@@ -643,10 +650,11 @@ def _rescan(
     max_id: int,
     pending: Mapping[int, int],
     config: LeadsConfig,
-) -> tuple[list[tuple[Presence, IpFacts]], dict[int, tuple[Presence, IpFacts, int]]]:
-    """New presences of the ranges, and the stored ones they replace."""
+) -> tuple[list[tuple[Presence, IpFacts]], dict[int, tuple[Presence, IpFacts, int]], DayCounts]:
+    """New presences of the ranges (and their sightings per day), and the
+    stored ones they replace."""
     if not ranges:
-        return [], {}
+        return [], {}, {}
     tmp = Table(
         "lead_scan_range",
         MetaData(),
@@ -705,21 +713,24 @@ def _rescan(
         key = (row.ip, None if row.ip in whole else row.port)
         by_range[key].append(row)
     out: list[tuple[Presence, IpFacts]] = []
+    days: DayCounts = {}
     for (ip, port), group in sorted(by_range.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
         group.sort(key=_AT_ID)
-        found = (
+        found = list(
             scan_address(group, config.grouping, shared=facts[ip].shared)
             if port is None
             else scan(group, config.grouping, by_port=True)
         )
+        days.update(day_counts(group, found))
         out.extend((p, facts[ip]) for p in found)
-    return out, removed
+    return out, removed, days
 
 
 def _relink(
     conn: Connection,
     rescanned: list[tuple[Presence, IpFacts]],
     removed: Mapping[int, tuple[Presence, IpFacts, int]],
+    days: DayCounts,
     config: LeadsConfig,
     now_us: int,
     report: BuildReport,
@@ -816,6 +827,7 @@ def _relink(
             )
             for p, f in sorted(rescanned, key=lambda pf: pf[0].id)
         ),
+        days=days,
     )
     moved = [
         {"pid": pid, "lid": new_lead[pid]}

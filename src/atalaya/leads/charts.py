@@ -5,19 +5,23 @@ that the weekly series spans at least `MIN_WEEKS` weeks up to the end of the
 window, so a one-week view still shows the trend. Sightings are those of the
 selected leads' presences; a lead counts in a week when it has a sighting
 that week, and in the province of the presence the sighting came from.
+
+The counts are sums of `lead_presence_day`, the sightings per presence and
+UTC day that every lead build writes (`atalaya.leads.days`): a request adds
+up one row per presence and day instead of finding each sighting again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import ColumnElement, Connection, and_, case, select
+from sqlalchemy.sql.functions import sum as sum_
 
-from atalaya.leads.presences import BATCH, in_presences, presence_of, utc_day
 from atalaya.leads.selection import Selection, select_leads
-from atalaya.store.tables import lead_presence, sighting
+from atalaya.store.tables import lead_presence, lead_presence_day
 
 MIN_WEEKS = 12
 MAX_WEEKS = 104
@@ -74,55 +78,42 @@ def chart_data(
     first, last = chart_window(flt)
     wide = replace(flt, since=first, until=last)
     rows = select_leads(conn, wide, visible=visible, now=now, conflicts=conflicts)
-    start = datetime.combine(first, time(), tzinfo=UTC)
-    end = datetime.combine(last + timedelta(days=1), time(), tzinfo=UTC)
 
-    weeks = [iso_week_of(first + timedelta(weeks=i)) for i in range(((last - first).days + 1) // 7)]
+    mondays = [first + timedelta(weeks=i) for i in range(((last - first).days + 1) // 7)]
+    weeks = [iso_week_of(m) for m in mondays]
+    week_of = dict(zip(mondays, weeks, strict=True))
     sightings_week = dict.fromkeys(weeks, 0)
     leads_week: dict[str, set[int]] = {w: set() for w in weeks}
     sightings_province: dict[str, int] = {}
     leads_province: dict[str, set[int]] = {}
 
-    ids = [r.id for r in rows]
-    day = utc_day(conn, sighting.c.seen_at)
+    # One pass over the stored counts: per lead, province and week, the
+    # sightings of the chart's weeks and those of the selected days.
+    day, p = lead_presence_day, lead_presence
+    selected = and_(day.c.day >= flt.since, day.c.day <= flt.until)
+    ids = sorted(r.id for r in rows)
     for chunk_start in range(0, len(ids), _CHUNK):
         chunk = ids[chunk_start : chunk_start + _CHUNK]
-        presences = conn.execute(
+        query = (
             select(
-                lead_presence.c.id,
-                lead_presence.c.lead_id,
-                lead_presence.c.ip,
-                lead_presence.c.port,
-                lead_presence.c.first_seen,
-                lead_presence.c.last_seen,
-                lead_presence.c.province_name,
+                p.c.lead_id,
+                p.c.province_name,
+                day.c.week,
+                sum_(day.c.sightings),
+                sum_(case((selected, day.c.sightings), else_=0)),
             )
-            .where(lead_presence.c.lead_id.in_(chunk))
-            .where(lead_presence.c.last_seen >= start)
-            .where(lead_presence.c.first_seen < end)
-        ).all()
-        by_id = {p.id: p for p in presences}
-        for p_start in range(0, len(presences), BATCH):
-            batch = presences[p_start : p_start + BATCH]
-            owner = presence_of(batch).label("presence")
-            query = (
-                select(owner, day.label("day"), func.count())
-                .where(in_presences(batch))
-                .where(sighting.c.seen_at >= start)
-                .where(sighting.c.seen_at < end)
-                .group_by(owner, day)
-            )
-            for presence_id, day_text, count in conn.execute(query):
-                p = by_id[presence_id]
-                d = date.fromisoformat(day_text)
-                week = iso_week_of(d)
-                if week in sightings_week:
-                    sightings_week[week] += int(count)
-                    leads_week[week].add(p.lead_id)
-                if flt.since <= d <= flt.until:
-                    name = p.province_name or UNPLACED
-                    sightings_province[name] = sightings_province.get(name, 0) + int(count)
-                    leads_province.setdefault(name, set()).add(p.lead_id)
+            .select_from(day.join(p, p.c.id == day.c.presence_id))
+            .where(p.c.lead_id.in_(chunk), day.c.day >= first, day.c.day <= last)
+            .group_by(p.c.lead_id, p.c.province_name, day.c.week)
+        )
+        for lead_id, province, monday, in_week, in_days in conn.execute(query):
+            week = week_of[monday]
+            sightings_week[week] += int(in_week)
+            leads_week[week].add(lead_id)
+            if in_days:
+                name = province or UNPLACED
+                sightings_province[name] = sightings_province.get(name, 0) + int(in_days)
+                leads_province.setdefault(name, set()).add(lead_id)
 
     provinces = sorted(sightings_province, key=lambda n: (-len(leads_province[n]), n))
     return ChartData(

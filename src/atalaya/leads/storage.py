@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    Date,
     DateTime,
     Select,
     String,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     type_coerce,
 )
 
+from atalaya.leads.days import day_rows
 from atalaya.leads.facts import IpFacts
 from atalaya.leads.lead import LeadRecord
 from atalaya.leads.lineage import Spot, Stretch, locate
@@ -39,6 +41,7 @@ from atalaya.store.tables import (
     lead_factor,
     lead_link,
     lead_presence,
+    lead_presence_day,
     lead_presence_item,
     lead_presence_peer,
     lead_province,
@@ -188,6 +191,9 @@ def _converters(
     def as_text_time(v: Any) -> Any:
         return None if v is None else sqlite_time(v)
 
+    def as_text_day(v: Any) -> Any:
+        return None if v is None else v.isoformat()
+
     out: list[tuple[int, Callable[[Any], Any]]] = []
     for i, name in enumerate(columns):
         kind = table.c[name].type
@@ -195,6 +201,8 @@ def _converters(
             out.append((i, as_json))
         elif sqlite and isinstance(kind, DateTime):
             out.append((i, as_text_time))
+        elif sqlite and isinstance(kind, Date):
+            out.append((i, as_text_day))
         # Booleans need nothing: sqlite3 stores True and False as 1 and 0.
     return out
 
@@ -288,6 +296,7 @@ ITEM_COLUMNS = (
     "sightings",
     "in_prefix",
 )
+DAY_COLUMNS = ("presence_id", "day", "week", "sightings")
 
 
 def presence_row(p: Presence, lead_id: int, facts: IpFacts, block: str | None) -> tuple[Any, ...]:
@@ -337,18 +346,25 @@ def item_rows(p: Presence, prefix: Collection[ItemKey]) -> Iterator[tuple[Any, .
 def write_presences(
     conn: Connection,
     presences: Iterable[tuple[Presence, int, IpFacts, str | None, Collection[ItemKey]]],
+    *,
+    days: Mapping[int, Mapping[int, int]],
 ) -> int:
-    """Insert presences with their items and peer ids: (presence, lead id, facts, block, prefix)."""
+    """Insert presences with their items, peer ids and sightings per day:
+    (presence, lead id, facts, block, prefix), and `days` by presence id
+    (`atalaya.leads.days.day_counts`; every presence must have its counts)."""
     items: list[tuple[Any, ...]] = []
     peers: list[tuple[Any, ...]] = []
     rows: list[tuple[Any, ...]] = []
+    per_day: list[tuple[Any, ...]] = []
     for p, lead_id, facts, block, prefix in presences:
         rows.append(presence_row(p, lead_id, facts, block))
         items.extend(item_rows(p, prefix))
         peers.extend((p.id, pid) for pid in sorted(p.peer_ids))
+        per_day.extend(day_rows(p.id, days[p.id]))
     bulk_insert(conn, lead_presence, PRESENCE_COLUMNS, rows)
     bulk_insert(conn, lead_presence_item, ITEM_COLUMNS, items)
     bulk_insert(conn, lead_presence_peer, ("presence_id", "peer_id"), peers)
+    bulk_insert(conn, lead_presence_day, DAY_COLUMNS, per_day)
     return len(rows)
 
 

@@ -24,6 +24,7 @@ from atalaya import __version__
 from atalaya.csv_cells import neutralise_row
 from atalaya.hashsets.categories import Category
 from atalaya.observe.transcripts import transcript_row
+from atalaya.store import begin_write
 from atalaya.store.tables import proof_transcript, sighting
 from atalaya.store.times import utc
 
@@ -114,7 +115,7 @@ class SightingWriter:
         if not batch:
             return 0
         rows = [_row(s) for s in batch]
-        with self.engine.begin() as conn:
+        with begin_write(self.engine) as conn:
             if any(s.transcript is not None for s in batch):
                 ids = (
                     conn.execute(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from atalaya.store import begin_write
 from atalaya.store.tables import hash_set, reference_file, reference_hash, watch_item
 
 if TYPE_CHECKING:
@@ -142,8 +143,12 @@ def add_watch_item(
         "category": category,
         "added_at": datetime.now(UTC),
     }
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         dialect = conn.dialect.name
         stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(watch_item)
-        result = conn.execute(stmt.values(values).on_conflict_do_nothing())
-        return bool(result.rowcount)
+        # RETURNING rather than rowcount: on PostgreSQL (psycopg) the row
+        # count said 1 for an item that was already there.
+        inserted = conn.execute(
+            stmt.values(values).on_conflict_do_nothing().returning(watch_item.c.id)
+        ).first()
+        return inserted is not None

@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -335,6 +336,23 @@ lead_presence_item = Table(
     Column("sightings", BigInteger, nullable=False),
     Column("in_prefix", Boolean, nullable=False),
     Index("ix_lead_presence_item_item", "network", "kind", "value"),
+)
+
+# Sightings per presence and UTC day, written with the presence by every
+# build, so that the charts add up counts instead of finding sightings again.
+# `week` is the Monday of the day's ISO week: the charts group by it.
+lead_presence_day = Table(
+    "lead_presence_day",
+    metadata,
+    Column(
+        "presence_id",
+        _LEAD_ID,
+        ForeignKey("lead_presence.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("day", Date, primary_key=True),
+    Column("week", Date, nullable=False),
+    Column("sightings", Integer, nullable=False),
 )
 
 # Peer ids a presence reported that look randomly drawn (usable as links).
