@@ -68,11 +68,8 @@ from atalaya.accounts.visibility import (
 )
 from atalaya.audit.log import (
     Action,
-    AuditAccessDeniedError,
-    AuditQuery,
     Outcome,
     log_event,
-    read_audit,
 )
 from atalaya.audit.shown import shown_details
 from atalaya.cases.deadlines import lead_clock
@@ -106,7 +103,7 @@ from atalaya.leads import (
     sighting_record,
 )
 from atalaya.observe import registry
-from atalaya.web import case_pages, i18n
+from atalaya.web import audit_pages, case_pages, i18n
 from atalaya.web.filters import MAX_LEAD_ID, FilterError, Filters, parse_filters
 from atalaya.web.i18n import _
 from atalaya.web.places import Places
@@ -116,12 +113,12 @@ from atalaya.web.settings import LIBRARIES, WebSettings, tile_origin
 
 Clock = Callable[[], datetime]
 LOG = logging.getLogger("atalaya.web")
-AUDIT_PAGE_LIMIT = 200
 MAX_FORM_BYTES = 16_384
 SCORE_BANDS = (20.0, 40.0, 60.0, 80.0)
 # An override's reason: a sentence a reviewer can weigh, not a keystroke.
 MIN_OVERRIDE_REASON = 15
 MIN_REASON_LETTERS = 8
+MIN_REASON_WORDS = 3
 MAX_CHART_DAYS = 3_660
 
 
@@ -940,24 +937,6 @@ class WebApp:
             session=session,
         )
 
-    def audit_page(self, request: Request) -> Response:
-        session = self.session(request)
-        try:
-            entries = read_audit(
-                self.engine,
-                session.actor(self.client(request)),
-                AuditQuery(limit=AUDIT_PAGE_LIMIT, newest_first=True),
-                at=self.now(),
-            )
-        except AuditAccessDeniedError:
-            return self.render(
-                "error.html",
-                {"title": _("Not allowed"), "message": _("Only auditors read the audit log.")},
-                session=session,
-                status=403,
-            )
-        return self.render("audit.html", {"entries": entries}, session=session)
-
     # --- reference data -------------------------------------------------------
 
     def geo(self, request: Request) -> Response:
@@ -1080,7 +1059,8 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
         Route("/cases/{case_id:case_id}/move", form_post(case_pages.move_submit), methods=["POST"]),
         Route("/cases/{case_id:case_id}/note", form_post(case_pages.note_submit), methods=["POST"]),
         Route("/charts", page(web.charts)),
-        Route("/audit", page(web.audit_page)),
+        Route("/audit", page(lambda r: audit_pages.audit_page(web, r))),
+        Route("/audit/export", page(lambda r: audit_pages.audit_export(web, r))),
         Route("/export", page(web.export)),
         Route("/api/map", api(web.api_map)),
         Route("/api/leads", api(web.api_leads)),
@@ -1151,7 +1131,12 @@ def _checked_back(back: str, now: datetime) -> str:
 def reason_lacks(reason: str) -> str | None:
     """Why an override's reason is not enough (translated), or None when it is."""
     text = " ".join(reason.split())
-    if len(text) < MIN_OVERRIDE_REASON or sum(c.isalpha() for c in text) < MIN_REASON_LETTERS:
+    words = [w for w in text.split() if sum(c.isalpha() for c in w) >= 3]
+    if (
+        len(text) < MIN_OVERRIDE_REASON
+        or sum(c.isalpha() for c in text) < MIN_REASON_LETTERS
+        or len(words) < MIN_REASON_WORDS
+    ):
         return _(
             "the reason must say why, in at least %(min)s characters of words",
             min=MIN_OVERRIDE_REASON,
