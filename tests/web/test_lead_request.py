@@ -166,6 +166,8 @@ def test_the_per_lead_exports_hold_every_sighting_with_neutralised_cells(
         ("ok", True),
         ("!!!!!!!!!!!!!!!!!!!!", True),
         ("a a a a a a a a", True),
+        ("ab cd ef gh ij kl", True),
+        ("checked by hand", False),
         ("seen by hand on the peer list", False),
     ],
 )

@@ -118,7 +118,7 @@ SCORE_BANDS = (20.0, 40.0, 60.0, 80.0)
 # An override's reason: a sentence a reviewer can weigh, not a keystroke.
 MIN_OVERRIDE_REASON = 15
 MIN_REASON_LETTERS = 8
-MIN_REASON_WORDS = 3
+MIN_REASON_WORDS = 2
 MAX_CHART_DAYS = 3_660
 
 
@@ -440,15 +440,25 @@ class WebApp:
                 self.settings.policy,
             )
         except LoginThrottledError as exc:
-            response = self._login_form(request, error=str(exc), status=429)
+            # The accounts stage words its refusals in English; the form says
+            # the same in the reader's language.
+            minutes = max(1, math.ceil(exc.retry_after.total_seconds() / 60))
+            throttled = i18n.ngettext(
+                "too many failed sign-ins from this address: try again in %(num)d minute",
+                "too many failed sign-ins from this address: try again in %(num)d minutes",
+                minutes,
+            )
+            response = self._login_form(request, error=throttled, status=429)
             response.headers["Retry-After"] = str(int(exc.retry_after.total_seconds()) + 1)
             return response
-        except LoginBusyError as exc:
-            response = self._login_form(request, error=str(exc), status=503)
+        except LoginBusyError:
+            busy = _("too many sign-ins at once: try again in a moment")
+            response = self._login_form(request, error=busy, status=503)
             response.headers["Retry-After"] = "5"
             return response
-        except LoginError as exc:
-            return self._login_form(request, error=str(exc), status=401)
+        except LoginError:
+            refused = _("wrong username or password, or the account is locked or disabled")
+            return self._login_form(request, error=refused, status=401)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             SESSION_COOKIE,
@@ -810,9 +820,12 @@ class WebApp:
             score = float("nan")
         reason = str(form.get("reason", ""))
         back = _checked_back(str(form.get("back", "")), self.now())
-        lacking = reason_lacks(reason)
+        # The score first, then the reason; each refusal in the page's words.
+        if not (math.isfinite(score) and 0 <= score <= 100):
+            lacking: str | None = _("the score must be a number from 0 to 100")
+        else:
+            lacking = reason_lacks(reason)
         if lacking is not None:
-            deny("reason of no substance")
             return self._lead_response(
                 request, session, lead_id, error=lacking, status=400, back=back
             )
@@ -823,8 +836,6 @@ class WebApp:
             )
         except AtalayaError as exc:
             message = str(exc).replace("--reason", _("the reason"))
-            if not (math.isfinite(score) and 0 <= score <= 100):  # say it in the page's words
-                message = _("the score must be a number from 0 to 100")
             return self._lead_response(
                 request, session, lead_id, error=message, status=400, back=back
             )
