@@ -193,9 +193,11 @@ def test_lead_page_shows_the_lead_and_its_conflict(client_for: Any, world: Engin
     assert "Guardia central, desk +34 900 000 003" in html
     assert "Móvil Inventado (made up)" in html  # the lab's ISP of host 10
     assert "Madrid, Madrid" in html
-    # UTC and local time (Madrid is UTC+1 in November).
-    assert "2026-11-10 08:00:00 UTC" in html
-    assert "2026-11-10 09:00:00 CET (+0100)" in html
+    # UTC and local time (Madrid is UTC+1 in November), dd/mm/yyyy; sightings
+    # to the microsecond.
+    assert "10/11/2026 08:00:00 UTC" in html
+    assert "10/11/2026 09:00:00 CET (+0100)" in html
+    assert "10/11/2026 08:00:00.000000 UTC" in html
     for factor in ("known_files", "highest_category", "verified_downloads", "recency"):
         assert f'data-factor="{factor}"' in html
     assert html.count("data-sighting-id=") == 9  # 3 items x 3 days
@@ -224,11 +226,14 @@ def test_another_units_lead_is_not_found_and_audited_denied(client_for: Any, wor
 def test_csrf_is_required_on_every_post(client_for: Any, world: Engine) -> None:
     ana = client_for("ana")
     lead_id = lead_ids_by_ip(world)[f"{PREFIX}.10"]
-    refused = ana.post(f"/leads/{lead_id}/override", data={"score": "90", "reason": "seen by hand"})
+    refused = ana.post(
+        f"/leads/{lead_id}/override",
+        data={"score": "90", "reason": "seen by hand on the peer list"},
+    )
     assert refused.status_code == 403
     forged = ana.post(
         f"/leads/{lead_id}/override",
-        data={"score": "90", "reason": "seen by hand", "csrf": "0" * 64},
+        data={"score": "90", "reason": "seen by hand on the peer list", "csrf": "0" * 64},
     )
     assert forged.status_code == 403
     assert ana.post("/logout", data={}).status_code == 403
@@ -238,7 +243,7 @@ def test_csrf_is_required_on_every_post(client_for: Any, world: Engine) -> None:
     token = form_csrf(ana.get(f"/leads/{lead_id}").text)
     done = ana.post(
         f"/leads/{lead_id}/override",
-        data={"score": "90", "reason": "seen by hand", "csrf": token},
+        data={"score": "90", "reason": "seen by hand on the peer list", "csrf": token},
         follow_redirects=False,
     )
     assert done.status_code == 303
@@ -247,7 +252,7 @@ def test_csrf_is_required_on_every_post(client_for: Any, world: Engine) -> None:
     assert (row.lead_id, row.score, row.reason, row.analyst) == (
         lead_id,
         90.0,
-        "seen by hand",
+        "seen by hand on the peer list",
         "ana",
     )
     assert "90.0*" in ana.get(f"/?{W46}").text  # the list shows the score in force

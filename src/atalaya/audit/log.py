@@ -400,6 +400,7 @@ class AuditQuery:
     object_type: str | None = None
     object_id: str | None = None
     after_seq: int | None = None  # paging: records with a larger seq
+    before_seq: int | None = None  # paging newest first: records with a smaller seq
     lead_id: int | None = None  # records about this lead or that showed it
     limit: int = DEFAULT_READ_LIMIT
     newest_first: bool = False
@@ -414,6 +415,7 @@ class AuditQuery:
             "object_type",
             "object_id",
             "after_seq",
+            "before_seq",
             "lead_id",
         ):
             value = getattr(self, key)
@@ -453,6 +455,8 @@ def read_records(conn: Connection, query: AuditQuery | None = None) -> list[Audi
         stmt = stmt.where(audit_record.c.object_id == query.object_id)
     if query.after_seq is not None:
         stmt = stmt.where(audit_record.c.seq > query.after_seq)
+    if query.before_seq is not None:
+        stmt = stmt.where(audit_record.c.seq < query.before_seq)
     order = audit_record.c.seq.desc() if query.newest_first else audit_record.c.seq
     if query.lead_id is None:
         stmt = stmt.order_by(order).limit(query.limit)

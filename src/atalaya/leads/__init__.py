@@ -5,11 +5,14 @@ use; the modules stay importable on their own.
 """
 
 from atalaya.leads.charts import ChartData, chart_data, chart_window
-from atalaya.leads.dossier import Dossier, gather, local_time
+from atalaya.leads.dossier import Dossier, gather, lead_sightings, local_time, sighting_record
 from atalaya.leads.export import (
     CSV_HEADER,
+    SIGHTING_FIELDS,
     csv_parts,
     geojson_parts,
+    sighting_csv_parts,
+    sighting_json_parts,
     write_csv,
     write_geojson,
     write_jsonl,
@@ -48,6 +51,7 @@ __all__ = [
     "CSV_HEADER",
     "MAP_FIELDS",
     "PAGE_SIZE",
+    "SIGHTING_FIELDS",
     "STATUSES",
     "ChartData",
     "Dossier",
@@ -71,6 +75,7 @@ __all__ = [
     "lead_exists",
     "lead_records",
     "lead_rows",
+    "lead_sightings",
     "local_time",
     "map_points",
     "moved",
@@ -80,6 +85,9 @@ __all__ = [
     "row_record",
     "score_in_force",
     "select_leads",
+    "sighting_csv_parts",
+    "sighting_json_parts",
+    "sighting_record",
     "write_csv",
     "write_geojson",
     "write_jsonl",

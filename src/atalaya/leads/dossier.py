@@ -9,8 +9,9 @@ that offer the same items or reported the same peer id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,16 +25,22 @@ from atalaya.leads.presences import BATCH, in_presences, presence_of, utc_day
 from atalaya.leads.query import lead_detail, lead_exists
 from atalaya.leads.storage import item_conditions
 from atalaya.store.tables import (
+    hash_set,
     lead,
     lead_presence,
     lead_presence_item,
     lead_presence_peer,
+    proof_transcript,
+    reference_file,
     sighting,
 )
 from atalaya.store.times import utc
 
 TIMELINE_LIMIT = 500
 RELATED_LIMIT = 20
+# Piece indices read from one proof transcript: a request names a few.
+MAX_INDICES = 64
+MAX_TRANSCRIPT = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,27 @@ class TimelineEntry:
     proof: bool
     pieces_verified: int
     bytes_downloaded: int
+    # What a request needs beyond the above (all None when not recorded).
+    pieces_failed: int = 0
+    proof_kind: str | None = None
+    piece_indices: tuple[int, ...] | None = None
+    clock_offset_s: float | None = None
+    hash_set: str | None = None
+    hash_set_source: str | None = None
+    hash_set_sha256: str | None = None
+    source_label: str | None = None  # the category label as the hash set wrote it
+    advertised_name: str | None = None
+    peer_id: str | None = None
+    observer: str | None = None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A known file's entry in one hash set: where it comes from and its label there."""
+
+    hash_set: str
+    source: str
+    label: str
 
 
 @dataclass(frozen=True)
@@ -65,6 +93,7 @@ class OfferedFile:
     category: str | None
     proof: bool
     sightings: int
+    references: tuple[Reference, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,29 +168,7 @@ def _timeline(conn: Connection, presences: Sequence[Any], dossier: Dossier) -> N
             .order_by(sighting.c.seen_at.desc(), sighting.c.id.desc())
             .limit(TIMELINE_LIMIT)
         ).mappings()
-        for s in rows:
-            zone = zones.get(s["presence_id"])
-            seen = utc(s["seen_at"])
-            entries.append(
-                TimelineEntry(
-                    id=s["id"],
-                    seen_at=seen,
-                    local=local_time(seen, zone),
-                    time_zone=zone,
-                    ip=s["ip"],
-                    port=s["port"],
-                    network=s["network"],
-                    item_kind=s["item_kind"],
-                    item_value=s["item_value"],
-                    found_by=s["found_by"],
-                    client=s["client"],
-                    file_key=s["file_key"],
-                    category=_label(s["category"]),
-                    proof=bool(s["proof"]),
-                    pieces_verified=s["pieces_verified"],
-                    bytes_downloaded=s["bytes_downloaded"],
-                )
-            )
+        entries.extend(_entries(conn, list(rows), zones))
     entries.sort(key=lambda e: (e.seen_at, e.id), reverse=True)
     dossier.timeline = entries[:TIMELINE_LIMIT]
     dossier.timeline_total = total
@@ -169,6 +176,161 @@ def _timeline(conn: Connection, presences: Sequence[Any], dossier: Dossier) -> N
     dossier.proofs = proofs
     dossier.pieces_verified = pieces
     dossier.bytes_verified = verified_bytes
+
+
+def piece_indices(body: bytes) -> tuple[int, ...] | None:
+    """The verified pieces' indices in a proof transcript (canonical JSON), if it names them.
+
+    Read defensively: the transcript's version may add fields; anything
+    that is not a list of pieces with integer indices gives None.
+    """
+    if len(body) > MAX_TRANSCRIPT:
+        return None
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    pieces = doc.get("pieces") if isinstance(doc, dict) else None
+    if not isinstance(pieces, list):
+        return None
+    found: list[int] = []
+    for piece in pieces[:MAX_INDICES]:
+        index = piece.get("index") if isinstance(piece, dict) else piece
+        if isinstance(index, int) and not isinstance(index, bool) and index >= 0:
+            found.append(index)
+    return tuple(sorted(found)) if found else None
+
+
+def _references(
+    conn: Connection, pairs: Iterable[tuple[str | None, str | None]]
+) -> dict[tuple[str, str], tuple[str, str]]:
+    """(hash set name, file key) -> (the set's source, the file's label there)."""
+    wanted = {(h, k) for h, k in pairs if h and k}
+    found: dict[tuple[str, str], tuple[str, str]] = {}
+    keys = sorted({k for _, k in wanted})
+    for start in range(0, len(keys), 1_000):
+        for name, key, source, label in conn.execute(
+            select(
+                hash_set.c.name,
+                reference_file.c.file_key,
+                hash_set.c.source,
+                reference_file.c.category_label,
+            )
+            .join(hash_set, hash_set.c.id == reference_file.c.hash_set_id)
+            .where(reference_file.c.file_key.in_(keys[start : start + 1_000]))
+        ):
+            if (name, key) in wanted:
+                found[(name, key)] = (source, label)
+    return found
+
+
+def _transcripts(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[int, ...] | None]:
+    found: dict[int, tuple[int, ...] | None] = {}
+    for start in range(0, len(ids), 1_000):
+        for sighting_id, body in conn.execute(
+            select(proof_transcript.c.sighting_id, proof_transcript.c.body).where(
+                proof_transcript.c.sighting_id.in_(list(ids[start : start + 1_000]))
+            )
+        ):
+            found[int(sighting_id)] = piece_indices(bytes(body))
+    return found
+
+
+def _entries(
+    conn: Connection, rows: Sequence[Any], zones: dict[int, str | None]
+) -> list[TimelineEntry]:
+    refs = _references(conn, ((r["hash_set"], r["file_key"]) for r in rows))
+    indices = _transcripts(conn, [r["id"] for r in rows if r["proof"]])
+    entries = []
+    for s in rows:
+        zone = zones.get(s["presence_id"])
+        seen = utc(s["seen_at"])
+        ref = refs.get((s["hash_set"], s["file_key"]))
+        entries.append(
+            TimelineEntry(
+                id=s["id"],
+                seen_at=seen,
+                local=local_time(seen, zone),
+                time_zone=zone,
+                ip=s["ip"],
+                port=s["port"],
+                network=s["network"],
+                item_kind=s["item_kind"],
+                item_value=s["item_value"],
+                found_by=s["found_by"],
+                client=s["client"],
+                file_key=s["file_key"],
+                category=_label(s["category"]),
+                proof=bool(s["proof"]),
+                pieces_verified=s["pieces_verified"],
+                bytes_downloaded=s["bytes_downloaded"],
+                pieces_failed=s["pieces_failed"],
+                proof_kind=s["proof_kind"],
+                piece_indices=indices.get(s["id"]),
+                clock_offset_s=s["clock_offset_s"],
+                hash_set=s["hash_set"],
+                hash_set_source=ref[0] if ref else None,
+                hash_set_sha256=s["hash_set_sha256"],
+                source_label=ref[1] if ref else None,
+                advertised_name=s["advertised_name"],
+                peer_id=s["peer_id"],
+                observer=s["observer"],
+            )
+        )
+    return entries
+
+
+def lead_sightings(engine: Engine, lead_id: int, *, batch: int = 2_000) -> Iterator[TimelineEntry]:
+    """Every sighting of the lead with what a request needs, oldest first
+    within each group of presences (for the per-lead export; the caller
+    checks that the unit holds the lead)."""
+    with engine.connect() as conn:
+        presences = conn.execute(
+            select(
+                lead_presence.c.id,
+                lead_presence.c.ip,
+                lead_presence.c.port,
+                lead_presence.c.first_seen,
+                lead_presence.c.last_seen,
+                lead_presence.c.time_zone,
+            )
+            .where(lead_presence.c.lead_id == lead_id)
+            .order_by(lead_presence.c.first_seen, lead_presence.c.id)
+        ).all()
+        presences = with_exact_addresses(conn, presences)
+        zones = {p.id: p.time_zone for p in presences}
+        for start in range(0, len(presences), BATCH):
+            group = presences[start : start + BATCH]
+            owner = presence_of(group).label("presence_id")
+            after: tuple[datetime, int] | None = None
+            while True:  # keyset pages: bounded memory for any lead
+                query = select(sighting, owner).where(in_presences(group))
+                if after is not None:
+                    query = query.where(
+                        or_(
+                            sighting.c.seen_at > after[0],
+                            and_(sighting.c.seen_at == after[0], sighting.c.id > after[1]),
+                        )
+                    )
+                rows = list(
+                    conn.execute(
+                        query.order_by(sighting.c.seen_at, sighting.c.id).limit(batch)
+                    ).mappings()
+                )
+                if not rows:
+                    break
+                yield from _entries(conn, rows, zones)
+                after = (rows[-1]["seen_at"], rows[-1]["id"])
+                if len(rows) < batch:
+                    break
+
+
+def sighting_record(entry: TimelineEntry) -> dict[str, Any]:
+    """One sighting as an export record: times as ISO 8601 with microseconds."""
+    record = asdict(entry)
+    record["seen_at"] = entry.seen_at.isoformat(timespec="microseconds")
+    record["piece_indices"] = list(entry.piece_indices) if entry.piece_indices else None
+    return record
 
 
 def _files(conn: Connection, presence_ids: Sequence[int]) -> list[OfferedFile]:
@@ -194,6 +356,21 @@ def _files(conn: Connection, presence_ids: Sequence[int]) -> list[OfferedFile]:
                 held["category"] = r["category"]
             held["proof"] = held["proof"] or bool(r["proof"])
             held["sightings"] += int(r["sightings"])
+    keys = sorted({v["file_key"] for v in merged.values() if v["file_key"]})
+    references: dict[str, list[Reference]] = {}
+    for start in range(0, len(keys), 1_000):
+        for name, key, source, label in conn.execute(
+            select(
+                hash_set.c.name,
+                reference_file.c.file_key,
+                hash_set.c.source,
+                reference_file.c.category_label,
+            )
+            .join(hash_set, hash_set.c.id == reference_file.c.hash_set_id)
+            .where(reference_file.c.file_key.in_(keys[start : start + 1_000]))
+            .order_by(hash_set.c.name)
+        ):
+            references.setdefault(key, []).append(Reference(name, source, label))
     files = [
         OfferedFile(
             network=h.network,
@@ -203,6 +380,7 @@ def _files(conn: Connection, presence_ids: Sequence[int]) -> list[OfferedFile]:
             category=_label(v["category"]),
             proof=v["proof"],
             sightings=v["sightings"],
+            references=tuple(references.get(v["file_key"] or "", ())),
         )
         for h, v in merged.items()
     ]

@@ -109,6 +109,70 @@ def write_csv(records: Iterable[dict[str, Any]], stream: IO[str]) -> int:
     return count
 
 
+# A lead's sightings (atalaya.leads.dossier.sighting_record), one row each:
+# what a request for subscriber data needs, in this order.
+SIGHTING_FIELDS = (
+    "id",
+    "seen_at",
+    "local",
+    "time_zone",
+    "ip",
+    "port",
+    "network",
+    "item_kind",
+    "item_value",
+    "advertised_name",
+    "found_by",
+    "client",
+    "peer_id",
+    "file_key",
+    "category",
+    "hash_set",
+    "hash_set_source",
+    "hash_set_sha256",
+    "source_label",
+    "proof",
+    "proof_kind",
+    "pieces_verified",
+    "pieces_failed",
+    "piece_indices",
+    "bytes_downloaded",
+    "clock_offset_s",
+    "observer",
+)
+
+
+def sighting_csv_parts(records: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """A lead's sightings as CSV (header first), in parts; cells neutralised."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(
+        buffer, fieldnames=SIGHTING_FIELDS, lineterminator="\n", extrasaction="ignore"
+    )
+    writer.writeheader()
+    for record in records:
+        row = dict(record)
+        if row.get("piece_indices") is not None:
+            row["piece_indices"] = " ".join(str(i) for i in row["piece_indices"])
+        writer.writerow(neutralise_row(row))
+        if buffer.tell() > _PART:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def sighting_json_parts(lead: dict[str, Any], records: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """One JSON document: the lead's record, then its sightings, streamed."""
+    yield '{"lead": ' + json.dumps(lead, ensure_ascii=False) + ', "sightings": ['
+    for count, record in enumerate(records):
+        yield (
+            ("," if count else "")
+            + "\n"
+            + json.dumps({k: record.get(k) for k in SIGHTING_FIELDS}, ensure_ascii=False)
+        )
+    yield "\n]}\n"
+
+
 def geojson_feature(record: dict[str, Any]) -> dict[str, Any]:
     """One lead as a GeoJSON Feature: a Point at its place (else null), the rest as properties."""
     geometry = None

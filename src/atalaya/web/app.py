@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from hmac import compare_digest
 from importlib.resources import files
 from pathlib import Path
@@ -68,11 +69,8 @@ from atalaya.accounts.visibility import (
 )
 from atalaya.audit.log import (
     Action,
-    AuditAccessDeniedError,
-    AuditQuery,
     Outcome,
     log_event,
-    read_audit,
 )
 from atalaya.audit.purpose import current_purpose, use_purpose
 from atalaya.audit.shown import shown_details
@@ -94,6 +92,7 @@ from atalaya.leads import (
     lead_exists,
     lead_records,
     lead_rows,
+    lead_sightings,
     local_time,
     map_points,
     moved,
@@ -101,11 +100,14 @@ from atalaya.leads import (
     page_of,
     row_record,
     select_leads,
+    sighting_csv_parts,
+    sighting_json_parts,
+    sighting_record,
 )
 from atalaya.observe import registry
-from atalaya.store.times import utc
-from atalaya.web import answer_pages, case_pages, funnel_pages, purpose_page
+from atalaya.web import answer_pages, audit_pages, case_pages, funnel_pages, i18n, purpose_page
 from atalaya.web.filters import MAX_LEAD_ID, FilterError, Filters, parse_filters
+from atalaya.web.i18n import _
 from atalaya.web.places import Places
 from atalaya.web.query_limit import is_timeout, limit_statements
 from atalaya.web.security import LOGIN_CSRF_COOKIE, SESSION_COOKIE, SecurityHeaders
@@ -113,9 +115,13 @@ from atalaya.web.settings import LIBRARIES, WebSettings, tile_origin
 
 Clock = Callable[[], datetime]
 LOG = logging.getLogger("atalaya.web")
-AUDIT_PAGE_LIMIT = 200
 MAX_FORM_BYTES = 16_384
 SCORE_BANDS = (20.0, 40.0, 60.0, 80.0)
+# An override's reason: a sentence a reviewer can weigh, not a keystroke.
+MIN_OVERRIDE_REASON = 15
+MIN_REASON_LETTERS = 8
+MIN_REASON_WORDS = 2
+MAX_CHART_DAYS = 3_660
 
 
 def _now() -> datetime:
@@ -138,12 +144,6 @@ def _safe_next(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith(("//", "/\\")):
         return target
     return "/"
-
-
-def _utc_text(value: datetime | None) -> str:
-    if value is None:
-        return ""
-    return utc(value).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def json_for_html(value: Any) -> str:
@@ -171,6 +171,19 @@ class LeadIdConvertor(Convertor[int]):
 register_url_convertor("lead_id", LeadIdConvertor())
 
 
+class ExportFormatConvertor(Convertor[str]):
+    regex = "csv|json"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("export_format", ExportFormatConvertor())
+
+
 class NotSignedInError(Exception):
     """No live session: pages go to the login form, APIs answer 401."""
 
@@ -189,12 +202,34 @@ class WebApp:
             lstrip_blocks=True,
             extensions=["jinja2.ext.i18n"],
         )
-        # Templates mark their text with _(…) (new-style gettext); until a
-        # catalogue is chosen per request the English text is shown as is.
-        self.jinja.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+        # Templates mark their text with _(…) (new-style gettext); the
+        # callables read the request's language (atalaya.web.i18n), so one
+        # environment serves every language.
+        self.jinja.install_gettext_callables(  # type: ignore[attr-defined]
+            gettext=lambda text: i18n.translations(i18n.current_locale()).gettext(text),
+            ngettext=lambda one, many, n: i18n.translations(i18n.current_locale()).ngettext(
+                one, many, n
+            ),
+            newstyle=True,
+        )
         self.jinja.globals.update(
             score_band=score_band,
-            utc=_utc_text,
+            utc=i18n.utc_text,
+            utc_micro=lambda at: i18n.utc_text(at, micro=True),
+            unit_time=i18n.unit_text,
+            zoned=i18n.zoned_text,
+            day=i18n.day_text,
+            locale=i18n.current_locale,
+            here=i18n.here,
+            category_label=i18n.labeller(i18n.CATEGORY_LABELS),
+            status_label=i18n.labeller(i18n.STATUS_LABELS),
+            state_label=i18n.labeller(i18n.STATE_LABELS),
+            action_label=i18n.labeller(i18n.ACTION_LABELS),
+            outcome_label=i18n.labeller(i18n.OUTCOME_LABELS),
+            role_label=i18n.labeller(i18n.ROLE_LABELS),
+            found_by_label=i18n.labeller(i18n.FOUND_BY_LABELS),
+            factor_label=i18n.labeller(i18n.FACTOR_LABELS),
+            flag_label=i18n.labeller(i18n.FLAG_LABELS),
             local_time=local_time,
             parse_iso=_parse_iso,
             categories=[c.label for c in Category],
@@ -203,15 +238,17 @@ class WebApp:
             statuses=STATUSES,
         )
         self.jinja.filters["network_label"] = registry.label_of
+        self.jinja.filters["flag_word"] = i18n.labeller(i18n.FLAG_LABELS)
         self._attributions: dict[str, str | None] = {}
 
     # --- plumbing -------------------------------------------------------------
 
     @property
     def too_slow_message(self) -> str:
-        return (
-            f"This selection took longer than {self.settings.query_timeout:g} s to read: "
-            "narrow the dates, the area or the province."
+        return _(
+            "This selection took longer than %(seconds)s s to read: "
+            "narrow the dates, the area or the province.",
+            seconds=f"{self.settings.query_timeout:g}",
         )
 
     def now(self) -> datetime:
@@ -301,7 +338,15 @@ class WebApp:
                 "can_read_audit": has_permission(session.user.role, Permission.READ_AUDIT),
                 "purpose": current_purpose(),
             }
+        # The switch brings the reader back here; an error page sends it to the
+        # start instead, so that a 404 says nothing of the URL that was asked.
+        context = {**context, "switch_next": i18n.here() if status < 400 else "/"}
         html = self.jinja.get_template(name).render(**context)
+        headers = {
+            **(headers or {}),
+            "Content-Language": i18n.current_locale(),
+            "Vary": "Accept-Language, Cookie",
+        }
         return HTMLResponse(html, status_code=status, headers=headers)
 
     def require_leads(self, request: Request, session: Session) -> Response | None:
@@ -319,7 +364,7 @@ class WebApp:
         )
         return self.render(
             "error.html",
-            {"title": "Not allowed", "message": "Your role does not give access to leads."},
+            {"title": _("Not allowed"), "message": _("Your role does not give access to leads.")},
             session=session,
             status=403,
         )
@@ -384,7 +429,7 @@ class WebApp:
         expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not sent or not expected or not compare_digest(sent.encode(), expected.encode()):
             return self._login_form(
-                request, error="the form expired: please sign in again", status=400
+                request, error=_("the form expired: please sign in again"), status=400
             )
         username = str(form.get("username", ""))[:200]
         password = str(form.get("password", ""))[: self.settings.policy.max_password_length + 1]
@@ -400,15 +445,25 @@ class WebApp:
                 self.settings.policy,
             )
         except LoginThrottledError as exc:
-            response = self._login_form(request, error=str(exc), status=429)
+            # The accounts stage words its refusals in English; the form says
+            # the same in the reader's language.
+            minutes = max(1, math.ceil(exc.retry_after.total_seconds() / 60))
+            throttled = i18n.ngettext(
+                "too many failed sign-ins from this address: try again in %(num)d minute",
+                "too many failed sign-ins from this address: try again in %(num)d minutes",
+                minutes,
+            )
+            response = self._login_form(request, error=throttled, status=429)
             response.headers["Retry-After"] = str(int(exc.retry_after.total_seconds()) + 1)
             return response
-        except LoginBusyError as exc:
-            response = self._login_form(request, error=str(exc), status=503)
+        except LoginBusyError:
+            busy = _("too many sign-ins at once: try again in a moment")
+            response = self._login_form(request, error=busy, status=503)
             response.headers["Retry-After"] = "5"
             return response
-        except LoginError as exc:
-            return self._login_form(request, error=str(exc), status=401)
+        except LoginError:
+            refused = _("wrong username or password, or the account is locked or disabled")
+            return self._login_form(request, error=refused, status=401)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             SESSION_COOKIE,
@@ -425,7 +480,7 @@ class WebApp:
         form = await request.form(max_files=0, max_fields=10, max_part_size=MAX_FORM_BYTES)
         session = await run_in_threadpool(self.session, request)
         if not check_csrf(session, str(form.get("csrf", ""))):
-            raise HTTPException(403, "the form's CSRF token does not match this session")
+            raise HTTPException(403, _("the form's CSRF token does not match this session"))
         await run_in_threadpool(
             logout,
             self.engine,
@@ -435,6 +490,23 @@ class WebApp:
         )
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    def language(self, request: Request) -> Response:
+        """The switch in the header: remember the language a year, go back."""
+        chosen = request.path_params["code"]
+        if chosen not in i18n.LOCALES:
+            return self._not_found(None)
+        response = RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+        response.set_cookie(
+            i18n.LANG_COOKIE,
+            chosen,
+            max_age=365 * 86400,
+            path="/",
+            httponly=True,
+            samesite="lax",
+            secure=self.settings.secure_cookies,
+        )
         return response
 
     # --- the map and the list -------------------------------------------------
@@ -502,7 +574,7 @@ class WebApp:
         session = self.session(request)
         denied = self.require_leads(request, session)
         if denied is not None:
-            return JSONResponse({"error": "your role does not view leads"}, status_code=403)
+            return JSONResponse({"error": _("your role does not view leads")}, status_code=403)
         flt = self.filters(request)
         rows = self.selection(session, flt)
         points = map_points(rows)
@@ -531,7 +603,7 @@ class WebApp:
         session = self.session(request)
         denied = self.require_leads(request, session)
         if denied is not None:
-            return JSONResponse({"error": "your role does not view leads"}, status_code=403)
+            return JSONResponse({"error": _("your role does not view leads")}, status_code=403)
         flt = self.filters(request)
         rows = self.selection(session, flt)
         page = page_of(rows, flt.page)
@@ -569,7 +641,7 @@ class WebApp:
             return denied
         fmt = request.query_params.get("format", "csv")
         if fmt not in ("csv", "geojson"):
-            raise FilterError("format must be csv or geojson")
+            raise FilterError(_("format must be csv or geojson"))
         flt = self.filters(request)
         rows = self.selection(session, flt)
         stamp = self.now().strftime("%Y%m%dT%H%M%SZ")
@@ -624,13 +696,20 @@ class WebApp:
     def _not_found(self, session: Session | None) -> Response:
         return self.render(
             "error.html",
-            {"title": "Not found", "message": "There is no such page."},
+            {"title": _("Not found"), "message": _("There is no such page.")},
             session=session,
             status=404,
         )
 
     def _lead_response(
-        self, request: Request, session: Session, lead_id: int, *, error: str | None, status: int
+        self,
+        request: Request,
+        session: Session,
+        lead_id: int,
+        *,
+        error: str | None,
+        status: int,
+        back: str | None = None,
     ) -> Response:
         unit_id = session.user.unit_id
         held = exists = False
@@ -651,11 +730,8 @@ class WebApp:
                 details={"reason": "held by another unit" if exists else "no such lead"},
             )
             return self._not_found(session)
-        back = request.query_params.get("back", "")[:MAX_FORM_BYTES]
-        try:
-            parse_filters(dict(parse_qsl(back)), today=self.now().date())
-        except FilterError:
-            back = ""
+        if back is None:
+            back = _checked_back(request.query_params.get("back", ""), self.now())
         dossier = gather(self.engine, lead_id, visible=visible_lead_ids_clause(unit_id))
         if dossier is None:  # rebuilt away between the two reads
             return self._not_found(session)
@@ -679,12 +755,8 @@ class WebApp:
                 "cases": lead_cases,
                 "open_case": next((c for c in lead_cases if not c.closed), None),
                 "clock": clock,
-                "per_day_json": json_for_html(
-                    {
-                        "days": [d for d, _ in dossier.per_day],
-                        "counts": [c for _, c in dossier.per_day],
-                    }
-                ),
+                "per_day_json": json_for_html(every_day(dossier.per_day)),
+                "min_reason": MIN_OVERRIDE_REASON,
                 "back": back,
                 "nav_query": back,
             },
@@ -714,7 +786,7 @@ class WebApp:
 
         if not check_csrf(session, str(form.get("csrf", ""))):
             deny("CSRF token missing or wrong")
-            raise HTTPException(403, "the form's CSRF token does not match this session")
+            raise HTTPException(403, _("the form's CSRF token does not match this session"))
         # The role first: a role that may not change leads must get the same
         # answer for a lead its unit holds and for any other id, or the
         # difference tells it which leads its unit holds.
@@ -733,10 +805,12 @@ class WebApp:
                 )
             if stale_for is not None:
                 # A page opened before a build merged the lead away.
-                stale = (
-                    f"Lead {lead_id} was merged into this lead by build {stale_for.build} after "
+                stale = _(
+                    "Lead %(lead)s was merged into this lead by build %(build)s after "
                     "the page was opened; the override was not recorded. Review this lead "
-                    "and record it again."
+                    "and record it again.",
+                    lead=lead_id,
+                    build=stale_for.build,
                 )
                 deny(f"merged into lead {stale_for.current}")
                 return self._lead_response(
@@ -748,18 +822,28 @@ class WebApp:
         try:
             score = float(str(form.get("score", "")))
         except ValueError:
-            return self._lead_response(
-                request, session, lead_id, error="the score must be a number", status=400
-            )
+            score = float("nan")
         reason = str(form.get("reason", ""))
+        back = _checked_back(str(form.get("back", "")), self.now())
+        # The score first, then the reason; each refusal in the page's words.
+        if not (math.isfinite(score) and 0 <= score <= 100):
+            lacking: str | None = _("the score must be a number from 0 to 100")
+        else:
+            lacking = reason_lacks(reason)
+        if lacking is not None:
+            return self._lead_response(
+                request, session, lead_id, error=lacking, status=400, back=back
+            )
         try:
             check_override_score(score)
             entry = override_score(
                 self.engine, lead_id, score, reason, session.user.username, now=self.now()
             )
         except AtalayaError as exc:
-            message = str(exc).replace("--reason", "the reason").replace("--score", "the score")
-            return self._lead_response(request, session, lead_id, error=message, status=400)
+            message = str(exc).replace("--reason", _("the reason"))
+            return self._lead_response(
+                request, session, lead_id, error=message, status=400, back=back
+            )
         self.audit(
             request,
             session,
@@ -773,12 +857,61 @@ class WebApp:
                 "reason": entry["reason"],
             },
         )
-        return RedirectResponse(f"/leads/{lead_id}", status_code=303)
+        target = f"/leads/{lead_id}" + (f"?{urlencode({'back': back})}" if back else "")
+        return RedirectResponse(target, status_code=303)
+
+    def lead_export(self, request: Request) -> Response:
+        """Every sighting of one lead, CSV or JSON, for the request's annex."""
+        session = self.session(request)
+        denied = self.require_leads(request, session)
+        if denied is not None:
+            return denied
+        lead_id = request.path_params["lead_id"]
+        fmt = request.path_params["fmt"]
+        held = False
+        if lead_id <= MAX_LEAD_ID:
+            with self.engine.connect() as conn:
+                held = unit_holds(conn, session.user.unit_id, lead_id)
+        if not held:
+            self.audit(
+                request,
+                session,
+                Action.EXPORT,
+                outcome=Outcome.DENIED,
+                object_type="lead",
+                object_id=lead_id,
+                details={"reason": "not held by the unit", "format": fmt},
+            )
+            return self._not_found(session)
+        with self.engine.connect() as conn:
+            records = lead_records(conn, [lead_id], factors=True)
+        self.audit(
+            request,
+            session,
+            Action.EXPORT,
+            object_type="lead",
+            object_id=lead_id,
+            details={"format": fmt, "sightings": True},
+        )
+        rows = (sighting_record(e) for e in lead_sightings(self.engine, lead_id))
+        stamp = self.now().strftime("%Y%m%dT%H%M%SZ")
+        name = f"atalaya-lead-{lead_id}-sightings-{stamp}.{fmt}"
+        if fmt == "csv":
+            body: Iterator[str] = sighting_csv_parts(rows)
+            media = "text/csv; charset=utf-8"
+        else:
+            body = sighting_json_parts(records[0] if records else {"id": lead_id}, rows)
+            media = "application/json"
+        return StreamingResponse(
+            body,
+            media_type=media,
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
     def require_leads_change(self, session: Session) -> Response:
         return self.render(
             "error.html",
-            {"title": "Not allowed", "message": "Your role does not change leads."},
+            {"title": _("Not allowed"), "message": _("Your role does not change leads.")},
             session=session,
             status=403,
         )
@@ -819,24 +952,6 @@ class WebApp:
             },
             session=session,
         )
-
-    def audit_page(self, request: Request) -> Response:
-        session = self.session(request)
-        try:
-            entries = read_audit(
-                self.engine,
-                session.actor(self.client(request)),
-                AuditQuery(limit=AUDIT_PAGE_LIMIT, newest_first=True),
-                at=self.now(),
-            )
-        except AuditAccessDeniedError:
-            return self.render(
-                "error.html",
-                {"title": "Not allowed", "message": "Only auditors read the audit log."},
-                session=session,
-                status=403,
-            )
-        return self.render("audit.html", {"entries": entries}, session=session)
 
     # --- reference data -------------------------------------------------------
 
@@ -883,7 +998,7 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
                 web.audit_failure(request, exc, reason="query time limit")
                 return web.render(
                     "error.html",
-                    {"title": "Too slow", "message": web.too_slow_message},
+                    {"title": _("Too slow"), "message": web.too_slow_message},
                     status=503,
                 )
 
@@ -894,7 +1009,7 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
             try:
                 return handler(request)
             except NotSignedInError:
-                return JSONResponse({"error": "sign in first"}, status_code=401)
+                return JSONResponse({"error": _("sign in first")}, status_code=401)
             except FilterError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
             except DBAPIError as exc:
@@ -939,7 +1054,7 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
             return web._not_found(None)
         return web.render(
             "error.html",
-            {"title": "Refused", "message": exc.detail},
+            {"title": _("Refused"), "message": exc.detail},
             status=exc.status_code,
         )
 
@@ -948,8 +1063,10 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
         Route("/login", web.login_page, methods=["GET"]),
         Route("/login", login_post, methods=["POST"]),
         Route("/logout", logout_post, methods=["POST"]),
+        Route("/language/{code}", web.language, methods=["GET"]),
         Route("/leads/{lead_id:lead_id}", page(web.lead_page)),
         Route("/leads/{lead_id:lead_id}/override", override_post, methods=["POST"]),
+        Route("/leads/{lead_id:lead_id}/sightings.{fmt:export_format}", page(web.lead_export)),
         Route(
             "/leads/{lead_id:lead_id}/cases", form_post(case_pages.open_submit), methods=["POST"]
         ),
@@ -972,7 +1089,8 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
         Route("/charts", page(web.charts)),
         Route("/purpose", page(lambda r: purpose_page.purpose_page(web, r))),
         Route("/purpose", form_post(purpose_page.purpose_submit), methods=["POST"]),
-        Route("/audit", page(web.audit_page)),
+        Route("/audit", page(lambda r: audit_pages.audit_page(web, r))),
+        Route("/audit/export", page(lambda r: audit_pages.audit_export(web, r))),
         Route("/export", page(web.export)),
         Route("/api/map", api(web.api_map)),
         Route("/api/leads", api(web.api_leads)),
@@ -992,8 +1110,8 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
             return web.render(
                 "error.html",
                 {
-                    "title": "Something went wrong",
-                    "message": "The server could not answer this request; it has been recorded.",
+                    "title": _("Something went wrong"),
+                    "message": _("The server could not answer this request; it has been recorded."),
                 },
                 status=500,
             )
@@ -1026,12 +1144,56 @@ class _Application(Starlette):
         super().__init__(**kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return self._headers(super().build_middleware_stack())
+        # The language too, so that the 500 page speaks the request's.
+        return self._headers(i18n.LocaleMiddleware(super().build_middleware_stack()))
+
+
+def _checked_back(back: str, now: datetime) -> str:
+    """The selection to go back to, when it is one (else none)."""
+    back = back[:MAX_FORM_BYTES]
+    try:
+        parse_filters(dict(parse_qsl(back)), today=now.date())
+    except FilterError:
+        return ""
+    return back
+
+
+def reason_lacks(reason: str) -> str | None:
+    """Why an override's reason is not enough (translated), or None when it is."""
+    text = " ".join(reason.split())
+    words = [w for w in text.split() if sum(c.isalpha() for c in w) >= 3]
+    if (
+        len(text) < MIN_OVERRIDE_REASON
+        or sum(c.isalpha() for c in text) < MIN_REASON_LETTERS
+        or len(words) < MIN_REASON_WORDS
+    ):
+        return _(
+            "the reason must say why, in at least %(min)s characters of words",
+            min=MIN_OVERRIDE_REASON,
+        )
+    return None
+
+
+def every_day(per_day: Sequence[tuple[str, int]]) -> dict[str, list[Any]]:
+    """Days from the first to the last with sightings, empty ones as 0, as dd/mm/yyyy."""
+    if not per_day:
+        return {"days": [], "counts": [], "iso": []}
+    counts = dict(per_day)
+    first = datetime.fromisoformat(per_day[0][0]).date()
+    last = datetime.fromisoformat(per_day[-1][0]).date()
+    span = min((last - first).days, MAX_CHART_DAYS)
+    days = [first + timedelta(days=n) for n in range(span + 1)]
+    iso = [d.isoformat() for d in days]
+    return {
+        "days": [i18n.day_text(d) for d in days],
+        "counts": [counts.get(d, 0) for d in iso],
+        "iso": iso,
+    }
 
 
 def _bad_filter(web: WebApp, request: Request, message: str) -> Response:
     return web.render(
         "error.html",
-        {"title": "Bad filter", "message": message, "retry": request.url.path},
+        {"title": _("Bad filter"), "message": message, "retry": request.url.path},
         status=400,
     )

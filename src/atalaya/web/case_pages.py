@@ -38,6 +38,7 @@ from atalaya.errors import AtalayaError
 from atalaya.leads import lead_country
 from atalaya.observe import sightings_by_id
 from atalaya.web.filters import MAX_LEAD_ID
+from atalaya.web.i18n import _
 
 if TYPE_CHECKING:
     from atalaya.web.app import WebApp
@@ -169,7 +170,7 @@ def _check_form(
     )
     if reason == "role":
         return web.require_leads_change(session)
-    raise HTTPException(403, "the form's CSRF token does not match this session")
+    raise HTTPException(403, _("the form's CSRF token does not match this session"))
 
 
 def open_submit(web: WebApp, request: Request, form: dict[str, Any]) -> Response:
