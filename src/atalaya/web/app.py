@@ -81,7 +81,10 @@ from atalaya.errors import AtalayaError
 from atalaya.hashsets.categories import Category
 from atalaya.leads import (
     MAP_FIELDS,
+    SCORE_BANDS,
+    SORT_KEYS,
     STATUSES,
+    URGENT_SCORE,
     LeadRow,
     Selected,
     chart_data,
@@ -97,12 +100,15 @@ from atalaya.leads import (
     moved,
     override_score,
     page_of,
+    period_figures,
     row_record,
+    score_band,
     select_leads,
+    urgent_counts,
 )
 from atalaya.observe import registry
 from atalaya.store.times import utc
-from atalaya.web import case_pages
+from atalaya.web import case_pages, search_pages
 from atalaya.web.filters import MAX_LEAD_ID, FilterError, Filters, parse_filters
 from atalaya.web.places import Places
 from atalaya.web.query_limit import is_timeout, limit_statements
@@ -113,16 +119,10 @@ Clock = Callable[[], datetime]
 LOG = logging.getLogger("atalaya.web")
 AUDIT_PAGE_LIMIT = 200
 MAX_FORM_BYTES = 16_384
-SCORE_BANDS = (20.0, 40.0, 60.0, 80.0)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def score_band(score: float) -> int:
-    """0..4: which colour a score gets on the map and in the list."""
-    return sum(1 for edge in SCORE_BANDS if score >= edge)
 
 
 def _int_param(value: str | None) -> int | None:
@@ -448,6 +448,7 @@ class WebApp:
         with self.engine.connect() as conn:
             shown = lead_rows(conn, [r.id for r in page.rows])
             conflicts = conflicts_for(conn, session.user.unit_id, [r.id for r in shown])
+            period = period_figures(conn, [r.id for r in shown], flt.start, flt.end)
         placed = sum(1 for r in rows if r.lat is not None and r.lon is not None)
         self.audit(
             request,
@@ -468,6 +469,11 @@ class WebApp:
                 "flt": flt,
                 "page": page,
                 "shown": shown,
+                "period": period,
+                "sort_keys": SORT_KEYS,
+                "sort_query": urlencode([(k, v) for k, v in flt.pairs(page=False) if k != "sort"]),
+                "urgent_score": URGENT_SCORE,
+                "province_names": [self.places.province_name(c) or c for c in flt.provinces],
                 "total": len(rows),
                 "placed": placed,
                 "conflicts": conflicts,
@@ -479,7 +485,7 @@ class WebApp:
                     flt.with_page(page.number + 1).query() if page.number < page.pages else None
                 ),
                 "clear_area_query": urlencode(
-                    {k: v for k, v in flt.params(page=False).items() if k != "area"}
+                    [(k, v) for k, v in flt.pairs(page=False) if k != "area"]
                 ),
                 "provinces": self.places.provinces,
                 "municipalities": self.places.municipalities(flt.province),
@@ -519,6 +525,11 @@ class WebApp:
                 "fields": list(MAP_FIELDS),
                 "points": points,
                 "bands": list(SCORE_BANDS),
+                "urgent_score": URGENT_SCORE,
+                # Urgent leads per province, and the window's length in
+                # weeks, for the shading by urgent leads per week.
+                "urgent_by_province": urgent_counts(rows),
+                "weeks": flt.days / 7,
             }
         )
 
@@ -533,6 +544,7 @@ class WebApp:
         with self.engine.connect() as conn:
             shown = lead_rows(conn, [r.id for r in page.rows])
             conflicts = conflicts_for(conn, session.user.unit_id, [r.id for r in shown])
+            period = period_figures(conn, [r.id for r in shown], flt.start, flt.end)
         self.audit(
             request,
             session,
@@ -545,13 +557,27 @@ class WebApp:
                 **shown_details(r.id for r in shown),
             },
         )
+        placed = sum(1 for r in rows if r.lat is not None and r.lon is not None)
         return JSONResponse(
             {
                 "total": page.total,
+                "placed": placed,
                 "page": page.number,
                 "pages": page.pages,
+                "query": flt.query(page=False),
+                "since": flt.since.isoformat(),
+                "until": flt.until.isoformat(),
+                "sort": flt.sort,
+                "provinces": [
+                    {"code": c, "name": self.places.province_name(c) or c} for c in flt.provinces
+                ],
+                "municipality": self.places.municipality_name(flt.municipality),
                 "leads": [
-                    {**row_record(r), "conflict": [c.unit for c in conflicts.get(r.id, [])]}
+                    {
+                        **row_record(r, period.get(r.id)),
+                        "band": score_band(r.score),
+                        "conflict": [c.unit for c in conflicts.get(r.id, [])],
+                    }
                     for r in shown
                 ],
             }
@@ -953,6 +979,7 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
         Route("/cases/{case_id:case_id}/move", form_post(case_pages.move_submit), methods=["POST"]),
         Route("/cases/{case_id:case_id}/note", form_post(case_pages.note_submit), methods=["POST"]),
         Route("/charts", page(web.charts)),
+        *search_pages.routes(web, page, api),
         Route("/audit", page(web.audit_page)),
         Route("/export", page(web.export)),
         Route("/api/map", api(web.api_map)),
