@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, or_, select
 
+from atalaya.enrich.prefixes import holds, parse_prefix
 from atalaya.hashsets.algorithms import DIGEST_SIZES
 from atalaya.leads.query import score_in_force
 from atalaya.store.tables import (
@@ -203,35 +204,50 @@ def _visible_in_order(
     return [i for _, i in sorted(out)]
 
 
+def _key_network(key: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """The addresses a presence key stands for: an address, or an IPv6 prefix."""
+    prefix = parse_prefix(key)
+    if prefix is not None:
+        return prefix
+    try:
+        return ipaddress.ip_network(key)
+    except ValueError:
+        return None
+
+
+def _like(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    """A LIKE pattern every presence key inside or around `net` matches:
+    the whole octets of an IPv4 prefix, the first group of an IPv6 one (the
+    `::` of a key may swallow any later group)."""
+    if net.version == 4:
+        octets = str(net.network_address).split(".")[: net.prefixlen // 8]
+        return ".".join(octets) + ".%" if octets else "%.%"
+    first = int(net.network_address) >> 112
+    return f"{first:x}:%" if first else "%:%"
+
+
 def _by_address(
     conn: Connection, net: ipaddress.IPv4Network | ipaddress.IPv6Network
 ) -> tuple[set[int], bool]:
-    if net.prefixlen == net.max_prefixlen:
+    """Leads with a presence whose address is in `net` (an IPv6 presence is
+    keyed by its prefix: it is found when the prefix and `net` overlap)."""
+    if net.version == 4 and net.prefixlen == net.max_prefixlen:
         exact = conn.execute(
             select(lead_presence.c.lead_id).where(lead_presence.c.ip == str(net.network_address))
         )
         return {r[0] for r in exact}, False
-    # Addresses are text: narrow with LIKE on what every address of the
-    # prefix writes the same, then test each one exactly.
-    if net.version == 4:
-        octets = str(net.network_address).split(".")[: net.prefixlen // 8]
-        pattern = ".".join(octets) + ".%"
-    else:
-        first = int(net.network_address) >> 112
-        pattern = f"{first:x}:%" if first else "%:%"
+    # Addresses are text: narrow with LIKE, then test each one exactly.
     query = (
         select(lead_presence.c.ip, lead_presence.c.lead_id)
-        .where(lead_presence.c.ip.like(pattern))
+        .where(lead_presence.c.ip.like(_like(net)))
         .limit(MAX_ADDRESSES + 1)
     )
     rows = conn.execute(query).all()
     ids = set()
-    for ip, lead_id in rows[:MAX_ADDRESSES]:
-        try:
-            if ipaddress.ip_address(ip) in net:
-                ids.add(lead_id)
-        except ValueError:
-            continue
+    for key, lead_id in rows[:MAX_ADDRESSES]:
+        found = _key_network(key)
+        if found is not None and found.version == net.version and found.overlaps(net):
+            ids.add(lead_id)
     return ids, len(rows) > MAX_ADDRESSES
 
 
@@ -297,7 +313,8 @@ def _by_peer_id(conn: Connection, hex_text: str, *, exact: bool) -> tuple[set[in
 def _presences_of(conn: Connection, seen: Sequence[Any]) -> set[int]:
     """The leads whose presences hold these sightings (ip, port, seen_at)."""
     ids: set[int] = set()
-    for start in range(0, len(seen), 100):
+    v4 = [s for s in seen if ":" not in s.ip]
+    for start in range(0, len(v4), 100):
         parts = [
             and_(
                 lead_presence.c.ip == s.ip,
@@ -305,7 +322,23 @@ def _presences_of(conn: Connection, seen: Sequence[Any]) -> set[int]:
                 lead_presence.c.last_seen >= s.seen_at,
                 or_(lead_presence.c.port.is_(None), lead_presence.c.port == s.port),
             )
-            for s in seen[start : start + 100]
+            for s in v4[start : start + 100]
         ]
         ids |= set(conn.scalars(select(lead_presence.c.lead_id).where(or_(*parts))))
+    # IPv6 presences are keyed by a prefix: candidates by time, then `holds`.
+    for s in seen:
+        if ":" not in s.ip:
+            continue
+        try:
+            net = ipaddress.ip_network(s.ip)
+        except ValueError:
+            continue
+        rows = conn.execute(
+            select(lead_presence.c.ip, lead_presence.c.lead_id).where(
+                lead_presence.c.ip.like(_like(net)),
+                lead_presence.c.first_seen <= s.seen_at,
+                lead_presence.c.last_seen >= s.seen_at,
+            )
+        )
+        ids |= {lead_id for key, lead_id in rows if holds(key, s.ip)}
     return ids

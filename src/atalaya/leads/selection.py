@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import groupby
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -37,6 +38,8 @@ from sqlalchemy import (
 )
 
 from atalaya.hashsets.categories import Category
+from atalaya.leads.addresses import with_exact_addresses
+from atalaya.leads.presences import BATCH, in_presences, presence_of
 from atalaya.leads.query import score_in_force
 from atalaya.store.tables import lead, lead_presence, sighting
 from atalaya.store.times import utc
@@ -369,39 +372,59 @@ def period_figures(
 
     A lead's sightings are those of its presences (an address, and a port
     where the address is shared, between first and last sighting: see
-    atalaya.leads.presences), found through `ix_sighting_ip_seen_at`. Meant
+    atalaya.leads.presences), found through `ix_sighting_ip_seen_at`; a
+    sighting is counted once even where two presences of the lead hold it
+    (the CASE names the first). Meant
     for a page of the list, not for a whole selection. A lead without a
     sighting in the window (seen before and after it) gets zeros.
     """
     found = {i: PeriodFigures(0, 0, 0, None) for i in ids}
-    join = and_(
-        sighting.c.ip == lead_presence.c.ip,
-        sighting.c.seen_at >= lead_presence.c.first_seen,
-        sighting.c.seen_at <= lead_presence.c.last_seen,
-        sighting.c.seen_at >= start,
-        sighting.c.seen_at < end,
-        (lead_presence.c.port.is_(None)) | (sighting.c.port == lead_presence.c.port),
-    )
+    presences: list[Any] = []
     for first in range(0, len(ids), _IN_CHUNK):
-        chunk = list(ids[first : first + _IN_CHUNK])
+        presences += conn.execute(
+            select(
+                lead_presence.c.lead_id.label("id"),
+                lead_presence.c.ip,
+                lead_presence.c.port,
+                lead_presence.c.first_seen,
+                lead_presence.c.last_seen,
+            )
+            .where(
+                lead_presence.c.lead_id.in_(list(ids[first : first + _IN_CHUNK])),
+                lead_presence.c.last_seen >= start,
+                lead_presence.c.first_seen < end,
+            )
+            .order_by(lead_presence.c.lead_id)
+        ).all()
+    # IPv6 presences are keyed by a prefix: one row per exact address seen.
+    # Each row's `id` is its lead's, so `presence_of` names the lead.
+    rows = with_exact_addresses(conn, presences)
+    # Batches of whole leads: a lead's distinct counts come from one statement.
+    batches: list[list[Any]] = [[]]
+    for _lead, group in groupby(rows, key=lambda r: r.id):
+        members = list(group)
+        if batches[-1] and len(batches[-1]) + len(members) > BATCH:
+            batches.append([])
+        batches[-1] += members
+    for batch in batches:
+        if not batch:
+            continue
+        which = presence_of(batch)
         query = (
             select(
-                lead_presence.c.lead_id,
+                which,
                 func.count(),
                 func.count(func.distinct(sighting.c.file_key)),
                 func.count(func.distinct(sighting.c.network + ":" + sighting.c.item_value)),
                 func.max(sighting.c.seen_at),
             )
-            .select_from(lead_presence.join(sighting, join))
-            .where(
-                lead_presence.c.lead_id.in_(chunk),
-                lead_presence.c.last_seen >= start,
-                lead_presence.c.first_seen < end,
-            )
-            .group_by(lead_presence.c.lead_id)
+            .where(in_presences(batch), sighting.c.seen_at >= start, sighting.c.seen_at < end)
+            .group_by(which)
         )
         for lead_id, count, files, items, last in conn.execute(query):
-            found[lead_id] = PeriodFigures(
+            if lead_id is None:
+                continue
+            found[int(lead_id)] = PeriodFigures(
                 sightings=int(count),
                 known_files=int(files),
                 items=int(items),
