@@ -456,7 +456,9 @@ def in_area(rows: Sequence[Selected], area: Sequence[tuple[float, float]]) -> li
     return [r for r, keep in zip(rows, inside, strict=True) if keep]
 
 
-def page_of(rows: Sequence[Selected], number: int, size: int = PAGE_SIZE) -> Page:
+def page_of(rows: Sequence[Selected], number: int, size: int | None = None) -> Page:
+    # PAGE_SIZE read at each call: tests make pages short.
+    size = PAGE_SIZE if size is None else size
     pages = max(1, -(-len(rows) // size))
     number = min(max(1, number), pages)
     start = (number - 1) * size

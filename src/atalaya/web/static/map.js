@@ -502,6 +502,7 @@ if (shadeToggle) {
 window.atalayaMap = {
   map,
   leadIds: () => selection.points.map((p) => p[0]),
+  scores: () => selection.points.map((p) => p[3]),
   shown: () => Number(statusLine.dataset.shown || 0),
   loads: () => loads,
 };
