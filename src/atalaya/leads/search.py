@@ -27,9 +27,10 @@ import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, select
 
 from atalaya.enrich.prefixes import holds, parse_prefix
 from atalaya.hashsets.algorithms import DIGEST_SIZES
@@ -42,6 +43,7 @@ from atalaya.store.tables import (
     reference_hash,
     sighting,
 )
+from atalaya.store.times import utc
 
 MAX_QUERY = 200
 MAX_LEADS = 500
@@ -311,34 +313,44 @@ def _by_peer_id(conn: Connection, hex_text: str, *, exact: bool) -> tuple[set[in
 
 
 def _presences_of(conn: Connection, seen: Sequence[Any]) -> set[int]:
-    """The leads whose presences hold these sightings (ip, port, seen_at)."""
-    ids: set[int] = set()
-    v4 = [s for s in seen if ":" not in s.ip]
-    for start in range(0, len(v4), 100):
-        parts = [
-            and_(
-                lead_presence.c.ip == s.ip,
-                lead_presence.c.first_seen <= s.seen_at,
-                lead_presence.c.last_seen >= s.seen_at,
-                or_(lead_presence.c.port.is_(None), lead_presence.c.port == s.port),
-            )
-            for s in v4[start : start + 100]
-        ]
-        ids |= set(conn.scalars(select(lead_presence.c.lead_id).where(or_(*parts))))
-    # IPv6 presences are keyed by a prefix: candidates by time, then `holds`.
+    """The leads whose presences hold these sightings (ip, port, seen_at).
+
+    Presences are read by address (`ix_lead_presence_ip_first_seen`), IPv6
+    ones by the first group of their prefix key, and matched here.
+    """
+    wanted: dict[str, list[tuple[int, datetime]]] = {}
     for s in seen:
-        if ":" not in s.ip:
-            continue
-        try:
-            net = ipaddress.ip_network(s.ip)
-        except ValueError:
-            continue
-        rows = conn.execute(
-            select(lead_presence.c.ip, lead_presence.c.lead_id).where(
-                lead_presence.c.ip.like(_like(net)),
-                lead_presence.c.first_seen <= s.seen_at,
-                lead_presence.c.last_seen >= s.seen_at,
-            )
+        wanted.setdefault(s.ip, []).append((s.port, utc(s.seen_at)))
+    v4 = sorted(ip for ip in wanted if ":" not in ip)
+    rows: list[Any] = []
+    columns = (
+        lead_presence.c.ip,
+        lead_presence.c.port,
+        lead_presence.c.first_seen,
+        lead_presence.c.last_seen,
+        lead_presence.c.lead_id,
+    )
+    for start in range(0, len(v4), 500):
+        rows += conn.execute(
+            select(*columns).where(lead_presence.c.ip.in_(v4[start : start + 500]))
         )
-        ids |= {lead_id for key, lead_id in rows if holds(key, s.ip)}
+    patterns = set()
+    for ip in wanted:
+        if ":" in ip:
+            try:
+                patterns.add(_like(ipaddress.ip_network(ip)))
+            except ValueError:
+                continue
+    for pattern in sorted(patterns):
+        rows += conn.execute(select(*columns).where(lead_presence.c.ip.like(pattern)))
+    ids: set[int] = set()
+    for key, port, first_seen, last_seen, lead_id in rows:
+        first, last = utc(first_seen), utc(last_seen)
+        addresses = [key] if parse_prefix(key) is None else [ip for ip in wanted if holds(key, ip)]
+        for ip in addresses:
+            if any(
+                first <= at <= last and (port is None or port == p) for p, at in wanted.get(ip, ())
+            ):
+                ids.add(lead_id)
+                break
     return ids
