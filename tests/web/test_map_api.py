@@ -4,13 +4,23 @@ one box (the unit's leads only, audited, bad input a 400)."""
 
 from __future__ import annotations
 
+import re
+import warnings
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
 
 from atalaya.audit.log import AuditQuery, read_records
-from atalaya.store.tables import lead
-from tests.web.seed import PREFIX, expected_ids, item, lead_ids_by_ip
+from atalaya.store.tables import lead, user_visit
+from atalaya.store.times import utc
+from atalaya.web.app import create_app
+from tests.web.conftest import BASE, form_csrf, sign_in, web_settings
+from tests.web.seed import NOW, PREFIX, expected_ids, item, lead_ids_by_ip
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # Starlette's note about its HTTP client
+    from starlette.testclient import TestClient
 
 W46 = "week=2026-W46"
 BOTH = "from=2026-11-02&to=2026-11-15"
@@ -110,3 +120,62 @@ def test_search_api_kinds_visibility_and_audit(client_for: Any, world: Engine) -
     ]
     assert records[0].details["query"] == item(13, 1)
     assert records[0].details["lead_ids"] == str(sevilla)
+
+
+def test_saved_searches_from_the_map_page(client_for: Any, world: Engine) -> None:
+    ana, bea = client_for("ana"), client_for("bea")
+    page = ana.get(f"/?{W46}&province=28").text
+    csrf = form_csrf(page)
+    saved = ana.post(
+        "/searches",
+        data={"csrf": csrf, "name": "Madrid W46", "query": f"{W46}&province=28&page=3"},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    # Saved as the filters give it back: days, not the week; no page.
+    assert saved.headers["location"] == "/?from=2026-11-09&to=2026-11-15&province=28"
+    home = ana.get("/").text
+    found = re.search(r'data-saved-id="(\d+)"><a href="([^"]+)">Madrid W46</a>', home)
+    assert found is not None
+    assert found[2] == "/?from=2026-11-09&amp;to=2026-11-15&amp;province=28"
+    assert "Madrid W46" not in bea.get("/").text  # hers only
+    # Another user cannot remove it; a bad token is refused; a bad query is a 400.
+    bea_csrf = form_csrf(bea.get("/").text)
+    gone = bea.post(f"/searches/{found[1]}/delete", data={"csrf": bea_csrf, "query": ""})
+    assert gone.status_code == 200 and "Madrid W46" in ana.get("/").text
+    refused = ana.post("/searches", data={"csrf": "0" * 64, "name": "x", "query": W46})
+    assert refused.status_code == 403
+    bad = ana.post("/searches", data={"csrf": csrf, "name": "x", "query": "province=Madrid"})
+    assert bad.status_code == 400 and "province must be" in bad.text
+    assert (
+        ana.post(
+            f"/searches/{found[1]}/delete",
+            data={"csrf": csrf, "query": W46},
+            follow_redirects=False,
+        ).headers["location"]
+        == f"/?{W46}"
+    )
+    assert "Madrid W46" not in ana.get("/").text
+    assert ana.post("/searches/99999999999999/delete", data={"csrf": csrf}).status_code == 200
+
+
+def test_new_since_the_last_visit(world: Engine) -> None:
+    now = [NOW]
+    app = create_app(world, web_settings(), clock=lambda: now[0])
+    with TestClient(app, base_url=BASE) as ana:
+        assert sign_in(ana, "ana").status_code == 303
+        answer = ana.get(f"/api/leads?{BOTH}")
+        assert answer.status_code == 200, answer.text
+        first = answer.json()["leads"]
+        assert first and not any(r["new"] for r in first)  # a first visit marks nothing
+        # Back after a pause: leads first seen after the last look are new.
+        with world.connect() as conn:
+            seen = dict(conn.execute(select(lead.c.id, lead.c.first_seen)).all())
+        ids = [r["id"] for r in first]
+        cut = sorted(utc(seen[i]) for i in ids)[len(ids) // 2]
+        with world.begin() as conn:
+            conn.execute(user_visit.update().values(last_seen_at=cut - timedelta(microseconds=1)))
+        again = ana.get(f"/api/leads?{BOTH}").json()["leads"]
+        assert {r["id"] for r in again if r["new"]} == {i for i in ids if utc(seen[i]) >= cut}
+        page = ana.get(f"/?{BOTH}").text
+        assert page.count('class="new-badge"') == 1 + sum(1 for r in again if r["new"])

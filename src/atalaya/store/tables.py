@@ -589,6 +589,31 @@ lead_claim = Table(
     Index("ix_lead_claim_unit_id", "unit_id"),
 )
 
+# A user's saved views of the map: a name and the filters' query string
+# (atalaya.web.filters parses it again when it is opened).
+saved_search = Table(
+    "saved_search",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("query", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("user_id", "name", name="uq_saved_search_user_id_name"),
+    Index("ix_saved_search_user_id", "user_id"),
+)
+
+# When a user last looked at the leads, for "new since my last visit":
+# `since` is where the visit now under way began to count from (the end of
+# the one before); it moves on only after a pause (atalaya.accounts.saved).
+user_visit = Table(
+    "user_visit",
+    metadata,
+    Column("user_id", Integer, ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("since", DateTime(timezone=True), nullable=True),
+)
+
 # The audit log: append-only (triggers refuse UPDATE and DELETE), each record
 # chained to the previous one by `prev_hash` (see atalaya.audit.encoding).
 audit_record = Table(

@@ -450,6 +450,7 @@ class WebApp:
             conflicts = conflicts_for(conn, session.user.unit_id, [r.id for r in shown])
             period = period_figures(conn, [r.id for r in shown], flt.start, flt.end)
         placed = sum(1 for r in rows if r.lat is not None and r.lon is not None)
+        since, saved = search_pages.looked(self, session)
         self.audit(
             request,
             session,
@@ -470,6 +471,8 @@ class WebApp:
                 "page": page,
                 "shown": shown,
                 "period": period,
+                "new_since": since,
+                "saved": search_pages.saved_links(saved),
                 "sort_keys": SORT_KEYS,
                 "sort_query": urlencode([(k, v) for k, v in flt.pairs(page=False) if k != "sort"]),
                 "urgent_score": URGENT_SCORE,
@@ -545,6 +548,7 @@ class WebApp:
             shown = lead_rows(conn, [r.id for r in page.rows])
             conflicts = conflicts_for(conn, session.user.unit_id, [r.id for r in shown])
             period = period_figures(conn, [r.id for r in shown], flt.start, flt.end)
+        since = search_pages.new_since(self, session)
         self.audit(
             request,
             session,
@@ -576,6 +580,7 @@ class WebApp:
                     {
                         **row_record(r, period.get(r.id)),
                         "band": score_band(r.score),
+                        "new": since is not None and r.first_seen > since,
                         "conflict": [c.unit for c in conflicts.get(r.id, [])],
                     }
                     for r in shown
@@ -979,7 +984,7 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
         Route("/cases/{case_id:case_id}/move", form_post(case_pages.move_submit), methods=["POST"]),
         Route("/cases/{case_id:case_id}/note", form_post(case_pages.note_submit), methods=["POST"]),
         Route("/charts", page(web.charts)),
-        *search_pages.routes(web, page, api),
+        *search_pages.routes(web, page, api, post),
         Route("/audit", page(web.audit_page)),
         Route("/export", page(web.export)),
         Route("/api/map", api(web.api_map)),

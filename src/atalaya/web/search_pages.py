@@ -1,4 +1,6 @@
-"""Search from one box: /search (a page) and /api/search (JSON).
+"""Search from one box: /search (a page) and /api/search (JSON); saved
+searches (POST /searches, POST /searches/<id>/delete) and "new since my last
+visit" for the map page.
 
 The box takes an IP address or prefix, an info-hash, eD2K or file hash, or
 a peer id (atalaya.leads.search reads which from its shape). Only the leads
@@ -9,24 +11,39 @@ Input the box does not understand is a 400 that says what it accepts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MultiDict
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from atalaya.accounts.sessions import Session
+from atalaya.accounts.saved import (
+    SavedSearch,
+    SavedSearchError,
+    delete_search,
+    save_search,
+    saved_searches,
+    visit,
+)
+from atalaya.accounts.sessions import Session, check_csrf
 from atalaya.accounts.visibility import visible_lead_ids_clause
 from atalaya.audit.log import Action, Outcome
 from atalaya.audit.shown import shown_details
 from atalaya.leads import lead_rows, row_record, score_band
 from atalaya.leads.search import MAX_QUERY, SearchError, SearchResult, parse_query, search_leads
+from atalaya.web.filters import FilterError, parse_filters
 
 if TYPE_CHECKING:
     from atalaya.web.app import WebApp
 
 Handler = Callable[[Request], Response]
+Post = Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]
 
 
 def _search(
@@ -112,10 +129,104 @@ def api_search(web: WebApp, request: Request) -> Response:
     )
 
 
+def looked(web: WebApp, session: Session) -> tuple[datetime | None, list[SavedSearch]]:
+    """For the map page: record the look, and give the instant leads are new
+    after (None on a first visit) with the user's saved searches."""
+    with web.engine.begin() as conn:
+        since = visit(conn, session.user.id, web.now())
+        return since, saved_searches(conn, session.user.id)
+
+
+def new_since(web: WebApp, session: Session) -> datetime | None:
+    """For the list's API: the same instant (a look too)."""
+    with web.engine.begin() as conn:
+        return visit(conn, session.user.id, web.now())
+
+
+MAX_FORM_BYTES = 16_384
+MAX_SEARCH_ID = 2**31 - 1
+
+
+def _saved_form(
+    web: WebApp, request: Request, form: dict[str, Any], search_id: int | None
+) -> Response:
+    session = web.session(request)
+    if not check_csrf(session, str(form.get("csrf", ""))):
+        raise HTTPException(403, "the form's CSRF token does not match this session")
+    query = str(form.get("query", ""))[:MAX_FORM_BYTES]
+    if search_id is not None:
+        removed = False
+        if search_id <= MAX_SEARCH_ID:  # larger is no search, and no database integer
+            with web.engine.begin() as conn:
+                removed = delete_search(conn, session.user.id, search_id)
+        web.audit(
+            request,
+            session,
+            Action.CHANGE,
+            outcome=Outcome.OK if removed else Outcome.DENIED,
+            object_type="saved_search",
+            object_id=search_id,
+            details={"removed": removed},
+        )
+        return RedirectResponse(f"/?{query}" if removed else "/", status_code=303)
+    name = str(form.get("name", ""))
+    try:
+        # Saved as the filters give it back: only what a URL of the map holds.
+        flt = parse_filters(MultiDict(parse_qsl(query)), today=web.now().date())
+        with web.engine.begin() as conn:
+            saved = save_search(conn, session.user.id, name, flt.query(page=False), web.now())
+    except (FilterError, SavedSearchError) as exc:
+        return web.render(
+            "error.html",
+            {"title": "Not saved", "message": str(exc), "retry": "/"},
+            session=session,
+            status=400,
+        )
+    web.audit(
+        request,
+        session,
+        Action.CHANGE,
+        object_type="saved_search",
+        object_id=saved.id,
+        details={"name": saved.name, "query": saved.query},
+    )
+    return RedirectResponse(f"/?{saved.query}", status_code=303)
+
+
+def _saved_post(web: WebApp, post: Post, delete: bool) -> Callable[[Request], Any]:
+    async def read(request: Request) -> Response:
+        form = await request.form(max_files=0, max_fields=10, max_part_size=MAX_FORM_BYTES)
+        search_id = int(request.path_params["search_id"]) if delete else None
+        response: Response = await run_in_threadpool(
+            _saved_form, web, request, dict(form), search_id
+        )
+        return response
+
+    async def handler(request: Request) -> Response:
+        return await post(request, read)
+
+    return handler
+
+
 def routes(
-    web: WebApp, page: Callable[[Handler], Handler], api: Callable[[Handler], Handler]
+    web: WebApp,
+    page: Callable[[Handler], Handler],
+    api: Callable[[Handler], Handler],
+    post: Post,
 ) -> list[Route]:
+    """The routes of this module; `page`, `api` and `post` are the app's
+    wrappers (sign-in, bad filters, time limits)."""
     return [
         Route("/search", page(lambda r: search_page(web, r))),
         Route("/api/search", api(lambda r: api_search(web, r))),
+        Route("/searches", _saved_post(web, post, delete=False), methods=["POST"]),
+        Route(
+            "/searches/{search_id:int}/delete",
+            _saved_post(web, post, delete=True),
+            methods=["POST"],
+        ),
     ]
+
+
+def saved_links(saved: list[SavedSearch]) -> list[dict[str, Any]]:
+    return [{"id": s.id, "name": s.name, "href": f"/?{s.query}"} for s in saved]

@@ -49,6 +49,12 @@ function show(params) {
   for (const link of document.querySelectorAll("a[data-keeps-filters]")) {
     link.href = `${link.dataset.keepsFilters}${text ? `?${text}` : ""}`;
   }
+  // Saving a search saves the view now shown.
+  for (const input of document.querySelectorAll("input.current-query")) {
+    const filters = new URLSearchParams(text);
+    filters.delete("page");
+    input.value = filters.toString();
+  }
 }
 
 if (form) {

@@ -43,7 +43,13 @@ function leadRow(lead, query) {
   const link = document.createElement("a");
   link.href = `/leads/${Number(lead.id)}?back=${encodeURIComponent(query)}`;
   link.textContent = `#${lead.id}`;
-  cell(tr, link);
+  const first = cell(tr, link);
+  if (lead.new) {
+    const badge = document.createElement("span");
+    badge.className = "new-badge";
+    badge.textContent = "new";
+    first.append(" ", badge);
+  }
   const score = document.createElement("span");
   score.className = `score band-${Number(lead.band)}`;
   score.textContent = `${Number(lead.score).toFixed(1)}${lead.overridden ? "*" : ""}`;
