@@ -277,6 +277,16 @@ def test_search_from_one_box(
             )
         }
 
+    # A view saved from the form holds the filters applied without reloading.
+    tab.changed(lambda: page.select_option("#province", ["41"]))
+    page.fill("#save-name", "Sevilla")
+    with page.expect_navigation():
+        page.click("#save-go")
+    assert "province=41" in page.url
+    tab.wait_for_map()
+    saved = page.locator("#saved-list a", has_text="Sevilla")
+    assert "province=41" in (saved.get_attribute("href") or "")
+
     page.fill("#q", f"{PREFIX}.13")
     with page.expect_navigation():
         page.press("#q", "Enter")
