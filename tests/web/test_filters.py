@@ -9,12 +9,11 @@ from urllib.parse import parse_qsl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from atalaya.hashsets.categories import Category
-from atalaya.observe.registry import names as network_names
 from starlette.datastructures import MultiDict
 
+from atalaya.hashsets.categories import Category
 from atalaya.leads import SORT_KEYS
+from atalaya.observe.registry import names as network_names
 from atalaya.web.filters import (
     MAX_VERTICES,
     STATUSES,

@@ -8,12 +8,15 @@ where the lead tables keep it (`search_leads`):
   IPv6): presences of any address in it;
 - 32, 40 or 64 hex digits: a watched item with that value (BitTorrent v1 or
   v2 info-hash, eD2K hash…), a reference file with that MD5, SHA-1 or
-  SHA-256 (its `file_key`, then the items of that file the leads offered),
-  and, for 40 digits, a peer id;
+  SHA-256 in the imported lists (its `file_key`, then the items of that file
+  the leads offered), and, for 40 digits, a peer id the leads keep (the
+  random-looking ones, `lead_presence_peer`);
 - a prefix written `algorithm:hex` (`sha1:…`, `btih:…`, `ed2k:…`) restricts
-  the hash to that algorithm or kind;
+  the hash to that algorithm or kind, and a file hash so named is also
+  taken as a `file_key` itself;
 - a peer id: the printable client prefix (`-qB4650-`) or 8 to 38 hex
-  digits (its start): sightings whose peer id starts so.
+  digits (its start): sightings whose peer id starts so (a scan of the
+  sightings, stopped after MAX_SIGHTINGS).
 
 Peer ids come from the suspect and are never a lead's only link; here they
 only find sightings, which the presences' bounds (address, port, first and
@@ -269,7 +272,9 @@ def _by_hash(conn: Connection, digest: str, only: str | None) -> list[tuple[set[
     # that file the leads offered.
     algorithms = [a for a in _FILE_ALGORITHMS if DIGEST_SIZES[a] == size and only in (None, a)]
     if algorithms:
-        keys = {f"{a}:{digest}" for a in algorithms}
+        # The key itself only when the algorithm was named (sha1:…); a bare
+        # digest goes through the reference lists.
+        keys = {f"{only}:{digest}"} if only in algorithms else set()
         keys |= set(
             conn.scalars(
                 select(reference_hash.c.file_key).where(
@@ -278,11 +283,17 @@ def _by_hash(conn: Connection, digest: str, only: str | None) -> list[tuple[set[
                 )
             )
         )
-        files = set(
-            conn.scalars(
-                select(lead_presence.c.lead_id)
-                .join(lead_presence_item, lead_presence.c.id == lead_presence_item.c.presence_id)
-                .where(lead_presence_item.c.file_key.in_(sorted(keys)))
+        files = (
+            set()
+            if not keys
+            else set(
+                conn.scalars(
+                    select(lead_presence.c.lead_id)
+                    .join(
+                        lead_presence_item, lead_presence.c.id == lead_presence_item.c.presence_id
+                    )
+                    .where(lead_presence_item.c.file_key.in_(sorted(keys)))
+                )
             )
         )
         if files:
@@ -291,25 +302,22 @@ def _by_hash(conn: Connection, digest: str, only: str | None) -> list[tuple[set[
 
 
 def _by_peer_id(conn: Connection, hex_text: str, *, exact: bool) -> tuple[set[int], bool]:
-    ids: set[int] = set()
     if exact:
-        ids |= set(
-            conn.scalars(
-                select(lead_presence.c.lead_id)
-                .join(lead_presence_peer, lead_presence.c.id == lead_presence_peer.c.presence_id)
-                .where(lead_presence_peer.c.peer_id == hex_text)
-            )
+        # A whole peer id: the random-looking ones the leads keep (indexed).
+        # Reading every sighting for one would cost seconds on a large store.
+        found = conn.scalars(
+            select(lead_presence.c.lead_id)
+            .join(lead_presence_peer, lead_presence.c.id == lead_presence_peer.c.presence_id)
+            .where(lead_presence_peer.c.peer_id == hex_text)
         )
-        condition = sighting.c.peer_id == hex_text
-    else:
-        condition = sighting.c.peer_id.like(f"{hex_text}%")
+        return set(found), False
+    condition = sighting.c.peer_id.like(f"{hex_text}%")
     seen = conn.execute(
         select(sighting.c.ip, sighting.c.port, sighting.c.seen_at)
         .where(condition)
         .limit(MAX_SIGHTINGS + 1)
     ).all()
-    ids |= _presences_of(conn, seen[:MAX_SIGHTINGS])
-    return ids, len(seen) > MAX_SIGHTINGS
+    return _presences_of(conn, seen[:MAX_SIGHTINGS]), len(seen) > MAX_SIGHTINGS
 
 
 def _presences_of(conn: Connection, seen: Sequence[Any]) -> set[int]:

@@ -372,9 +372,7 @@ def period_figures(
 
     A lead's sightings are those of its presences (an address, and a port
     where the address is shared, between first and last sighting: see
-    atalaya.leads.presences), found through `ix_sighting_ip_seen_at`; a
-    sighting is counted once even where two presences of the lead hold it
-    (the CASE names the first). Meant
+    atalaya.leads.presences), found through `ix_sighting_ip_seen_at`. Meant
     for a page of the list, not for a whole selection. A lead without a
     sighting in the window (seen before and after it) gets zeros.
     """
@@ -396,10 +394,41 @@ def period_figures(
             )
             .order_by(lead_presence.c.lead_id)
         ).all()
-    # IPv6 presences are keyed by a prefix: one row per exact address seen.
-    # Each row's `id` is its lead's, so `presence_of` names the lead.
-    rows = with_exact_addresses(conn, presences)
-    # Batches of whole leads: a lead's distinct counts come from one statement.
+    # A presence keyed by an address joins its sightings on it: one small
+    # statement. IPv6 presences keyed by a prefix do not; their leads go
+    # through their exact addresses instead (few, and a longer statement).
+    prefixed = {p.id for p in presences if "/" in p.ip}
+    plain = sorted({p.id for p in presences} - prefixed)
+    figures = (
+        func.count(),
+        func.count(func.distinct(sighting.c.file_key)),
+        func.count(func.distinct(sighting.c.network + ":" + sighting.c.item_value)),
+        func.max(sighting.c.seen_at),
+    )
+    join = and_(
+        sighting.c.ip == lead_presence.c.ip,
+        sighting.c.seen_at >= lead_presence.c.first_seen,
+        sighting.c.seen_at <= lead_presence.c.last_seen,
+        sighting.c.seen_at >= start,
+        sighting.c.seen_at < end,
+        lead_presence.c.port.is_(None) | (sighting.c.port == lead_presence.c.port),
+    )
+    answers: list[Any] = []
+    for first in range(0, len(plain), _IN_CHUNK):
+        answers += conn.execute(
+            select(lead_presence.c.lead_id, *figures)
+            .select_from(lead_presence.join(sighting, join))
+            .where(
+                lead_presence.c.lead_id.in_(plain[first : first + _IN_CHUNK]),
+                lead_presence.c.last_seen >= start,
+                lead_presence.c.first_seen < end,
+            )
+            .group_by(lead_presence.c.lead_id)
+        ).all()
+    # One row per exact address seen in a prefix; each row's `id` is its
+    # lead's, so `presence_of` names the lead. Batches hold whole leads, so
+    # that a lead's distinct counts come from one statement.
+    rows = with_exact_addresses(conn, [p for p in presences if p.id in prefixed])
     batches: list[list[Any]] = [[]]
     for _lead, group in groupby(rows, key=lambda r: r.id):
         members = list(group)
@@ -410,26 +439,20 @@ def period_figures(
         if not batch:
             continue
         which = presence_of(batch)
-        query = (
-            select(
-                which,
-                func.count(),
-                func.count(func.distinct(sighting.c.file_key)),
-                func.count(func.distinct(sighting.c.network + ":" + sighting.c.item_value)),
-                func.max(sighting.c.seen_at),
-            )
+        answers += conn.execute(
+            select(which, *figures)
             .where(in_presences(batch), sighting.c.seen_at >= start, sighting.c.seen_at < end)
             .group_by(which)
+        ).all()
+    for lead_id, count, files, items, last in answers:
+        if lead_id is None:
+            continue
+        found[int(lead_id)] = PeriodFigures(
+            sightings=int(count),
+            known_files=int(files),
+            items=int(items),
+            last_seen=utc(last) if last is not None else None,
         )
-        for lead_id, count, files, items, last in conn.execute(query):
-            if lead_id is None:
-                continue
-            found[int(lead_id)] = PeriodFigures(
-                sightings=int(count),
-                known_files=int(files),
-                items=int(items),
-                last_seen=utc(last) if last is not None else None,
-            )
     return found
 
 

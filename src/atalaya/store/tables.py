@@ -335,6 +335,8 @@ lead_presence_item = Table(
     Column("sightings", BigInteger, nullable=False),
     Column("in_prefix", Boolean, nullable=False),
     Index("ix_lead_presence_item_item", "network", "kind", "value"),
+    # Search by file hash (atalaya.leads.search); added by migration 0017.
+    Index("ix_lead_presence_item_file_key", "file_key"),
 )
 
 # Peer ids a presence reported that look randomly drawn (usable as links).

@@ -1,4 +1,5 @@
-"""Saved searches per user, and each user's last visit ("new since my last visit").
+"""Saved searches per user, each user's last visit ("new since my last visit"),
+and an index for search by file hash (lead_presence_item.file_key).
 
 Revision ID: 0017
 Revises: 0011
@@ -17,6 +18,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_index("ix_lead_presence_item_file_key", "lead_presence_item", ["file_key"])
     op.create_table(
         "saved_search",
         sa.Column("id", sa.Integer, autoincrement=True, nullable=False),
@@ -50,6 +52,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_lead_presence_item_file_key", table_name="lead_presence_item")
     op.drop_table("user_visit")
     op.drop_index("ix_saved_search_user_id", table_name="saved_search")
     op.drop_table("saved_search")
