@@ -18,10 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from atalaya.errors import AtalayaError
+from atalaya.store.engine import begin_write
 from atalaya.store.tables import saved_search, user_visit
 from atalaya.store.times import utc
 
@@ -125,3 +126,24 @@ def visit(conn: Connection, user_id: int, now: datetime) -> datetime | None:
         .values(last_seen_at=max(now, last), since=since)
     )
     return since
+
+
+def record_visit(engine: Engine, user_id: int, now: datetime) -> datetime | None:
+    """`visit` in its own writing transaction (on SQLite it waits its turn
+    behind other writers instead of failing with "database is locked")."""
+    with begin_write(engine) as conn:
+        return visit(conn, user_id, now)
+
+
+def save_search_now(
+    engine: Engine, user_id: int, name: str, query: str, now: datetime
+) -> SavedSearch:
+    """`save_search` in its own writing transaction."""
+    with begin_write(engine) as conn:
+        return save_search(conn, user_id, name, query, now)
+
+
+def delete_search_now(engine: Engine, user_id: int, search_id: int) -> bool:
+    """`delete_search` in its own writing transaction."""
+    with begin_write(engine) as conn:
+        return delete_search(conn, user_id, search_id)

@@ -26,10 +26,10 @@ from starlette.routing import Route
 from atalaya.accounts.saved import (
     SavedSearch,
     SavedSearchError,
-    delete_search,
-    save_search,
+    delete_search_now,
+    record_visit,
+    save_search_now,
     saved_searches,
-    visit,
 )
 from atalaya.accounts.sessions import Session, check_csrf
 from atalaya.accounts.visibility import visible_lead_ids_clause
@@ -132,15 +132,14 @@ def api_search(web: WebApp, request: Request) -> Response:
 def looked(web: WebApp, session: Session) -> tuple[datetime | None, list[SavedSearch]]:
     """For the map page: record the look, and give the instant leads are new
     after (None on a first visit) with the user's saved searches."""
-    with web.engine.begin() as conn:
-        since = visit(conn, session.user.id, web.now())
+    since = record_visit(web.engine, session.user.id, web.now())
+    with web.engine.connect() as conn:
         return since, saved_searches(conn, session.user.id)
 
 
 def new_since(web: WebApp, session: Session) -> datetime | None:
     """For the list's API: the same instant (a look too)."""
-    with web.engine.begin() as conn:
-        return visit(conn, session.user.id, web.now())
+    return record_visit(web.engine, session.user.id, web.now())
 
 
 MAX_FORM_BYTES = 16_384
@@ -157,8 +156,7 @@ def _saved_form(
     if search_id is not None:
         removed = False
         if search_id <= MAX_SEARCH_ID:  # larger is no search, and no database integer
-            with web.engine.begin() as conn:
-                removed = delete_search(conn, session.user.id, search_id)
+            removed = delete_search_now(web.engine, session.user.id, search_id)
         web.audit(
             request,
             session,
@@ -173,8 +171,7 @@ def _saved_form(
     try:
         # Saved as the filters give it back: only what a URL of the map holds.
         flt = parse_filters(MultiDict(parse_qsl(query)), today=web.now().date())
-        with web.engine.begin() as conn:
-            saved = save_search(conn, session.user.id, name, flt.query(page=False), web.now())
+        saved = save_search_now(web.engine, session.user.id, name, flt.query(page=False), web.now())
     except (FilterError, SavedSearchError) as exc:
         return web.render(
             "error.html",
