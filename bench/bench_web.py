@@ -16,6 +16,11 @@ for that week and province:
 - `GET /api/map` and `GET /` (the list page) through the real Starlette
   application in-process (session lookup, query, JSON or HTML, gzip, the
   audit record every request writes);
+- a filter change as the page makes it without reloading (`GET /api/map`
+  and `GET /api/leads` with a minimum score added; the browser sends both at
+  once, the figure is their sum), paging the list alone (`GET /api/leads`,
+  page 2), and search from one box (`GET /api/search`) by an address, its
+  /16 prefix, an info-hash and a client's peer id prefix;
 
 and the same for a unit covering every province (the widest one-week
 selection). Each figure is the median of `--repeat` runs after one warm-up.
@@ -54,7 +59,7 @@ from atalaya.leads.config import LeadsConfig  # noqa: E402
 from atalaya.leads.facts import MappingFacts  # noqa: E402
 from atalaya.leads.selection import select_leads  # noqa: E402
 from atalaya.store import create_store_engine, upgrade  # noqa: E402
-from atalaya.store.tables import lead  # noqa: E402
+from atalaya.store.tables import lead, lead_presence, lead_presence_item  # noqa: E402
 from atalaya.web.app import create_app  # noqa: E402
 from atalaya.web.filters import Filters  # noqa: E402
 from atalaya.web.settings import WebSettings  # noqa: E402
@@ -126,7 +131,7 @@ def scenario(
     flt = Filters(
         since=week,
         until=week + datetime.timedelta(days=6),
-        province=provinces[0] if len(provinces) == 1 else None,
+        provinces=provinces if len(provinces) == 1 else (),
     )
     out: dict[str, Any] = {"name": name, "provinces": len(provinces), "week": week.isoformat()}
     out["baseline_s"], out["baseline_rows"] = timed(
@@ -176,9 +181,56 @@ def scenario(
         out["map_gzip_bytes"] = len(gzip.compress(body, 6))
         out["list_s"], page = timed(list_page, repeat)
         out["list_bytes"] = len(page.content)
+
+        changed = Filters(**{**flt.__dict__, "min_score": 20.0}).query(page=False)
+
+        def filter_change() -> int:
+            leads = client.get(f"/api/leads?{changed}")
+            points = client.get(f"/api/map?{changed}")
+            assert leads.status_code == points.status_code == 200, leads.text
+            return int(points.json()["count"])
+
+        def next_page() -> Any:
+            answer = client.get(f"/api/leads?{params}&page=2")
+            assert answer.status_code == 200, answer.text
+            return answer
+
+        out["filter_s"], out["filter_leads"] = timed(filter_change, repeat)
+        out["page_s"], _ = timed(next_page, repeat)
+        for kind, value in search_samples(engine, flt, unit.id, now).items():
+
+            def search(value: str = value) -> int:
+                answer = client.get("/api/search", params={"q": value})
+                assert answer.status_code == 200, answer.text
+                return int(answer.json()["total"])
+
+            out[f"search_{kind}_s"], out[f"search_{kind}_leads"] = timed(search, repeat)
     if not out["baseline_rows"] == out["select_rows"] == out["map_leads"]:
         raise SystemExit(f"{name}: the baseline, select_leads and /api/map disagree: {out}")
     return out
+
+
+def search_samples(
+    engine: Engine, flt: Filters, unit_id: int, now: datetime.datetime
+) -> dict[str, str]:
+    """What an analyst would paste: the top lead's address, its /16, an
+    info-hash it offered, and the generator's client prefix."""
+    with engine.connect() as conn:
+        rows = select_leads(
+            conn, flt, visible=visible_lead_ids_clause(unit_id), now=now, conflicts=None
+        )
+        top = rows[0].id
+        ip = conn.scalar(select(lead_presence.c.ip).where(lead_presence.c.lead_id == top))
+        value = conn.scalar(
+            select(lead_presence_item.c.value)
+            .join(lead_presence, lead_presence.c.id == lead_presence_item.c.presence_id)
+            .where(lead_presence.c.lead_id == top)
+            .limit(1)
+        )
+    assert ip is not None and value is not None
+    octets = str(ip).split(".")
+    prefix = f"{octets[0]}.{octets[1]}.0.0/16" if len(octets) == 4 else f"{ip}/48"
+    return {"ip": str(ip), "prefix": prefix, "hash": str(value), "peer": "-LT2100-"}
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -271,6 +323,26 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]]) -> str:
                 f"{_ms(s['baseline_s'])} | {_ms(s['select_s'])} | {_ms(s['map_s'])} | "
                 f"{_ms(s['list_s'])} | {human_bytes(s['map_bytes'])} "
                 f"({human_bytes(s['map_gzip_bytes'])}) |"
+            )
+    lines += [
+        "",
+        "Without reloading the page: a filter change (map and list), the next page of the "
+        "list alone, and search from one box (leads found in brackets).",
+        "",
+        "| engine | selection | filter change | next page | search: address "
+        "| search: /16 | search: info-hash | search: peer id prefix |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        for s in r["scenarios"]:
+            what = "one province" if s["name"] == "province" else f"all {s['provinces']} provinces"
+            cells = [
+                f"{_ms(s[f'search_{k}_s'])} ({s[f'search_{k}_leads']:,})"
+                for k in ("ip", "prefix", "hash", "peer")
+            ]
+            lines.append(
+                f"| {gen.ENGINES[r['engine']]} | {what} | {_ms(s['filter_s'])} | "
+                f"{_ms(s['page_s'])} | " + " | ".join(cells) + " |"
             )
     lines += [
         "",

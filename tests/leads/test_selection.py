@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, insert
+import pytest
+from sqlalchemy import Connection, Engine, case, insert
 
 from atalaya.accounts import add_unit, claim_lead
 from atalaya.accounts.visibility import conflict_clause, visible_lead_ids_clause
@@ -15,12 +16,14 @@ from atalaya.leads.query import (
     override_score,
 )
 from atalaya.leads.selection import (
+    URGENT_SCORE,
     Selection,
     in_area,
     lead_rows,
     map_points,
     page_of,
     select_leads,
+    urgent_counts,
 )
 from atalaya.store.tables import lead, lead_province
 
@@ -203,3 +206,78 @@ def test_lookups_the_web_reads_leads_by(engine: Engine) -> None:
             None,
             None,
         )
+
+
+def test_several_provinces_and_the_one_province(engine: Engine) -> None:
+    with engine.begin() as conn:
+        _lead(conn, 1, 10.0, province="28")
+        _lead(conn, 2, 20.0, province="08", lat=41.4, lon=2.2)
+        _lead(conn, 3, 30.0, province="41", lat=37.4, lon=-6.0)
+        _lead(conn, 4, 40.0, province=None, lat=None, lon=None)
+
+    def ids(*codes: str) -> list[int]:
+        with engine.connect() as conn:
+            flt = Selection(**{**WEEK.__dict__, "provinces": codes})
+            return _ids(select_leads(conn, flt, visible=None, now=NOW))
+
+    assert ids() == [4, 3, 2, 1]
+    assert ids("28") == [1]
+    assert ids("28", "41") == [3, 1]
+    assert ids("08", "28", "41") == [3, 2, 1]
+    assert Selection(**{**WEEK.__dict__, "provinces": ("28",)}).province == "28"
+    assert Selection(**{**WEEK.__dict__, "provinces": ("28", "41")}).province is None
+
+
+def test_sort_keys_order_the_selection(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for lead_id, score, day, province in (
+            (1, 50.0, 12, "41"),
+            (2, 70.0, 10, "08"),
+            (3, 60.0, 14, "28"),
+            (4, 60.0, 11, "28"),
+        ):
+            _lead(
+                conn,
+                lead_id,
+                score,
+                province=province,
+                first=datetime(2026, 11, 9, tzinfo=UTC),
+                last=datetime(2026, 11, day, tzinfo=UTC),
+            )
+        # What place sorts by: the names.
+        conn.execute(
+            lead.update().values(
+                province_name=case(
+                    {"41": "Sevilla", "08": "Barcelona", "28": "Madrid"},
+                    value=lead.c.province_code,
+                )
+            )
+        )
+
+    def order(sort: str) -> list[int]:
+        with engine.connect() as conn:
+            flt = Selection(**{**WEEK.__dict__, "sort": sort})
+            return _ids(select_leads(conn, flt, visible=None, now=NOW))
+
+    assert order("-score") == [2, 3, 4, 1]  # ties by id
+    assert order("score") == [1, 3, 4, 2]
+    assert order("-last_seen") == [3, 1, 4, 2]
+    assert order("last_seen") == [2, 4, 1, 3]
+    assert order("place") == [2, 3, 4, 1]
+    assert order("-id") == [4, 3, 2, 1]
+    assert order("known_files") == sorted([1, 2, 3, 4], key=lambda i: (i % 7, i))
+    with pytest.raises(ValueError, match="sort must be one of"):
+        order("password")
+
+
+def test_urgent_counts_per_province(engine: Engine) -> None:
+    with engine.begin() as conn:
+        _lead(conn, 1, URGENT_SCORE, province="28")
+        _lead(conn, 2, URGENT_SCORE - 0.1, province="28")
+        _lead(conn, 3, 95.0, province="41")
+        _lead(conn, 4, 90.0, province=None)
+    override_score(engine, 2, 85.0, "confirmed by hand", "ana", now=NOW)
+    with engine.connect() as conn:
+        rows = select_leads(conn, WEEK, visible=None, now=NOW)
+    # The score in force counts (2 is overridden up); no province, no shading.
+    assert urgent_counts(rows) == {"28": 2, "41": 1}

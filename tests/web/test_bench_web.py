@@ -38,9 +38,14 @@ def test_tiny_run_agrees_with_its_baseline_and_writes_its_section(tmp_path: Path
     assert province["map_leads"] == province["baseline_rows"] == found["province_leads"] > 0
     assert spain["map_leads"] >= province["map_leads"]
     assert province["map_bytes"] > 0 and province["list_bytes"] > 0
+    # A filter change narrows; each search finds at least the lead it came from.
+    assert 0 <= province["filter_leads"] <= province["map_leads"]
+    for kind in ("ip", "prefix", "hash", "peer"):
+        assert province[f"search_{kind}_leads"] >= 1, kind
 
     text = docs.read_text()
     assert "<!-- other:start -->\nanother benchmark\n<!-- other:end -->" in text
     section = text[text.index("<!-- bench_web:start -->") : text.index("<!-- bench_web:end -->")]
     assert "20,000 synthetic sightings" in section
     assert f"province {found['province']}" in section
+    assert "search: peer id prefix" in section

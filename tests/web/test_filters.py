@@ -9,8 +9,10 @@ from urllib.parse import parse_qsl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from starlette.datastructures import MultiDict
 
 from atalaya.hashsets.categories import Category
+from atalaya.leads import SORT_KEYS
 from atalaya.observe.registry import names as network_names
 from atalaya.web.filters import (
     MAX_VERTICES,
@@ -33,6 +35,7 @@ NAMES = (
     "category",
     "min_score",
     "status",
+    "sort",
     "page",
 )
 
@@ -136,23 +139,25 @@ coordinates = st.tuples(
 @given(
     since=st.dates(date(2000, 1, 1), date(2030, 12, 31)),
     days=st.integers(0, 400),
-    province=st.none() | st.integers(1, 52).map(lambda n: f"{n:02d}"),
+    provinces=st.lists(st.integers(1, 52).map(lambda n: f"{n:02d}"), unique=True, max_size=5),
     area=st.none() | st.lists(coordinates, min_size=3, max_size=12, unique=True),
     network=st.none() | st.sampled_from(network_names()),
     category=st.none() | st.sampled_from(list(Category)),
     min_score=st.none() | st.integers(-100, 200).map(float),
     status=st.none() | st.sampled_from(STATUSES),
+    sort=st.sampled_from(SORT_KEYS).flatmap(lambda k: st.sampled_from([k, f"-{k}"])),
     page=st.integers(1, 1000),
 )
 def test_filters_round_trip_through_the_url(
     since: date,
     days: int,
-    province: str | None,
+    provinces: list[str],
     area: list[tuple[float, float]] | None,
     network: str | None,
     category: Category | None,
     min_score: float | None,
     status: str | None,
+    sort: str,
     page: int,
 ) -> None:
     if area is not None and area[0] == area[-1]:
@@ -160,12 +165,45 @@ def test_filters_round_trip_through_the_url(
     flt = Filters(
         since=since,
         until=date.fromordinal(since.toordinal() + days),
-        province=province,
+        provinces=tuple(sorted(provinces)),
         area=tuple(area) if area else None,
         network=network,
         category=category,
         min_score=min_score,
         status=status,
+        sort=sort,
         page=page,
     )
-    assert parse_filters(dict(parse_qsl(flt.query())), today=TODAY) == flt
+    # Repeated `province` parameters, as a URL has them.
+    assert parse_filters(MultiDict(parse_qsl(flt.query())), today=TODAY) == flt
+    # Joined by commas, as the audit log records them.
+    assert parse_filters(flt.params(), today=TODAY) == flt
+
+
+def test_several_provinces() -> None:
+    flt = parse_filters(
+        MultiDict([("province", "28"), ("province", "8"), ("province", "28,41")]), today=TODAY
+    )
+    assert flt.provinces == ("08", "28", "41")
+    assert flt.province is None  # not one province: no single name, no municipalities
+    assert flt.query().count("province=") == 3
+    one = parse_filters({"province": "28", "municipality": "28079"}, today=TODAY)
+    assert one.province == "28" and one.municipality == "28079"
+    # A municipality beside several provinces is dropped: they win.
+    two = parse_filters(
+        MultiDict([("province", "28"), ("province", "08"), ("municipality", "28079")]), today=TODAY
+    )
+    assert two.municipality is None
+    with pytest.raises(FilterError, match="province"):
+        parse_filters(MultiDict([("province", "28"), ("province", "x")]), today=TODAY)
+    with pytest.raises(FilterError, match="more than"):
+        parse_filters(MultiDict([("province", "28")] * 61), today=TODAY)
+
+
+def test_sort_keys_are_a_whitelist() -> None:
+    assert parse_filters({}, today=TODAY).sort == "-score"
+    assert parse_filters({"sort": "last_seen"}, today=TODAY).sort == "last_seen"
+    assert "sort" not in parse_filters({}, today=TODAY).params()
+    for bad in ("score; drop table lead", "--score", "password_hash", "-"):
+        with pytest.raises(FilterError, match="sort must be one of"):
+            parse_filters({"sort": bad}, today=TODAY)

@@ -8,6 +8,12 @@ test here (shapely), so that both engines answer the same.
 
 The score in force is `atalaya.leads.query.score_in_force`, the one
 definition every reader of leads shares.
+
+A lead is urgent when its score in force is at least `URGENT_SCORE`: the map
+counts urgent leads per cluster and per province instead of colouring by the
+highest member. The list's figures for the window (`period_figures`) are
+read for the leads of one page only, so the map's query stays as cheap as
+before.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import groupby
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -25,12 +32,16 @@ from sqlalchemy import (
     String,
     and_,
     cast,
+    func,
+    literal,
     select,
 )
 
 from atalaya.hashsets.categories import Category
+from atalaya.leads.addresses import with_exact_addresses
+from atalaya.leads.presences import BATCH, in_presences, presence_of
 from atalaya.leads.query import score_in_force
-from atalaya.store.tables import lead
+from atalaya.store.tables import lead, lead_presence, sighting
 from atalaya.store.times import utc
 
 PAGE_SIZE = 100
@@ -38,6 +49,20 @@ _IN_CHUNK = 1_000
 # A lead seen within this many days is active, else dormant.
 ACTIVE_DAYS = 7
 STATUSES = ("active", "dormant", "overridden", "conflict")
+# Score bands of the map and the list (lower edges of bands 1..4), and the
+# score from which a lead is urgent (the two highest bands).
+SCORE_BANDS = (20.0, 40.0, 60.0, 80.0)
+URGENT_SCORE = 60.0
+MAX_PROVINCES = 60  # more than Spain has: a longer list is a mistake
+# The list's sort keys: the name in a URL and what it orders by. A leading
+# "-" in the URL asks for the highest first.
+SORT_KEYS = ("score", "last_seen", "first_seen", "sightings", "known_files", "place", "id")
+DEFAULT_SORT = "-score"
+
+
+def score_band(score: float) -> int:
+    """0..4: which colour a score gets on the map and in the list."""
+    return sum(1 for edge in SCORE_BANDS if score >= edge)
 
 
 @dataclass(frozen=True)
@@ -46,13 +71,19 @@ class Selection:
 
     since: date  # first UTC day included
     until: date  # last UTC day included
-    province: str | None = None
+    provinces: tuple[str, ...] = ()  # INE codes; empty: any
     municipality: str | None = None
     area: tuple[tuple[float, float], ...] | None = None  # (lon, lat) ring, not closed
     network: str | None = None
     category: Category | None = None
     min_score: float | None = None
     status: str | None = None  # one of STATUSES
+    sort: str = DEFAULT_SORT  # a SORT_KEYS name, "-" first for descending
+
+    @property
+    def province(self) -> str | None:
+        """The province when exactly one is chosen (its name, its municipalities)."""
+        return self.provinces[0] if len(self.provinces) == 1 else None
 
     @property
     def start(self) -> datetime:
@@ -124,6 +155,7 @@ class Selected(NamedTuple):
     lon: float | None
     known_files: int
     facts_version: str | None
+    province_code: str | None
 
 
 @dataclass(frozen=True)
@@ -149,8 +181,8 @@ def _conditions(
     ]
     if visible is not None:
         where.append(visible)
-    if flt.province is not None:
-        where.append(lead.c.province_code == flt.province)
+    if flt.provinces:
+        where.append(lead.c.province_code.in_(flt.provinces))
     if flt.municipality is not None:
         where.append(lead.c.municipality_code == flt.municipality)
     box = flt.bbox()
@@ -182,6 +214,32 @@ def _conditions(
     return where
 
 
+def check_sort(sort: str) -> str:
+    """`sort` if it names a sort key (with or without "-"), else ValueError."""
+    if sort.removeprefix("-") not in SORT_KEYS:
+        raise ValueError(f"sort must be one of {', '.join(SORT_KEYS)}, '-' first for descending")
+    return sort
+
+
+def _order(sort: str, in_force: ColumnElement[Any]) -> list[ColumnElement[Any]]:
+    key = check_sort(sort).removeprefix("-")
+    descending = sort.startswith("-")
+    columns: list[ColumnElement[Any]]
+    if key == "score":
+        columns = [in_force]
+    elif key == "place":
+        columns = [
+            func.coalesce(lead.c.province_name, literal("")),
+            func.coalesce(lead.c.municipality_name, literal("")),
+        ]
+    else:
+        columns = [lead.c[key]]
+    ordered: list[ColumnElement[Any]] = [c.desc() if descending else c.asc() for c in columns]
+    if key != "id":
+        ordered.append(lead.c.id.asc())  # ties in a stable order
+    return ordered
+
+
 def select_leads(
     conn: Connection,
     flt: Selection,
@@ -190,7 +248,8 @@ def select_leads(
     now: datetime,
     conflicts: ColumnElement[bool] | None = None,
 ) -> list[Selected]:
-    """Every lead of the selection, highest score in force first.
+    """Every lead of the selection, in the order `flt.sort` asks (highest
+    score in force first by default).
 
     `visible` restricts to the leads the user's unit holds (None: all);
     `conflicts` is true for leads another unit also holds (status=conflict).
@@ -206,6 +265,7 @@ def select_leads(
             lead.c.lon,
             lead.c.known_files,
             lead.c.facts_version,
+            lead.c.province_code,
         )
         .outerjoin(override, override.c.lead_id == lead.c.id)
         .where(
@@ -220,7 +280,7 @@ def select_leads(
                 )
             )
         )
-        .order_by(in_force.desc(), lead.c.id)
+        .order_by(*_order(flt.sort, in_force))
     )
     make = Selected._make
     rows = [make(r) for r in conn.execute(query)]
@@ -295,6 +355,116 @@ def lead_rows(conn: Connection, ids: Sequence[int]) -> list[LeadRow]:
     return [found[i] for i in ids if i in found]
 
 
+@dataclass(frozen=True)
+class PeriodFigures:
+    """What a lead did inside the selection's window (the list's figures)."""
+
+    sightings: int
+    known_files: int
+    items: int
+    last_seen: datetime | None
+
+
+def period_figures(
+    conn: Connection, ids: Sequence[int], start: datetime, end: datetime
+) -> dict[int, PeriodFigures]:
+    """Sightings, known files and items of the leads `ids` seen in [start, end).
+
+    A lead's sightings are those of its presences (an address, and a port
+    where the address is shared, between first and last sighting: see
+    atalaya.leads.presences), found through `ix_sighting_ip_seen_at`. Meant
+    for a page of the list, not for a whole selection. A lead without a
+    sighting in the window (seen before and after it) gets zeros.
+    """
+    found = {i: PeriodFigures(0, 0, 0, None) for i in ids}
+    presences: list[Any] = []
+    for first in range(0, len(ids), _IN_CHUNK):
+        presences += conn.execute(
+            select(
+                lead_presence.c.lead_id.label("id"),
+                lead_presence.c.ip,
+                lead_presence.c.port,
+                lead_presence.c.first_seen,
+                lead_presence.c.last_seen,
+            )
+            .where(
+                lead_presence.c.lead_id.in_(list(ids[first : first + _IN_CHUNK])),
+                lead_presence.c.last_seen >= start,
+                lead_presence.c.first_seen < end,
+            )
+            .order_by(lead_presence.c.lead_id)
+        ).all()
+    # A presence keyed by an address joins its sightings on it: one small
+    # statement. IPv6 presences keyed by a prefix do not; their leads go
+    # through their exact addresses instead (few, and a longer statement).
+    prefixed = {p.id for p in presences if "/" in p.ip}
+    plain = sorted({p.id for p in presences} - prefixed)
+    figures = (
+        func.count(),
+        func.count(func.distinct(sighting.c.file_key)),
+        func.count(func.distinct(sighting.c.network + ":" + sighting.c.item_value)),
+        func.max(sighting.c.seen_at),
+    )
+    join = and_(
+        sighting.c.ip == lead_presence.c.ip,
+        sighting.c.seen_at >= lead_presence.c.first_seen,
+        sighting.c.seen_at <= lead_presence.c.last_seen,
+        sighting.c.seen_at >= start,
+        sighting.c.seen_at < end,
+        lead_presence.c.port.is_(None) | (sighting.c.port == lead_presence.c.port),
+    )
+    answers: list[Any] = []
+    for first in range(0, len(plain), _IN_CHUNK):
+        answers += conn.execute(
+            select(lead_presence.c.lead_id, *figures)
+            .select_from(lead_presence.join(sighting, join))
+            .where(
+                lead_presence.c.lead_id.in_(plain[first : first + _IN_CHUNK]),
+                lead_presence.c.last_seen >= start,
+                lead_presence.c.first_seen < end,
+            )
+            .group_by(lead_presence.c.lead_id)
+        ).all()
+    # One row per exact address seen in a prefix; each row's `id` is its
+    # lead's, so `presence_of` names the lead. Batches hold whole leads, so
+    # that a lead's distinct counts come from one statement.
+    rows = with_exact_addresses(conn, [p for p in presences if p.id in prefixed])
+    batches: list[list[Any]] = [[]]
+    for _lead, group in groupby(rows, key=lambda r: r.id):
+        members = list(group)
+        if batches[-1] and len(batches[-1]) + len(members) > BATCH:
+            batches.append([])
+        batches[-1] += members
+    for batch in batches:
+        if not batch:
+            continue
+        which = presence_of(batch)
+        answers += conn.execute(
+            select(which, *figures)
+            .where(in_presences(batch), sighting.c.seen_at >= start, sighting.c.seen_at < end)
+            .group_by(which)
+        ).all()
+    for lead_id, count, files, items, last in answers:
+        if lead_id is None:
+            continue
+        found[int(lead_id)] = PeriodFigures(
+            sightings=int(count),
+            known_files=int(files),
+            items=int(items),
+            last_seen=utc(last) if last is not None else None,
+        )
+    return found
+
+
+def urgent_counts(rows: Sequence[Selected]) -> dict[str, int]:
+    """Urgent leads (score in force at least URGENT_SCORE) per province code."""
+    out: dict[str, int] = {}
+    for r in rows:
+        if r.score >= URGENT_SCORE and r.province_code:
+            out[r.province_code] = out.get(r.province_code, 0) + 1
+    return out
+
+
 def in_area(rows: Sequence[Selected], area: Sequence[tuple[float, float]]) -> list[Selected]:
     """The rows whose point lies in the polygon (boundary included), in order."""
     if not rows:
@@ -309,17 +479,29 @@ def in_area(rows: Sequence[Selected], area: Sequence[tuple[float, float]]) -> li
     return [r for r, keep in zip(rows, inside, strict=True) if keep]
 
 
-def page_of(rows: Sequence[Selected], number: int, size: int = PAGE_SIZE) -> Page:
+def page_of(rows: Sequence[Selected], number: int, size: int | None = None) -> Page:
+    # PAGE_SIZE read at each call: tests make pages short.
+    size = PAGE_SIZE if size is None else size
     pages = max(1, -(-len(rows) // size))
     number = min(max(1, number), pages)
     start = (number - 1) * size
     return Page(rows=list(rows[start : start + size]), number=number, pages=pages, total=len(rows))
 
 
-def row_record(r: LeadRow) -> dict[str, Any]:
+def row_record(r: LeadRow, period: PeriodFigures | None = None) -> dict[str, Any]:
     """A lead of the list as the list page's JSON has it (exports use
-    `atalaya.leads.query.lead_records`, with every column)."""
+    `atalaya.leads.query.lead_records`, with every column); `period`, its
+    figures in the selection's window, adds `period_*` fields."""
+    figures: dict[str, Any] = {}
+    if period is not None:
+        figures = {
+            "period_sightings": period.sightings,
+            "period_known_files": period.known_files,
+            "period_items": period.items,
+            "period_last_seen": period.last_seen.isoformat() if period.last_seen else None,
+        }
     return {
+        **figures,
         "id": r.id,
         "score": r.score,
         "computed_score": r.computed_score,

@@ -336,6 +336,8 @@ lead_presence_item = Table(
     Column("sightings", BigInteger, nullable=False),
     Column("in_prefix", Boolean, nullable=False),
     Index("ix_lead_presence_item_item", "network", "kind", "value"),
+    # Search by file hash (atalaya.leads.search); added by migration 0017.
+    Index("ix_lead_presence_item_file_key", "file_key"),
 )
 
 # Sightings per presence and UTC day, written with the presence by every
@@ -605,6 +607,31 @@ lead_claim = Table(
     Column("claimed_at", DateTime(timezone=True), nullable=False),
     Column("carried_from", BigInteger().with_variant(Integer, "sqlite"), nullable=True),
     Index("ix_lead_claim_unit_id", "unit_id"),
+)
+
+# A user's saved views of the map: a name and the filters' query string
+# (atalaya.web.filters parses it again when it is opened).
+saved_search = Table(
+    "saved_search",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("query", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("user_id", "name", name="uq_saved_search_user_id_name"),
+    Index("ix_saved_search_user_id", "user_id"),
+)
+
+# When a user last looked at the leads, for "new since my last visit":
+# `since` is where the visit now under way began to count from (the end of
+# the one before); it moves on only after a pause (atalaya.accounts.saved).
+user_visit = Table(
+    "user_visit",
+    metadata,
+    Column("user_id", Integer, ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("since", DateTime(timezone=True), nullable=True),
 )
 
 # The audit log: append-only (triggers refuse UPDATE and DELETE), each record

@@ -81,7 +81,10 @@ from atalaya.errors import AtalayaError
 from atalaya.hashsets.categories import Category
 from atalaya.leads import (
     MAP_FIELDS,
+    SCORE_BANDS,
+    SORT_KEYS,
     STATUSES,
+    URGENT_SCORE,
     LeadRow,
     Selected,
     chart_data,
@@ -98,14 +101,25 @@ from atalaya.leads import (
     moved,
     override_score,
     page_of,
+    period_figures,
     row_record,
+    score_band,
     select_leads,
     sighting_csv_parts,
     sighting_json_parts,
     sighting_record,
+    urgent_counts,
 )
 from atalaya.observe import registry
-from atalaya.web import answer_pages, audit_pages, case_pages, funnel_pages, i18n, purpose_page
+from atalaya.web import (
+    answer_pages,
+    audit_pages,
+    case_pages,
+    funnel_pages,
+    i18n,
+    purpose_page,
+    search_pages,
+)
 from atalaya.web.filters import MAX_LEAD_ID, FilterError, Filters, parse_filters
 from atalaya.web.i18n import _
 from atalaya.web.places import Places
@@ -116,7 +130,6 @@ from atalaya.web.settings import LIBRARIES, WebSettings, tile_origin
 Clock = Callable[[], datetime]
 LOG = logging.getLogger("atalaya.web")
 MAX_FORM_BYTES = 16_384
-SCORE_BANDS = (20.0, 40.0, 60.0, 80.0)
 # An override's reason: a sentence a reviewer can weigh, not a keystroke.
 MIN_OVERRIDE_REASON = 15
 MIN_REASON_LETTERS = 8
@@ -126,11 +139,6 @@ MAX_CHART_DAYS = 3_660
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def score_band(score: float) -> int:
-    """0..4: which colour a score gets on the map and in the list."""
-    return sum(1 for edge in SCORE_BANDS if score >= edge)
 
 
 def _int_param(value: str | None) -> int | None:
@@ -525,7 +533,9 @@ class WebApp:
         with self.engine.connect() as conn:
             shown = lead_rows(conn, [r.id for r in page.rows])
             conflicts = conflicts_for(conn, session.user.unit_id, [r.id for r in shown])
+            period = period_figures(conn, [r.id for r in shown], flt.start, flt.end)
         placed = sum(1 for r in rows if r.lat is not None and r.lon is not None)
+        since, saved = search_pages.looked(self, session)
         self.audit(
             request,
             session,
@@ -545,6 +555,13 @@ class WebApp:
                 "flt": flt,
                 "page": page,
                 "shown": shown,
+                "period": period,
+                "new_since": since,
+                "saved": search_pages.saved_links(saved),
+                "sort_keys": SORT_KEYS,
+                "sort_query": urlencode([(k, v) for k, v in flt.pairs(page=False) if k != "sort"]),
+                "urgent_score": URGENT_SCORE,
+                "province_names": [self.places.province_name(c) or c for c in flt.provinces],
                 "total": len(rows),
                 "placed": placed,
                 "conflicts": conflicts,
@@ -556,7 +573,7 @@ class WebApp:
                     flt.with_page(page.number + 1).query() if page.number < page.pages else None
                 ),
                 "clear_area_query": urlencode(
-                    {k: v for k, v in flt.params(page=False).items() if k != "area"}
+                    [(k, v) for k, v in flt.pairs(page=False) if k != "area"]
                 ),
                 "provinces": self.places.provinces,
                 "municipalities": self.places.municipalities(flt.province),
@@ -596,6 +613,11 @@ class WebApp:
                 "fields": list(MAP_FIELDS),
                 "points": points,
                 "bands": list(SCORE_BANDS),
+                "urgent_score": URGENT_SCORE,
+                # Urgent leads per province, and the window's length in
+                # weeks, for the shading by urgent leads per week.
+                "urgent_by_province": urgent_counts(rows),
+                "weeks": flt.days / 7,
             }
         )
 
@@ -610,6 +632,8 @@ class WebApp:
         with self.engine.connect() as conn:
             shown = lead_rows(conn, [r.id for r in page.rows])
             conflicts = conflicts_for(conn, session.user.unit_id, [r.id for r in shown])
+            period = period_figures(conn, [r.id for r in shown], flt.start, flt.end)
+        since = search_pages.new_since(self, session)
         self.audit(
             request,
             session,
@@ -622,13 +646,28 @@ class WebApp:
                 **shown_details(r.id for r in shown),
             },
         )
+        placed = sum(1 for r in rows if r.lat is not None and r.lon is not None)
         return JSONResponse(
             {
                 "total": page.total,
+                "placed": placed,
                 "page": page.number,
                 "pages": page.pages,
+                "query": flt.query(page=False),
+                "since": flt.since.isoformat(),
+                "until": flt.until.isoformat(),
+                "sort": flt.sort,
+                "provinces": [
+                    {"code": c, "name": self.places.province_name(c) or c} for c in flt.provinces
+                ],
+                "municipality": self.places.municipality_name(flt.municipality),
                 "leads": [
-                    {**row_record(r), "conflict": [c.unit for c in conflicts.get(r.id, [])]}
+                    {
+                        **row_record(r, period.get(r.id)),
+                        "band": score_band(r.score),
+                        "new": since is not None and r.first_seen > since,
+                        "conflict": [c.unit for c in conflicts.get(r.id, [])],
+                    }
                     for r in shown
                 ],
             }
@@ -1089,6 +1128,7 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
         Route("/charts", page(web.charts)),
         Route("/purpose", page(lambda r: purpose_page.purpose_page(web, r))),
         Route("/purpose", form_post(purpose_page.purpose_submit), methods=["POST"]),
+        *search_pages.routes(web, page, api, post),
         Route("/audit", page(lambda r: audit_pages.audit_page(web, r))),
         Route("/audit/export", page(lambda r: audit_pages.audit_export(web, r))),
         Route("/export", page(web.export)),

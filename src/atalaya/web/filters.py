@@ -2,10 +2,12 @@
 
 Every page and API takes the same query parameters, so a URL is a view that
 can be shared: `from`/`to` (UTC days, both included; the week up to today by
-default) or `week` (ISO week, e.g. 2026-W47), `province` (INE code),
-`municipality` (INE code), `area` (a drawn polygon, `lon lat` pairs joined by
+default) or `week` (ISO week, e.g. 2026-W47), `province` (INE code;
+repeated, or codes joined by commas, for several), `municipality` (INE
+code, with one province), `area` (a drawn polygon, `lon lat` pairs joined by
 commas: `-3.8 40.3,-3.6 40.3,-3.6 40.5`), `network`, `category` (the lowest
-internal category wanted), `min_score`, `status` and `page`.
+internal category wanted), `min_score`, `status`, `sort` (a sort key of
+atalaya.leads.selection, `-` first for highest first) and `page`.
 
 Statuses, until cases bring their own states: `active` (seen in the last
 seven days), `dormant` (not seen for seven days), `overridden` (an analyst's
@@ -27,7 +29,7 @@ from datetime import date, timedelta
 from urllib.parse import urlencode
 
 from atalaya.hashsets.categories import Category
-from atalaya.leads import STATUSES, Selection
+from atalaya.leads import DEFAULT_SORT, MAX_PROVINCES, SORT_KEYS, STATUSES, Selection
 from atalaya.observe import registry
 
 DEFAULT_DAYS = 7
@@ -61,10 +63,11 @@ class Filters(Selection):
     page: int = 1
 
     def params(self, *, page: bool = True) -> dict[str, str]:
-        """The query parameters that give these filters back (defaults included)."""
+        """The query parameters that give these filters back (defaults included;
+        several provinces joined by commas, as the audit log records them)."""
         out = {"from": self.since.isoformat(), "to": self.until.isoformat()}
-        if self.province:
-            out["province"] = self.province
+        if self.provinces:
+            out["province"] = ",".join(self.provinces)
         if self.municipality:
             out["municipality"] = self.municipality
         if self.area:
@@ -77,12 +80,24 @@ class Filters(Selection):
             out["min_score"] = f"{self.min_score:g}"
         if self.status:
             out["status"] = self.status
+        if self.sort != DEFAULT_SORT:
+            out["sort"] = self.sort
         if page and self.page != 1:
             out["page"] = str(self.page)
         return out
 
+    def pairs(self, *, page: bool = True) -> list[tuple[str, str]]:
+        """The query parameters as a URL has them: one `province` per province."""
+        out: list[tuple[str, str]] = []
+        for name, value in self.params(page=page).items():
+            if name == "province":
+                out += [("province", code) for code in self.provinces]
+            else:
+                out.append((name, value))
+        return out
+
     def query(self, *, page: bool = True) -> str:
-        return urlencode(self.params(page=page))
+        return urlencode(self.pairs(page=page))
 
     def with_page(self, number: int) -> Filters:
         return replace(self, page=number)
@@ -90,6 +105,25 @@ class Filters(Selection):
 
 def format_area(area: tuple[tuple[float, float], ...]) -> str:
     return ",".join(f"{lon:.6f} {lat:.6f}" for lon, lat in area)
+
+
+def _many(params: Mapping[str, str], name: str) -> list[str]:
+    """Every value of a repeatable parameter (a MultiDict's `getlist`), each
+    split at commas, without blanks."""
+    getlist = getattr(params, "getlist", None)
+    if getlist is not None:
+        values = [str(v) for v in getlist(name)]
+    else:
+        one = params.get(name)
+        values = [] if one is None else [one]
+    if len(values) > MAX_PROVINCES:
+        raise FilterError(f"{name} is given more than {MAX_PROVINCES} times")
+    out = []
+    for value in values:
+        if len(value) > MAX_PARAM:
+            raise FilterError(f"{name} is too long")
+        out += [part.strip() for part in value.split(",") if part.strip()]
+    return out
 
 
 def _one(params: Mapping[str, str], name: str) -> str | None:
@@ -176,19 +210,23 @@ def parse_filters(params: Mapping[str, str], *, today: date) -> Filters:
     if (until - since).days + 1 > MAX_DAYS:
         raise FilterError(f"the time window is longer than {MAX_DAYS} days")
 
-    province = _one(params, "province")
-    if province is not None:
+    codes: list[str] = []
+    for province in _many(params, "province"):
         if not _CODE.fullmatch(province) or len(province) > 2:
             raise FilterError("province must be a two-digit INE code such as 28")
-        province = province.zfill(2)
+        if province.zfill(2) not in codes:
+            codes.append(province.zfill(2))
+    if len(codes) > MAX_PROVINCES:
+        raise FilterError(f"more than {MAX_PROVINCES} provinces")
+    provinces = tuple(sorted(codes))
     municipality = _one(params, "municipality")
     if municipality is not None:
         if not _CODE.fullmatch(municipality):
             raise FilterError("municipality must be a five-digit INE code such as 28079")
         municipality = municipality.zfill(5)
-        if province is not None and not municipality.startswith(province):
-            # A municipality of another province: the province was changed
-            # after the municipality was picked, and it wins.
+        if len(provinces) > 1 or (provinces and not municipality.startswith(provinces[0])):
+            # A municipality of another province, or beside several: the
+            # provinces were changed after it was picked, and they win.
             municipality = None
 
     area_text = _one(params, "area")
@@ -222,6 +260,10 @@ def parse_filters(params: Mapping[str, str], *, today: date) -> Filters:
     if status is not None and status not in STATUSES:
         raise FilterError(f"status must be one of {', '.join(STATUSES)}")
 
+    sort = _one(params, "sort") or DEFAULT_SORT
+    if sort.removeprefix("-") not in SORT_KEYS:
+        raise FilterError(f"sort must be one of {', '.join(SORT_KEYS)} ('-' first: highest first)")
+
     page_text = _one(params, "page")
     page = 1
     if page_text is not None:
@@ -232,12 +274,13 @@ def parse_filters(params: Mapping[str, str], *, today: date) -> Filters:
     return Filters(
         since=since,
         until=until,
-        province=province,
+        provinces=provinces,
         municipality=municipality,
         area=area,
         network=network,
         category=category,
         min_score=min_score,
         status=status,
+        sort=sort,
         page=page,
     )

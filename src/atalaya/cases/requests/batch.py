@@ -83,7 +83,7 @@ def selected_leads(
     flt = Selection(
         since=(utc(now) - timedelta(days=WINDOW_DAYS)).date(),
         until=utc(now).date(),
-        province=province,
+        provinces=(province,) if province else (),
         min_score=min_score,
     )
     visible = visible_lead_ids_clause(user.unit_id)

@@ -1,21 +1,39 @@
 // The map: an offline base map drawn from the boundaries (world-atlas,
 // es-atlas) or a tile server when one is configured, the selection's leads
-// clustered with supercluster (colour by score, size by known files), and
-// drawing an area (Geoman) that becomes the `area` filter.
+// clustered with supercluster, and drawing an area (Geoman) that becomes
+// the `area` filter.
 //
-// Leads come from /api/map with the page's own filters: the list beside the
-// map is the same selection, from the same query on the server.
+// Urgency at a glance: a cluster's ring is cut into segments by score band,
+// each as long as its share of the cluster's leads; the number inside is
+// its leads, and the cluster's size and its badge say how many are urgent
+// (score in force at least the server's `urgent_score`), never the score
+// of one member. A toggle layer shades provinces by urgent leads per week.
+//
+// Leads come from /api/map with the page's filters. When a filter changes,
+// filters.js calls `reloadMap(query)`: the points are fetched again and the
+// view (centre and zoom) is kept. A click on a province never changes a
+// filter by itself: it opens a popup whose buttons do.
 
 /* global L, Supercluster, topojson */
 
 const el = document.getElementById("map");
 const statusLine = document.getElementById("map-status");
 const form = document.getElementById("filters");
-const BANDS = [20, 40, 60, 80];
 const CLUSTER_MAX_ZOOM = 15;
 const SPAIN_VIEW = [[27.4, -18.4], [44.0, 4.6]];
+const BAND_COLOURS = ["#8fb39a", "#d8c55a", "#e39a3b", "#d4602f", "#a3202a"];
+// Urgent leads per week: the lower edge of each shade.
+const SHADES = [
+  [5, "#7f1d1d"],
+  [2, "#b91c1c"],
+  [1, "#ef4444"],
+  [0.5, "#fca5a5"],
+  [0.0001, "#fee2e2"],
+];
 
-const band = (score) => BANDS.filter((edge) => score >= edge).length;
+let bands = [20, 40, 60, 80];
+let urgentScore = 60;
+const band = (score) => bands.filter((edge) => score >= edge).length;
 
 function say(text, state) {
   statusLine.textContent = text;
@@ -28,7 +46,14 @@ async function loadJSON(url) {
     headers: { Accept: "application/json" },
   });
   if (!response.ok) {
-    throw new Error(`${url.split("?")[0]} answered ${response.status}`);
+    let message = `${url.split("?")[0]} answered ${response.status}`;
+    try {
+      const body = await response.json();
+      if (body && body.error) message = body.error;
+    } catch (_) {
+      // not JSON: the status says enough
+    }
+    throw new Error(message);
   }
   return response.json();
 }
@@ -47,7 +72,10 @@ map.attributionControl.setPrefix(false);
 map.fitBounds(SPAIN_VIEW);
 map.createPane("base");
 map.getPane("base").style.zIndex = 250;
+map.createPane("shade");
+map.getPane("shade").style.zIndex = 300;
 const baseRenderer = L.canvas({ pane: "base", padding: 0.5 });
+const shadeRenderer = L.canvas({ pane: "shade", padding: 0.5 });
 if (tileUrl) {
   L.tileLayer(tileUrl, { attribution: el.dataset.tileAttribution || "", maxZoom: 19 }).addTo(map);
 }
@@ -55,8 +83,13 @@ if (tileUrl) {
 const fill = (colour) => (tileUrl ? { fill: false } : { fillColor: colour, fillOpacity: 1 });
 
 const leadsLayer = L.layerGroup().addTo(map);
+const focusLayer = L.layerGroup().addTo(map);
 let index = null;
-let selection = { count: 0, placed: 0, points: [] };
+let spain = null;
+let shadeLayer = null;
+let selection = { count: 0, placed: 0, points: [], urgent_by_province: {}, weeks: 1 };
+let query = el.dataset.query || "";
+let loads = 0;
 
 function clampedBounds() {
   const b = map.getBounds();
@@ -66,20 +99,64 @@ function clampedBounds() {
   return [Math.max(-180, west), Math.max(-85, b.getSouth()), Math.min(180, east), Math.min(85, b.getNorth())];
 }
 
+function leadLink(id) {
+  return `/leads/${Number(id)}?back=${encodeURIComponent(query)}`;
+}
+
 function leadPopup(props) {
-  const back = encodeURIComponent(el.dataset.back || "");
   const id = Number(props.id);
-  return `<a href="/leads/${id}?back=${back}">Lead #${id}</a><br>score ${Number(props.score).toFixed(1)} · ${Number(props.files)} known files`;
+  return `<a href="${leadLink(id)}">Lead #${id}</a><br>score ${Number(props.score).toFixed(1)} · ${Number(props.files)} known files`;
 }
 
 function clusterPopup(clusterId) {
   const leaves = index.getLeaves(clusterId, 50);
-  const back = encodeURIComponent(el.dataset.back || "");
   const items = leaves
     .sort((a, b) => b.properties.score - a.properties.score)
-    .map((f) => `<li><a href="/leads/${Number(f.properties.id)}?back=${back}">#${Number(f.properties.id)}</a> score ${Number(f.properties.score).toFixed(1)}</li>`)
+    .map((f) => `<li><a href="${leadLink(f.properties.id)}">#${Number(f.properties.id)}</a> score ${Number(f.properties.score).toFixed(1)}</li>`)
     .join("");
   return `<ul class="leaves">${items}</ul>`;
+}
+
+function ringGradient(counts, total) {
+  // Highest band first, clockwise from the top.
+  let at = 0;
+  const stops = [];
+  for (let b = counts.length - 1; b >= 0; b -= 1) {
+    if (!counts[b]) continue;
+    const end = at + (counts[b] / total) * 360;
+    stops.push(`${BAND_COLOURS[b]} ${at}deg ${end}deg`);
+    at = end;
+  }
+  return `conic-gradient(${stops.join(", ")})`;
+}
+
+function clusterIcon(props) {
+  const count = props.point_count;
+  const counts = [props.b0, props.b1, props.b2, props.b3, props.b4];
+  const urgent = props.urgent;
+  // Size says how many urgent leads the cluster holds; a cluster without
+  // any stays small however many leads it has.
+  const size = urgent ? 34 + Math.min(30, Math.round(Math.log2(1 + urgent) * 7)) : 28;
+  const ring = document.createElement("div");
+  ring.className = "ring";
+  ring.style.background = ringGradient(counts, count);
+  const core = document.createElement("span");
+  core.className = "core";
+  core.dataset.count = String(count);
+  core.dataset.urgent = String(urgent);
+  core.textContent = String(count);
+  ring.appendChild(core);
+  if (urgent) {
+    const badge = document.createElement("span");
+    badge.className = "urgent-badge";
+    badge.textContent = String(urgent);
+    ring.appendChild(badge);
+  }
+  return L.divIcon({
+    className: `lead-cluster${urgent ? " has-urgent" : ""}`,
+    html: ring,
+    iconSize: [size, size],
+  });
 }
 
 function render() {
@@ -92,13 +169,14 @@ function render() {
     const props = feature.properties;
     if (props.cluster) {
       const count = props.point_count;
-      const size = 26 + Math.min(34, Math.round(Math.log2(count) * 5));
-      const icon = L.divIcon({
-        className: `lead-cluster band-${band(props.score)}`,
-        html: `<span data-count="${count}">${count}</span>`,
-        iconSize: [size, size],
+      const title = `${count} leads, ${props.urgent} urgent (score ${urgentScore}+)`;
+      const marker = L.marker([lat, lon], {
+        icon: clusterIcon(props),
+        title,
+        alt: title,
+        keyboard: true,
+        zIndexOffset: props.urgent * 10,
       });
-      const marker = L.marker([lat, lon], { icon, title: `${count} leads` });
       const clusterId = props.cluster_id;
       marker.on("click", () => {
         const next = index.getClusterExpansionZoom(clusterId);
@@ -113,13 +191,20 @@ function render() {
       shown += count;
     } else {
       const size = 12 + Math.min(20, Math.round(Math.log2(1 + props.files) * 4));
+      const inner = document.createElement("span");
+      inner.dataset.lead = String(Number(props.id));
       const icon = L.divIcon({
         className: `lead-point band-${band(props.score)}`,
-        html: `<span data-lead="${Number(props.id)}"></span>`,
+        html: inner,
         iconSize: [size, size],
       });
       leadsLayer.addLayer(
-        L.marker([lat, lon], { icon, title: `lead ${props.id}` }).bindPopup(leadPopup(props)),
+        L.marker([lat, lon], {
+          icon,
+          title: `lead ${props.id}`,
+          alt: `lead ${props.id}, score ${Number(props.score).toFixed(1)}`,
+          zIndexOffset: band(props.score) >= 3 ? 1000 : 0,
+        }).bindPopup(leadPopup(props)),
       );
       shown += 1;
     }
@@ -132,8 +217,54 @@ function fitTo(layer) {
   if (bounds.isValid()) map.fitBounds(bounds, { padding: [20, 20], maxZoom: 12, animate: false });
 }
 
+function chosenProvinces() {
+  const select = document.getElementById("province");
+  return select ? [...select.selectedOptions].map((o) => o.value).filter(Boolean) : [];
+}
+
+function provincePopup(feature) {
+  const code = feature.id;
+  const name = feature.properties.name;
+  const urgent = selection.urgent_by_province[code] || 0;
+  const perWeek = urgent / Math.max(selection.weeks, 1 / 7);
+  const chosen = chosenProvinces().includes(code);
+  const box = document.createElement("div");
+  box.className = "province-popup";
+  const title = document.createElement("strong");
+  title.textContent = name;
+  box.appendChild(title);
+  const line = document.createElement("p");
+  line.textContent = `${urgent} urgent leads in this selection (${perWeek.toFixed(1)} a week)`;
+  box.appendChild(line);
+  const button = (id, text, action) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.id = id;
+    b.textContent = text;
+    b.addEventListener("click", () => {
+      map.closePopup();
+      action();
+    });
+    box.appendChild(b);
+  };
+  const select = document.getElementById("province");
+  const setChosen = (codes) => {
+    for (const option of select.options) option.selected = codes.includes(option.value);
+    select.dispatchEvent(new Event("change", { bubbles: true }));
+  };
+  if (chosen) {
+    button("province-remove", "Remove from the filter", () =>
+      setChosen(chosenProvinces().filter((c) => c !== code)),
+    );
+  } else {
+    button("province-add", "Add to the filter", () => setChosen([...chosenProvinces(), code]));
+    button("province-only", "Only this province", () => setChosen([code]));
+  }
+  return box;
+}
+
 async function drawBase() {
-  const [world, spain] = await Promise.all([
+  const [world, atlas] = await Promise.all([
     loadJSON(el.dataset.world),
     loadJSON(el.dataset.spain),
   ]);
@@ -143,23 +274,19 @@ async function drawBase() {
     attribution: "Boundaries: IGN (es-atlas), Natural Earth (world-atlas)",
     style: { color: "#ffffff", weight: 0.8, ...fill("#e4e0d6") },
   }).addTo(map);
-  const provinces = topojson.feature(spain, spain.objects.provinces);
+  const provinces = topojson.feature(atlas, atlas.objects.provinces);
   L.geoJSON(provinces, {
     renderer: baseRenderer,
     style: { color: "#8c8474", weight: 1, ...fill("#f6f3ec") },
     onEachFeature: (feature, layer) => {
-      layer.on("click", () => {
+      layer.on("click", (event) => {
         if (map.pm.globalDrawModeEnabled()) return;
-        const select = document.getElementById("province");
-        if (select && select.value !== feature.id) {
-          select.value = feature.id;
-          select.dispatchEvent(new Event("change"));
-        }
+        L.popup().setLatLng(event.latlng).setContent(provincePopup(feature)).openOn(map);
       });
     },
   }).addTo(map);
   const municipalBorders = L.geoJSON(
-    topojson.mesh(spain, spain.objects.municipalities, (a, b) => a !== b),
+    topojson.mesh(atlas, atlas.objects.municipalities, (a, b) => a !== b),
     { renderer: baseRenderer, interactive: false, style: { color: "#b9b2a3", weight: 0.4 } },
   );
   const toggleMunicipalities = () => {
@@ -168,25 +295,61 @@ async function drawBase() {
   };
   map.on("zoomend", toggleMunicipalities);
   toggleMunicipalities();
-  return spain;
+  return atlas;
 }
 
-function highlight(spain) {
-  const province = el.dataset.province;
-  const municipality = el.dataset.municipality;
-  const area = parseArea(el.dataset.area);
+function shadeOf(perWeek) {
+  for (const [edge, colour] of SHADES) if (perWeek >= edge) return colour;
+  return null;
+}
+
+function drawShading() {
+  if (shadeLayer) shadeLayer.remove();
+  shadeLayer = null;
+  const toggle = document.getElementById("shade-provinces");
+  if (!spain || !toggle || !toggle.checked) return;
+  const weeks = Math.max(selection.weeks, 1 / 7);
+  shadeLayer = L.geoJSON(topojson.feature(spain, spain.objects.provinces), {
+    renderer: shadeRenderer,
+    interactive: false,
+    style: (feature) => {
+      const urgent = selection.urgent_by_province[feature.id] || 0;
+      const colour = shadeOf(urgent / weeks);
+      return colour
+        ? { color: "#7f1d1d", weight: 0.6, fillColor: colour, fillOpacity: 0.55 }
+        : { stroke: false, fill: false };
+    },
+  }).addTo(map);
+  const shaded = Object.values(selection.urgent_by_province).filter((n) => n > 0).length;
+  toggle.dataset.shaded = String(shaded);
+}
+
+function highlight(params) {
+  focusLayer.clearLayers();
+  if (!spain) return null;
   let focus = null;
   const outline = { color: "#1f5fa8", weight: 2.5, fill: false, interactive: false };
-  if (province) {
-    const feature = spain.objects.provinces.geometries.find((g) => g.id === province);
-    if (feature) focus = L.geoJSON(topojson.feature(spain, feature), { style: outline }).addTo(map);
+  const provinces = params.getAll("province").flatMap((v) => v.split(","));
+  const geometries = spain.objects.provinces.geometries.filter((g) => provinces.includes(g.id));
+  if (geometries.length) {
+    focus = L.geoJSON(
+      topojson.feature(spain, { type: "GeometryCollection", geometries }),
+      { style: outline },
+    );
+    focusLayer.addLayer(focus);
   }
+  const municipality = params.get("municipality");
   if (municipality) {
     const feature = spain.objects.municipalities.geometries.find((g) => g.id === municipality);
-    if (feature) focus = L.geoJSON(topojson.feature(spain, feature), { style: outline }).addTo(map);
+    if (feature) {
+      focus = L.geoJSON(topojson.feature(spain, feature), { style: outline });
+      focusLayer.addLayer(focus);
+    }
   }
+  const area = parseArea(params.get("area"));
   if (area) {
-    focus = L.polygon(area, { ...outline, dashArray: "6 4", pmIgnore: true }).addTo(map);
+    focus = L.polygon(area, { ...outline, dashArray: "6 4", pmIgnore: true });
+    focusLayer.addLayer(focus);
   }
   return focus;
 }
@@ -210,27 +373,14 @@ function enableDrawing() {
   map.on("pm:create", (event) => {
     const ring = event.layer.getLatLngs()[0];
     const area = ring.map((ll) => `${ll.lng.toFixed(6)} ${ll.lat.toFixed(6)}`).join(",");
+    // The drawing becomes the outline that highlight() draws.
+    event.layer.remove();
     document.getElementById("area").value = area;
-    say("Loading the drawn area…", "loading");
-    form.requestSubmit();
+    form.dispatchEvent(new CustomEvent("filters:change"));
   });
 }
 
-async function main() {
-  enableDrawing();
-  let spain = null;
-  try {
-    spain = await drawBase();
-  } catch (error) {
-    say(`The base map could not be drawn: ${error.message}`, "error");
-  }
-  const focus = spain ? highlight(spain) : null;
-  try {
-    selection = await loadJSON(el.dataset.api);
-  } catch (error) {
-    say(`The leads could not be loaded: ${error.message}`, "error");
-    return;
-  }
+function indexPoints() {
   const features = selection.points.map(([id, lat, lon, score, files]) => ({
     type: "Feature",
     properties: { id, score, files },
@@ -239,28 +389,112 @@ async function main() {
   index = new Supercluster({
     radius: 50,
     maxZoom: CLUSTER_MAX_ZOOM,
-    map: (p) => ({ score: p.score, files: p.files }),
+    map: (p) => {
+      const b = band(p.score);
+      return {
+        files: p.files,
+        urgent: p.score >= urgentScore ? 1 : 0,
+        b0: b === 0 ? 1 : 0,
+        b1: b === 1 ? 1 : 0,
+        b2: b === 2 ? 1 : 0,
+        b3: b === 3 ? 1 : 0,
+        b4: b === 4 ? 1 : 0,
+      };
+    },
     reduce: (acc, p) => {
-      acc.score = Math.max(acc.score, p.score);
       acc.files += p.files;
+      acc.urgent += p.urgent;
+      acc.b0 += p.b0;
+      acc.b1 += p.b1;
+      acc.b2 += p.b2;
+      acc.b3 += p.b3;
+      acc.b4 += p.b4;
     },
   });
   index.load(features);
+  return features;
+}
+
+function announce() {
+  const unplaced = selection.count - selection.placed;
+  const urgent = selection.points.filter((p) => p[3] >= urgentScore).length;
+  statusLine.dataset.count = String(selection.count);
+  statusLine.dataset.placed = String(selection.placed);
+  statusLine.dataset.urgent = String(urgent);
+  statusLine.dataset.loads = String(loads);
+  say(
+    `${selection.count} leads in this selection, ${selection.placed} on the map, ${urgent} urgent` +
+      (unplaced ? ` (${unplaced} without a place)` : ""),
+    "ready",
+  );
+}
+
+async function fetchSelection(q) {
+  const answer = await loadJSON(`/api/map?${q}`);
+  if (answer.bands) bands = answer.bands;
+  if (typeof answer.urgent_score === "number") urgentScore = answer.urgent_score;
+  loads += 1;
+  return answer;
+}
+
+// Called by filters.js when a filter changes: new points, same view.
+let pending = 0;
+export async function reloadMap(q) {
+  query = q;
+  const mine = ++pending;
+  say("Loading the selection…", "loading");
+  let answer;
+  try {
+    answer = await fetchSelection(q);
+  } catch (error) {
+    if (mine === pending) say(`The leads could not be loaded: ${error.message}`, "error");
+    return;
+  }
+  if (mine !== pending) return; // a later change overtook this one
+  selection = answer;
+  highlight(new URLSearchParams(q));
+  indexPoints();
+  render();
+  drawShading();
+  announce();
+}
+
+async function main() {
+  enableDrawing();
+  try {
+    spain = await drawBase();
+  } catch (error) {
+    say(`The base map could not be drawn: ${error.message}`, "error");
+  }
+  const focus = highlight(new URLSearchParams(query));
+  const mine = ++pending;
+  let answer;
+  try {
+    answer = await fetchSelection(query);
+  } catch (error) {
+    say(`The leads could not be loaded: ${error.message}`, "error");
+    return;
+  }
+  if (mine !== pending) return;
+  selection = answer;
+  const features = indexPoints();
   if (focus) {
     fitTo(focus);
   } else if (features.length) {
     fitTo(L.geoJSON({ type: "FeatureCollection", features }));
   }
-  map.on("moveend", render);
   render();
-  const unplaced = selection.count - selection.placed;
-  statusLine.dataset.count = String(selection.count);
-  statusLine.dataset.placed = String(selection.placed);
-  say(
-    `${selection.count} leads in this selection, ${selection.placed} on the map` +
-      (unplaced ? ` (${unplaced} without a place)` : ""),
-    "ready",
-  );
+  drawShading();
+  announce();
+}
+
+map.on("moveend", render);
+const shadeToggle = document.getElementById("shade-provinces");
+if (shadeToggle) {
+  shadeToggle.addEventListener("change", () => {
+    drawShading();
+    document.getElementById("shade-legend").hidden = !shadeToggle.checked;
+  });
 }
 
 // For operators in the browser's console (and the end-to-end tests): what
@@ -268,7 +502,9 @@ async function main() {
 window.atalayaMap = {
   map,
   leadIds: () => selection.points.map((p) => p[0]),
+  scores: () => selection.points.map((p) => p[3]),
   shown: () => Number(statusLine.dataset.shown || 0),
+  loads: () => loads,
 };
 
 main();
