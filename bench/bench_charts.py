@@ -191,7 +191,7 @@ def worker(args: argparse.Namespace) -> None:
                 app_engine,
                 "province",
                 (province,),
-                Filters(**one_week, province=province),
+                Filters(**one_week, provinces=(province,)),
                 args,
             ),
             scenario(engine, app_engine, "spain", everything, Filters(**one_week), args),

@@ -29,6 +29,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, create_engine, text
 
+from atalaya.lab.pki import Pki, make_pki, make_softhsm_token, softhsm_available
+from atalaya.signing import Pkcs11Key
 from atalaya.store import create_store_engine, upgrade
 from tests.support.postgres import find_bindir, postgres_server
 from tests.support.seeds import Seed
@@ -229,3 +231,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not hasattr(config, "workerinput"):
         return
     items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in _LONG_MARKS))
+
+
+@pytest.fixture(scope="session")
+def unit_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """One self-made CA and unit certificate for the whole session (atalaya.lab.pki)."""
+    return make_pki(tmp_path_factory.mktemp("unit-pki"))
+
+
+@pytest.fixture(scope="session")
+def unit_token(tmp_path_factory: pytest.TempPathFactory, unit_pki: Pki) -> Pkcs11Key:
+    """The unit's key on a SoftHSM2 token, made once per process: SoftHSM2 reads
+    its token folder when first initialised and sees no token made after."""
+    if not softhsm_available():
+        pytest.skip("SoftHSM2 is not installed (scripts/setup.sh installs softhsm2)")
+    return make_softhsm_token(tmp_path_factory.mktemp("softhsm"), unit_pki)

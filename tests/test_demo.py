@@ -17,6 +17,7 @@ from atalaya.store.tables import lead_presence
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 
+@pytest.mark.timeout(900)  # a lab, a 40 s watch, leads, a signed request and package
 def test_demo_finds_exactly_the_lab_ground_truth(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -42,6 +43,11 @@ def test_demo_finds_exactly_the_lab_ground_truth(
         in_leads = set(conn.scalars(select(lead_presence.c.ip).distinct()))
     engine.dispose()
     assert in_leads == {row["ip"] for row in rows}
+    # The top lead went to a judge: its signed request (PDF/A and DOCX) and an
+    # evidence package that verified offline (the demo fails otherwise).
+    drafted = {p.suffix for p in (work / "requests").iterdir()}
+    assert drafted == {".pdf", ".docx"}
+    assert (work / "case-1.zip").stat().st_size > 0
     # The lab was stopped: none of its processes is left running.
     manifest = json.loads((work / "lab" / "manifest.json").read_text())
     pids = [manifest["supervisor_pid"], *manifest["child_pids"]]

@@ -23,21 +23,19 @@ from atalaya.signing import (
     sign_detached,
     sign_pdf,
 )
-from tests.support.pki import Pki, make_pki, make_softhsm_token, softhsm_available
+from tests.support.pki import Pki
 
 DATA = "manifiesto sintético: 0123456789abcdef\n".encode()
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
+@pytest.fixture
+def pki(unit_pki: Pki) -> Pki:
+    return unit_pki
 
 
-@pytest.fixture(scope="module")
-def token(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Pkcs11Key:
-    if not softhsm_available():
-        pytest.skip("SoftHSM2 is not installed (scripts/setup.sh installs softhsm2)")
-    return make_softhsm_token(tmp_path_factory.mktemp("softhsm"), pki)
+@pytest.fixture
+def token(unit_token: Pkcs11Key) -> Pkcs11Key:
+    return unit_token
 
 
 def _openssl_cms_verify(tmp_path: Path, pki: Pki, data: bytes, signature: bytes) -> bool:

@@ -31,6 +31,9 @@ from rich.table import Table
 
 from atalaya.lab.geo import PLACES
 from atalaya.lab.layout import load_manifest
+from atalaya.lab.pki import make_pki
+from atalaya.lab.tsa import LabTsa
+from atalaya.signing import P12_ENV, P12_PASSWORD_ENV
 
 console = Console(highlight=False)
 if not console.is_terminal:
@@ -50,7 +53,12 @@ _DISCLOSE = ("--purpose", "triage", "--recipient", "the demo")
 
 
 def _atalaya(
-    args: Sequence[str], cwd: Path, *, capture: bool = False, stdin: str | None = None
+    args: Sequence[str],
+    cwd: Path,
+    *,
+    capture: bool = False,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> str:
     """Run one `atalaya` command as a user would, showing it first."""
     shown = shlex.join(args) + (" <<< '…'" if stdin is not None else "")
@@ -68,6 +76,7 @@ def _atalaya(
             "ATALAYA_DATABASE_URL": f"sqlite:///{cwd / 'atalaya.db'}",
             # Tables printed to a pipe or a log keep their columns readable.
             **({} if console.is_terminal else {"COLUMNS": str(console.width)}),
+            **(env or {}),
         },
     )
     if done.returncode != 0:
@@ -177,6 +186,38 @@ def _leads(work: Path, lab_dir: Path) -> dict[str, str]:
     return users
 
 
+def _to_a_judge(work: Path) -> None:
+    """The highest-scoring lead carried to a judge: a case, its request, its evidence package.
+
+    The lab's time-stamp authority (real `openssl ts`) stamps the sightings;
+    the request (PAdES) and the package (CMS) are signed with a demo unit
+    certificate from a self-made CA (a unit uses its own: atalaya.signing),
+    and the package is verified offline, as a defence expert would.
+    """
+    pki = make_pki(work / "pki")
+    env = {P12_ENV: str(pki.p12.path), P12_PASSWORD_ENV: (pki.p12.passphrase or b"").decode()}
+    listed = _atalaya(["leads", "list", "--json", "--purpose", "triage"], work, capture=True)
+    leads = [json.loads(line) for line in listed.splitlines() if line.strip()]
+    if not leads:
+        raise DemoError("no lead to open a case on")
+    top = max(leads, key=lambda lead: (lead["score"], -lead["id"]))
+    _atalaya(["cases", "open", str(top["id"]), "--as", "analyst"], work)
+    _atalaya(["requests", "draft-case", "1", "--as", "analyst", "--out", "requests"], work, env=env)
+    with LabTsa() as tsa:
+        _atalaya(["evidence", "stamp", "--tsa", tsa.url, "--tsa-ca", str(tsa.ca_file)], work)
+        shutil.copyfile(tsa.ca_file, work / "tsa-ca.pem")
+    _atalaya(
+        ["evidence", "export", "1", "--out", "case-1.zip", "--as", "analyst",
+         "--recipient", "Juzgado de guardia (demo)"],
+        work,
+        env=env,
+    )  # fmt: skip
+    _atalaya(
+        ["evidence", "verify", "case-1.zip", "--ca", str(pki.ca_pem), "--tsa-ca", "tsa-ca.pem"],
+        work,
+    )
+
+
 def _serve(work: Path, port: int, users: dict[str, str]) -> None:
     """Serve the web application on the demo's store until Ctrl-C."""
     console.print(
@@ -222,6 +263,7 @@ def run(work: Path, duration: float, transmission: bool, serve_port: int | None 
         )
         ok = _report(manifest, sightings)
         users = _leads(work, lab_dir)
+        _to_a_judge(work)
     finally:
         _atalaya(["lab", "down", "--dir", str(lab_dir)], work)
     if serve_port is not None:

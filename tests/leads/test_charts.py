@@ -87,8 +87,8 @@ def _selections(until: date) -> list[Selection]:
         week,
         Selection(since=date(2026, 10, 20), until=date(2026, 10, 20)),
         Selection(since=FIRST_DAY - timedelta(days=900), until=until),  # capped at 104 weeks
-        Selection(since=FIRST_DAY, until=until, province="28"),
-        Selection(since=week.since, until=week.until, province="41"),
+        Selection(since=FIRST_DAY, until=until, provinces=("28",)),
+        Selection(since=week.since, until=week.until, provinces=("41",)),
         Selection(since=FIRST_DAY, until=until, network="ed2k"),
         Selection(since=FIRST_DAY, until=until, category=Category.SEVERE_ABUSE),
         Selection(since=FIRST_DAY, until=until, min_score=20.0),

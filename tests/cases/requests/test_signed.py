@@ -16,23 +16,21 @@ from atalaya.signing import Pkcs11Key, open_signer
 from tests.cases.requests.documents import pdf_text, pdfsig
 from tests.cases.requests.helpers import leads, user
 from tests.leads.helpers import NOW
-from tests.support.pki import Pki, make_pki, make_softhsm_token, softhsm_available
+from tests.support.pki import Pki
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pdfsig") is None, reason="poppler-utils (pdfsig) is not installed"
 )
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
+@pytest.fixture
+def pki(unit_pki: Pki) -> Pki:
+    return unit_pki
 
 
-@pytest.fixture(scope="module")
-def token(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Pkcs11Key:
-    if not softhsm_available():
-        pytest.skip("SoftHSM2 is not installed (scripts/setup.sh installs softhsm2)")
-    return make_softhsm_token(tmp_path_factory.mktemp("softhsm"), pki)
+@pytest.fixture
+def token(unit_token: Pkcs11Key) -> Pkcs11Key:
+    return unit_token
 
 
 @pytest.mark.parametrize("source", ["p12", "token"])

@@ -40,6 +40,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from atalaya import __version__
 from atalaya.hashsets.algorithms import infohash_kind
@@ -81,6 +82,7 @@ from atalaya.observe.sightings import (
     new_run_id,
 )
 from atalaya.observe.watchlist import WatchTarget, add_watch_item
+from atalaya.store import begin_write
 from atalaya.store.tables import torrent_metadata
 
 log = logging.getLogger(__name__)
@@ -833,10 +835,10 @@ class BittorrentObserver:
             "fetched_from": f"{job.ip}:{job.port}",
         }
         try:
-            with self.engine.begin() as conn:
+            with begin_write(self.engine) as conn:
                 conn.execute(insert(torrent_metadata), [row])
-        except Exception as exc:  # already stored by an earlier run: keep the first
-            log.debug("metadata for %s not stored: %s", key.hex(), exc)
+        except IntegrityError:  # stored by an earlier run: the first copy stays
+            log.debug("metadata for %s already stored", key.hex())
 
     # --- discovery ----------------------------------------------------------
 
