@@ -86,6 +86,7 @@ def take(
     *,
     width: int = 1400,
     height: int = 900,
+    locale: str = "es-ES",
 ) -> None:
     """Sign in as `username` and save the map page to `out` (PNG)."""
     try:
@@ -99,7 +100,8 @@ def take(
     with serving(app) as base, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
         try:
-            page = browser.new_page(viewport={"width": width, "height": height})
+            # The browser's language picks the pages' (Spanish by default).
+            page = browser.new_page(viewport={"width": width, "height": height}, locale=locale)
             page.set_default_timeout(WAIT_MS)
             page.goto(f"{base}/login?next=/?{query}")
             page.fill("#username", username)
@@ -127,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--from", dest="since", type=date.fromisoformat)
     parser.add_argument("--to", dest="until", type=date.fromisoformat)
+    parser.add_argument("--locale", default="es-ES", help="browser language [default: es-ES]")
     args = parser.parse_args(argv)
     if not args.create_user and not args.username:
         parser.error("give --username (with $ATALAYA_PASSWORD) or --create-user")
@@ -142,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             username, password = args.username, os.environ.get("ATALAYA_PASSWORD", "")
         try:
-            take(engine, args.out, username, password, window)
+            take(engine, args.out, username, password, window, locale=args.locale)
         finally:
             if args.create_user:
                 with engine.begin() as conn:
