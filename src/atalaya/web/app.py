@@ -126,6 +126,7 @@ from atalaya.web.places import Places
 from atalaya.web.query_limit import is_timeout, limit_statements
 from atalaya.web.security import LOGIN_CSRF_COOKIE, SESSION_COOKIE, SecurityHeaders
 from atalaya.web.settings import LIBRARIES, WebSettings, tile_origin
+from atalaya.web.ui_text import ui_text
 
 Clock = Callable[[], datetime]
 LOG = logging.getLogger("atalaya.web")
@@ -221,6 +222,7 @@ class WebApp:
             newstyle=True,
         )
         self.jinja.globals.update(
+            ui_text=ui_text,
             score_band=score_band,
             utc=i18n.utc_text,
             utc_micro=lambda at: i18n.utc_text(at, micro=True),

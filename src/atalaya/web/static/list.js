@@ -4,6 +4,8 @@
 // `loadList(query)` when a filter changes. Every text goes in through
 // textContent: ISP names and places are data, never markup.
 
+import { t } from "./ui_text.js";
+
 const table = document.getElementById("leads");
 const body = table ? table.querySelector("tbody") : null;
 const COLUMNS = 10;
@@ -47,7 +49,7 @@ function leadRow(lead, query) {
   if (lead.new) {
     const badge = document.createElement("span");
     badge.className = "new-badge";
-    badge.textContent = "new";
+    badge.textContent = t("new");
     first.append(" ", badge);
   }
   const score = document.createElement("span");
@@ -65,8 +67,8 @@ function leadRow(lead, query) {
   if (lead.conflict && lead.conflict.length) {
     const badge = document.createElement("span");
     badge.className = "conflict";
-    badge.title = "Another unit also holds this lead";
-    badge.textContent = "conflict";
+    badge.title = t("conflict_title");
+    badge.textContent = t("conflict");
     conflict.appendChild(badge);
   }
   return tr;
@@ -128,7 +130,7 @@ export async function loadList(query) {
   } catch (error) {
     if (mine === pending) {
       table.removeAttribute("aria-busy");
-      setText("list-error", `The list could not be loaded: ${error.message}`);
+      setText("list-error", t("list_failed", { error: error.message }));
     }
     return null;
   }

@@ -16,6 +16,8 @@
 
 /* global L, Supercluster, topojson */
 
+import { t } from "./ui_text.js";
+
 const el = document.getElementById("map");
 const statusLine = document.getElementById("map-status");
 const form = document.getElementById("filters");
@@ -105,14 +107,16 @@ function leadLink(id) {
 
 function leadPopup(props) {
   const id = Number(props.id);
-  return `<a href="${leadLink(id)}">Lead #${id}</a><br>score ${Number(props.score).toFixed(1)} · ${Number(props.files)} known files`;
+  const score = Number(props.score).toFixed(1);
+  const files = Number(props.files);
+  return `<a href="${leadLink(id)}">${t("lead_link", { id })}</a><br>${t("lead_popup_score", { score, files })}`;
 }
 
 function clusterPopup(clusterId) {
   const leaves = index.getLeaves(clusterId, 50);
   const items = leaves
     .sort((a, b) => b.properties.score - a.properties.score)
-    .map((f) => `<li><a href="${leadLink(f.properties.id)}">#${Number(f.properties.id)}</a> score ${Number(f.properties.score).toFixed(1)}</li>`)
+    .map((f) => `<li><a href="${leadLink(f.properties.id)}">#${Number(f.properties.id)}</a> ${t("score", { score: Number(f.properties.score).toFixed(1) })}</li>`)
     .join("");
   return `<ul class="leaves">${items}</ul>`;
 }
@@ -169,7 +173,7 @@ function render() {
     const props = feature.properties;
     if (props.cluster) {
       const count = props.point_count;
-      const title = `${count} leads, ${props.urgent} urgent (score ${urgentScore}+)`;
+      const title = t("cluster_title", { count, urgent: props.urgent, score: urgentScore });
       const marker = L.marker([lat, lon], {
         icon: clusterIcon(props),
         title,
@@ -202,7 +206,7 @@ function render() {
         L.marker([lat, lon], {
           icon,
           title: `lead ${props.id}`,
-          alt: `lead ${props.id}, score ${Number(props.score).toFixed(1)}`,
+          alt: t("lead_title", { id: props.id, score: Number(props.score).toFixed(1) }),
           zIndexOffset: band(props.score) >= 3 ? 1000 : 0,
         }).bindPopup(leadPopup(props)),
       );
@@ -234,7 +238,7 @@ function provincePopup(feature) {
   title.textContent = name;
   box.appendChild(title);
   const line = document.createElement("p");
-  line.textContent = `${urgent} urgent leads in this selection (${perWeek.toFixed(1)} a week)`;
+  line.textContent = t("province_urgent", { urgent, per_week: perWeek.toFixed(1) });
   box.appendChild(line);
   const button = (id, text, action) => {
     const b = document.createElement("button");
@@ -253,12 +257,12 @@ function provincePopup(feature) {
     select.dispatchEvent(new Event("change", { bubbles: true }));
   };
   if (chosen) {
-    button("province-remove", "Remove from the filter", () =>
+    button("province-remove", t("remove_province"), () =>
       setChosen(chosenProvinces().filter((c) => c !== code)),
     );
   } else {
-    button("province-add", "Add to the filter", () => setChosen([...chosenProvinces(), code]));
-    button("province-only", "Only this province", () => setChosen([code]));
+    button("province-add", t("add_province"), () => setChosen([...chosenProvinces(), code]));
+    button("province-only", t("only_province"), () => setChosen([code]));
   }
   return box;
 }
@@ -423,8 +427,8 @@ function announce() {
   statusLine.dataset.urgent = String(urgent);
   statusLine.dataset.loads = String(loads);
   say(
-    `${selection.count} leads in this selection, ${selection.placed} on the map, ${urgent} urgent` +
-      (unplaced ? ` (${unplaced} without a place)` : ""),
+    t("selection", { count: selection.count, placed: selection.placed, urgent }) +
+      (unplaced ? t("unplaced", { unplaced }) : ""),
     "ready",
   );
 }
@@ -442,12 +446,12 @@ let pending = 0;
 export async function reloadMap(q) {
   query = q;
   const mine = ++pending;
-  say("Loading the selection…", "loading");
+  say(t("loading"), "loading");
   let answer;
   try {
     answer = await fetchSelection(q);
   } catch (error) {
-    if (mine === pending) say(`The leads could not be loaded: ${error.message}`, "error");
+    if (mine === pending) say(t("leads_failed", { error: error.message }), "error");
     return;
   }
   if (mine !== pending) return; // a later change overtook this one
@@ -464,7 +468,7 @@ async function main() {
   try {
     spain = await drawBase();
   } catch (error) {
-    say(`The base map could not be drawn: ${error.message}`, "error");
+    say(t("base_failed", { error: error.message }), "error");
   }
   const focus = highlight(new URLSearchParams(query));
   const mine = ++pending;
@@ -472,7 +476,7 @@ async function main() {
   try {
     answer = await fetchSelection(query);
   } catch (error) {
-    say(`The leads could not be loaded: ${error.message}`, "error");
+    say(t("leads_failed", { error: error.message }), "error");
     return;
   }
   if (mine !== pending) return;
