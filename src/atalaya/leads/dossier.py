@@ -280,12 +280,10 @@ def _entries(
     return entries
 
 
-def lead_sightings(engine: Engine, lead_id: int, *, batch: int = 2_000) -> Iterator[TimelineEntry]:
-    """Every sighting of the lead with what a request needs, oldest first
-    within each group of presences (for the per-lead export; the caller
-    checks that the unit holds the lead)."""
-    with engine.connect() as conn:
-        presences = conn.execute(
+def _presences(conn: Connection, lead_id: int) -> list[Any]:
+    """The lead's presences, oldest first, with the facts a timeline shows."""
+    return list(
+        conn.execute(
             select(
                 lead_presence.c.id,
                 lead_presence.c.ip,
@@ -297,6 +295,15 @@ def lead_sightings(engine: Engine, lead_id: int, *, batch: int = 2_000) -> Itera
             .where(lead_presence.c.lead_id == lead_id)
             .order_by(lead_presence.c.first_seen, lead_presence.c.id)
         ).all()
+    )
+
+
+def lead_sightings(engine: Engine, lead_id: int, *, batch: int = 2_000) -> Iterator[TimelineEntry]:
+    """Every sighting of the lead with what a request needs, oldest first
+    within each group of presences (for the per-lead export; the caller
+    checks that the unit holds the lead)."""
+    with engine.connect() as conn:
+        presences = _presences(conn, lead_id)
         presences = with_exact_addresses(conn, presences)
         zones = {p.id: p.time_zone for p in presences}
         for start in range(0, len(presences), BATCH):
@@ -468,18 +475,7 @@ def gather(engine: Engine, lead_id: int, *, visible: ColumnElement[bool] | None)
             return None
     dossier = Dossier(detail=lead_detail(engine, lead_id))
     with engine.connect() as conn:
-        presences = conn.execute(
-            select(
-                lead_presence.c.id,
-                lead_presence.c.ip,
-                lead_presence.c.port,
-                lead_presence.c.first_seen,
-                lead_presence.c.last_seen,
-                lead_presence.c.time_zone,
-            )
-            .where(lead_presence.c.lead_id == lead_id)
-            .order_by(lead_presence.c.first_seen, lead_presence.c.id)
-        ).all()
+        presences = _presences(conn, lead_id)
         _timeline(conn, with_exact_addresses(conn, presences), dossier)
         ids = [p.id for p in presences]
         dossier.files = _files(conn, ids)
