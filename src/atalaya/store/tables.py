@@ -128,6 +128,34 @@ torrent_metadata = Table(
     Column("fetched_from", String(60), nullable=True),  # ip:port of the peer
 )
 
+# A fleet of observers on one PostgreSQL (atalaya.observe.leases): each
+# running observer, by its run id, with the DHT node id it took and its last
+# heartbeat; and which observer holds each watch target until when.
+fleet_observer = Table(
+    "fleet_observer",
+    metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("network", String(20), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("node_id", String(40), nullable=True),  # hex of the 20-byte DHT node id
+    Column("lease_seconds", Float, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+    Column("stopped_at", DateTime(timezone=True), nullable=True),
+)
+
+watch_lease = Table(
+    "watch_lease",
+    metadata,
+    Column("network", String(20), primary_key=True),
+    Column("target", String(64), primary_key=True),  # the target's value, lowercase hex
+    Column("holder", String(36), nullable=True),  # fleet_observer.run_id; None: free
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("claimed_at", DateTime(timezone=True), nullable=True),
+    Index("ix_watch_lease_holder", "holder"),
+)
+
 # One peer seen offering one watched item, at one instant, by one probe.
 # Written once, never updated (a trigger refuses UPDATE on both engines).
 sighting = Table(
