@@ -31,6 +31,7 @@ from atalaya.lab.cli import app as lab_app
 from atalaya.leads.cli import app as leads_app
 from atalaya.observe import registry
 from atalaya.observe.cli import build_watch_app, sightings_app
+from atalaya.observe.fleet_cli import fleet_app
 from atalaya.observe.registry import Network
 from atalaya.store import redact_url, upgrade
 from atalaya.store.engine import database_error_reason
@@ -84,6 +85,7 @@ def build_app(networks: Iterable[Network]) -> typer.Typer:
     app.add_typer(lab_app, name="lab")
     app.add_typer(sightings_app, name="sightings")
     app.add_typer(build_watch_app(networks), name="watch")
+    app.add_typer(fleet_app, name="fleet")
     app.add_typer(enrich_app, name="enrich")
     app.add_typer(leads_app, name="leads")
     app.command("serve")(serve_command)

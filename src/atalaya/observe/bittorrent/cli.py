@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import socket
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -30,11 +32,13 @@ from atalaya.observe.bittorrent.launch import (
 from atalaya.observe.bittorrent.network import BITTORRENT
 from atalaya.observe.bittorrent.observer import (
     BittorrentObserver,
+    FleetSettings,
     ObserverConfig,
     ObserverStats,
     save_run_state,
 )
 from atalaya.observe.clock import DEFAULT_INTERVAL_S, DEFAULT_MAX_OFFSET_S, ClockSettings
+from atalaya.observe.leases import DEFAULT_LEASE_SECONDS, MIN_LEASE_SECONDS, require_fleet_engine
 from atalaya.observe.watchlist import load_targets
 
 
@@ -177,13 +181,37 @@ def watch_bittorrent(
             "--clock-interval", min=1.0, help="Seconds between measurements of the clock's offset."
         ),
     ] = DEFAULT_INTERVAL_S,
+    fleet: Annotated[
+        bool,
+        typer.Option(
+            "--fleet",
+            help="Share the watch list with the other observers on this PostgreSQL store: "
+            "watch only the targets this run leases (see `atalaya fleet status`).",
+        ),
+    ] = False,
+    lease_seconds: Annotated[
+        float,
+        typer.Option(
+            "--lease-seconds",
+            min=MIN_LEASE_SECONDS,
+            help="With --fleet: how long a lease lasts unrenewed; a stopped observer's "
+            "targets go to the others within about this time.",
+        ),
+    ] = DEFAULT_LEASE_SECONDS,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Watch every infohash on the watch list: find peers, prove possession, record sightings.
 
     Without --dht-bootstrap the run joins the public DHT through the public
-    routers; --allow-network fences a run in (a lab, a test network).
+    routers; --allow-network fences a run in (a lab, a test network). With
+    --fleet, several observers share the watch list through leases in one
+    PostgreSQL store.
     """
+    if fleet and discover:
+        raise AtalayaError(
+            "--fleet and --discover: discovered torrents are not leased yet; "
+            "run discovery on one observer without --fleet"
+        )
     fence = parse_fence(allow_network)
     binds = parse_binds(bind or [])
     state_path = dht_state
@@ -209,6 +237,8 @@ def watch_bittorrent(
     if (problem := plan.problem()) is not None:
         raise AtalayaError(problem)
     engine = store_engine(ctx)
+    if fleet:
+        require_fleet_engine(engine)
     named = [_parse_infohash(h) for h in infohash or []]
     targets = load_targets(engine, BITTORRENT, [(infohash_kind(h), h) for h in named])
     if not targets and not discover:
@@ -243,7 +273,14 @@ def watch_bittorrent(
         ),
     )
     line = _StatusLine(duration)
-    observer = BittorrentObserver(engine, targets, config, index=index, on_update=line.update)
+    fleet_settings = (
+        FleetSettings(host=socket.gethostname(), pid=os.getpid(), lease_seconds=lease_seconds)
+        if fleet
+        else None
+    )
+    observer = BittorrentObserver(
+        engine, targets, config, index=index, on_update=line.update, fleet=fleet_settings
+    )
     reading = observer.clock_guard.measure()
     offset = f"{reading.offset_s:+.6f} s" if reading.offset_s is not None else "unknown"
     err.print(f"clock offset {offset} ({reading.source})", markup=False)
@@ -256,8 +293,9 @@ def watch_bittorrent(
         else f"DHT from {len(plan.bootstrap)} node(s)"
         + (" (public routers and saved contacts)" if plan.from_routers else "")
     )
+    shared = f"a leased share of {len(targets)}" if fleet else str(len(targets))
     err.print(
-        f"watching {len(targets)} infohash(es) from {where}, {source}"
+        f"watching {shared} infohash(es) from {where}, {source}"
         + (f" for {duration:g} s" if duration is not None else " until Ctrl-C")
         + (" with discovery" if discover else "")
     )
@@ -277,6 +315,7 @@ def watch_bittorrent(
             f"{stats.failed_verification} failed verification, {stats.sightings} sightings"
             + (f", {stats.discovered} discovered" if discover else "")
             + (f", {stats.not_evidence} not recorded (clock)" if stats.not_evidence else "")
+            + (f", leases taken {stats.leases_taken}, lost {stats.leases_lost}" if fleet else "")
         )
         if stats.clock_refusal is not None or stats.not_evidence:
             err.print(

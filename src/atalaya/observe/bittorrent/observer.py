@@ -34,13 +34,14 @@ import errno
 import ipaddress
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from atalaya import __version__
 from atalaya.hashsets.algorithms import infohash_kind
@@ -74,6 +75,7 @@ from atalaya.observe.bittorrent.targets import (
 from atalaya.observe.bittorrent.tracker_client import TrackerError, announce
 from atalaya.observe.bittorrent.transcript import encode_transcript, metadata_key
 from atalaya.observe.clock import ClockGuard, ClockReading, ClockSettings
+from atalaya.observe.leases import FleetMember, renew_every
 from atalaya.observe.sightings import (
     PROOF_FULL_FILE,
     PROOF_PIECES,
@@ -139,6 +141,15 @@ class ObserverConfig:
     full_file_timeout: float = 3600.0
 
 
+@dataclass(frozen=True)
+class FleetSettings:
+    """Taking part in a fleet (atalaya.observe.leases): watch only the targets leased."""
+
+    host: str
+    pid: int
+    lease_seconds: float
+
+
 @dataclass
 class ObserverStats:
     targets: int = 0
@@ -158,6 +169,9 @@ class ObserverStats:
     clock_refusal: str | None = None
     clock_offset_s: float | None = None
     clock_source: str | None = None
+    # In a fleet: leases taken (a target first held, or held again) and lost.
+    leases_taken: int = 0
+    leases_lost: int = 0
 
 
 @dataclass(frozen=True)
@@ -179,9 +193,12 @@ class BittorrentObserver:
         index: MatchIndex | None = None,
         on_update: Callable[[ObserverStats], None] | None = None,
         clock: Callable[[], datetime] = utc_now,
+        fleet: FleetSettings | None = None,
     ) -> None:
         if config.discover and index is None:
             raise ValueError("discovery needs a match index of the hash sets")
+        if config.discover and fleet is not None:
+            raise ValueError("discovery adds targets no lease covers: not in a fleet")
         self.engine = engine
         self.config = config
         self.index = index
@@ -226,8 +243,24 @@ class BittorrentObserver:
         # The latest external address learnt in this run (trackers, DHT votes).
         self.external_ip: str | None = None
         self._fence = parse_fence(config.allowed_networks)
-        for target in targets:
-            self._add_target(target)
+        # In a fleet every target is a candidate, and only the leased ones are
+        # watched; each has its own finder, stopped when its lease is lost.
+        self._candidates = {t.value: t for t in targets}
+        self._finders: dict[bytes, asyncio.Task[None]] = {}
+        self.fleet: FleetMember | None = None
+        if fleet is not None:
+            self.fleet = FleetMember(
+                engine,
+                self.run_id,
+                NETWORK,
+                [t.hex for t in targets],
+                fleet.host,
+                fleet.pid,
+                fleet.lease_seconds,
+            )
+        else:
+            for target in targets:
+                self._add_target(target)
         for v1, v2 in twins_on_one_record(targets):
             self._hinted[v1], self._hinted[v2] = v2, v1
         self._count_targets()
@@ -238,6 +271,10 @@ class BittorrentObserver:
         self, *, duration: float | None = None, stop: asyncio.Event | None = None
     ) -> ObserverStats:
         """Observe until `duration` seconds pass or `stop` is set; then drain and return."""
+        if self.fleet is not None:
+            node_id = await asyncio.to_thread(self.fleet.join, datetime.now(UTC))
+            # Its own place in the key space, whatever an earlier run saved.
+            self.config = replace(self.config, dht_node_ids={4: node_id, 6: node_id})
         self._load_metadata()
         self._clock_measured(await asyncio.to_thread(self.clock_guard.measure))
         tasks: list[asyncio.Task[None]] = [
@@ -260,6 +297,9 @@ class BittorrentObserver:
             ]
             for target in list(self._targets.values()):
                 tasks.append(asyncio.create_task(self._find_loop(target)))
+            if self.fleet is not None:
+                self._hold(await asyncio.to_thread(self.fleet.tick, datetime.now(UTC)))
+                tasks.append(asyncio.create_task(self._lease_loop(self.fleet), name="leases"))
             if self.config.discover:
                 for dht in self._dhts:
                     tasks.append(asyncio.create_task(self._discover_loop(dht), name="discover"))
@@ -272,6 +312,7 @@ class BittorrentObserver:
         finally:
             self._stop.set()
             tasks += self._later
+            tasks += self._finders.values()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -281,7 +322,57 @@ class BittorrentObserver:
             # Every finished probe is already queued: write them all before returning.
             await self._results.put(None)
             await writer
+            if self.fleet is not None:
+                # Only now: every sighting of a held target is written, so
+                # whoever takes it over next starts after this run's last.
+                try:
+                    await asyncio.to_thread(self.fleet.leave, datetime.now(UTC))
+                except SQLAlchemyError as exc:
+                    log.warning("leases not released (they expire in a lease): %s", exc)
         return self.stats
+
+    # --- a fleet's leases -----------------------------------------------------
+
+    async def _lease_loop(self, fleet: FleetMember) -> None:
+        """Tick the leases three times a lease; drop every target once they may be lost.
+
+        A store that does not answer for a whole lease means the leases
+        may have gone to others: watching on would have two observers on
+        one target, so the run watches nothing until a tick succeeds.
+        """
+        every = renew_every(fleet.lease_seconds)
+        last_ok = time.monotonic()
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), every)
+            if self._stop.is_set():
+                return
+            try:
+                held = await asyncio.to_thread(fleet.tick, datetime.now(UTC))
+            except SQLAlchemyError as exc:
+                log.warning("leases not renewed: %s", exc)
+                self.stats.errors += 1
+                if time.monotonic() - last_ok >= fleet.lease_seconds:
+                    self._hold(set())
+                continue
+            last_ok = time.monotonic()
+            self._hold(held)
+
+    def _hold(self, held: set[str]) -> None:
+        """Watch exactly the targets leased (hex), starting and stopping their finders."""
+        wanted = {bytes.fromhex(h) for h in held} & self._candidates.keys()
+        for value in list(self._finders):
+            if value not in wanted:
+                self._finders.pop(value).cancel()
+                self._targets.pop(value, None)
+                self.stats.leases_lost += 1
+        for value in wanted - self._finders.keys():
+            target = self._candidates[value]
+            self._targets[value] = target
+            self._finders[value] = asyncio.create_task(self._find_loop(target))
+            self.stats.leases_taken += 1
+        self._count_targets()
+        self._update()
 
     # --- finding peers ------------------------------------------------------
 
