@@ -364,6 +364,11 @@ class BittorrentObserver:
         for value in list(self._finders):
             if value not in wanted:
                 self._finders.pop(value).cancel()
+                # Should the lease come back, its peers are probed again: in
+                # between another observer watched them, and they may have left.
+                key = self._torrent_key(value)
+                self._seen = {k for k in self._seen if k[0] != key}
+                self._started = {k for k in self._started if k[0] != key}
                 self._targets.pop(value, None)
                 self.stats.leases_lost += 1
         for value in wanted - self._finders.keys():
