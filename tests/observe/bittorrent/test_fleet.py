@@ -109,3 +109,33 @@ def test_fleet_status_shows_who_holds_what(engine: Engine, db_url: str) -> None:
         ("obs-0", "live", 6, 0),
         ("obs-1", "live", 6, 0),
     }
+
+
+def test_a_hybrid_named_twice_by_one_record_is_one_lease(tmp_path: Path) -> None:
+    from atalaya.store import create_store_engine
+
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    v1, v2, alone = secrets.token_bytes(20), secrets.token_bytes(32), secrets.token_bytes(20)
+    record = {"file_key": "sha1:" + "ab" * 20, "hash_set": "set"}
+    targets = [
+        infohash_target(v1, "test", **record),
+        infohash_target(v2, "test", **record),
+        infohash_target(alone, "test"),
+    ]
+    settings = FleetSettings(host="test", pid=1, lease_seconds=6.0)
+    observer = BittorrentObserver(engine, targets, ObserverConfig(use_dht=False), fleet=settings)
+    assert observer.fleet is not None
+    assert sorted(observer.fleet.targets) == sorted([v1.hex(), alone.hex()])
+
+    async def main() -> tuple[set[bytes], int]:
+        observer._hold({v1.hex()})
+        held = set(observer._targets)
+        observer._hold(set())
+        await asyncio.sleep(0)
+        return held, observer.stats.targets
+
+    held, counted = asyncio.run(main())
+    assert held == {v1, v2}  # both names watched, one torrent counted
+    assert counted == 0
+    assert observer.stats.leases_taken == observer.stats.leases_lost == 1
+    engine.dispose()

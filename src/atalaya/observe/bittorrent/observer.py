@@ -247,13 +247,21 @@ class BittorrentObserver:
         # watched; each has its own finder, stopped when its lease is lost.
         self._candidates = {t.value: t for t in targets}
         self._finders: dict[bytes, asyncio.Task[None]] = {}
+        # What one lease covers: a torrent, so a hybrid that one hash set
+        # record names twice is leased once, under its v1 name, and its
+        # swarm is watched by one observer only.
+        self._units: dict[str, list[bytes]] = {}
+        self._held: set[str] = set()  # the units leased now
+        v1_of = {v2: v1 for v1, v2 in twins_on_one_record(targets)}
+        for value in self._candidates:
+            self._units.setdefault(v1_of.get(value, value).hex(), []).append(value)
         self.fleet: FleetMember | None = None
         if fleet is not None:
             self.fleet = FleetMember(
                 engine,
                 self.run_id,
                 NETWORK,
-                [t.hex for t in targets],
+                sorted(self._units),
                 fleet.host,
                 fleet.pid,
                 fleet.lease_seconds,
@@ -359,8 +367,12 @@ class BittorrentObserver:
             self._hold(held)
 
     def _hold(self, held: set[str]) -> None:
-        """Watch exactly the targets leased (hex), starting and stopping their finders."""
-        wanted = {bytes.fromhex(h) for h in held} & self._candidates.keys()
+        """Watch exactly the torrents leased (hex keys), starting and stopping their finders."""
+        held = held & self._units.keys()
+        self.stats.leases_taken += len(held - self._held)
+        self.stats.leases_lost += len(self._held - held)
+        self._held = held
+        wanted = {name for unit in held for name in self._units.get(unit, ())}
         for value in list(self._finders):
             if value not in wanted:
                 self._finders.pop(value).cancel()
@@ -370,12 +382,10 @@ class BittorrentObserver:
                 self._seen = {k for k in self._seen if k[0] != key}
                 self._started = {k for k in self._started if k[0] != key}
                 self._targets.pop(value, None)
-                self.stats.leases_lost += 1
         for value in wanted - self._finders.keys():
             target = self._candidates[value]
             self._targets[value] = target
             self._finders[value] = asyncio.create_task(self._find_loop(target))
-            self.stats.leases_taken += 1
         self._count_targets()
         self._update()
 
