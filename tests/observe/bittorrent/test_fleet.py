@@ -139,3 +139,48 @@ def test_a_hybrid_named_twice_by_one_record_is_one_lease(tmp_path: Path) -> None
     assert counted == 0
     assert observer.stats.leases_taken == observer.stats.leases_lost == 1
     engine.dispose()
+
+
+def test_an_observer_cut_off_from_the_store_lets_go_before_its_leases_run_out(
+    tmp_path: Path,
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from atalaya.store import create_store_engine
+
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    settings = FleetSettings(host="test", pid=1, lease_seconds=5.0)
+    config = ObserverConfig(use_dht=False)
+    observer = BittorrentObserver(engine, TARGETS[:2], config, fleet=settings)
+    fleet = observer.fleet
+    assert fleet is not None
+    ticks: list[datetime] = []
+
+    def tick(now: datetime) -> set[str]:
+        ticks.append(now)
+        if len(ticks) == 1:
+            return {TARGETS[0].hex}
+        raise OperationalError("SELECT 1", {}, Exception("the store is gone"))
+
+    fleet.join = lambda now: b"\x01" * 20  # type: ignore[method-assign]
+    fleet.tick = tick  # type: ignore[method-assign]
+    fleet.leave = lambda now: None  # type: ignore[method-assign]
+    watched: list[int] = []
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        run = asyncio.create_task(observer.run(stop=stop))
+        for _ in range(300):
+            await asyncio.sleep(0.1)
+            watched.append(observer.stats.targets)
+            if observer.stats.leases_lost:
+                break
+        stop.set()
+        await asyncio.wait_for(run, 30)
+
+    asyncio.run(main())
+    assert 1 in watched  # it watched its lease while it was renewed
+    assert observer.stats.leases_lost == 1 and observer.stats.targets == 0
+    # Let go at the last failed tick before the lease would run out unrenewed.
+    assert len(ticks) >= 2 and observer.stats.errors == len(ticks) - 1
+    engine.dispose()

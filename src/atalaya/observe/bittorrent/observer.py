@@ -349,21 +349,23 @@ class BittorrentObserver:
         one target, so the run watches nothing until a tick succeeds.
         """
         every = renew_every(fleet.lease_seconds)
-        last_ok = time.monotonic()
+        renewed = time.monotonic()  # when the leases held were last renewed, at the latest
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), every)
             if self._stop.is_set():
                 return
+            started = time.monotonic()
             try:
                 held = await asyncio.to_thread(fleet.tick, datetime.now(UTC))
             except SQLAlchemyError as exc:
                 log.warning("leases not renewed: %s", exc)
                 self.stats.errors += 1
-                if time.monotonic() - last_ok >= fleet.lease_seconds:
+                # They run out before the next tick could renew them: let go now.
+                if time.monotonic() + every >= renewed + fleet.lease_seconds:
                     self._hold(set())
                 continue
-            last_ok = time.monotonic()
+            renewed = started
             self._hold(held)
 
     def _hold(self, held: set[str]) -> None:
