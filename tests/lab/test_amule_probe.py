@@ -13,6 +13,8 @@ from sqlalchemy import create_engine, select
 
 from atalaya.lab.amule import AmulePeer
 from atalaya.lab.files import write_random_file
+from atalaya.networks.ed2k import aich
+from atalaya.networks.ed2k.aich import BLOCK_SIZE
 from atalaya.networks.ed2k.hashing import PART_SIZE, Ed2kHasher
 from atalaya.networks.ed2k.probe import ProbeErrorKind, ProbeTimeouts
 from atalaya.observe.ed2k.probe import Ed2kProbeResult, probe_peer
@@ -27,6 +29,11 @@ WATCH_IP = "127.0.0.43"
 # One user hash for the whole run, as an observer keeps: aMule distrusts an
 # address whose user hash changes.
 USER_HASH = os.urandom(16)
+# aMule queues a client that asks for a fifth upload slot in quick
+# succession (seen in the lab), so the AICH probes come from their own
+# address and user hash.
+AICH_IP = "127.0.0.44"
+AICH_USER_HASH = os.urandom(16)
 
 pytestmark = [
     pytest.mark.lab,
@@ -42,16 +49,19 @@ def _ed2k(path: Path) -> bytes:
     return hasher.digest()
 
 
-def _probe(peer: AmulePeer, file_hash: bytes, size: int | None) -> Ed2kProbeResult:
+def _probe(
+    peer: AmulePeer, file_hash: bytes, size: int | None, aich_master: bytes | None = None
+) -> Ed2kProbeResult:
     return asyncio.run(
         probe_peer(
             peer.ip,
             peer.port,
             file_hash,
             file_size=size,
-            user_hash=USER_HASH,
-            bind_ip=OUR_IP,
+            user_hash=USER_HASH if aich_master is None else AICH_USER_HASH,
+            bind_ip=OUR_IP if aich_master is None else AICH_IP,
             timeouts=ProbeTimeouts(total=90.0),
+            aich_master=aich_master,
         )
     )
 
@@ -96,6 +106,36 @@ def test_a_two_part_file_is_proven_by_its_shortest_part(
     assert result.proof and result.proof_kind == "part_md4" and result.verified_part == 1
     assert result.bytes_downloaded == 250_000
     assert len(result.part_hashes) == 2
+
+
+@pytest.mark.parametrize(("name", "block"), [("small", 300_000 - BLOCK_SIZE), ("large", 65_680)])
+def test_one_aich_block_proves_against_the_master_hash_computed_here(
+    lab: tuple[AmulePeer, Path, Path, Path], name: str, block: int
+) -> None:
+    # aMule answers an AICH request only when the master hash asked under
+    # is its own: a proof here is also our tree checked against aMule's.
+    peer, small, large, _ = lab
+    path = small if name == "small" else large
+    master = aich.master_hash(path.read_bytes())
+    result = _probe(peer, _ed2k(path), path.stat().st_size, aich_master=master)
+    assert result.error is None, result.error
+    assert result.aich_version & 1, "aMule offers AICH in its hello"
+    assert result.proof and result.proof_kind == "aich_block", result.aich_note
+    assert result.bytes_downloaded == block == result.block_length
+    content = path.read_bytes()
+    assert result.block_offset is not None
+    assert result.block_digest == aich.block_hash(
+        content[result.block_offset : result.block_offset + block]
+    )
+
+
+def test_a_master_hash_amule_does_not_have_falls_back_to_the_part_md4(
+    lab: tuple[AmulePeer, Path, Path, Path],
+) -> None:
+    peer, _, large, _ = lab
+    result = _probe(peer, _ed2k(large), large.stat().st_size, aich_master=bytes(20))
+    assert result.proof and result.proof_kind == "part_md4"
+    assert result.aich_note == "the peer refused the AICH request"
 
 
 def test_a_file_not_shared_is_no_sighting(lab: tuple[AmulePeer, Path, Path, Path]) -> None:
