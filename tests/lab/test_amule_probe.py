@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import shutil
@@ -162,6 +163,9 @@ def test_watch_ed2k_records_sightings_that_become_leads(
         done = run_atalaya(*args, env=env)
         assert done.returncode == 0, done.stderr
     links = [f"ed2k://|file|{f.name}|{f.stat().st_size}|{_ed2k(f).hex()}|/" for f in (small, large)]
+    # The large file's link carries its AICH master hash (h=, base32), as eMule writes it.
+    aich_text = base64.b32encode(aich.master_hash(large.read_bytes())).decode()
+    links[1] = links[1][:-1] + f"h={aich_text}|/"
     watched = spawn_atalaya(
         "watch", "ed2k", "--source", f"{peer.ip}:{peer.port}", "--bind", WATCH_IP,
         "--link", links[0], "--link", links[1], "--duration", "30", "--interval", "600",
@@ -172,6 +176,7 @@ def test_watch_ed2k_records_sightings_that_become_leads(
     summary = json.loads(watched.stdout)
     assert summary["sightings"] == 2, (summary, watched.stderr)
     assert summary["probed"] == 3 and summary["sightings"] == 2 and summary["verified"] == 2
+    assert summary["aich_proofs"] == 1
     assert summary["not_sharing"] + summary["unreachable"] <= 1
     engine = create_engine(env["ATALAYA_DATABASE_URL"])
     with engine.connect() as conn:
@@ -181,6 +186,7 @@ def test_watch_ed2k_records_sightings_that_become_leads(
         assert row["network"] == "ed2k" and row["item_kind"] == "ed2k" and row["proof"]
         small_one = row["item_value"] == _ed2k(small).hex()
         assert row["proof_kind"] == ("full_file" if small_one else "pieces")
+        assert row["details"]["proof_kind"] == ("file_md4" if small_one else "aich_block")
         # What aMule says about itself: its user hash, client and port.
         assert row["peer_id"] == peer.user_hash().hex()
         assert row["client"] == "aMule 2.3.3" and row["port"] == peer.port

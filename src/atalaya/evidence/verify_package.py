@@ -570,9 +570,11 @@ def _check_transcripts(
     )
     if len(report.problems) == before:
         report.hold(
-            f"transcripciones: {count}; {result.checked} piezas comprobadas contra los metadatos, "
+            f"transcripciones: {count}; {result.checked} piezas comprobadas contra los metadatos "
+            "o los hashes eD2K, "
             f"{result.verified} verificadas, {result.failed} registradas como fallidas",
-            f"transcripts: {count}; {result.checked} pieces checked against the metadata, "
+            f"transcripts: {count}; {result.checked} pieces checked against the metadata "
+            "or the eD2K hashes, "
             f"{result.verified} verified, {result.failed} recorded as failed",
         )
     if not count:
