@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import shutil
@@ -13,6 +14,8 @@ from sqlalchemy import create_engine, select
 
 from atalaya.lab.amule import AmulePeer
 from atalaya.lab.files import write_random_file
+from atalaya.networks.ed2k import aich
+from atalaya.networks.ed2k.aich import BLOCK_SIZE
 from atalaya.networks.ed2k.hashing import PART_SIZE, Ed2kHasher
 from atalaya.networks.ed2k.probe import ProbeErrorKind, ProbeTimeouts
 from atalaya.observe.ed2k.probe import Ed2kProbeResult, probe_peer
@@ -27,6 +30,11 @@ WATCH_IP = "127.0.0.43"
 # One user hash for the whole run, as an observer keeps: aMule distrusts an
 # address whose user hash changes.
 USER_HASH = os.urandom(16)
+# aMule queues a client that asks for a fifth upload slot in quick
+# succession (seen in the lab), so the AICH probes come from their own
+# address and user hash.
+AICH_IP = "127.0.0.44"
+AICH_USER_HASH = os.urandom(16)
 
 pytestmark = [
     pytest.mark.lab,
@@ -42,16 +50,19 @@ def _ed2k(path: Path) -> bytes:
     return hasher.digest()
 
 
-def _probe(peer: AmulePeer, file_hash: bytes, size: int | None) -> Ed2kProbeResult:
+def _probe(
+    peer: AmulePeer, file_hash: bytes, size: int | None, aich_master: bytes | None = None
+) -> Ed2kProbeResult:
     return asyncio.run(
         probe_peer(
             peer.ip,
             peer.port,
             file_hash,
             file_size=size,
-            user_hash=USER_HASH,
-            bind_ip=OUR_IP,
+            user_hash=USER_HASH if aich_master is None else AICH_USER_HASH,
+            bind_ip=OUR_IP if aich_master is None else AICH_IP,
             timeouts=ProbeTimeouts(total=90.0),
+            aich_master=aich_master,
         )
     )
 
@@ -98,6 +109,36 @@ def test_a_two_part_file_is_proven_by_its_shortest_part(
     assert len(result.part_hashes) == 2
 
 
+@pytest.mark.parametrize(("name", "block"), [("small", 300_000 - BLOCK_SIZE), ("large", 65_680)])
+def test_one_aich_block_proves_against_the_master_hash_computed_here(
+    lab: tuple[AmulePeer, Path, Path, Path], name: str, block: int
+) -> None:
+    # aMule answers an AICH request only when the master hash asked under
+    # is its own: a proof here is also our tree checked against aMule's.
+    peer, small, large, _ = lab
+    path = small if name == "small" else large
+    master = aich.master_hash(path.read_bytes())
+    result = _probe(peer, _ed2k(path), path.stat().st_size, aich_master=master)
+    assert result.error is None, result.error
+    assert result.aich_version & 1, "aMule offers AICH in its hello"
+    assert result.proof and result.proof_kind == "aich_block", result.aich_note
+    assert result.bytes_downloaded == block == result.block_length
+    content = path.read_bytes()
+    assert result.block_offset is not None
+    assert result.block_digest == aich.block_hash(
+        content[result.block_offset : result.block_offset + block]
+    )
+
+
+def test_a_master_hash_amule_does_not_have_falls_back_to_the_part_md4(
+    lab: tuple[AmulePeer, Path, Path, Path],
+) -> None:
+    peer, _, large, _ = lab
+    result = _probe(peer, _ed2k(large), large.stat().st_size, aich_master=bytes(20))
+    assert result.proof and result.proof_kind == "part_md4"
+    assert result.aich_note == "the peer refused the AICH request"
+
+
 def test_a_file_not_shared_is_no_sighting(lab: tuple[AmulePeer, Path, Path, Path]) -> None:
     peer, _, _, unshared = lab
     result = _probe(peer, _ed2k(unshared), unshared.stat().st_size)
@@ -122,6 +163,9 @@ def test_watch_ed2k_records_sightings_that_become_leads(
         done = run_atalaya(*args, env=env)
         assert done.returncode == 0, done.stderr
     links = [f"ed2k://|file|{f.name}|{f.stat().st_size}|{_ed2k(f).hex()}|/" for f in (small, large)]
+    # The large file's link carries its AICH master hash (h=, base32), as eMule writes it.
+    aich_text = base64.b32encode(aich.master_hash(large.read_bytes())).decode()
+    links[1] = links[1][:-1] + f"h={aich_text}|/"
     watched = spawn_atalaya(
         "watch", "ed2k", "--source", f"{peer.ip}:{peer.port}", "--bind", WATCH_IP,
         "--link", links[0], "--link", links[1], "--duration", "30", "--interval", "600",
@@ -132,6 +176,7 @@ def test_watch_ed2k_records_sightings_that_become_leads(
     summary = json.loads(watched.stdout)
     assert summary["sightings"] == 2, (summary, watched.stderr)
     assert summary["probed"] == 3 and summary["sightings"] == 2 and summary["verified"] == 2
+    assert summary["aich_proofs"] == 1
     assert summary["not_sharing"] + summary["unreachable"] <= 1
     engine = create_engine(env["ATALAYA_DATABASE_URL"])
     with engine.connect() as conn:
@@ -141,6 +186,7 @@ def test_watch_ed2k_records_sightings_that_become_leads(
         assert row["network"] == "ed2k" and row["item_kind"] == "ed2k" and row["proof"]
         small_one = row["item_value"] == _ed2k(small).hex()
         assert row["proof_kind"] == ("full_file" if small_one else "pieces")
+        assert row["details"]["proof_kind"] == ("file_md4" if small_one else "aich_block")
         # What aMule says about itself: its user hash, client and port.
         assert row["peer_id"] == peer.user_hash().hex()
         assert row["client"] == "aMule 2.3.3" and row["port"] == peer.port

@@ -15,7 +15,9 @@ and, where there is one, the sighting:
    by package.json are exactly those present (one removed is named), and
    the CSV says the same as the JSON;
 5. every proof transcript: its stored SHA-256, the item it names, and each
-   piece hash against the metadata (`verify_pieces`); every metadata file
+   piece hash against the metadata (`verify_pieces`), or an eD2K
+   transcript's part MD4 or AICH block against the sighting's eD2K hash or
+   AICH tree (`verify_ed2k`); every metadata file
    hashes to the info-hash it is named by (a swapped one is named);
 6. the hash-set extract and the enrichment facts cover what the sightings
    refer to; the audit extract's records are canonical, linked, and
@@ -55,6 +57,7 @@ from atalaya.evidence.package_manifest import (
 from atalaya.evidence.package_zip import PackageFormatError, read_package
 from atalaya.evidence.stamping import TIME_FORMAT, canonical_json
 from atalaya.evidence.tsp import TsaError, check_reply
+from atalaya.evidence.verify_ed2k import check_ed2k_transcript
 from atalaya.evidence.verify_pieces import (
     MetainfoError,
     PieceCheck,
@@ -547,7 +550,10 @@ def _check_transcripts(
                 f"{name}: nombra otro elemento que su avistamiento",
                 f"{name}: names another item than its sighting",
             )
-        check_transcript(doc, torrents, name, result)
+        if doc.get("network") == "ed2k":
+            check_ed2k_transcript(doc, name, result)
+        else:
+            check_transcript(doc, torrents, name, result)
     for es, en in result.problems[:MAX_NAMED]:
         report.fail(es, en)
     if len(result.problems) > MAX_NAMED:
@@ -564,9 +570,11 @@ def _check_transcripts(
     )
     if len(report.problems) == before:
         report.hold(
-            f"transcripciones: {count}; {result.checked} piezas comprobadas contra los metadatos, "
+            f"transcripciones: {count}; {result.checked} piezas comprobadas contra los metadatos "
+            "o los hashes eD2K, "
             f"{result.verified} verificadas, {result.failed} registradas como fallidas",
-            f"transcripts: {count}; {result.checked} pieces checked against the metadata, "
+            f"transcripts: {count}; {result.checked} pieces checked against the metadata "
+            "or the eD2K hashes, "
             f"{result.verified} verified, {result.failed} recorded as failed",
         )
     if not count:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 
 import pytest
@@ -42,3 +43,13 @@ def test_bad_links_say_what_is_wrong(text: str, message: str) -> None:
 def test_any_text_gives_a_link_or_a_typed_error(text: str) -> None:
     with contextlib.suppress(Ed2kError):
         parse_link(text)
+
+
+def test_a_links_aich_hash_is_read_from_base32() -> None:
+    master = bytes(range(20))
+    text = base64.b32encode(master).decode()
+    link = parse_link(f"ed2k://|file|a.bin|10|{'ab' * 16}|h={text}|/")
+    assert link.aich == master
+    assert parse_link(f"ed2k://|file|a.bin|10|{'ab' * 16}|/").aich is None
+    assert parse_link(f"ed2k://|file|a.bin|10|{'ab' * 16}|h=short|/").aich is None
+    assert parse_link(f"ed2k://|file|a.bin|10|{'ab' * 16}|h={'1' * 32}|/").aich is None

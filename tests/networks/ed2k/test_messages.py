@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from atalaya.networks.ed2k import aich
 from atalaya.networks.ed2k import messages as m
 from atalaya.networks.ed2k.packets import PacketDecoder, Protocol, encode_packet
 from atalaya.networks.ed2k.tags import Tag
@@ -151,3 +152,43 @@ def test_any_payload_gives_a_message_or_a_typed_error(opcode: int, payload: byte
     for protocol in (Protocol.EDONKEY, Protocol.EMULE):
         with contextlib.suppress(Ed2kError):
             _decode(encode_packet(protocol, opcode, payload))
+
+
+MASTER = bytes(range(50, 70))
+
+
+def test_aich_request_answer_and_file_hash_bytes() -> None:
+    request = m.AichRequest(FILE, 2, MASTER)
+    assert request.encode() == (
+        bytes([0xC5]) + (1 + 16 + 2 + 20).to_bytes(4, "little") + bytes([0x9B])
+        + FILE + b"\x02\x00" + MASTER
+    )  # fmt: skip
+    assert _decode(request.encode()) == request
+    recovery = aich.RecoveryData(((3, b"\x01" * 20), (5, b"\x02" * 20)))
+    answer = m.AichAnswer(FILE, 2, MASTER, recovery)
+    payload = answer.encode()[6:]
+    # hash, part, master, then 16-bit idents: count, (ident, hash)…, and an empty 32-bit list.
+    assert payload == FILE + b"\x02\x00" + MASTER + b"\x02\x00" + b"\x03\x00" + b"\x01" * 20 + (
+        b"\x05\x00" + b"\x02" * 20 + b"\x00\x00"
+    )
+    assert _decode(answer.encode()) == answer
+    refusal = m.AichAnswer(FILE)
+    assert refusal.encode()[6:] == FILE and _decode(refusal.encode()) == refusal
+    for message in (m.AichFileHash(FILE), m.AichFileHash(FILE, MASTER)):
+        assert _decode(message.encode()) == message
+
+
+def test_hello_says_which_aich_version_the_peer_offers() -> None:
+    def hello(options: int | None) -> m.Hello:
+        tags = () if options is None else (Tag.uint(m.CT_EMULE_MISCOPTIONS1, options),)
+        return m.Hello(USER, 0x0100007F, 4662, tags, answer=True)
+
+    assert hello(None).aich_version == 0
+    assert hello(1 << 28).aich_version == 0
+    assert hello(1 << 29 | 1 << 28).aich_version == 1
+
+
+@given(st.sampled_from([0x9B, 0x9C, 0x9D, 0x9E]), st.binary(max_size=400))
+def test_any_aich_payload_gives_a_message_or_a_typed_error(opcode: int, payload: bytes) -> None:
+    with contextlib.suppress(Ed2kError):
+        _decode(encode_packet(Protocol.EMULE, opcode, payload))

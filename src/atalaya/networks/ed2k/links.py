@@ -7,6 +7,8 @@ ends. The name is attacker-chosen text (URL-encoded); it is kept, bounded.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote
@@ -22,6 +24,8 @@ class Ed2kLink:
     name: str
     size: int
     file_hash: bytes
+    # The file's AICH master hash when the link gives one (`|h=<base32>|`).
+    aich: bytes | None = None
 
 
 def parse_link(text: str) -> Ed2kLink:
@@ -42,5 +46,23 @@ def parse_link(text: str) -> Ed2kLink:
         raise Ed2kError(f"link size {size} is out of range")
     if len(hash_text) != 32 or any(c not in "0123456789abcdefABCDEF" for c in hash_text):
         raise Ed2kError("link hash is not 32 hex digits")
+    aich = None
+    for extra in fields[3:-1]:
+        if extra[:2].lower() == "h=":
+            aich = _aich(extra[2:])
     shown = unquote(name, errors="replace")[:500]
-    return Ed2kLink(shown, size, bytes.fromhex(hash_text))
+    return Ed2kLink(shown, size, bytes.fromhex(hash_text), aich)
+
+
+def _aich(text: str) -> bytes | None:
+    """An AICH master hash as eMule writes it in links: 32 base32 characters, 20 bytes.
+
+    One that cannot be read is left out, as eMule does: the link still names
+    the file, and only a hash read whole can be trusted.
+    """
+    if len(text) != 32 or not text.isascii():
+        return None
+    try:
+        return base64.b32decode(text.upper())
+    except binascii.Error:
+        return None

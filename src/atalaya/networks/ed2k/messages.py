@@ -13,6 +13,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
+from atalaya.networks.ed2k.aich import HASH_SIZE as AICH_HASH_SIZE
+from atalaya.networks.ed2k.aich import RecoveryData, read_recovery_data
 from atalaya.networks.ed2k.packets import Packet, Protocol, encode_packet
 from atalaya.networks.ed2k.tags import (
     DEFAULT_LIMITS,
@@ -47,6 +49,10 @@ OP_QUEUERANKING: Final = 0x60
 OP_COMPRESSEDPART_I64: Final = 0xA1
 OP_SENDINGPART_I64: Final = 0xA2
 OP_REQUESTPARTS_I64: Final = 0xA3
+OP_AICHREQUEST: Final = 0x9B
+OP_AICHANSWER: Final = 0x9C
+OP_AICHFILEHASHANS: Final = 0x9D
+OP_AICHFILEHASHREQ: Final = 0x9E
 
 # Hello tags (aMule src/include/tags/ClientTags.h).
 CT_NAME: Final = 0x01
@@ -102,6 +108,14 @@ class Hello:
     def nick(self) -> str | None:
         tag = find(self.tags, CT_NAME)
         return tag.text() if tag is not None and isinstance(tag.value, bytes) else None
+
+    @property
+    def aich_version(self) -> int:
+        """The AICH version the peer offers (bits 29-31 of misc options 1); 0: none."""
+        tag = find(self.tags, CT_EMULE_MISCOPTIONS1)
+        if tag is None or not isinstance(tag.value, int) or isinstance(tag.value, bool):
+            return 0
+        return (tag.integer() >> 29) & 0x07
 
     @property
     def emule_version(self) -> int | None:
@@ -266,6 +280,55 @@ class SendingPart:
 
 
 @dataclass(frozen=True, slots=True)
+class AichRequest:
+    """OP_AICHREQUEST: the recovery data of one part, under the master hash we trust."""
+
+    file_hash: bytes
+    part: int
+    master: bytes
+
+    def __post_init__(self) -> None:
+        _check_hash(self.file_hash, "a file hash")
+        if len(self.master) != AICH_HASH_SIZE:
+            raise Ed2kError(f"an AICH master hash is {AICH_HASH_SIZE} bytes")
+
+    def encode(self) -> bytes:
+        writer = Writer().hash16(self.file_hash).u16(self.part).raw(self.master)
+        return encode_packet(Protocol.EMULE, OP_AICHREQUEST, writer.getvalue())
+
+
+@dataclass(frozen=True, slots=True)
+class AichAnswer:
+    """OP_AICHANSWER: a part's recovery data, or (``recovery`` None) the peer's refusal."""
+
+    file_hash: bytes
+    part: int | None = None
+    master: bytes | None = None
+    recovery: RecoveryData | None = None
+
+    def encode(self) -> bytes:
+        writer = Writer().hash16(self.file_hash)
+        if self.recovery is not None and self.part is not None and self.master is not None:
+            writer.u16(self.part).raw(self.master).raw(self.recovery.encode())
+        return encode_packet(Protocol.EMULE, OP_AICHANSWER, writer.getvalue())
+
+
+@dataclass(frozen=True, slots=True)
+class AichFileHash:
+    """OP_AICHFILEHASHREQ (``master`` None) or its answer, the peer's AICH master hash."""
+
+    file_hash: bytes
+    master: bytes | None = None
+
+    def encode(self) -> bytes:
+        writer = Writer().hash16(self.file_hash)
+        if self.master is None:
+            return encode_packet(Protocol.EMULE, OP_AICHFILEHASHREQ, writer.getvalue())
+        writer.raw(self.master)
+        return encode_packet(Protocol.EMULE, OP_AICHFILEHASHANS, writer.getvalue())
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     """A packet this prober does not need; kept so the caller can log its opcode."""
 
@@ -284,6 +347,9 @@ Message: TypeAlias = (
     | QueueRank
     | RequestParts
     | SendingPart
+    | AichRequest
+    | AichAnswer
+    | AichFileHash
     | Unknown
 )
 
@@ -365,6 +431,22 @@ def _decode_emule(opcode: int, reader: Reader) -> Message | None:
         if size > MAX_BLOCK:
             raise Ed2kError(f"compressed part of {size} bytes (limit {MAX_BLOCK})")
         return SendingPart(file_hash, start, reader.rest(), compressed=True, size=size)
+    if opcode == OP_AICHREQUEST:
+        file_hash = reader.hash16("file hash")
+        part = reader.u16("AICH part")
+        return AichRequest(file_hash, part, reader.take(AICH_HASH_SIZE, "AICH master hash"))
+    if opcode == OP_AICHANSWER:
+        file_hash = reader.hash16("file hash")
+        if not reader.remaining:
+            return AichAnswer(file_hash)
+        part = reader.u16("AICH part")
+        master = reader.take(AICH_HASH_SIZE, "AICH master hash")
+        return AichAnswer(file_hash, part, master, read_recovery_data(reader))
+    if opcode == OP_AICHFILEHASHREQ:
+        return AichFileHash(reader.hash16("file hash"))
+    if opcode == OP_AICHFILEHASHANS:
+        file_hash = reader.hash16("file hash")
+        return AichFileHash(file_hash, reader.take(AICH_HASH_SIZE, "AICH master hash"))
     return None
 
 

@@ -28,12 +28,14 @@ whatever the peer sends, the probe ends with a result, never an exception.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Final, Generic, TypeVar
 
 from Crypto.Hash import MD4
 
+from atalaya.networks.ed2k import aich
 from atalaya.networks.ed2k import messages as m
 from atalaya.networks.ed2k.hashing import EMPTY_PART_HASH, PART_SIZE
 from atalaya.networks.ed2k.packets import PacketDecoder
@@ -118,12 +120,24 @@ class Ed2kProbeResult(Generic[At]):
     parts_total: int | None = None
     parts_held: int | None = None
     have_fraction: float | None = None
+    part_map: tuple[bool, ...] = ()  # FILESTATUS as sent; empty: the peer said complete
     part_hashes: tuple[bytes, ...] = ()
     verified_part: int | None = None
     parts_verified: int = 0
     parts_failed: int = 0
     bytes_downloaded: int = 0
-    proof_kind: str | None = None  # "part_md4" | "file_md4"
+    proof_kind: str | None = None  # "part_md4" | "file_md4" | "aich_block"
+    part_digest: bytes | None = None  # MD4 of the part's bytes as they arrived
+    aich_version: int = 0  # the AICH version the peer's hello offers; 0: none
+    # The AICH path: the master hash we trusted, the peer's recovery data for
+    # the part, the block downloaded (offset, length) and its SHA-1.
+    aich_master: bytes | None = None
+    aich_hashes: tuple[tuple[int, bytes], ...] = ()
+    block_offset: int | None = None
+    block_length: int | None = None
+    block_digest: bytes | None = None
+    block_expected: bytes | None = None  # the block's leaf in the checked recovery data
+    aich_note: str | None = None  # why the AICH path was not taken or was left
     queue_rank: int | None = None
     local_ip: str | None = None
     local_port: int | None = None
@@ -172,9 +186,19 @@ class Ed2kProbe(Generic[At]):
         nick: str = "atalaya",
         timeouts: ProbeTimeouts | None = None,
         limits: ProbeLimits | None = None,
+        aich_master: bytes | None = None,
     ) -> None:
         if len(file_hash) != HASH_SIZE or len(user_hash) != HASH_SIZE:
             raise ValueError("file and user hashes are 16 bytes")
+        if aich_master is not None and len(aich_master) != aich.HASH_SIZE:
+            raise ValueError("an AICH master hash is 20 bytes")
+        # The master hash comes from the operator's reference (a link's h=,
+        # a hash set), never from a peer: a peer's own claim proves nothing.
+        self._aich_master = aich_master
+        self._aich_part: int | None = None
+        self._block: aich.Node | None = None
+        self._block_expected = b""
+        self._sha1 = hashlib.sha1(usedforsecurity=False)
         self._timeouts = timeouts or ProbeTimeouts()
         self._limits = limits or ProbeLimits()
         self._file_hash = file_hash
@@ -273,10 +297,12 @@ class Ed2kProbe(Generic[At]):
         # Unicode support only (bit 28 of misc options 1): no compression, no
         # extended requests, no source exchange, so the peer's answers keep to
         # the messages this probe reads.
+        # AICH (bits 29-31) is offered only when this probe may use it.
+        options = 1 << 28 | (1 << 29 if self._aich_master is not None else 0)
         tags = (
             Tag.string(m.CT_NAME, self._nick),
             Tag.uint(m.CT_VERSION, EDONKEY_VERSION),
-            Tag.uint(m.CT_EMULE_MISCOPTIONS1, 1 << 28),
+            Tag.uint(m.CT_EMULE_MISCOPTIONS1, options),
         )
         return m.Hello(self._user_hash, self._client_id, self._listen_port, tags)
 
@@ -300,6 +326,8 @@ class Ed2kProbe(Generic[At]):
             raise _StopError(ProbeErrorKind.NO_FILE, "the peer does not share this file")
         elif isinstance(message, m.HashsetAnswer):
             self._hashset(message, now)
+        elif isinstance(message, m.AichAnswer):
+            self._aich_answer(message, now)
         elif isinstance(message, m.Signal) and message.opcode == m.OP_ACCEPTUPLOADREQ:
             if self._phase == "upload":
                 self._start_download(now)
@@ -338,6 +366,7 @@ class Ed2kProbe(Generic[At]):
             client_port=hello.port,
             client_id=hello.client_id,
             low_id=hello.low_id,
+            aich_version=hello.aich_version,
         )
         self._out += m.FileRequest(m.OP_REQUESTFILENAME, self._file_hash).encode()
         self._out += m.FileRequest(m.OP_SETREQFILEID, self._file_hash).encode()
@@ -357,7 +386,7 @@ class Ed2kProbe(Generic[At]):
         fraction: float | None = 1.0
         if not status.complete:
             fraction = held / total if total and held is not None else 0.0
-        self._set(parts_total=total, parts_held=held, have_fraction=fraction)
+        self._set(parts_total=total, parts_held=held, have_fraction=fraction, part_map=status.parts)
         self._held = status.parts
 
     def _file_progress(self, now: float) -> None:
@@ -365,12 +394,82 @@ class Ed2kProbe(Generic[At]):
             return
         if self._result.parts_held == 0:
             raise _StopError(ProbeErrorKind.NO_FILE, "the peer holds no complete part")
+        if self._aich_request(now):
+            return
+        self._md4_path(now)
+
+    def _md4_path(self, now: float) -> None:
         size = self._file_size
         if size is not None and size < PART_SIZE:
             self._choose_part(now, part_hashes=())
             return
         self._out += m.FileRequest(m.OP_HASHSETREQUEST, self._file_hash).encode()
         self._enter("hashset", now, self._timeouts.hashset)
+
+    def _aich_request(self, now: float) -> bool:
+        """Ask for a part's AICH recovery data when a trusted master hash and the peer allow."""
+        size = self._file_size
+        if self._aich_master is None:
+            return False
+        if not self._result.aich_version & 1:
+            self._set(aich_note="the peer does not offer AICH")
+            return False
+        # aMule answers only for a file of more than one block, and a part
+        # of more than one block (ListenSocket's OP_AICHREQUEST).
+        if size is None or size <= aich.BLOCK_SIZE:
+            self._set(aich_note="the file size is unknown or one block")
+            return False
+        held = self._held
+        candidates = [
+            part
+            for part in range(-(-size // PART_SIZE))
+            if (not held or (part < len(held) and held[part]))
+            and self._part_length(part) > aich.BLOCK_SIZE
+        ]
+        if not candidates:
+            self._set(aich_note="the peer holds no part of more than one block")
+            return False
+        # A part whose last block is shortest costs the least to prove.
+        part = min(candidates, key=lambda p: (aich.part_blocks(size, p)[-1].size, p))
+        self._aich_part = part
+        self._set(aich_master=self._aich_master)
+        self._out += m.AichRequest(self._file_hash, part, self._aich_master).encode()
+        self._enter("aich", now, self._timeouts.hashset)
+        return True
+
+    def _aich_answer(self, answer: m.AichAnswer, now: float) -> None:
+        if self._phase != "aich":
+            self._control_packet()
+            return
+        self._check_file(answer.file_hash)
+        size, part, master = self._file_size, self._aich_part, self._aich_master
+        assert size is not None and part is not None and master is not None
+        # Whatever goes wrong here, the part MD4 can still prove possession.
+        if answer.recovery is None:
+            self._set(aich_note="the peer refused the AICH request")
+            self._md4_path(now)
+            return
+        if answer.part != part or answer.master != master:
+            self._set(aich_note="the AICH answer is for another part or master hash")
+            self._md4_path(now)
+            return
+        hashes = answer.recovery.hashes
+        self._set(aich_hashes=hashes)
+        try:
+            checked = aich.check_part(size, part, master, hashes)
+        except aich.AichError as exc:
+            self._set(aich_note=str(exc)[:300])
+            self._md4_path(now)
+            return
+        # The shortest block of the part: the last one.
+        self._block = checked.blocks[-1]
+        self._block_expected = checked.block_hashes[-1]
+        self._part = part
+        self._part_start = self._block.offset
+        self._part_end = self._block.offset + self._block.size
+        self._received = self._requested_to = self._part_start
+        self._out += m.FileRequest(m.OP_STARTUPLOADREQ, self._file_hash).encode()
+        self._enter("upload", now, self._timeouts.upload)
 
     def _hashset(self, answer: m.HashsetAnswer, now: float) -> None:
         if self._phase != "hashset":
@@ -444,7 +543,10 @@ class Ed2kProbe(Generic[At]):
             )
         if self._result.first_data_at is None:
             self._set(first_data_at=at)
-        self._md4.update(part.data)
+        if self._block is not None:
+            self._sha1.update(part.data)
+        else:
+            self._md4.update(part.data)
         self._received += len(part.data)
         self._set(bytes_downloaded=self._result.bytes_downloaded + len(part.data))
         self._enter("download", now, self._timeouts.block)
@@ -454,7 +556,24 @@ class Ed2kProbe(Generic[At]):
             self._verify()
 
     def _verify(self) -> None:
+        if self._block is not None:
+            block = self._sha1.digest()
+            self._set(
+                block_offset=self._block.offset,
+                block_length=self._block.size,
+                block_digest=block,
+                block_expected=self._block_expected,
+                verified_part=self._part,
+            )
+            if block == self._block_expected:
+                self._set(parts_verified=1, proof_kind="aich_block")
+            else:
+                self._set(parts_failed=1)
+            self._out += m.Signal(m.OP_CANCELTRANSFER).encode()
+            self._finish(None, "")
+            return
         digest = self._md4.digest()
+        self._set(part_digest=digest)
         if self._result.part_hashes:
             assert self._part is not None
             expected = self._result.part_hashes[self._part]

@@ -18,9 +18,12 @@ from atalaya.networks.ed2k.links import parse_link
 from atalaya.networks.ed2k.wire import Ed2kError
 from atalaya.observe.ed2k.network import ED2K_NETWORK
 from atalaya.observe.ed2k.observer import (
+    AICH_FROM_HASH_SET,
+    AICH_FROM_LINK,
     Ed2kConfig,
     Ed2kObserver,
     Ed2kStats,
+    aich_masters,
     default_state_path,
     file_sizes,
     load_user_hash,
@@ -78,7 +81,9 @@ def watch_ed2k(
 
     Each peer is asked for the file, then one part is downloaded from it alone
     and its MD4 compared with the expected hash (the whole file for files of
-    one part); the content is hashed and dropped.
+    one part); when the file's AICH master hash is known (a link's h=, a hash
+    set) and the peer offers AICH, one 180 KiB block checked against the AICH
+    tree is enough. The content is hashed and dropped.
     """
     sources = [parse_source(s) for s in source or []]
     if not sources:
@@ -102,6 +107,10 @@ def watch_ed2k(
         )
     sizes = file_sizes(engine, targets)
     sizes.update({item.file_hash: item.size for item in links})
+    # A trusted AICH master hash (a hash set's, or a link's h=) lets a peer
+    # that offers AICH be proven by one 180 KiB block instead of a part.
+    aich = {k: (v, AICH_FROM_HASH_SET) for k, v in aich_masters(engine, targets).items()}
+    aich.update({i.file_hash: (i.aich, AICH_FROM_LINK) for i in links if i.aich is not None})
     unsized = sum(1 for t in targets if t.value not in sizes)
     state_path = state or default_state_path()
     try:
@@ -129,7 +138,7 @@ def watch_ed2k(
         if stats.probed % 50 == 0:
             err.print(f"probed {stats.probed}, sightings {stats.sightings}")
 
-    observer = Ed2kObserver(engine, targets, sizes, config, on_update=progress)
+    observer = Ed2kObserver(engine, targets, sizes, config, on_update=progress, aich=aich)
     stats = asyncio.run(_run(observer, duration))
     summary = {"run_id": observer.run_id, **asdict(stats)}
     if json_out:

@@ -19,6 +19,8 @@ leaves our plain file requests unanswered.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import os
 import time
@@ -33,6 +35,7 @@ from sqlalchemy import Engine, select
 from atalaya.hashsets.algorithms import ED2K
 from atalaya.networks.ed2k.probe import ProbeErrorKind, ProbeTimeouts
 from atalaya.observe.ed2k.probe import Ed2kProbeResult, probe_peer, utc_now
+from atalaya.observe.ed2k.transcript import encode_transcript
 from atalaya.observe.sightings import Sighting, SightingWriter, new_run_id
 from atalaya.observe.watchlist import WatchTarget
 from atalaya.store.tables import reference_file
@@ -40,6 +43,10 @@ from atalaya.store.tables import reference_file
 NETWORK = "ed2k"
 # Where the size of a file in a hash set is kept (Project VIC's field).
 _SIZE_ATTRIBUTES = ("MediaSize", "size", "Size")
+# Where a hash set may keep a file's AICH master hash (hex or eMule's base32).
+_AICH_ATTRIBUTES = ("aich", "AICH", "AichHash")
+AICH_FROM_LINK = "link"
+AICH_FROM_HASH_SET = "hash_set"
 
 
 def new_user_hash() -> bytes:
@@ -94,6 +101,8 @@ class Ed2kStats:
     not_sharing: int = 0
     unreachable: int = 0
     sightings: int = 0
+    aich_proofs: int = 0
+    unprobed: int = 0  # found (by Kad) but not probed: LowID / firewalled
 
 
 def file_sizes(engine: Engine, targets: Sequence[WatchTarget]) -> dict[bytes, int]:
@@ -122,6 +131,42 @@ def file_sizes(engine: Engine, targets: Sequence[WatchTarget]) -> dict[bytes, in
     return sizes
 
 
+def aich_masters(engine: Engine, targets: Sequence[WatchTarget]) -> dict[bytes, bytes]:
+    """AICH master hashes the hash sets give for the targets' files (hex or base32)."""
+    keys = {t.file_key: t.value for t in targets if t.file_key}
+    found: dict[bytes, bytes] = {}
+    if not keys:
+        return found
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(reference_file.c.file_key, reference_file.c.attributes).where(
+                reference_file.c.file_key.in_(list(keys))
+            )
+        )
+        for file_key, attributes in rows:
+            if not isinstance(attributes, dict):
+                continue
+            for name in _AICH_ATTRIBUTES:
+                value = _aich_value(attributes.get(name))
+                if value is not None:
+                    found[keys[file_key]] = value
+                    break
+    return found
+
+
+def _aich_value(value: object) -> bytes | None:
+    if not isinstance(value, str) or not value.isascii():
+        return None
+    try:
+        if len(value) == 40:
+            return bytes.fromhex(value)
+        if len(value) == 32:
+            return base64.b32decode(value.upper())
+    except (ValueError, binascii.Error):
+        return None
+    return None
+
+
 class Ed2kObserver:
     def __init__(
         self,
@@ -132,10 +177,13 @@ class Ed2kObserver:
         *,
         clock: Callable[[], datetime] = utc_now,
         on_update: Callable[[Ed2kStats], None] | None = None,
+        aich: dict[bytes, tuple[bytes, str]] | None = None,
     ) -> None:
         self.engine = engine
         self.targets = [t for t in targets if t.kind == ED2K and len(t.value) == 16]
         self.sizes = sizes
+        # By file hash: the trusted AICH master hash and where it came from.
+        self.aich = aich or {}
         self.config = config
         self.clock = clock
         self.on_update = on_update
@@ -170,21 +218,56 @@ class Ed2kObserver:
                 for target in self.targets:
                     if stop.is_set() or (ends is not None and time.monotonic() >= ends):
                         return
-                    result = await probe_peer(
-                        source[0],
-                        source[1],
-                        target.value,
-                        file_size=self.sizes.get(target.value),
-                        user_hash=self.config.user_hash,
-                        bind_ip=self.config.bind_ip,
-                        timeouts=self.config.timeouts,
-                        clock=self.clock,
-                    )
-                    self._record(result, target)
+                    await self.probe(source, target)
 
         await asyncio.gather(*(one_source(s) for s in self.config.sources))
 
-    def _record(self, result: Ed2kProbeResult, target: WatchTarget) -> None:
+    async def probe(
+        self, source: tuple[str, int], target: WatchTarget, found_by: str = "operator"
+    ) -> Ed2kProbeResult:
+        """Probe one source for one target and record what it showed."""
+        master = self.aich.get(target.value)
+        result = await probe_peer(
+            source[0],
+            source[1],
+            target.value,
+            file_size=self.sizes.get(target.value),
+            user_hash=self.config.user_hash,
+            bind_ip=self.config.bind_ip,
+            timeouts=self.config.timeouts,
+            clock=self.clock,
+            aich_master=master[0] if master else None,
+        )
+        self._record(result, target, found_by)
+        return result
+
+    def record_unprobed(
+        self,
+        ip: str,
+        port: int,
+        target: WatchTarget,
+        *,
+        found_by: str,
+        reason: str,
+        facts: dict[str, Any] | None = None,
+    ) -> int:
+        """Record a source that was found but could not be probed (LowID, firewalled).
+
+        It is a sighting with no proof and no claim of what it holds
+        (`have_fraction` empty); `details.probed` is false and says why.
+        """
+        record = unprobed_sighting(
+            ip, port, target, self.run_id, seen_at=self.clock(), found_by=found_by, reason=reason,
+            facts=facts,
+        )  # fmt: skip
+        written = self._writer.write([record])
+        self.stats.unprobed += written
+        self.stats.sightings += written
+        if self.on_update is not None:
+            self.on_update(self.stats)
+        return written
+
+    def _record(self, result: Ed2kProbeResult, target: WatchTarget, found_by: str) -> None:
         self.stats.probed += 1
         error = result.error
         if error is not None and error.kind in (
@@ -194,23 +277,70 @@ class Ed2kObserver:
             self.stats.unreachable += 1
         elif error is not None and error.kind is ProbeErrorKind.NO_FILE and not result.parts_held:
             self.stats.not_sharing += 1
-        sighting = to_sighting(result, target, self.run_id)
+        master = self.aich.get(target.value)
+        sighting = to_sighting(
+            result,
+            target,
+            self.run_id,
+            found_by,
+            file_size=self.sizes.get(target.value),
+            aich_source=master[1] if master else None,
+        )
         if sighting is not None:
             self.stats.holding += 1
             self.stats.verified += int(result.proof)
+            self.stats.aich_proofs += int(result.proof and result.proof_kind == "aich_block")
             self.stats.failed_verification += int(result.parts_failed > 0)
             self.stats.sightings += self._writer.write([sighting])
         if self.on_update is not None:
             self.on_update(self.stats)
 
 
+def unprobed_sighting(
+    ip: str,
+    port: int,
+    target: WatchTarget,
+    run_id: str,
+    *,
+    seen_at: datetime,
+    found_by: str,
+    reason: str,
+    facts: dict[str, Any] | None = None,
+) -> Sighting:
+    """A source found (by Kad) that could not be probed: never proof, never a claim of parts."""
+    details: dict[str, Any] = {"probed": False, "reason": reason[:300]}
+    details.update(facts or {})
+    return Sighting(
+        network=NETWORK,
+        item_kind=ED2K,
+        item_value=target.hex,
+        ip=ip,
+        port=port,
+        seen_at=seen_at,
+        found_by=found_by,
+        run_id=run_id,
+        file_key=target.file_key,
+        category=target.category,
+        hash_set=target.hash_set,
+        hash_set_sha256=target.hash_set_sha256,
+        details=details,
+    )
+
+
 def to_sighting(
-    result: Ed2kProbeResult, target: WatchTarget, run_id: str, found_by: str = "operator"
+    result: Ed2kProbeResult,
+    target: WatchTarget,
+    run_id: str,
+    found_by: str = "operator",
+    *,
+    file_size: int | None = None,
+    aich_source: str | None = None,
 ) -> Sighting | None:
     """The sighting a probe makes: only a peer that answered with the file's part map.
 
     The time is when the peer's hello answer arrived; the port is the one we
-    connected to (the client's own TCP port).
+    connected to (the client's own TCP port). Its transcript says what was
+    exchanged and checked (`atalaya.observe.ed2k.transcript`).
     """
     if result.hello_at is None or result.have_fraction is None or result.user_hash is None:
         return None
@@ -225,7 +355,11 @@ def to_sighting(
         "verified_part": result.verified_part,
         "proof_kind": result.proof_kind,
         "queue_rank": result.queue_rank,
+        "aich_version": result.aich_version,
+        "probed": True,
     }
+    if result.aich_note:
+        details["aich_note"] = result.aich_note[:300]
     if result.error is not None:
         details["error"] = {
             "kind": str(result.error.kind),
@@ -255,7 +389,9 @@ def to_sighting(
         local_ip=result.local_ip,
         local_port=result.local_port,
         # The whole one-part file hashed to its eD2K hash is the known file's
-        # own hash recomputed; a part against the hash set is a piece proof.
+        # own hash recomputed; a part against the hash set, or one AICH block
+        # against the reference master hash, is a piece proof
+        # (details.proof_kind says which).
         proof_kind=(
             None
             if not result.proof
@@ -264,4 +400,7 @@ def to_sighting(
             else "pieces"
         ),
         details=details,
+        transcript=encode_transcript(
+            result, item_value=target.hex, file_size=file_size, aich_source=aich_source
+        ),
     )

@@ -35,8 +35,13 @@ async def probe_peer(
     timeouts: ProbeTimeouts | None = None,
     limits: ProbeLimits | None = None,
     clock: Callable[[], datetime] = utc_now,
+    aich_master: bytes | None = None,
 ) -> Ed2kProbeResult:
-    """Probe the peer at ip:port for the file and report what it showed."""
+    """Probe the peer at ip:port for the file and report what it showed.
+
+    `aich_master`, the file's AICH master hash from the operator's reference,
+    lets a peer that offers AICH be proven by one 180 KiB block.
+    """
     loop = asyncio.get_running_loop()
     probe: Ed2kProbe[datetime] = Ed2kProbe(
         ip,
@@ -47,6 +52,7 @@ async def probe_peer(
         now=loop.time(),
         timeouts=timeouts,
         limits=limits,
+        aich_master=aich_master,
     )
     writer: asyncio.StreamWriter | None = None
     try:
