@@ -35,10 +35,16 @@ class ChartData:
     sightings_per_week: list[int] = field(default_factory=list)
     leads_per_week: list[int] = field(default_factory=list)
     provinces: list[str] = field(default_factory=list)
+    # INE code of each province, "" for sightings placed in none: the charts
+    # link a province's bar to the map filtered on that code.
+    province_codes: list[str] = field(default_factory=list)
     sightings_per_province: list[int] = field(default_factory=list)
     leads_per_province: list[int] = field(default_factory=list)
     window: tuple[str, str] = ("", "")
     leads: int = 0
+    # The week that holds `now` when it is one of the chart's weeks: its bars
+    # count only the days so far, so the page marks them as partial.
+    partial_week: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -46,10 +52,12 @@ class ChartData:
             "sightings_per_week": self.sightings_per_week,
             "leads_per_week": self.leads_per_week,
             "provinces": self.provinces,
+            "province_codes": self.province_codes,
             "sightings_per_province": self.sightings_per_province,
             "leads_per_province": self.leads_per_province,
             "window": list(self.window),
             "leads": self.leads,
+            "partial_week": self.partial_week,
         }
 
 
@@ -86,6 +94,7 @@ def chart_data(
     leads_week: dict[str, set[int]] = {w: set() for w in weeks}
     sightings_province: dict[str, int] = {}
     leads_province: dict[str, set[int]] = {}
+    codes: dict[str, str] = {}
 
     # One pass over the stored counts: per lead, province and week, the
     # sightings of the chart's weeks and those of the selected days.
@@ -98,31 +107,41 @@ def chart_data(
             select(
                 p.c.lead_id,
                 p.c.province_name,
+                p.c.province_code,
                 day.c.week,
                 sum_(day.c.sightings),
                 sum_(case((selected, day.c.sightings), else_=0)),
             )
             .select_from(day.join(p, p.c.id == day.c.presence_id))
             .where(p.c.lead_id.in_(chunk), day.c.day >= first, day.c.day <= last)
-            .group_by(p.c.lead_id, p.c.province_name, day.c.week)
+            .group_by(p.c.lead_id, p.c.province_name, p.c.province_code, day.c.week)
         )
-        for lead_id, province, monday, in_week, in_days in conn.execute(query):
+        for lead_id, province, code, monday, in_week, in_days in conn.execute(query):
             week = week_of[monday]
             sightings_week[week] += int(in_week)
             leads_week[week].add(lead_id)
             if in_days:
                 name = province or UNPLACED
+                if province and code:
+                    codes[name] = code
                 sightings_province[name] = sightings_province.get(name, 0) + int(in_days)
                 leads_province.setdefault(name, set()).add(lead_id)
 
     provinces = sorted(sightings_province, key=lambda n: (-len(leads_province[n]), n))
+    today = now.date()
+    current = iso_week_of(today)
+    # A week is partial until its Sunday has ended; `now` may lie after the
+    # chart's last week (a past window), then every week is complete.
+    partial = current if current in week_of.values() else None
     return ChartData(
         weeks=weeks,
         sightings_per_week=[sightings_week[w] for w in weeks],
         leads_per_week=[len(leads_week[w]) for w in weeks],
         provinces=provinces,
+        province_codes=[codes.get(n, "") for n in provinces],
         sightings_per_province=[sightings_province[n] for n in provinces],
         leads_per_province=[len(leads_province[n]) for n in provinces],
         window=(flt.since.isoformat(), flt.until.isoformat()),
         leads=len({i for s in leads_province.values() for i in s}),
+        partial_week=partial,
     )

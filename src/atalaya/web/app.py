@@ -120,6 +120,7 @@ from atalaya.web import (
     purpose_page,
     search_pages,
 )
+from atalaya.web.chart_links import chart_links
 from atalaya.web.filters import MAX_LEAD_ID, FilterError, Filters, parse_filters
 from atalaya.web.i18n import _
 from atalaya.web.places import Places
@@ -981,12 +982,14 @@ class WebApp:
             object_type="charts",
             details={"filters": flt.params(page=False), "leads": data.leads},
         )
+        links = chart_links(flt, data)
         return self.render(
             "charts.html",
             {
                 "flt": flt,
                 "data": data,
-                "data_json": json_for_html(data.as_dict()),
+                "links": links,
+                "data_json": json_for_html({**data.as_dict(), "links": links}),
                 "query": flt.query(page=False),
                 "nav_query": flt.query(page=False),
                 "province_name": self.places.province_name(flt.province),
