@@ -9,7 +9,7 @@ set, every PDF is signed (PAdES).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -271,20 +271,17 @@ def draft_command(
     with _renderer() as renderer, progress() as bar:
         task = bar.add_task("drafting", total=len(ids))
 
-        def run(work: Callable[[Connection], tuple[T, dict[str, Any]]], lead_id: int) -> T:
-            return audited(
-                engine, user, RequestAction.DRAFT, work, object_type="lead", object_id=lead_id,
-                details={**local_details(), "batch": True, "secrecy": secret},
-            )  # fmt: skip
-
         def advance(item: BatchItem) -> None:
             bar.advance(task)
             if item.status != "redactada":
                 err.print(f"  lead {item.lead_id}: {item.status}")
 
+        # A BatchError (nothing written) ends the command as every AtalayaError does.
         items = draft_batch(
-            engine, user, ids, now, renderer, folder, run=run, secrecy=secret, progress=advance
-        )
+            engine, user, ids, now, renderer, folder, action=RequestAction.DRAFT,
+            details={**local_details(), "batch": True, "secrecy": secret},
+            secrecy=secret, progress=advance,
+        )  # fmt: skip
     done = sum(1 for i in items if i.status == "redactada")
     out.print(
         f"{done} of {len(items)} requests drafted into {folder} "
