@@ -15,7 +15,8 @@ details carry its period, which `atalaya deadlines` shows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ from pyhanko.sign.signers.pdf_cms import Signer
 from sqlalchemy import Connection, func, select
 
 from atalaya.accounts import Permission, User, require
-from atalaya.cases.courts import RequestConfig
+from atalaya.cases.courts import RequestConfig, load_config, templates_folder
 from atalaya.cases.documents import (
     DocumentFormat,
     DocumentKind,
@@ -47,7 +48,7 @@ from atalaya.cases.requests.render import render_pair
 from atalaya.cases.retention import DEFAULT_SETTINGS, RetentionSettings
 from atalaya.cases.states import FINAL, State
 from atalaya.errors import AtalayaError
-from atalaya.signing import sign_pdf
+from atalaya.signing import key_from_env, open_signer, sign_pdf
 from atalaya.store.tables import case_document, case_sighting, lead
 from atalaya.store.times import utc
 
@@ -77,6 +78,20 @@ class Renderer:
     templates: Path | None = None
     signer: Signer | None = None
     retention: RetentionSettings = DEFAULT_SETTINGS
+
+
+@contextmanager
+def configured_renderer() -> Iterator[Renderer]:
+    """The renderer the settings describe: ATALAYA_REQUESTS_CONFIG and _TEMPLATES, and
+    the signing key (`atalaya.signing`) when one is set (the CLI and the web app)."""
+    config = load_config()
+    folder = templates_folder()
+    key = key_from_env()
+    if key is None:
+        yield Renderer(config, folder)
+        return
+    with open_signer(key) as signer:
+        yield Renderer(config, folder, signer)
 
 
 def _country(conn: Connection, lead_id: int) -> str | None:
