@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -152,10 +153,13 @@ def _text(value: str, what: str, *, required: bool) -> str:
     return text
 
 
+@lru_cache(maxsize=64)
 def visible_cases_clause(unit_id: int) -> ColumnElement[bool]:
     """A WHERE clause on case_file: the unit's cases on leads it holds now.
 
     Cases the retention rules blocked (atalaya.cases.retention_run) are shown to nobody.
+    Built once per unit (a clause is immutable, and building this one costs more
+    than running it: a batch of requests asks for it several times per case).
     """
     return and_(
         case_file.c.unit_id == unit_id,
