@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -152,10 +153,13 @@ def _text(value: str, what: str, *, required: bool) -> str:
     return text
 
 
+@lru_cache(maxsize=64)
 def visible_cases_clause(unit_id: int) -> ColumnElement[bool]:
     """A WHERE clause on case_file: the unit's cases on leads it holds now.
 
     Cases the retention rules blocked (atalaya.cases.retention_run) are shown to nobody.
+    Built once per unit (a clause is immutable, and building this one costs more
+    than running it: a batch of requests asks for it several times per case).
     """
     return and_(
         case_file.c.unit_id == unit_id,
@@ -314,7 +318,7 @@ def touch_case(conn: Connection, case_id: int, now: datetime) -> None:
     _touch(conn, case_id, now)
 
 
-def _held_lead(conn: Connection, user: User, lead_id: int) -> int:
+def held_lead(conn: Connection, user: User, lead_id: int) -> int:
     """`lead_id` when it is a lead the user's unit holds.
 
     LeadMovedError (naming the lead it went into) when it was merged into a
@@ -328,8 +332,8 @@ def _held_lead(conn: Connection, user: User, lead_id: int) -> int:
     raise LeadNotFoundError(lead_id)
 
 
-def _pin(conn: Connection, case_id: int, lead_id: int) -> int:
-    """Pin every sighting of the lead's presences to the case; how many."""
+def _presence_batches(conn: Connection, lead_id: int) -> list[ColumnElement[bool]]:
+    """WHERE clauses on sighting, one per PRESENCE_BATCH of the lead's presences."""
     presences = conn.execute(
         select(
             lead_presence.c.ip,
@@ -340,10 +344,8 @@ def _pin(conn: Connection, case_id: int, lead_id: int) -> int:
         .where(lead_presence.c.lead_id == lead_id)
         .order_by(lead_presence.c.id)
     ).all()
-    pinned = select(case_sighting.c.sighting_id).where(case_sighting.c.case_id == case_id)
-    for start in range(0, len(presences), PRESENCE_BATCH):
-        batch = presences[start : start + PRESENCE_BATCH]
-        inside = or_(
+    return [
+        or_(
             *(
                 and_(
                     sighting.c.ip == p.ip,
@@ -351,9 +353,25 @@ def _pin(conn: Connection, case_id: int, lead_id: int) -> int:
                     sighting.c.seen_at <= p.last_seen,
                     *([sighting.c.port == p.port] if p.port is not None else []),
                 )
-                for p in batch
+                for p in presences[start : start + PRESENCE_BATCH]
             )
         )
+        for start in range(0, len(presences), PRESENCE_BATCH)
+    ]
+
+
+def sightings_to_pin(conn: Connection, lead_id: int) -> list[int]:
+    """The ids, ascending, of the sightings a case opened now on the lead would pin."""
+    found: set[int] = set()
+    for inside in _presence_batches(conn, lead_id):
+        found.update(int(i) for i in conn.scalars(select(sighting.c.id).where(inside)))
+    return sorted(found)
+
+
+def _pin(conn: Connection, case_id: int, lead_id: int) -> int:
+    """Pin every sighting of the lead's presences to the case; how many."""
+    pinned = select(case_sighting.c.sighting_id).where(case_sighting.c.case_id == case_id)
+    for inside in _presence_batches(conn, lead_id):
         conn.execute(
             insert(case_sighting).from_select(
                 ["case_id", "sighting_id"],
@@ -380,7 +398,7 @@ def open_case(
     """
     require(user.role, Permission.CHANGE_LEADS)
     why = _text(reason, "the reason", required=False)
-    lead_id = _held_lead(conn, user, lead_id)
+    lead_id = held_lead(conn, user, lead_id)
     existing = list_cases(conn, user, lead_id=lead_id, open_only=True)
     if existing:
         raise AtalayaError(

@@ -9,8 +9,6 @@ set, every PDF is signed (PAdES).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -22,20 +20,18 @@ from sqlalchemy import Connection
 
 from atalaya.audit.log import local_details
 from atalaya.cases.cli import AsOption, CaseArgument, JsonOption, acting_user
-from atalaya.cases.courts import load_config, templates_folder
 from atalaya.cases.documents import StoredDocument, document_body, list_documents
 from atalaya.cases.records import get_case
 from atalaya.cases.requests.batch import BatchItem, draft_batch, selected_leads
 from atalaya.cases.requests.draft import (
     Drafted,
-    Renderer,
+    configured_renderer,
     draft_request,
     preservation_of,
     preserve,
 )
 from atalaya.cases.service import audited
 from atalaya.console import err, out, print_json, progress, store_engine
-from atalaya.signing import key_from_env, open_signer
 
 T = TypeVar("T")
 
@@ -60,18 +56,6 @@ class RequestAction(StrEnum):
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-@contextmanager
-def _renderer() -> Iterator[Renderer]:
-    config = load_config()
-    folder = templates_folder()
-    key = key_from_env()
-    if key is None:
-        yield Renderer(config, folder)
-        return
-    with open_signer(key) as signer:
-        yield Renderer(config, folder, signer)
 
 
 def _write(folder: Path | None, drafted: Drafted, bodies: dict[str, bytes]) -> None:
@@ -109,7 +93,7 @@ def draft_case_command(
     engine = store_engine(ctx)
     user = acting_user(engine, as_user)
     now = _now()
-    with _renderer() as renderer:
+    with configured_renderer() as renderer:
 
         def work(conn: Connection) -> tuple[tuple[Drafted, dict[str, bytes]], dict[str, Any]]:
             drafted = draft_request(conn, user, case_id, now, renderer, secrecy=secret)
@@ -142,7 +126,7 @@ def preserve_command(
     engine = store_engine(ctx)
     user = acting_user(engine, as_user)
     now = _now()
-    with _renderer() as renderer:
+    with configured_renderer() as renderer:
 
         def work(conn: Connection) -> tuple[tuple[Drafted, dict[str, bytes]], dict[str, Any]]:
             drafted = preserve(conn, user, case_id, now, renderer, extend=extend)
@@ -268,23 +252,20 @@ def draft_command(
     with engine.connect() as conn:
         ids = selected_leads(conn, user, now, province=province, min_score=min_score)
     err.print(f"{len(ids)} leads selected")
-    with _renderer() as renderer, progress() as bar:
+    with configured_renderer() as renderer, progress() as bar:
         task = bar.add_task("drafting", total=len(ids))
-
-        def run(work: Callable[[Connection], tuple[T, dict[str, Any]]], lead_id: int) -> T:
-            return audited(
-                engine, user, RequestAction.DRAFT, work, object_type="lead", object_id=lead_id,
-                details={**local_details(), "batch": True, "secrecy": secret},
-            )  # fmt: skip
 
         def advance(item: BatchItem) -> None:
             bar.advance(task)
             if item.status != "redactada":
                 err.print(f"  lead {item.lead_id}: {item.status}")
 
+        # A BatchError (nothing written) ends the command as every AtalayaError does.
         items = draft_batch(
-            engine, user, ids, now, renderer, folder, run=run, secrecy=secret, progress=advance
-        )
+            engine, user, ids, now, renderer, folder, action=RequestAction.DRAFT,
+            details={**local_details(), "batch": True, "secrecy": secret},
+            secrecy=secret, progress=advance,
+        )  # fmt: skip
     done = sum(1 for i in items if i.status == "redactada")
     out.print(
         f"{done} of {len(items)} requests drafted into {folder} "

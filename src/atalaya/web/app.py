@@ -1118,6 +1118,13 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
         Route("/cases/{case_id:case_id}", page(lambda r: case_pages.case_page(web, r))),
         Route("/cases/{case_id:case_id}/move", form_post(case_pages.move_submit), methods=["POST"]),
         Route("/cases/{case_id:case_id}/note", form_post(case_pages.note_submit), methods=["POST"]),
+        Route(
+            "/cases/{case_id:case_id}/request", form_post(case_pages.draft_submit), methods=["POST"]
+        ),
+        Route(
+            "/cases/{case_id:case_id}/documents",
+            page(lambda r: case_pages.document_download(web, r)),
+        ),
         Route("/funnel", page(lambda r: funnel_pages.funnel_page(web, r))),
         Route(
             "/cases/{case_id:case_id}/answer",

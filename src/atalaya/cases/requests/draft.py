@@ -15,7 +15,8 @@ details carry its period, which `atalaya deadlines` shows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ from pyhanko.sign.signers.pdf_cms import Signer
 from sqlalchemy import Connection, func, select
 
 from atalaya.accounts import Permission, User, require
-from atalaya.cases.courts import RequestConfig
+from atalaya.cases.courts import RequestConfig, load_config, templates_folder
 from atalaya.cases.documents import (
     DocumentFormat,
     DocumentKind,
@@ -43,11 +44,11 @@ from atalaya.cases.request_model import (
     preservation_request,
     spanish_date,
 )
-from atalaya.cases.requests.render import render_docx, render_pdf
+from atalaya.cases.requests.render import render_pair
 from atalaya.cases.retention import DEFAULT_SETTINGS, RetentionSettings
 from atalaya.cases.states import FINAL, State
 from atalaya.errors import AtalayaError
-from atalaya.signing import sign_pdf
+from atalaya.signing import key_from_env, open_signer, sign_pdf
 from atalaya.store.tables import case_document, case_sighting, lead
 from atalaya.store.times import utc
 
@@ -77,6 +78,20 @@ class Renderer:
     templates: Path | None = None
     signer: Signer | None = None
     retention: RetentionSettings = DEFAULT_SETTINGS
+
+
+@contextmanager
+def configured_renderer() -> Iterator[Renderer]:
+    """The renderer the settings describe: ATALAYA_REQUESTS_CONFIG and _TEMPLATES, and
+    the signing key (`atalaya.signing`) when one is set (the CLI and the web app)."""
+    config = load_config()
+    folder = templates_folder()
+    key = key_from_env()
+    if key is None:
+        yield Renderer(config, folder)
+        return
+    with open_signer(key) as signer:
+        yield Renderer(config, folder, signer)
 
 
 def _country(conn: Connection, lead_id: int) -> str | None:
@@ -109,9 +124,15 @@ def _already_requested(conn: Connection, case_id: int, ids: Sequence[int]) -> tu
 
 
 def _facts(
-    conn: Connection, user: User, case: Case, renderer: Renderer, now: datetime
+    conn: Connection,
+    user: User,
+    case: Case,
+    renderer: Renderer,
+    now: datetime,
+    pinned: Sequence[int] | None = None,
 ) -> CaseFacts:
-    pinned = pinned_sightings(conn, case.id)
+    if pinned is None:
+        pinned = pinned_sightings(conn, case.id)
     rule = renderer.retention.rule_for(_country(conn, case.lead_id))
     cf = gather(conn, user, case, renderer.config, rule, now, pinned)
     if not cf.rows:
@@ -139,23 +160,37 @@ def _preservation_text(docs: Sequence[StoredDocument]) -> str:
     )
 
 
-def _store_pair(
+def render_signed(
+    model: JudicialRequest | PreservationRequest,
+    kind: DocumentKind,
+    renderer: Renderer,
+    now: datetime,
+    reason: str,
+) -> tuple[bytes, bytes]:
+    """The PDF (signed when the renderer has a key) and the DOCX of a model."""
+    pdf, docx = render_pair(model.data(), kind, renderer.templates, now)
+    return sign_rendered(pdf, model, renderer, reason), docx
+
+
+def sign_rendered(
+    pdf: bytes, model: JudicialRequest | PreservationRequest, renderer: Renderer, reason: str
+) -> bytes:
+    if renderer.signer is None:
+        return pdf
+    return sign_pdf(pdf, renderer.signer, reason=reason, location=model.place or None)
+
+
+def _store_bodies(
     conn: Connection,
     user: User,
     case: Case,
     kind: DocumentKind,
-    model: JudicialRequest | PreservationRequest,
-    renderer: Renderer,
+    bodies: tuple[bytes, bytes],
+    signed: bool,
     now: datetime,
     details: dict[str, Any],
-    reason: str,
 ) -> tuple[StoredDocument, StoredDocument]:
-    data = model.data()
-    pdf = render_pdf(data, kind, renderer.templates, now)
-    signed = renderer.signer is not None
-    if renderer.signer is not None:
-        pdf = sign_pdf(pdf, renderer.signer, reason=reason, location=model.place or None)
-    docx = render_docx(data, kind, renderer.templates)
+    pdf, docx = bodies
     stored_pdf = store_document(
         conn, case.id, kind, DocumentFormat.PDF, pdf,
         created_at=now, created_by=user.username, signed=signed, details=details,
@@ -167,19 +202,34 @@ def _store_pair(
     return stored_pdf, stored_docx
 
 
-def draft_request(
+@dataclass(frozen=True)
+class Prepared:
+    """A judicial request checked and modelled, not yet rendered nor stored."""
+
+    case: Case
+    model: JudicialRequest
+    details: dict[str, Any]
+
+    @property
+    def reason(self) -> str:
+        return f"Solicitud judicial, atestado {self.model.atestado}"
+
+
+def prepare_request(
     conn: Connection,
     user: User,
-    case_id: int,
+    case: Case,
     now: datetime,
     renderer: Renderer,
     *,
     secrecy: bool = False,
-) -> Drafted:
-    """Draft the case's judicial request (PDF/A, signed when a key is configured, and
-    DOCX), store both and move the case to request_drafted."""
-    require(user.role, Permission.CHANGE_LEADS)
-    case = get_case(conn, user, case_id)
+    pinned: Sequence[int] | None = None,
+) -> Prepared:
+    """Every check of `draft_request` and the document model; writes nothing.
+
+    `pinned`: the sightings the case pins (read from the store when None; a
+    batch passes those a case it is about to open will pin).
+    """
     if case.state not in DRAFTABLE:
         raise RequestError(
             f"case {case.id} is {case.state.value}: a judicial request is drafted from triage "
@@ -187,7 +237,7 @@ def draft_request(
         )
     if list_documents(conn, case.id, DocumentKind.JUDICIAL):
         raise RequestError(f"case {case.id} already has a judicial request")
-    cf = _facts(conn, user, case, renderer, now)
+    cf = _facts(conn, user, case, renderer, now, pinned)
     ids = [int(r.id) for r in cf.rows]
     other, count = _already_requested(conn, case.id, ids)
     if other:
@@ -208,15 +258,45 @@ def draft_request(
         "sightings": ids,
         "secrecy": secrecy,
     }
-    pdf, docx = _store_pair(
-        conn, user, case, DocumentKind.JUDICIAL, model, renderer, now, details,
-        reason=f"Solicitud judicial, atestado {model.atestado}",
-    )  # fmt: skip
+    return Prepared(case, model, details)
+
+
+def store_prepared(
+    conn: Connection,
+    user: User,
+    prepared: Prepared,
+    bodies: tuple[bytes, bytes],
+    signed: bool,
+    now: datetime,
+) -> Drafted:
+    """Store a prepared request's rendered documents and move its case to request_drafted."""
+    model = prepared.model
+    pdf, docx = _store_bodies(
+        conn, user, prepared.case, DocumentKind.JUDICIAL, bodies, signed, now, prepared.details
+    )
     moved = move_case(
-        conn, user, case.id, State.REQUEST_DRAFTED,
+        conn, user, prepared.case.id, State.REQUEST_DRAFTED,
         f"solicitud judicial redactada (atestado {model.atestado})", now,
     )  # fmt: skip
     return Drafted(moved, model, pdf, docx, model.court.name, [o.name for o in model.operators])
+
+
+def draft_request(
+    conn: Connection,
+    user: User,
+    case_id: int,
+    now: datetime,
+    renderer: Renderer,
+    *,
+    secrecy: bool = False,
+) -> Drafted:
+    """Draft the case's judicial request (PDF/A, signed when a key is configured, and
+    DOCX), store both and move the case to request_drafted."""
+    require(user.role, Permission.CHANGE_LEADS)
+    case = get_case(conn, user, case_id)
+    prepared = prepare_request(conn, user, case, now, renderer, secrecy=secrecy)
+    bodies = render_signed(prepared.model, DocumentKind.JUDICIAL, renderer, now, prepared.reason)
+    return store_prepared(conn, user, prepared, bodies, renderer.signer is not None, now)
 
 
 @dataclass(frozen=True)
@@ -301,8 +381,12 @@ def preserve(
         "until": end.isoformat(),
         "extension": extend,
     }
-    pdf, docx = _store_pair(
-        conn, user, case, DocumentKind.PRESERVATION, model, renderer, now, details,
-        reason=f"Orden de conservación, atestado {model.atestado}",
+    bodies = render_signed(
+        model, DocumentKind.PRESERVATION, renderer, now,
+        f"Orden de conservación, atestado {model.atestado}",
+    )  # fmt: skip
+    pdf, docx = _store_bodies(
+        conn, user, case, DocumentKind.PRESERVATION, bodies, renderer.signer is not None, now,
+        details,
     )  # fmt: skip
     return Drafted(case, model, pdf, docx, None, [o.name for o in model.operators])

@@ -10,14 +10,21 @@ document's own time, so the same model gives the same PDF on any machine.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
+import sys
+import threading
 import zipfile
-from collections.abc import Iterable
-from dataclasses import dataclass
+import zlib
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from io import BytesIO
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,18 +60,35 @@ def template_path(kind: DocumentKind, suffix: str, folder: Path | None) -> Path:
     return path
 
 
+# One Typst compiler per template and thread (its fonts are loaded once, and
+# a compiler is not to be shared between threads), keyed by the file's path,
+# time and size so that a unit's edited template is read anew.
+_COMPILERS = threading.local()
+
+
+def _compiler(path: Path) -> typst.Compiler:
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    cache: dict[tuple[str, int, int], typst.Compiler] = _COMPILERS.__dict__.setdefault("by_key", {})
+    found = cache.get(key)
+    if found is None:
+        if len(cache) > 16:
+            cache.clear()
+        found = cache[key] = typst.Compiler(
+            str(path), root=str(path.parent), ignore_system_fonts=True
+        )
+    return found
+
+
 def render_pdf(
     data: dict[str, Any], kind: DocumentKind, folder: Path | None, created_at: datetime
 ) -> bytes:
     path = template_path(kind, "typ", folder)
     try:
-        pdf = typst.compile(
-            str(path),
-            root=str(path.parent),
+        pdf = _compiler(path).compile(
             format="pdf",
             sys_inputs={"data": json.dumps(data, ensure_ascii=False)},
             pdf_standards=PDF_STANDARD,
-            ignore_system_fonts=True,
             timestamp=int(created_at.timestamp()),
         )
     except Exception as exc:  # typst raises its own types for template errors
@@ -117,11 +141,21 @@ _ENVIRONMENT = _Environment()
 
 
 @dataclass(frozen=True)
+class _Packed:
+    """A part that no rendering changes, deflated once: what zipfile would write."""
+
+    compressed: bytes
+    crc: int
+    size: int
+
+
+@dataclass(frozen=True)
 class _DocxTemplateParts:
     """A DOCX template read once: its parts in order, the templated ones compiled."""
 
     parts: tuple[tuple[zipfile.ZipInfo, bytes], ...]
     templates: dict[str, Any]
+    packed: dict[str, _Packed] = field(default_factory=dict)  # filled as first written
 
 
 # Parts where docxtpl renders tags: the body, headers and footers.
@@ -160,20 +194,58 @@ def _docx_parts(path: Path) -> _DocxTemplateParts | None:
     return found
 
 
-def _render_parts(parts: _DocxTemplateParts, context: dict[str, Any]) -> bytes:
+def _packed(parts: _DocxTemplateParts, name: str, body: bytes) -> _Packed:
+    found = parts.packed.get(name)
+    if found is None:
+        # zipfile's own compressor for ZIP_DEFLATED at the default level.
+        packer = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+        compressed = packer.compress(body) + packer.flush()
+        found = parts.packed[name] = _Packed(compressed, zlib.crc32(body), len(body))
+    return found
+
+
+def _write_packed(archive: zipfile.ZipFile, info: zipfile.ZipInfo, packed: _Packed) -> None:
+    """What `archive.writestr(info, body, ZIP_DEFLATED)` writes to a seekable file,
+    byte for byte, without deflating `body` again (a test compares the two)."""
+    zinfo = copy.copy(info)
+    zinfo.compress_type = zipfile.ZIP_DEFLATED
+    zinfo.file_size, zinfo.CRC = packed.size, packed.crc
+    zinfo.compress_size = len(packed.compressed)
+    zinfo.flag_bits = 0
+    if not zinfo.external_attr:
+        zinfo.external_attr = 0o600 << 16
+    assert archive.fp is not None
+    zinfo.header_offset = archive.fp.tell()
+    archive._writecheck(zinfo)  # type: ignore[attr-defined]
+    archive._didModify = True  # type: ignore[attr-defined]
+    archive.fp.write(zinfo.FileHeader(False))
+    archive.fp.write(packed.compressed)
+    archive.start_dir = archive.fp.tell()
+    archive.filelist.append(zinfo)
+    archive.NameToInfo[zinfo.filename] = zinfo
+
+
+def _render_parts(
+    parts: _DocxTemplateParts, context: dict[str, Any], *, packed: bool = True
+) -> bytes:
     """What docxtpl's render and save give for such a template, without loading
-    and re-serialising every part of the package each time."""
+    and re-serialising every part of the package each time; the parts no
+    rendering changes (styles: most of the bytes) are deflated once."""
     helper = DocxTemplate.__new__(DocxTemplate)
     out = BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
         for info, original in parts.parts:
             template = parts.templates.get(info.filename)
-            body = original
-            if template is not None:
-                xml = _PARAGRAPH_BACK.sub(r"<w:p\1", template.render(context))
-                for escaped, tag in (("{_{", "{{"), ("}_}", "}}"), ("{_%", "{%"), ("%_}", "%}")):
-                    xml = xml.replace(escaped, tag)
-                body = helper.resolve_listing(xml).encode("utf-8")
+            if template is None:
+                if packed and info.file_size * 1.05 <= zipfile.ZIP64_LIMIT:
+                    _write_packed(archive, info, _packed(parts, info.filename, original))
+                else:
+                    archive.writestr(info, original, compress_type=zipfile.ZIP_DEFLATED)
+                continue
+            xml = _PARAGRAPH_BACK.sub(r"<w:p\1", template.render(context))
+            for escaped, tag in (("{_{", "{{"), ("}_}", "}}"), ("{_%", "{%"), ("%_}", "%}")):
+                xml = xml.replace(escaped, tag)
+            body = helper.resolve_listing(xml).encode("utf-8")
             archive.writestr(info, body, compress_type=zipfile.ZIP_DEFLATED)
     return out.getvalue()
 
@@ -201,3 +273,54 @@ def render_docx_docxtpl(data: dict[str, Any], kind: DocumentKind, folder: Path |
     out = BytesIO()
     template.save(out)
     return out.getvalue()
+
+
+def render_pair(
+    data: dict[str, Any], kind: DocumentKind, folder: Path | None, created_at: datetime
+) -> tuple[bytes, bytes]:
+    """Both renderings of one model, unsigned: what a batch's worker processes run."""
+    return render_pdf(data, kind, folder, created_at), render_docx(data, kind, folder)
+
+
+def render_job(
+    data: dict[str, Any], kind: DocumentKind, folder: Path | None, created_at: datetime
+) -> tuple[bytes, bytes] | str:
+    """A rendering worker's job: both documents, or why they could not be rendered."""
+    try:
+        return render_pair(data, kind, folder, created_at)
+    except AtalayaError as exc:
+        return str(exc)
+
+
+def _started() -> None:
+    """A worker's first job: nothing, once its imports are done."""
+
+
+@contextmanager
+def _main_not_reimported() -> Iterator[None]:
+    """Spawned workers import the parent's main script first (for the `atalaya`
+    command, the whole CLI: seconds of CPU each) unless it has no file to name;
+    they need only this module."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or getattr(main, "__spec__", None) is not None:
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
+def rendering_pool(workers: int) -> ProcessPoolExecutor:
+    """`workers` processes that run `render_job`, all started now.
+
+    Spawned, not forked: Typst's thread pool does not survive a fork.
+    """
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    with _main_not_reimported():
+        # Spawned on demand, one per job while none is idle: start them all here.
+        for _ in range(workers):
+            pool.submit(_started)
+    return pool
