@@ -253,7 +253,7 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]], expected: in
     ]
     for r in results:
         held = human_bytes(r["held_bytes"])
-        if "structure_bytes" in r and raw:
+        if "structure_bytes" in r and r["contender"].startswith("matchindex") and raw:
             nbytes = r["structure_bytes"]
             held += f" (`nbytes` {human_bytes(nbytes)}, {nbytes / raw:.2f} x raw)"
         if "file_bytes" in r:
