@@ -591,7 +591,8 @@ def fetch_details(
     with engine.connect() as conn:
         for algorithm, digests in sorted(wanted.items()):
             for batch in _chunks(sorted(digests), batch_size):
-                rows = conn.execute(stmt, {"algorithm": algorithm, "values": list(batch)})
+                # .all(): one fetchall, not a fetchone per row.
+                rows = conn.execute(stmt, {"algorithm": algorithm, "values": list(batch)}).all()
                 for value, name, version, category, label, key in rows:
                     digest = bytes(value)
                     found[(algorithm, digest)].append(
