@@ -42,14 +42,23 @@ def test_tiny_run_writes_its_section_and_keeps_the_rest(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     figures = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert [f["contender"] for f in figures] == ["matchindex", "pyset", "sqlite"]
-    # 1% of 5,000 queries are drawn from the references; all three find them.
+    assert [f["contender"] for f in figures] == [
+        "matchindex",
+        "matchindex_numpy",
+        "matchindex_old",
+        "pyset",
+        "sqlite",
+    ]
+    # 1% of 5,000 queries are drawn from the references; all of them find them.
     assert {f["found"] for f in figures} == {50}
     for f in figures:
         assert f["peak_rss_bytes"] > 0
         assert f["build_s"] >= 0
         assert f["lookups_per_s"] > 0
-    assert 20000 * 20 < figures[0]["structure_bytes"] <= 1.05 * 20000 * 20
+    for f in figures[:3]:
+        assert 20000 * 20 < f["structure_bytes"] <= 1.1 * 20000 * 20
+        assert f["lookups_per_cpu_s"] > 0
+    assert figures[1]["kernel"] == figures[2]["kernel"] == "numpy"
 
     text = docs.read_text()
     assert "stale figures" not in text
@@ -62,8 +71,9 @@ def test_tiny_run_writes_its_section_and_keeps_the_rest(tmp_path: Path) -> None:
     assert "20,000 reference SHA-1s" in section
     assert "5,000 queries of which 50 are hits" in section
     rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 4  # header and three contenders
-    assert "MatchIndex" in rows[1] and "`set`" in rows[2] and "SQLite" in rows[3]
+    assert len(rows) == 6  # header and five contenders
+    assert all("MatchIndex" in row for row in rows[1:4])
+    assert "`set`" in rows[4] and "SQLite" in rows[5]
     assert "python bench/bench_match.py --references 20000 --queries 5000" in section
     assert "Machine:" in section and "Python 3." in section and "Date:" in section
 

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, MetaData, select
 from atalaya.errors import AtalayaError
 from atalaya.hashsets import importer
 from atalaya.hashsets.categories import Category
+from atalaya.hashsets.formats import LinesReader
 from atalaya.hashsets.importer import (
     HashSetImportError,
     find_hash_set,
@@ -413,3 +414,65 @@ def test_two_first_imports_of_one_new_name_merge(engine: Engine, tmp_path: Path)
     assert created.created and not reports[0].created
     info = find_hash_set(engine, "shared")
     assert info is not None and (info.files, info.hashes) == (500, 500)
+
+
+def _rows_of_sets(engine: Engine) -> tuple[list[Any], list[Any]]:
+    """The stored hashes and files, without the set's id (a new one each import)."""
+    h, f = reference_hash.c, reference_file.c
+    with engine.connect() as conn:
+        hashes = conn.execute(select(h.algorithm, h.value, h.file_key).order_by(h.value)).all()
+        files = conn.execute(
+            select(f.file_key, f.category, f.category_label, f.name, f.attributes).order_by(
+                f.file_key
+            )
+        ).all()
+    return [tuple(r) for r in hashes], [tuple(r) for r in files]
+
+
+def _mixed_plain_list(rng: random.Random) -> str:
+    lines = []
+    for n in range(3000):
+        value = rng.randbytes(rng.choice([16, 20, 32])).hex()
+        kind = n % 7
+        if kind == 1:
+            value = value.upper()
+        elif kind == 2:
+            value += "\r"
+        elif kind == 3:
+            value = f"  {value} "
+        elif kind == 4 and n % 5 == 0:
+            value = "# a comment" if n % 2 else ""
+        elif kind == 5 and n % 11 == 0:
+            value = value[:-1] + "x"
+        lines.append(value)
+    lines += lines[:50]  # repeats: known the second time
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("skip_invalid", [True, False])
+def test_plain_list_in_batches_stores_what_records_store(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, skip_invalid: bool
+) -> None:
+    path = write(tmp_path / "mixed.txt", _mixed_plain_list(random.Random(11)))
+    try:
+        batched: Any = import_hash_set(engine, path, category="abuse", skip_invalid=skip_invalid)
+    except HashSetImportError as exc:
+        batched = str(exc)
+    stored = _rows_of_sets(engine)
+    if not isinstance(batched, str):
+        remove_hash_set(engine, "mixed")
+    # The reference: the same reader one record at a time.
+    monkeypatch.setattr(LinesReader, "batches", LinesReader.__iter__)
+    try:
+        one_by_one: Any = import_hash_set(engine, path, category="abuse", skip_invalid=skip_invalid)
+    except HashSetImportError as exc:
+        one_by_one = str(exc)
+    if isinstance(batched, str):
+        assert batched == one_by_one
+        assert "mixed.txt:" in batched
+        return
+    assert _rows_of_sets(engine) == stored
+    for report in (batched, one_by_one):
+        report.file_sha256 = ""
+    assert batched.as_dict() == one_by_one.as_dict()
+    assert batched.hashes_known > 40  # the repeated lines that are hashes

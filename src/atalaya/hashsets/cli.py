@@ -10,16 +10,20 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import StrEnum
+from operator import itemgetter
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 import typer
+from numpy.typing import NDArray
 from sqlalchemy import Engine, func, select
 
 from atalaya.console import err, out, print_json, progress, store_engine
 from atalaya.errors import AtalayaError
+from atalaya.hashsets import hexlines
 from atalaya.hashsets.algorithms import (
     ALGORITHM_BY_HEX_LENGTH,
     DIGEST_SIZES,
@@ -413,33 +417,31 @@ def match_command(
     engine = store_engine(ctx)
     if algorithm is not None and not is_known(algorithm):
         raise AtalayaError(f"unknown algorithm {algorithm!r}: use one of {', '.join(DIGEST_SIZES)}")
-    lines: Iterator[tuple[str, str]]
-    if hashes:
-        lines = ((f"argument {n}", text) for n, text in enumerate(hashes, 1))
-    else:
-        lines = _stdin_lines()
     inferable = sorted(set(ALGORITHM_BY_HEX_LENGTH.values()))
     matcher = _Matcher(engine, using, [algorithm] if algorithm else inferable)
     matched = skipped = 0
-    while chunk := list(itertools.islice(lines, batch)):
-        queries, skips, error = _parse_hashes(chunk, algorithm, skip_invalid)
-        skipped += skips
-        found = matcher.details(queries)
-        for query in queries:
-            for match in found.get(query, ()):
-                matched += 1
-                if not count:
-                    print_json(
-                        {
-                            "hash": match.digest.hex(),
-                            "algorithm": match.algorithm,
-                            "category": _category_name(match.category),
-                            "category_label": match.category_label,
-                            "hashset": match.hash_set,
-                        }
-                    )
-        if error is not None:
-            raise error
+    batches: Iterator[_Queries]
+    if hashes:
+        lines = ((f"argument {n}", text) for n, text in enumerate(hashes, 1))
+        batches = _argument_batches(lines, batch, algorithm, skip_invalid)
+    else:
+        batches = _stdin_batches(batch, algorithm, skip_invalid)
+    for queries in batches:
+        skipped += queries.skipped
+        for match in matcher.matches(queries):
+            matched += 1
+            if not count:
+                print_json(
+                    {
+                        "hash": match.digest.hex(),
+                        "algorithm": match.algorithm,
+                        "category": _category_name(match.category),
+                        "category_label": match.category_label,
+                        "hashset": match.hash_set,
+                    }
+                )
+        if queries.error is not None:
+            raise queries.error
     if count:
         sys.stdout.write(f"{matched}\n")
     if skipped:
@@ -450,22 +452,108 @@ def match_command(
 MAX_MATCH_LINE = 1024
 
 
-def _stdin_lines() -> Iterator[tuple[str, str]]:
-    """("line N", text) of each stdin line; an over-long one is cut to MAX_MATCH_LINE + 1.
+@dataclass
+class _Queries:
+    """One batch of input: per algorithm, the digests and their places in the input.
 
-    Lines are read in bounded pieces: a gigabyte without a newline costs a
-    kilobyte of memory, and `_parse_hashes` refuses it by its length.
+    Places order the output (matches come in input order); everything up to
+    the first bad line is here, and `error` is that line's (None with
+    --skip-invalid, or when every line was fine).
     """
-    stdin = sys.stdin.buffer
-    n = 0
-    while raw := stdin.readline(MAX_MATCH_LINE + 1):
-        n += 1
-        if len(raw) > MAX_MATCH_LINE and not raw.endswith(b"\n"):
-            # Skip the rest of the line, a piece at a time.
-            while (rest := stdin.readline(1 << 16)) and not rest.endswith(b"\n"):
-                pass
-        # Bytes, decoded leniently: a stray byte becomes a bad line, not a crash.
-        yield f"line {n}", raw.decode("utf-8", "replace")
+
+    digests: dict[str, tuple[NDArray[np.intp], NDArray[np.uint8]]]
+    skipped: int = 0
+    error: AtalayaError | None = None
+
+    def pairs(self) -> list[tuple[int, str, bytes]]:
+        """(place, algorithm, digest) of every query, in input order."""
+        out: list[tuple[int, str, bytes]] = []
+        for name, (places, matrix) in self.digests.items():
+            out.extend(zip(places.tolist(), itertools.repeat(name), _rows(matrix), strict=False))
+        out.sort(key=lambda item: item[0])
+        return out
+
+
+def _rows(matrix: NDArray[np.uint8]) -> list[bytes]:
+    # A void view gives `bytes` of the full width ("S" would drop trailing zeros).
+    rows: list[bytes] = (
+        np.ascontiguousarray(matrix).view(f"V{matrix.shape[1]}").ravel().tolist()
+        if matrix.size
+        else []
+    )
+    return rows
+
+
+def _gather(
+    parts: dict[str, list[tuple[NDArray[np.intp], NDArray[np.uint8]]]], limit: int
+) -> dict[str, tuple[NDArray[np.intp], NDArray[np.uint8]]]:
+    """Per algorithm, the parts joined, without the places from `limit` on."""
+    joined: dict[str, tuple[NDArray[np.intp], NDArray[np.uint8]]] = {}
+    for name, pieces in parts.items():
+        places = np.concatenate([p for p, _ in pieces])
+        matrix = np.concatenate([m for _, m in pieces])
+        keep = places < limit
+        if not keep.all():
+            places, matrix = places[keep], matrix[keep]
+        if len(places):
+            joined[name] = (places, matrix)
+    return joined
+
+
+def _argument_batches(
+    lines: Iterator[tuple[str, str]], batch: int, algorithm: str | None, skip_invalid: bool
+) -> Iterator[_Queries]:
+    place = 0
+    while chunk := list(itertools.islice(lines, batch)):
+        queries, skips, error = _parse_hashes(chunk, algorithm, skip_invalid)
+        parts: dict[str, list[tuple[NDArray[np.intp], NDArray[np.uint8]]]] = defaultdict(list)
+        for name, digest in queries:
+            parts[name].append((np.array([place]), np.frombuffer(digest, np.uint8)[None, :]))
+            place += 1
+        yield _Queries(_gather(parts, place), skips, error)
+
+
+def _stdin_batches(batch: int, algorithm: str | None, skip_invalid: bool) -> Iterator[_Queries]:
+    """Stdin's lines parsed a block at a time (see hexlines).
+
+    Lines that are plainly a hash are decoded with numpy; any other line goes
+    through `_parse_hashes`, one at a time, as it always did: same checks,
+    same messages, same line numbers. Memory stays bounded whatever the input
+    (an over-long line is cut, see `hexlines.blocks`).
+    """
+    if algorithm is not None:
+        by_length = {2 * DIGEST_SIZES[algorithm]: algorithm}
+    else:
+        by_length = dict(ALGORITHM_BY_HEX_LENGTH)
+    line_no = 0
+    for whole in hexlines.blocks(
+        sys.stdin.buffer, max_line=MAX_MATCH_LINE, block_bytes=hexlines.BLOCK_BYTES
+    ):
+        for block in whole.parts(batch):
+            clean = hexlines.clean_lines(block, by_length)
+            parts: dict[str, list[tuple[NDArray[np.intp], NDArray[np.uint8]]]] = defaultdict(list)
+            for length, piece in clean.by_length.items():
+                parts[by_length[length]].append(piece)
+            skipped = 0
+            error: AtalayaError | None = None
+            limit = len(block)
+            for i in np.flatnonzero(~clean.mask).tolist():
+                # What the line-at-a-time reader gave: at most MAX_MATCH_LINE + 1
+                # bytes, decoded leniently (a stray byte is a bad line, not a crash).
+                raw = block.raw_line(i)[: MAX_MATCH_LINE + 1].decode("utf-8", "replace")
+                queries, skips, error = _parse_hashes(
+                    [(f"line {line_no + i + 1}", raw)], algorithm, skip_invalid
+                )
+                skipped += skips
+                for name, digest in queries:
+                    parts[name].append((np.array([i]), np.frombuffer(digest, np.uint8)[None, :]))
+                if error is not None:
+                    limit = i
+                    break
+            line_no += len(block)
+            yield _Queries(_gather(parts, limit), skipped, error)
+            if error is not None:
+                return
 
 
 def _parse_hashes(
@@ -513,23 +601,30 @@ class _Matcher:
                 total = conn.execute(select(func.sum(hash_set.c.hash_count))).scalar()
             self.references = int(total or 0)
 
-    def details(self, queries: list[tuple[str, bytes]]) -> dict[tuple[str, bytes], list[Match]]:
-        self.seen += len(queries)
+    def matches(self, queries: _Queries) -> Iterator[Match]:
+        """Every match of the batch, in input order (a hash held by two sets: two)."""
+        self.seen += sum(len(places) for places, _ in queries.digests.values())
         if self.index is None and (
             self.using is MatchUsing.INDEX
             or (self.using is MatchUsing.AUTO and self.seen > INDEX_BREAK_EVEN * self.references)
         ):
             self.index = self._load_index()
         if self.index is None:
-            return fetch_details(self.engine, queries)
-        by_algorithm: dict[str, list[bytes]] = defaultdict(list)
-        for name, digest in queries:
-            by_algorithm[name].append(digest)
-        hits: list[tuple[str, bytes]] = []
-        for name, digests in by_algorithm.items():
-            mask = self.index.lookup(name, digests)
-            hits.extend((name, digests[i]) for i in np.flatnonzero(mask))
-        return self.index.details(self.engine, hits)
+            hits = queries.pairs()
+        else:
+            hits = []
+            for name, (places, matrix) in queries.digests.items():
+                found = np.flatnonzero(self.index.lookup(name, matrix))
+                if len(found):
+                    hits.extend(
+                        zip(places[found].tolist(), itertools.repeat(name), _rows(matrix[found]))
+                    )
+            hits.sort(key=itemgetter(0))
+        if not hits:
+            return
+        details = fetch_details(self.engine, [(name, digest) for _, name, digest in hits])
+        for _, name, digest in hits:
+            yield from details.get((name, digest), ())
 
     def _load_index(self) -> MatchIndex:
         with progress(disable=not err.is_terminal) as bar:

@@ -19,8 +19,9 @@ from typing import Any, BinaryIO, Final, Protocol
 
 import ijson  # type: ignore[import-untyped]
 import numpy as np
+from numpy.typing import NDArray
 
-from atalaya.hashsets import algorithms
+from atalaya.hashsets import algorithms, hexlines
 from atalaya.hashsets.algorithms import HashFormatError
 
 FORMATS: Final = ("vics", "csv", "lines")
@@ -66,6 +67,26 @@ class Rejected:
     message: str
     ordinal: int
     line: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DigestBatch:
+    """Records of a plain list decoded together: one algorithm, one label, one hash each."""
+
+    algorithm: str
+    digests: NDArray[np.uint8]  # (n, digest size)
+    category_label: str
+    ordinals: NDArray[np.intp]
+    lines: NDArray[np.intp]
+
+    def records(self) -> Iterator[Record]:
+        """The same records one by one (what the line-at-a-time reader yields)."""
+        for row, ordinal, line in zip(
+            self.digests, self.ordinals.tolist(), self.lines.tolist(), strict=True
+        ):
+            yield Record(
+                {self.algorithm: row.tobytes()}, self.category_label, None, None, ordinal, line
+            )
 
 
 class HashSetReader(Protocol):
@@ -195,6 +216,34 @@ def _binary_lines(stream: BinaryIO, limit: int) -> Iterator[bytes | None]:
 # --------------------------------------------------------------------- plain lists
 
 
+class _BomLine:
+    """The stream without its BOM, its first line cut where `_binary_lines` cuts it.
+
+    `_binary_lines` reads MAX_PLAIN_LINE_BYTES + 1 bytes of the first line
+    before it drops the BOM, so a first line that long is two lines to it:
+    the first MAX_PLAIN_LINE_BYTES - 2 bytes, then the rest. Putting a
+    newline there keeps every later line number what it always was.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._head: bytes | None = None
+
+    def read(self, size: int) -> bytes:
+        if self._head is None:
+            limit = MAX_PLAIN_LINE_BYTES + 1
+            head = self._stream.read(limit)
+            while len(head) < limit and (more := self._stream.read(limit - len(head))):
+                head += more
+            if head.startswith(_BOM):
+                head = head[len(_BOM) :]
+                if len(head) == limit - len(_BOM) and b"\n" not in head:
+                    head += b"\n"
+            self._head = b""
+            return head + self._stream.read(max(0, size - len(head)))
+        return self._stream.read(size)
+
+
 class LinesReader:
     """One hash a line; blank lines and `#` comments skipped; one category for all."""
 
@@ -216,15 +265,19 @@ class LinesReader:
         self._category = category
         self._algorithm = algorithm
 
-    def __iter__(self) -> Iterator[Record | Rejected]:
+    def _plain_label(self) -> str:
         if self._category is None or not self._category.strip():
             raise HashSetFormatError(
                 self._source, 1, "a plain list carries no category: give --category"
             )
         try:
-            label = _label(self._category, None)
+            return _label(self._category, None)
         except _InvalidRecordError as exc:
             raise HashSetFormatError(self._source, 1, str(exc)) from None
+
+    def __iter__(self) -> Iterator[Record | Rejected]:
+        """Line at a time: the reference `batches` must agree with."""
+        label = self._plain_label()
         ordinal = 0
         for line_no, line in enumerate(_binary_lines(self._stream, MAX_PLAIN_LINE_BYTES), 1):
             text = line.strip() if line is not None else None
@@ -237,6 +290,60 @@ class LinesReader:
                 yield Rejected(str(exc), ordinal, line_no)
                 continue
             yield Record(hashes, label, None, None, ordinal, line_no)
+
+    def _by_length(self) -> dict[int, str]:
+        """The algorithm of a line of nothing but hex digits, by its length."""
+        if self._algorithm is None:
+            return dict(algorithms.ALGORITHM_BY_HEX_LENGTH)
+        if self._algorithm == algorithms.BTIH:  # as parse_btih reads it
+            return {40: algorithms.BTIH, 64: algorithms.BTIH2}
+        return {2 * algorithms.DIGEST_SIZES[self._algorithm]: self._algorithm}
+
+    def batches(self) -> Iterator[Record | Rejected | DigestBatch]:
+        """What `__iter__` yields, the plain lines decoded a block at a time.
+
+        Lines of nothing but hex digits of a known length come as
+        DigestBatch; every other line is judged by the same code as
+        `__iter__`, with the same ordinal, line number and message.
+        """
+        label = self._plain_label()
+        by_length = self._by_length()
+        stream = _BomLine(self._stream)
+        line_no = ordinal = 0
+        for block in hexlines.blocks(
+            stream, max_line=MAX_PLAIN_LINE_BYTES, block_bytes=hexlines.BLOCK_BYTES
+        ):
+            clean = hexlines.clean_lines(block, by_length)
+            is_record = clean.mask.copy()
+            slow: list[tuple[int, dict[str, bytes] | str]] = []
+            for i in np.flatnonzero(~clean.mask).tolist():
+                content = block.line(i)
+                text = None if len(content) > MAX_PLAIN_LINE_BYTES else content.strip()
+                if text is not None and (not text or text.startswith(b"#")):
+                    continue
+                is_record[i] = True
+                try:
+                    slow.append((i, self._hashes(text)))
+                except _InvalidRecordError as exc:
+                    slow.append((i, str(exc)))
+            ordinals = ordinal + np.cumsum(is_record)
+            for length, (positions, digests) in clean.by_length.items():
+                yield DigestBatch(
+                    by_length[length],
+                    digests,
+                    label,
+                    ordinals[positions],
+                    positions + (line_no + 1),
+                )
+            for i, outcome in slow:
+                number = int(ordinals[i])
+                if isinstance(outcome, str):
+                    yield Rejected(outcome, number, line_no + i + 1)
+                else:
+                    yield Record(outcome, label, None, None, number, line_no + i + 1)
+            if len(ordinals):
+                ordinal = int(ordinals[-1])
+            line_no += len(block)
 
     def _hashes(self, raw: bytes | None) -> dict[str, bytes]:
         if raw is None:

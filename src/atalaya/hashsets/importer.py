@@ -19,26 +19,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import (
-    JSON,
     Connection,
     Engine,
-    Text,
     bindparam,
-    cast,
+    column,
     delete,
     func,
     select,
     update,
 )
+from sqlalchemy import table as sql_table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from atalaya.errors import AtalayaError
 from atalaya.hashsets import algorithms
 from atalaya.hashsets.categories import Category, CategoryError, CategoryMap
 from atalaya.hashsets.formats import (
+    DigestBatch,
     HashSetFormatError,
     HashSetReader,
+    LinesReader,
     Record,
     Rejected,
     format_for,
@@ -141,54 +144,49 @@ class _Inserter:
     """INSERT … ON CONFLICT DO NOTHING into one table, built from the dialect's construct.
 
     SQLite: one prepared statement run by the driver's executemany (a C loop).
-    PostgreSQL: one statement per batch, its rows sent as one array per column
-    and spread by unnest(); per-row executemany costs a round trip and client
-    work for every row.
+    PostgreSQL: the rows are streamed with COPY into a temporary table (no
+    per-row statement, parameter or round trip) and moved with one INSERT …
+    SELECT … ON CONFLICT DO NOTHING, which also counts the new ones.
     """
 
     def __init__(self, conn: Connection, table: Any, columns: Sequence[str]) -> None:
         self._conn = conn
         dialect = conn.dialect
-        self._by_column = dialect.name == "postgresql"
+        self._copy = dialect.name == "postgresql"
         if dialect.name == "sqlite":
             values: dict[str, Any] = {c: bindparam(c) for c in columns}
             stmt: Any = sqlite.insert(table).values(values).on_conflict_do_nothing()
+            compiled = stmt.compile(dialect=dialect)
+            if list(compiled.positiontup or ()) != list(columns):
+                raise AssertionError(f"unexpected parameter order {compiled.positiontup}")
+            self._sql = str(compiled)
         elif dialect.name == "postgresql":
-            arrays = [
-                bindparam(c, type_=postgresql.ARRAY(_array_element(table.c[c].type)))
-                for c in columns
-            ]
-            rows = func.unnest(*arrays).table_valued(*columns).render_derived(name="u")
-            spread = select(
-                *[cast(rows.c[c], JSON) if c == "attributes" else rows.c[c] for c in columns]
+            names = ", ".join(columns)
+            self._staging = f"atalaya_import_{table.name}"
+            conn.exec_driver_sql(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {self._staging} "
+                f"(LIKE {table.name}) ON COMMIT DROP"
             )
-            stmt = postgresql.insert(table).from_select(list(columns), spread)
-            stmt = stmt.on_conflict_do_nothing()
-            # Positional placeholders: the parameters are the columns in order.
-            positional: Any = type(dialect)
-            dialect = positional(paramstyle="format")
+            self._copy_sql = f"COPY {self._staging} ({names}) FROM STDIN"
+            staging = sql_table(self._staging, *[column(c) for c in columns])
+            move = postgresql.insert(table).from_select(list(columns), select(*staging.c))
+            self._sql = str(move.on_conflict_do_nothing().compile(dialect=dialect))
         else:  # pragma: no cover - create_store_engine admits only these two
             raise AtalayaError(f"unsupported database {dialect.name!r}")
-        compiled = stmt.compile(dialect=dialect)
-        if list(compiled.positiontup or ()) != list(columns):
-            raise AssertionError(f"unexpected parameter order {compiled.positiontup}")
-        self._sql = str(compiled)
-        if self._by_column:
-            # %b: psycopg sends the arrays in binary, no per-element quoting.
-            self._sql = self._sql.replace("%s", "%b")
 
     def insert(self, rows: list[tuple[Any, ...]]) -> int:
         """Insert `rows` (tuples in column order); how many were new."""
-        if self._by_column:
-            params: Any = tuple(list(column) for column in zip(*rows, strict=True))
-        else:
-            params = rows
-        return _rowcount(self._conn.exec_driver_sql(self._sql, params))
-
-
-def _array_element(column_type: Any) -> Any:
-    # JSON travels as text and is cast back; arrays of json would need per-item dumping.
-    return Text() if isinstance(column_type, JSON) else column_type
+        if not self._copy:
+            return _rowcount(self._conn.exec_driver_sql(self._sql, rows))
+        dbapi: Any = self._conn.connection.dbapi_connection
+        with dbapi.cursor() as cursor:
+            with cursor.copy(self._copy_sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(self._sql)
+            count = _rowcount(cursor)
+            cursor.execute(f"TRUNCATE {self._staging}")
+        return count
 
 
 def _rowcount(result: Any) -> int:
@@ -224,6 +222,21 @@ class _Writer:
         )
         for algorithm, value in record.hashes.items():
             self._hashes.append((self._set_id, algorithm, value, key))
+        if len(self._files) >= BATCH_RECORDS:
+            self.flush()
+
+    def add_batch(self, batch: DigestBatch, category: Category) -> None:
+        """Rows for a batch of one-hash records, built a column at a time."""
+        name, width = batch.algorithm, 2 * batch.digests.shape[1]
+        text = np.ascontiguousarray(batch.digests).tobytes().hex()
+        # A one-hash record's key is always "algorithm:hex" (algorithms.file_key).
+        keys = [f"{name}:{text[i : i + width]}" for i in range(0, len(text), width)]
+        values = _rows(batch.digests)
+        set_id, code, label = self._set_id, int(category), batch.category_label
+        self._files.extend([(set_id, key, code, label, None, None) for key in keys])
+        self._hashes.extend(
+            [(set_id, name, value, key) for value, key in zip(values, keys, strict=True)]
+        )
         if len(self._files) >= BATCH_RECORDS:
             self.flush()
 
@@ -393,12 +406,32 @@ def import_hash_set(
     return report
 
 
+def _rows(matrix: NDArray[np.uint8]) -> list[bytes]:
+    # A void view gives `bytes` of the full width ("S" would drop trailing zeros).
+    if not matrix.size:
+        return []
+    rows: list[bytes] = np.ascontiguousarray(matrix).view(f"V{matrix.shape[1]}").ravel().tolist()
+    return rows
+
+
 def _records(
     reader: HashSetReader, cmap: CategoryMap
-) -> Iterator[tuple[Record, Category] | Rejected]:
-    """Records with their internal category; unknown labels become rejections."""
+) -> Iterator[tuple[Record | DigestBatch, Category] | Rejected]:
+    """Records with their internal category; unknown labels become rejections.
+
+    A plain list comes in batches of decoded lines (LinesReader.batches).
+    """
     context: str | None = None
-    for item in reader:
+    items: Iterator[Record | Rejected | DigestBatch]
+    items = reader.batches() if isinstance(reader, LinesReader) else iter(reader)
+    for item in items:
+        if isinstance(item, DigestBatch):
+            try:
+                yield item, cmap.resolve(item.category_label)
+            except CategoryError as exc:
+                for record in item.records():
+                    yield Rejected(str(exc), record.ordinal, record.line)
+            continue
         if isinstance(item, Rejected):
             yield item
             continue
@@ -446,6 +479,10 @@ def _run(
                 pending.append(item)
             continue
         record, category = item
+        if isinstance(record, DigestBatch):
+            report.records += len(record.digests)
+            writer.add_batch(record, category)
+            continue
         report.records += 1
         writer.add(record, category)
     writer.flush()
@@ -515,8 +552,12 @@ def find_hash_set(engine: Engine, name: str) -> HashSetInfo | None:
 
 
 def remove_hash_set(engine: Engine, name: str) -> HashSetInfo:
-    """Delete hash set `name` with its files and hashes; what it was, for the record."""
-    with begin_write(engine) as conn:
+    """Delete hash set `name` with its files and hashes; what it was, for the record.
+
+    On SQLite the import's larger page cache: each deleted row is also taken
+    out of the (algorithm, value) index, whose pages it reaches at random.
+    """
+    with begin_write(engine) as conn, _SqliteTuning(conn):
         row = conn.execute(select(hash_set).where(hash_set.c.name == name)).first()
         if row is None:
             names = conn.execute(select(func.count()).select_from(hash_set)).scalar_one()
