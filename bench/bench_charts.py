@@ -26,6 +26,7 @@ and to the `bench_charts` section of docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import re
@@ -120,7 +121,8 @@ def scenario(
     out["new_s"], new_data = timed(new, args.repeat)
     print(f"  {name}: counting sightings …", file=sys.stderr, flush=True)
     out["old_s"], old_data = timed(old, args.old_repeat)
-    if new_data != old_data:
+    # The old count predates the province codes and the partial week.
+    if dataclasses.replace(new_data, province_codes=[], partial_week=None) != old_data:
         raise SystemExit(f"{name}: the stored counts and the sightings disagree")
     out["leads"] = new_data.leads
     out["sightings"] = sum(new_data.sightings_per_week)
