@@ -8,7 +8,7 @@ of where each run of leading bits starts (one uint32 per 2 to 4 digests, at
 most 7 % more than the raw digests) narrows every search to a bucket that
 mostly fits one cache line.
 
-Where numba is installed, a batch is searched by a compiled kernel
+With numba (a pinned dependency), a batch is searched by a compiled kernel
 (`_search_kernel`: per query, the directory, then a short scan of the
 bucket), issuing the memory reads of a group of queries together. Without
 it, each step of a binary search is one vectorised numpy operation over the
