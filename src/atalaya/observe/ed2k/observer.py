@@ -24,7 +24,7 @@ import binascii
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -105,12 +105,13 @@ class Ed2kStats:
     unprobed: int = 0  # found (by Kad) but not probed: LowID / firewalled
 
 
-def file_sizes(engine: Engine, targets: Sequence[WatchTarget]) -> dict[bytes, int]:
-    """Sizes the hash sets state for the targets' files (VICS `MediaSize`)."""
+def _target_attributes(
+    engine: Engine, targets: Sequence[WatchTarget]
+) -> Iterator[tuple[bytes, dict[str, Any]]]:
+    """Each target's eD2K hash with the attributes its hash set record carries."""
     keys = {t.file_key: t.value for t in targets if t.file_key}
-    sizes: dict[bytes, int] = {}
     if not keys:
-        return sizes
+        return
     with engine.connect() as conn:
         rows = conn.execute(
             select(reference_file.c.file_key, reference_file.c.attributes).where(
@@ -118,39 +119,34 @@ def file_sizes(engine: Engine, targets: Sequence[WatchTarget]) -> dict[bytes, in
             )
         )
         for file_key, attributes in rows:
-            if not isinstance(attributes, dict):
-                continue
-            for name in _SIZE_ATTRIBUTES:
-                value = attributes.get(name)
-                if isinstance(value, int) and value > 0:
-                    sizes[keys[file_key]] = value
-                    break
-                if isinstance(value, str) and value.isascii() and value.isdigit():
-                    sizes[keys[file_key]] = int(value)
-                    break
+            if isinstance(attributes, dict):
+                yield keys[file_key], attributes
+
+
+def file_sizes(engine: Engine, targets: Sequence[WatchTarget]) -> dict[bytes, int]:
+    """Sizes the hash sets state for the targets' files (VICS `MediaSize`)."""
+    sizes: dict[bytes, int] = {}
+    for value_key, attributes in _target_attributes(engine, targets):
+        for name in _SIZE_ATTRIBUTES:
+            value = attributes.get(name)
+            if isinstance(value, int) and value > 0:
+                sizes[value_key] = value
+                break
+            if isinstance(value, str) and value.isascii() and value.isdigit():
+                sizes[value_key] = int(value)
+                break
     return sizes
 
 
 def aich_masters(engine: Engine, targets: Sequence[WatchTarget]) -> dict[bytes, bytes]:
     """AICH master hashes the hash sets give for the targets' files (hex or base32)."""
-    keys = {t.file_key: t.value for t in targets if t.file_key}
     found: dict[bytes, bytes] = {}
-    if not keys:
-        return found
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(reference_file.c.file_key, reference_file.c.attributes).where(
-                reference_file.c.file_key.in_(list(keys))
-            )
-        )
-        for file_key, attributes in rows:
-            if not isinstance(attributes, dict):
-                continue
-            for name in _AICH_ATTRIBUTES:
-                value = _aich_value(attributes.get(name))
-                if value is not None:
-                    found[keys[file_key]] = value
-                    break
+    for value_key, attributes in _target_attributes(engine, targets):
+        for name in _AICH_ATTRIBUTES:
+            value = _aich_value(attributes.get(name))
+            if value is not None:
+                found[value_key] = value
+                break
     return found
 
 
