@@ -28,25 +28,12 @@ from typing import Any
 
 from Crypto.Hash import MD4
 
-from atalaya.evidence.verify_pieces import PieceCheck
+from atalaya.evidence.verify_pieces import PieceCheck, hex_field, int_field
 from atalaya.networks.ed2k import aich
 from atalaya.networks.ed2k.hashing import EMPTY_PART_HASH, PART_SIZE
 
 MAX_PART_HASHES = 65_535
 MAX_RECOVERY = 2 * aich.MAX_RECOVERY_HASHES
-
-
-def _hex(value: Any, size: int) -> bytes | None:
-    if not isinstance(value, str) or len(value) != 2 * size:
-        return None
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        return None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _md4(data: bytes) -> bytes:
@@ -82,14 +69,14 @@ def check_ed2k_transcript(doc: Mapping[str, Any], label: str, result: PieceCheck
 
 def _problem(doc: Mapping[str, Any], check: Any) -> tuple[str, str] | None:
     item = doc.get("item")
-    file_hash = _hex(item.get("value"), 16) if isinstance(item, dict) else None
+    file_hash = hex_field(item.get("value"), 16) if isinstance(item, dict) else None
     if not isinstance(check, dict) or file_hash is None:
         return ("comprobación o elemento ilegible", "unreadable check or item")
     kind = check.get("kind")
     size = 20 if kind == "aich_block" else 16
-    computed = _hex(check.get("computed"), size)
-    expected = _hex(check.get("expected"), size)
-    part = _int(check.get("part"))
+    computed = hex_field(check.get("computed"), size)
+    expected = hex_field(check.get("expected"), size)
+    part = int_field(check.get("part"))
     ok = check.get("ok")
     if computed is None or expected is None or part is None or not isinstance(ok, bool):
         return ("hashes, parte o resultado ilegibles", "unreadable hashes, part or outcome")
@@ -102,7 +89,7 @@ def _problem(doc: Mapping[str, Any], check: Any) -> tuple[str, str] | None:
     elif kind == "part_md4":
         raw = doc.get("hashset")
         parts = (
-            [_hex(h, 16) for h in raw]
+            [hex_field(h, 16) for h in raw]
             if isinstance(raw, list) and len(raw) <= MAX_PART_HASHES
             else None
         )
@@ -142,15 +129,15 @@ def _aich_problem(
     doc: Mapping[str, Any], check: Mapping[str, Any], part: int, expected: bytes
 ) -> tuple[str, str] | None:
     file = doc.get("file")
-    size = _int(file.get("size")) if isinstance(file, dict) else None
+    size = int_field(file.get("size")) if isinstance(file, dict) else None
     tree = doc.get("aich")
-    master = _hex(tree.get("master_hash"), 20) if isinstance(tree, dict) else None
+    master = hex_field(tree.get("master_hash"), 20) if isinstance(tree, dict) else None
     raw = tree.get("recovery") if isinstance(tree, dict) else None
     hashes: list[tuple[int, bytes]] = []
     if isinstance(raw, list) and len(raw) <= MAX_RECOVERY:
         for entry in raw:
-            ident = _int(entry[0]) if isinstance(entry, list) and len(entry) == 2 else None
-            digest = _hex(entry[1], 20) if ident is not None else None
+            ident = int_field(entry[0]) if isinstance(entry, list) and len(entry) == 2 else None
+            digest = hex_field(entry[1], 20) if ident is not None else None
             if ident is None or digest is None:
                 break
             hashes.append((ident, digest))
@@ -162,7 +149,7 @@ def _aich_problem(
         checked = aich.check_part(size, part, master, hashes)
     except aich.AichError as exc:
         return (f"el árbol AICH no lleva al hash maestro: {exc}", f"the AICH tree fails: {exc}")
-    offset, length = _int(check.get("offset")), _int(check.get("length"))
+    offset, length = int_field(check.get("offset")), int_field(check.get("length"))
     leaf = next(
         (
             digest

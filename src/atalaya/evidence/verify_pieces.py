@@ -65,7 +65,8 @@ def load_torrent(data: bytes) -> Torrent:
     )
 
 
-def _hex(value: Any, size: int) -> bytes | None:
+def hex_field(value: Any, size: int) -> bytes | None:
+    """`value` as `size` bytes when it is their hex spelling, else None."""
     if not isinstance(value, str) or len(value) != 2 * size:
         return None
     try:
@@ -74,7 +75,8 @@ def _hex(value: Any, size: int) -> bytes | None:
         return None
 
 
-def _int(value: Any) -> int | None:
+def int_field(value: Any) -> int | None:
+    """`value` when it is a JSON integer (not a boolean), else None."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -112,11 +114,11 @@ def check_piece(piece: Any, torrent: Torrent, label: str, result: PieceCheck) ->
     if not isinstance(piece, dict):
         result.problems.append((f"{label}: no es un objeto", f"{label}: not an object"))
         return
-    index = _int(piece.get("index"))
+    index = int_field(piece.get("index"))
     algorithm = piece.get("algorithm")
     size = 20 if algorithm == "sha1" else 32 if algorithm == "sha256" else 0
-    expected = _hex(piece.get("expected"), size) if size else None
-    computed = _hex(piece.get("computed"), size) if size else None
+    expected = hex_field(piece.get("expected"), size) if size else None
+    computed = hex_field(piece.get("computed"), size) if size else None
     ok = piece.get("ok")
     if index is None or expected is None or computed is None or not isinstance(ok, bool):
         result.problems.append(
@@ -146,10 +148,10 @@ def check_piece(piece: Any, torrent: Torrent, label: str, result: PieceCheck) ->
             )
             return
     else:
-        file_index = _int(piece.get("file_index"))
+        file_index = int_field(piece.get("file_index"))
         raw_path = piece.get("proof_path")
         path = (
-            [_hex(p, 32) for p in raw_path]
+            [hex_field(p, 32) for p in raw_path]
             if isinstance(raw_path, list) and len(raw_path) <= MAX_PROOF_PATH
             else None
         )
