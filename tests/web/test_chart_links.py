@@ -71,4 +71,8 @@ def test_the_week_in_progress_is_marked_partial(client_for: Any) -> None:
     # A past window: every week has ended, none is partial.
     past = _data(ana.get("/charts?week=2026-W30").text)
     assert past["partial_week"] is None
-    assert 'id="partial-note"' not in ana.get("/charts?week=2026-W30").text
+    html = ana.get("/charts?week=2026-W30").text
+    assert 'id="partial-note"' not in html
+    # Nothing placed in those days: a sentence instead of two empty charts.
+    assert past["provinces"] == [] and 'id="no-provinces"' in html
+    assert 'id="leads-province"' not in html
