@@ -1,7 +1,9 @@
 // The filter form. One behaviour for every filter: a change applies at
 // once, to the map and to the list together, without reloading the page
-// (the map keeps its centre and zoom). The URL follows with
-// history.replaceState, so the address bar is always the view to share.
+// (the map keeps its centre and zoom). The URL follows, so the address bar
+// is always the view to share: a filter change is a new history entry
+// (Back returns to the view before it, loaded again from its URL), while
+// sorting and paging replace the current one.
 // Paging and sorting fetch the list alone. Without scripts the form and
 // its Apply button work as a plain GET.
 
@@ -43,9 +45,11 @@ function formQuery() {
   return params;
 }
 
-function show(params) {
+function show(params, { push = false } = {}) {
   const text = params.toString();
-  history.replaceState(history.state, "", text ? `/?${text}` : "/");
+  const url = text ? `/?${text}` : "/";
+  if (push) history.pushState({ filters: text }, "", url);
+  else history.replaceState(history.state, "", url);
   for (const link of document.querySelectorAll("a[data-keeps-filters]")) {
     link.href = `${link.dataset.keepsFilters}${text ? `?${text}` : ""}`;
   }
@@ -108,7 +112,7 @@ if (form) {
     const text = params.toString();
     if (text === applied) return;
     applied = text;
-    show(params);
+    show(params, { push: true });
     showArea();
     await Promise.all([reloadMap(text), loadList(text)]);
   }
@@ -172,6 +176,9 @@ if (form) {
       loadList(params.toString());
     });
   }
+  // Back and Forward between filter views: the page of that URL, as a
+  // shared link would open it (the form, map and list all from the URL).
+  window.addEventListener("popstate", () => window.location.reload());
   document.getElementById("apply").hidden = true;
   syncWeek();
   showArea();
