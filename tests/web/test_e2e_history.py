@@ -72,3 +72,40 @@ def test_back_and_forward_walk_the_filter_views(
         assert tab.problems == []
     finally:
         tab.context.close()
+
+
+def test_a_read_dropped_before_any_answer_is_asked_once_more(
+    browser: Any,  # noqa: F811 (the fixture)
+    site: str,
+) -> None:
+    """A network change drops the list's and the map's first request; the
+    page asks again and shows the selection instead of an error."""
+    tab = Tab(browser, site, (1440, 900))
+    dropped: list[str] = []
+
+    def drop_first(route: Any) -> None:
+        path = urlsplit(route.request.url).path
+        if path not in dropped:
+            dropped.append(path)
+            route.abort("internetdisconnected")
+        else:
+            route.continue_()
+
+    try:
+        tab.sign_in("ana")
+        page = tab.page
+        page.goto(f"{site}/?week=2026-W46")
+        tab.wait_for_map()
+        listed = tab.listed()
+        page.route("**/api/leads?*", drop_first)
+        page.route("**/api/map?*", drop_first)
+        tab.apply(lambda: page.select_option("#network", "bittorrent"))
+        assert sorted(dropped) == ["/api/leads", "/api/map"]
+        assert page.locator("#list-error").inner_text() == ""
+        assert page.locator("#map-status").get_attribute("data-state") == "ready"
+        assert set(tab.listed()) <= set(listed)
+        # Only the two dropped requests, logged by Chromium; nothing else.
+        assert [p for p in tab.problems if "ERR_INTERNET_DISCONNECTED" not in p] == []
+        assert len(tab.problems) <= 2
+    finally:
+        tab.context.close()

@@ -9,6 +9,7 @@
 
 import { reloadMap } from "./map.js";
 import { loadList } from "./list.js";
+import { getJSON } from "./net.js";
 
 const form = document.getElementById("filters");
 
@@ -87,9 +88,9 @@ if (form) {
     municipality.replaceChildren(new Option("any", ""));
     municipality.disabled = chosen.length !== 1;
     if (chosen.length !== 1) return;
-    const response = await fetch(`/api/municipalities?province=${encodeURIComponent(chosen[0])}`, {
-      credentials: "same-origin",
-    });
+    const response = await getJSON(
+      `/api/municipalities?province=${encodeURIComponent(chosen[0])}`,
+    );
     if (!response.ok) return;
     for (const m of await response.json()) {
       municipality.add(new Option(m.name, m.code, false, m.code === keep));

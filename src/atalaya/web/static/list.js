@@ -4,6 +4,7 @@
 // `loadList(query)` when a filter changes. Every text goes in through
 // textContent: ISP names and places are data, never markup.
 
+import { getJSON } from "./net.js";
 import { t } from "./ui_text.js";
 
 const table = document.getElementById("leads");
@@ -121,10 +122,7 @@ export async function loadList(query) {
   table.setAttribute("aria-busy", "true");
   let answer;
   try {
-    const response = await fetch(`/api/leads?${query}`, {
-      credentials: "same-origin",
-      headers: { Accept: "application/json" },
-    });
+    const response = await getJSON(`/api/leads?${query}`);
     answer = await response.json();
     if (!response.ok) throw new Error(answer.error || `the list answered ${response.status}`);
   } catch (error) {

@@ -16,6 +16,7 @@
 
 /* global L, Supercluster, topojson */
 
+import { getJSON } from "./net.js";
 import { t } from "./ui_text.js";
 
 const el = document.getElementById("map");
@@ -43,10 +44,7 @@ function say(text, state) {
 }
 
 async function loadJSON(url) {
-  const response = await fetch(url, {
-    credentials: "same-origin",
-    headers: { Accept: "application/json" },
-  });
+  const response = await getJSON(url);
   if (!response.ok) {
     let message = `${url.split("?")[0]} answered ${response.status}`;
     try {
