@@ -1,9 +1,12 @@
-"""A screenshot of the map for the README: the real application in Chromium.
+"""Screenshots of the map and of a lead page for the README: the real application in Chromium.
 
     python -m atalaya.web.screenshot --db sqlite:///demo-run/atalaya.db --out docs/map.png
+    python -m atalaya.web.screenshot --db ... --lead top --out docs/img/lead.png
 
 Serves the application on a free loopback port, signs in, opens the map on
-the week up to the latest lead (or --from/--to) and saves the page. Sign in
+the week up to the latest lead (or --from/--to), or with --lead the page of
+one lead (an id, or `top`: the highest score the user's unit sees), and
+saves the page. Sign in
 as an existing user (--username, password in $ATALAYA_PASSWORD), or let
 --create-user make a throwaway analyst in a unit covering every province,
 disabled again once the picture is taken. Needs Debian's chromium and
@@ -19,6 +22,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import Engine
@@ -87,8 +91,9 @@ def take(
     width: int = 1400,
     height: int = 900,
     locale: str = "es-ES",
+    lead: str | None = None,
 ) -> None:
-    """Sign in as `username` and save the map page to `out` (PNG)."""
+    """Sign in as `username` and save the map page, or `lead`'s page, to `out` (PNG)."""
     try:
         # A development dependency: only this script needs it.
         from playwright.sync_api import sync_playwright  # noqa: PLC0415
@@ -111,12 +116,33 @@ def take(
             if page.locator("#login-error").count():
                 raise AtalayaError(f"cannot sign in as {username}: check the password")
             page.wait_for_selector('#map-status[data-state="ready"]')
-            # Let the base map's canvas finish its last frame.
+            if lead is not None:
+                page.goto(f"{base}/leads/{_lead_id(page, lead, query)}?{query}")
+                if page.locator("#lead-sightings").count() == 0:
+                    raise AtalayaError(f"lead {lead} is not one this user's unit holds")
+            # Let the base map's canvas (or the day chart) finish its last frame.
             page.wait_for_timeout(500)
             out.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(out))
         finally:
             browser.close()
+
+
+def _lead_id(page: Any, lead: str, query: str) -> int:
+    """`lead` as an id; `top`: the highest score in the list the map page shows."""
+    if lead.isdigit():
+        return int(lead)
+    if lead != "top":
+        raise AtalayaError(f"--lead takes a lead id or 'top', not {lead!r}")
+    answer = page.evaluate(
+        """async (query) => (await fetch(`/api/leads?${query}&sort=-score`, {
+            headers: {Accept: 'application/json'}})).json()""",
+        query,
+    )
+    leads = answer.get("leads", []) if isinstance(answer, dict) else []
+    if not leads:
+        raise AtalayaError("no lead in the window to show: give --from/--to or a lead id")
+    return int(leads[0]["id"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -130,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--from", dest="since", type=date.fromisoformat)
     parser.add_argument("--to", dest="until", type=date.fromisoformat)
     parser.add_argument("--locale", default="es-ES", help="browser language [default: es-ES]")
+    parser.add_argument(
+        "--lead", help="a lead's page instead of the map: its id, or 'top' (highest score)"
+    )
     args = parser.parse_args(argv)
     if not args.create_user and not args.username:
         parser.error("give --username (with $ATALAYA_PASSWORD) or --create-user")
@@ -145,7 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             username, password = args.username, os.environ.get("ATALAYA_PASSWORD", "")
         try:
-            take(engine, args.out, username, password, window, locale=args.locale)
+            take(
+                engine, args.out, username, password, window, locale=args.locale, lead=args.lead
+            )
         finally:
             if args.create_user:
                 with engine.begin() as conn:
@@ -156,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         engine.dispose()
-    print(f"map of {window[0]} to {window[1]} saved to {args.out}", file=sys.stderr)
+    shown = f"lead {args.lead}" if args.lead else "map"
+    print(f"{shown} of {window[0]} to {window[1]} saved to {args.out}", file=sys.stderr)
     return 0
 
 
