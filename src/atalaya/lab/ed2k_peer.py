@@ -14,7 +14,10 @@ Behaviours besides ``honest``:
 - ``oversized_tags``: a hello answer announcing a million tags;
 - ``oversized_packet``: a frame announcing 2**31 bytes;
 - ``zlib_bomb``: a packed packet that inflates far past the packet limit;
-- ``staller``: accepts and never sends a byte.
+- ``staller``: accepts and never sends a byte;
+- ``stalls_once``: honest, except that on its first connection it accepts
+  the upload and then sends no data (as a busy aMule can): a second ask
+  gets the part.
 
 Everything is bounded: connections at once, each connection's lifetime,
 and the bytes read from the client.
@@ -45,6 +48,7 @@ Behaviour = Literal[
     "oversized_packet",
     "zlib_bomb",
     "staller",
+    "stalls_once",
 ]
 BEHAVIOURS: Final[tuple[Behaviour, ...]] = get_args(Behaviour)
 # aMule 2.3.3's eMule version tag, and its misc options 1 with AICH (bits 29-31).
@@ -75,10 +79,17 @@ class Ed2kResponder:
     """Answers one connection's packets about one file, as aMule would (or as told to lie)."""
 
     def __init__(
-        self, content: bytes, behaviour: Behaviour = "honest", *, user_hash: bytes, port: int
+        self,
+        content: bytes,
+        behaviour: Behaviour = "honest",
+        *,
+        user_hash: bytes,
+        port: int,
+        withhold_parts: bool = False,
     ) -> None:
         self.content = content
         self.behaviour = behaviour
+        self.withhold_parts = withhold_parts
         self.file_hash = ed2k_hash(content)
         self.master = aich.master_hash(content)
         self.user_hash = user_hash
@@ -130,7 +141,7 @@ class Ed2kResponder:
         if isinstance(message, m.AichRequest):
             return self._aich(message)
         if isinstance(message, m.RequestParts):
-            return self._parts(message)
+            return b"" if self.withhold_parts else self._parts(message)
         return b""
 
     def _aich(self, request: m.AichRequest) -> bytes:
@@ -229,7 +240,11 @@ class FakeEd2kPeer:
 
     async def _talk(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         responder = Ed2kResponder(
-            self.content, self.behaviour, user_hash=self.user_hash, port=self.port
+            self.content,
+            self.behaviour,
+            user_hash=self.user_hash,
+            port=self.port,
+            withhold_parts=self.behaviour == "stalls_once" and self.connections == 1,
         )
         read = 0
         while read < _MAX_READ:

@@ -174,9 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             username, password = args.username, os.environ.get("ATALAYA_PASSWORD", "")
         try:
-            take(
-                engine, args.out, username, password, window, locale=args.locale, lead=args.lead
-            )
+            take(engine, args.out, username, password, window, locale=args.locale, lead=args.lead)
         finally:
             if args.create_user:
                 with engine.begin() as conn:

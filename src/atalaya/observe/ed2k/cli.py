@@ -149,6 +149,7 @@ def watch_ed2k(
             f"{stats.probed} probed, {stats.holding} holding, {stats.verified} verified, "
             f"{stats.failed_verification} failed verification, {stats.not_sharing} not sharing, "
             f"{stats.unreachable} unreachable, {stats.sightings} sightings"
+            + (f" ({stats.retried} probes asked again after a stall)" if stats.retried else "")
         )
 
 

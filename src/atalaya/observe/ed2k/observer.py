@@ -87,6 +87,15 @@ class Ed2kConfig:
     max_concurrent: int = 8
     timeouts: ProbeTimeouts = field(default_factory=ProbeTimeouts)
     user_hash: bytes = field(default_factory=new_user_hash)
+    # A probe that stalls (no answer in a phase, or the peer hangs up) is
+    # asked once more after a pause: a busy peer tears down our previous
+    # connection to it while it accepts the next, and then sends nothing.
+    stall_retries: int = 1
+    retry_pause: float = 3.0
+    # Between two probes of one peer: aMule ends our last upload session
+    # when it gets to it, and ending it after it has accepted the next one
+    # leaves that one without data.
+    peer_pause: float = 1.0
 
 
 @dataclass
@@ -103,6 +112,7 @@ class Ed2kStats:
     sightings: int = 0
     aich_proofs: int = 0
     unprobed: int = 0  # found (by Kad) but not probed: LowID / firewalled
+    retried: int = 0  # probes asked again after a stall
 
 
 def _target_attributes(
@@ -211,9 +221,11 @@ class Ed2kObserver:
             # One connection at a time per peer: aMule refuses a second one
             # from the same client while the first is open.
             async with gate:
-                for target in self.targets:
+                for index, target in enumerate(self.targets):
                     if stop.is_set() or (ends is not None and time.monotonic() >= ends):
                         return
+                    if index:
+                        await asyncio.sleep(self.config.peer_pause)
                     await self.probe(source, target)
 
         await asyncio.gather(*(one_source(s) for s in self.config.sources))
@@ -223,17 +235,24 @@ class Ed2kObserver:
     ) -> Ed2kProbeResult:
         """Probe one source for one target and record what it showed."""
         master = self.aich.get(target.value)
-        result = await probe_peer(
-            source[0],
-            source[1],
-            target.value,
-            file_size=self.sizes.get(target.value),
-            user_hash=self.config.user_hash,
-            bind_ip=self.config.bind_ip,
-            timeouts=self.config.timeouts,
-            clock=self.clock,
-            aich_master=master[0] if master else None,
-        )
+        attempts = 1 + max(0, self.config.stall_retries)
+        for attempt in range(attempts):
+            if attempt:
+                self.stats.retried += 1
+                await asyncio.sleep(self.config.retry_pause)
+            result = await probe_peer(
+                source[0],
+                source[1],
+                target.value,
+                file_size=self.sizes.get(target.value),
+                user_hash=self.config.user_hash,
+                bind_ip=self.config.bind_ip,
+                timeouts=self.config.timeouts,
+                clock=self.clock,
+                aich_master=master[0] if master else None,
+            )
+            if not _stalled(result):
+                break
         self._record(result, target, found_by)
         return result
 
@@ -290,6 +309,21 @@ class Ed2kObserver:
             self.stats.sightings += self._writer.write([sighting])
         if self.on_update is not None:
             self.on_update(self.stats)
+
+
+def _stalled(result: Ed2kProbeResult) -> bool:
+    """A probe that got under way and then stopped hearing from the peer.
+
+    Only a peer that answered the hello counts: one that never answered is
+    unreachable, and asking again at once would not change that.
+    """
+    error = result.error
+    return (
+        error is not None
+        and error.kind in (ProbeErrorKind.TIMEOUT, ProbeErrorKind.CLOSED)
+        and result.hello_at is not None
+        and not result.proof
+    )
 
 
 def unprobed_sighting(
