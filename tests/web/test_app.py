@@ -243,7 +243,7 @@ def test_csrf_is_required_on_every_post(client_for: Any, world: Engine) -> None:
     token = form_csrf(ana.get(f"/leads/{lead_id}").text)
     done = ana.post(
         f"/leads/{lead_id}/override",
-        data={"score": "90", "reason": "seen by hand on the peer list", "csrf": token},
+        data={"score": "45", "reason": "seen by hand on the peer list", "csrf": token},
         follow_redirects=False,
     )
     assert done.status_code == 303
@@ -251,11 +251,11 @@ def test_csrf_is_required_on_every_post(client_for: Any, world: Engine) -> None:
         row = conn.execute(select(lead_override)).one()
     assert (row.lead_id, row.score, row.reason, row.analyst) == (
         lead_id,
-        90.0,
+        45.0,
         "seen by hand on the peer list",
         "ana",
     )
-    assert "90.0*" in ana.get(f"/?{W46}").text  # the list shows the score in force
+    assert "45.0*" in ana.get(f"/?{W46}").text  # the list shows the score in force
     change = _records(world, action="change")
     assert [(r.outcome, r.object_id) for r in change] == [
         ("denied", str(lead_id)),

@@ -1,4 +1,4 @@
-"""`atalaya users add|list|disable|enable|unlock|passwd` and `atalaya units add|list|claim|release`.
+"""`atalaya users add|list|disable|enable|unlock|passwd`; `atalaya units add|list|threshold|…`.
 
 Every change is written to the audit log, attributed to the operating-system
 user who ran the command (the CLI has no login: whoever can run it can
@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from atalaya.accounts.passwords import check_new_password
-from atalaya.accounts.units import Unit, add_unit, get_unit, list_units
+from atalaya.accounts.units import Unit, add_unit, get_unit, list_units, set_urgent_score
 from atalaya.accounts.users import (
     User,
     add_user,
@@ -72,6 +72,7 @@ def _unit_json(unit: Unit) -> dict[str, Any]:
         "jurisdiction": list(unit.jurisdiction),
         "contact": unit.contact,
         "created_at": unit.created_at.isoformat(),
+        "urgent_score": unit.urgent_score,
     }
 
 
@@ -260,12 +261,43 @@ def units_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
             print_json(_unit_json(unit))
         return
     table = Table(show_edge=False, pad_edge=False)
-    for column in ("unit", "provinces", "contact"):
+    for column in ("unit", "provinces", "urgent from", "contact"):
         table.add_column(column)
     for unit in units:
-        table.add_row(unit.name, " ".join(unit.jurisdiction), unit.contact)
+        table.add_row(
+            unit.name, " ".join(unit.jurisdiction), f"{unit.urgent_score:g}", unit.contact
+        )
     out.print(table)
     err.print(f"{len(units)} units")
+
+
+@units_app.command("threshold")
+def units_threshold(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The unit's name.")],
+    score: Annotated[
+        float,
+        typer.Argument(
+            help="Leads whose score in force is at least this are urgent for the unit (0-100).",
+            show_default=False,
+        ),
+    ],
+) -> None:
+    """Set the unit's urgency threshold: its map, charts and override approvals follow it."""
+    engine = store_engine(ctx)
+    now = datetime.now(UTC)
+    with begin_write(engine) as conn:
+        lock_chain(conn)
+        unit, before = set_urgent_score(conn, name, score)
+        record(
+            conn,
+            Action.UNIT_CHANGE,
+            object_type="unit",
+            object_id=unit.id,
+            details={**local_details(), "urgent_score": {"from": before, "to": unit.urgent_score}},
+            at=now,
+        )
+    err.print(f"unit {unit.name}: leads scoring {unit.urgent_score:g} or more are urgent")
 
 
 LeadArgument = Annotated[int, typer.Argument(help="The lead id.", show_default=False)]

@@ -20,6 +20,8 @@ class Permission(StrEnum):
     VIEW_LEADS = "view_leads"  # map, list, a lead's page: the unit's own leads only
     CHANGE_LEADS = "change_leads"  # override a score, change status
     CLAIM_LEADS = "claim_leads"  # claim a lead for the unit, release a claim
+    # Approve or refuse an override that would make a lead urgent for the unit.
+    APPROVE_OVERRIDES = "approve_overrides"
     READ_AUDIT = "read_audit"
     MANAGE_USERS = "manage_users"
 
@@ -27,7 +29,12 @@ class Permission(StrEnum):
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ANALYST: frozenset({Permission.VIEW_LEADS, Permission.CHANGE_LEADS}),
     Role.SUPERVISOR: frozenset(
-        {Permission.VIEW_LEADS, Permission.CHANGE_LEADS, Permission.CLAIM_LEADS}
+        {
+            Permission.VIEW_LEADS,
+            Permission.CHANGE_LEADS,
+            Permission.CLAIM_LEADS,
+            Permission.APPROVE_OVERRIDES,
+        }
     ),
     # Auditors read who did what, not the leads themselves.
     Role.AUDITOR: frozenset({Permission.READ_AUDIT}),

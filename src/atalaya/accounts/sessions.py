@@ -423,6 +423,7 @@ def session_user(
                     app_user.c.locked_until,
                     app_user.c.created_at.label("user_created_at"),
                     unit.c.name.label("unit_name"),
+                    unit.c.urgent_score.label("unit_urgent_score"),
                 )
                 .join(app_user, app_user.c.id == user_session.c.user_id)
                 .join(unit, unit.c.id == app_user.c.unit_id)
@@ -458,6 +459,7 @@ def session_user(
             "failed_logins": row["failed_logins"],
             "locked_until": row["locked_until"],
             "created_at": row["user_created_at"],
+            "unit_urgent_score": row["unit_urgent_score"],
         }  # type: ignore[arg-type]
     )
     return Session(

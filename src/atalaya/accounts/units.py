@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
 from atalaya.errors import AtalayaError
@@ -15,6 +16,9 @@ from atalaya.store.tables import unit, unit_province
 from atalaya.store.times import utc
 
 _PROVINCE = re.compile(r"[0-9A-Z]{1,10}")
+# Until a unit sets its own: the score from which the default weights call a
+# lead urgent (about one lead in thirty over six months of the benchmark store).
+DEFAULT_URGENT_SCORE = 60.0
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,8 @@ class Unit:
     # Shown to another unit holding the same lead, and nothing else about this one.
     contact: str
     created_at: datetime
+    # A lead is urgent for this unit when its score in force is at least this.
+    urgent_score: float = DEFAULT_URGENT_SCORE
 
 
 def parse_province(code: str) -> str:
@@ -74,7 +80,14 @@ def list_units(conn: Connection) -> list[Unit]:
     ):
         codes.setdefault(int(row.unit_id), []).append(row.province_code)
     return [
-        Unit(int(r.id), r.name, tuple(codes.get(int(r.id), ())), r.contact, utc(r.created_at))
+        Unit(
+            int(r.id),
+            r.name,
+            tuple(codes.get(int(r.id), ())),
+            r.contact,
+            utc(r.created_at),
+            float(r.urgent_score),
+        )
         for r in conn.execute(select(unit).order_by(unit.c.name))
     ]
 
@@ -89,4 +102,26 @@ def get_unit(conn: Connection, name: str) -> Unit:
         .where(unit_province.c.unit_id == row.id)
         .order_by(unit_province.c.province_code)
     ).scalars()
-    return Unit(int(row.id), row.name, tuple(codes), row.contact, utc(row.created_at))
+    return Unit(
+        int(row.id),
+        row.name,
+        tuple(codes),
+        row.contact,
+        utc(row.created_at),
+        float(row.urgent_score),
+    )
+
+
+def check_urgent_score(score: float) -> float:
+    """A threshold from 0 to 100; AtalayaError otherwise."""
+    if not (math.isfinite(score) and 0 <= score <= 100):
+        raise AtalayaError(f"an urgency threshold is a score from 0 to 100, not {score:g}")
+    return float(score)
+
+
+def set_urgent_score(conn: Connection, name: str, score: float) -> tuple[Unit, float]:
+    """Set the unit's urgency threshold; returns the unit as it is now and the old threshold."""
+    check_urgent_score(score)
+    before = get_unit(conn, name)
+    conn.execute(update(unit).where(unit.c.id == before.id).values(urgent_score=score))
+    return replace(before, urgent_score=score), before.urgent_score

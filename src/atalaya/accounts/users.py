@@ -32,6 +32,8 @@ class User:
     failed_logins: int
     locked_until: datetime | None
     created_at: datetime
+    # The unit's urgency threshold (unit.urgent_score).
+    urgent_score: float = 60.0
 
     def actor(self, client_address: str | None = None) -> Actor:
         """This user as the audit log records them."""
@@ -55,7 +57,11 @@ def parse_username(text: str) -> str:
     return name
 
 
-_USER_COLUMNS = (*app_user.c, unit.c.name.label("unit_name"))
+_USER_COLUMNS = (
+    *app_user.c,
+    unit.c.name.label("unit_name"),
+    unit.c.urgent_score.label("unit_urgent_score"),
+)
 
 
 def user_from_row(row: RowMapping) -> User:
@@ -70,6 +76,7 @@ def user_from_row(row: RowMapping) -> User:
         failed_logins=int(row["failed_logins"]),
         locked_until=None if locked is None else utc(locked),
         created_at=utc(row["created_at"]),
+        urgent_score=float(row.get("unit_urgent_score", 60.0)),
     )
 
 

@@ -65,6 +65,7 @@ class Action(StrEnum):
     USER_ADD = "user_add"
     USER_DISABLE = "user_disable"
     UNIT_ADD = "unit_add"
+    UNIT_CHANGE = "unit_change"
     LEAD_CLAIM = "lead_claim"
     LEAD_RELEASE = "lead_release"
     REQUEST = "request"  # a request that failed inside the application (outcome error)

@@ -4,6 +4,7 @@ The read API other stages (the web application, cases, the command line)
 use; the modules stay importable on their own.
 """
 
+from atalaya.leads.approval import DecisionError, decide_override, pending_overrides
 from atalaya.leads.charts import ChartData, chart_data, chart_window
 from atalaya.leads.dossier import Dossier, gather, lead_sightings, local_time, sighting_record
 from atalaya.leads.export import (
@@ -68,6 +69,7 @@ __all__ = [
     "STATUSES",
     "URGENT_SCORE",
     "ChartData",
+    "DecisionError",
     "Dossier",
     "LeadFilter",
     "LeadMovedError",
@@ -80,6 +82,7 @@ __all__ = [
     "chart_window",
     "check_override_score",
     "csv_parts",
+    "decide_override",
     "gather",
     "geojson_parts",
     "in_area",
@@ -97,6 +100,7 @@ __all__ = [
     "override_history",
     "override_score",
     "page_of",
+    "pending_overrides",
     "period_figures",
     "row_record",
     "score_band",

@@ -54,10 +54,12 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
+    false,
     func,
     insert,
     or_,
     select,
+    true,
     update,
 )
 
@@ -73,6 +75,7 @@ from atalaya.store.tables import (
     lead_history,
     lead_lineage,
     lead_override,
+    override_decision,
     unit,
 )
 from atalaya.store.times import utc
@@ -119,15 +122,27 @@ def keyed_to(column: ColumnElement[int], lead_id: int) -> ColumnElement[bool]:
 
 
 def override_in_force() -> Subquery:
-    """The latest override of each lead, its own or one of a lead merged into it.
+    """The latest override in force of each lead, its own or one of a lead merged into it.
+
+    In force: made without needing approval, or approved by a supervisor.
 
     Columns: those of lead_override, with `lead_id` the lead it belongs to
     now and `made_on` the id it was made on.
     """
     target = func.coalesce(lead_alias.c.lead_id, lead_override.c.lead_id)
+    approved = (
+        select(override_decision.c.id)
+        .where(
+            override_decision.c.override_id == lead_override.c.id,
+            override_decision.c.approved.is_(true()),
+        )
+        .exists()
+    )
     owned = (
         select(lead_override.c.id, target.label("lead_id"))
         .outerjoin(lead_alias, lead_alias.c.id == lead_override.c.lead_id)
+        # One waiting for a supervisor, or refused, is on record and not in force.
+        .where(or_(lead_override.c.pending.is_(false()), approved))
         .subquery("owned_override")
     )
     latest = (

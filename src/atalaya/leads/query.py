@@ -34,6 +34,7 @@ from atalaya.store.tables import (
     lead_link,
     lead_override,
     lead_presence,
+    override_decision,
 )
 from atalaya.store.times import utc
 
@@ -295,30 +296,76 @@ def lead_detail(engine: Engine, lead_id: int) -> dict[str, Any]:
 
 
 def override_history(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
-    """Every override of the lead, its own and those of leads merged into it."""
-    return [
-        {
-            "id": o["id"],
-            "lead_id": o["lead_id"],  # the lead it was made on
-            "score": o["score"],
-            "reason": o["reason"],
-            "analyst": o["analyst"],
-            "at": iso(o["created_at"]),
-            "computed_score": o["computed_score"],
-            "weights_version": o["weights_version"],
-        }
-        for o in conn.execute(
-            select(lead_override)
-            .where(keyed_to(lead_override.c.lead_id, lead_id))
-            .order_by(lead_override.c.id)
-        ).mappings()
-    ]
+    """Every override of the lead, its own and those of leads merged into it.
+
+    `state`: "in_force_rule" for one that needed no approval, else
+    "pending", "approved" or "refused" with the supervisor's `decision`.
+    """
+    d = override_decision.c
+    rows = conn.execute(
+        select(
+            lead_override,
+            d.approved.label("decision_approved"),
+            d.reason.label("decision_reason"),
+            d.supervisor.label("decision_supervisor"),
+            d.created_at.label("decision_at"),
+        )
+        .outerjoin(override_decision, d.override_id == lead_override.c.id)
+        .where(keyed_to(lead_override.c.lead_id, lead_id))
+        .order_by(lead_override.c.id)
+    ).mappings()
+    return [_override_record(o) for o in rows]
+
+
+def _override_record(o: Any) -> dict[str, Any]:
+    decided = o["decision_approved"] is not None
+    if not o["pending"]:
+        state = "no_approval_needed"
+    elif not decided:
+        state = "pending"
+    else:
+        state = "approved" if o["decision_approved"] else "refused"
+    return {
+        "id": o["id"],
+        "lead_id": o["lead_id"],  # the lead it was made on
+        "score": o["score"],
+        "reason": o["reason"],
+        "analyst": o["analyst"],
+        "at": iso(o["created_at"]),
+        "computed_score": o["computed_score"],
+        "weights_version": o["weights_version"],
+        "unit_id": o["unit_id"],
+        "state": state,
+        "decision": (
+            {
+                "approved": bool(o["decision_approved"]),
+                "reason": o["decision_reason"],
+                "supervisor": o["decision_supervisor"],
+                "at": iso(o["decision_at"]),
+            }
+            if decided
+            else None
+        ),
+    }
 
 
 def override_score(
-    engine: Engine, lead_id: int, score: float, reason: str, analyst: str, *, now: datetime
+    engine: Engine,
+    lead_id: int,
+    score: float,
+    reason: str,
+    analyst: str,
+    *,
+    now: datetime,
+    unit_id: int | None = None,
+    urgent_score: float | None = None,
 ) -> dict[str, Any]:
     """Record an analyst's score for a lead, with the reason; returns the record.
+
+    With the analyst's unit and its urgency threshold: an override that
+    raises the lead from below the threshold to at or above it is recorded
+    as pending (`state` "pending"), in force only once a supervisor of that
+    unit approves it (atalaya.leads.approval).
 
     LeadMovedError for a lead merged away: the analyst judged a lead that is
     now part of another, which deserves a look before its score changes.
@@ -339,6 +386,15 @@ def override_score(
         ).first()
         if current is None:
             raise AtalayaError(f"no lead {lead_id}: 'atalaya leads list' shows the lead ids")
+        pending = False
+        if urgent_score is not None:
+            in_force, ov = score_in_force()
+            now_score = conn.scalar(
+                select(in_force)
+                .outerjoin(ov, ov.c.lead_id == lead.c.id)
+                .where(lead.c.id == lead_id)
+            )
+            pending = float(now_score or 0.0) < urgent_score <= score
         conn.execute(
             insert(lead_override).values(
                 lead_id=lead_id,
@@ -348,6 +404,8 @@ def override_score(
                 created_at=now,
                 computed_score=current.score,
                 weights_version=current.weights_version,
+                unit_id=unit_id,
+                pending=pending,
             )
         )
         history = override_history(conn, lead_id)

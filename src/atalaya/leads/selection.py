@@ -9,7 +9,8 @@ test here (shapely), so that both engines answer the same.
 The score in force is `atalaya.leads.query.score_in_force`, the one
 definition every reader of leads shares.
 
-A lead is urgent when its score in force is at least `URGENT_SCORE`: the map
+A lead is urgent for a unit when its score in force is at least the unit's
+threshold (`unit.urgent_score`, `URGENT_SCORE` until it sets one): the map
 counts urgent leads per cluster and per province instead of colouring by the
 highest member. The list's figures for the window (`period_figures`) are
 read for the leads of one page only, so the map's query stays as cheap as
@@ -456,11 +457,11 @@ def period_figures(
     return found
 
 
-def urgent_counts(rows: Sequence[Selected]) -> dict[str, int]:
-    """Urgent leads (score in force at least URGENT_SCORE) per province code."""
+def urgent_counts(rows: Sequence[Selected], urgent_score: float = URGENT_SCORE) -> dict[str, int]:
+    """Urgent leads (score in force at least the unit's `urgent_score`) per province code."""
     out: dict[str, int] = {}
     for r in rows:
-        if r.score >= URGENT_SCORE and r.province_code:
+        if r.score >= urgent_score and r.province_code:
             out[r.province_code] = out.get(r.province_code, 0) + 1
     return out
 

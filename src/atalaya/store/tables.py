@@ -26,6 +26,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
+    text,
 )
 
 metadata = MetaData(
@@ -451,7 +453,28 @@ lead_override = Table(
     # What the lead's computed score and weights were when it was overridden.
     Column("computed_score", Float, nullable=True),
     Column("weights_version", String(40), nullable=True),
+    # The unit of the analyst, whose threshold decided `pending`.
+    Column("unit_id", Integer, nullable=True),
+    # Raised the lead from below its unit's urgency threshold to at or above
+    # it: in force only once a supervisor of that unit approves it.
+    Column("pending", Boolean, nullable=False, server_default=false()),
     Index("ix_lead_override_lead_id", "lead_id"),
+)
+
+# A supervisor's approval or refusal of a pending override, append-only; at
+# most one per override.
+override_decision = Table(
+    "override_decision",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("override_id", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("approved", Boolean, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("supervisor", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("override_id", name="uq_override_decision_override_id"),
 )
 
 # The provinces a lead's presences lie in: a unit holds every lead with a
@@ -551,6 +574,8 @@ unit = Table(
     Column("name", String(200), nullable=False, unique=True),
     Column("contact", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # A lead is urgent for this unit when its score in force is at least this.
+    Column("urgent_score", Float, nullable=False, server_default=text("60")),
 )
 
 # A unit's jurisdiction, one row per province code (matched against

@@ -84,7 +84,6 @@ from atalaya.leads import (
     SCORE_BANDS,
     SORT_KEYS,
     STATUSES,
-    URGENT_SCORE,
     LeadRow,
     Selected,
     chart_data,
@@ -117,6 +116,7 @@ from atalaya.web import (
     case_pages,
     funnel_pages,
     i18n,
+    override_pages,
     purpose_page,
     search_pages,
 )
@@ -563,7 +563,7 @@ class WebApp:
                 "saved": search_pages.saved_links(saved),
                 "sort_keys": SORT_KEYS,
                 "sort_query": urlencode([(k, v) for k, v in flt.pairs(page=False) if k != "sort"]),
-                "urgent_score": URGENT_SCORE,
+                "urgent_score": session.user.urgent_score,
                 "province_names": [self.places.province_name(c) or c for c in flt.provinces],
                 "total": len(rows),
                 "placed": placed,
@@ -616,10 +616,10 @@ class WebApp:
                 "fields": list(MAP_FIELDS),
                 "points": points,
                 "bands": list(SCORE_BANDS),
-                "urgent_score": URGENT_SCORE,
+                "urgent_score": session.user.urgent_score,
                 # Urgent leads per province, and the window's length in
                 # weeks, for the shading by urgent leads per week.
-                "urgent_by_province": urgent_counts(rows),
+                "urgent_by_province": urgent_counts(rows, session.user.urgent_score),
                 "weeks": flt.days / 7,
             }
         )
@@ -799,6 +799,7 @@ class WebApp:
                 "clock": clock,
                 "per_day_json": json_for_html(every_day(dossier.per_day)),
                 "min_reason": MIN_OVERRIDE_REASON,
+                "can_approve": has_permission(session.user.role, Permission.APPROVE_OVERRIDES),
                 "back": back,
                 "nav_query": back,
             },
@@ -879,7 +880,14 @@ class WebApp:
         try:
             check_override_score(score)
             entry = override_score(
-                self.engine, lead_id, score, reason, session.user.username, now=self.now()
+                self.engine,
+                lead_id,
+                score,
+                reason,
+                session.user.username,
+                now=self.now(),
+                unit_id=session.user.unit_id,
+                urgent_score=session.user.urgent_score,
             )
         except AtalayaError as exc:
             message = str(exc).replace("--reason", _("the reason"))
@@ -897,6 +905,7 @@ class WebApp:
                 "score": entry["score"],
                 "computed_score": entry["computed_score"],
                 "reason": entry["reason"],
+                "state": entry["state"],
             },
         )
         target = f"/leads/{lead_id}" + (f"?{urlencode({'back': back})}" if back else "")
@@ -1110,6 +1119,11 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
         Route("/language/{code}", web.language, methods=["GET"]),
         Route("/leads/{lead_id:lead_id}", page(web.lead_page)),
         Route("/leads/{lead_id:lead_id}/override", override_post, methods=["POST"]),
+        Route(
+            "/leads/{lead_id:lead_id}/override/decision",
+            form_post(override_pages.decide_submit),
+            methods=["POST"],
+        ),
         Route("/leads/{lead_id:lead_id}/sightings.{fmt:export_format}", page(web.lead_export)),
         Route(
             "/leads/{lead_id:lead_id}/cases", form_post(case_pages.open_submit), methods=["POST"]
