@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from atalaya.accounts import add_user
 from tests.web.conftest import web_settings
-from tests.web.seed import PASSWORD, PREFIX, lead_ids_by_ip
+from tests.web.seed import FAST, NOW, PASSWORD, PREFIX, lead_ids_by_ip
 from tests.web.test_e2e import WAIT_MS, browser, site  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.web, pytest.mark.slow]
@@ -222,14 +223,38 @@ def test_the_lead_page_holds_what_a_request_needs_and_exports_it(
         with page.expect_navigation():
             page.click("#override-submit")
         assert "at least" in page.locator("#lead-error").inner_text()
-        page.fill("#override-score", "70")
+        page.fill("#override-score", "45")
         page.fill("#override-reason", "seen by hand on the peer list")
         with page.expect_navigation():
             page.click("#override-submit")
         assert page.locator("#lead-error").count() == 0
-        assert page.locator("#lead-score").inner_text() == "70.00"
+        assert page.locator("#lead-score").inner_text() == "45.00"
+        # Over the unit's threshold (60): pending until a supervisor approves.
+        page.fill("#override-score", "70")
+        page.fill("#override-reason", "shares the set every day, by hand")
+        with page.expect_navigation():
+            page.click("#override-submit")
+        assert page.locator("#lead-score").inner_text() == "45.00"
+        pending = page.locator('#overrides li[data-state="pending"]')
+        assert pending.count() == 1 and page.locator("form.override-decision").count() == 0
         with page.expect_navigation():
             page.click("#back")
         assert "from=2026-11-09" in page.url and "to=2026-11-15" in page.url
+    finally:
+        context.close()
+    with world.begin() as conn:
+        add_user(conn, "marta", "Madrid", "supervisor", PASSWORD, NOW, FAST)
+    context, page = _open(browser, PHONE, "es-ES")
+    try:
+        _sign_in(page, site, "marta")
+        page.goto(f"{site}/leads/{lead_id}")
+        decision = page.locator("form.override-decision")
+        assert decision.count() == 1
+        decision.locator('input[name="reason"]').fill("comprobado en los avistamientos")
+        with page.expect_navigation():
+            decision.locator('button[value="1"]').click()
+        assert page.locator('#overrides li[data-state="approved"]').count() == 1
+        assert page.locator("#lead-score").inner_text() == "70.00"
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
     finally:
         context.close()
