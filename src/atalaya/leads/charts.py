@@ -9,24 +9,44 @@ that week, and in the province of the presence the sighting came from.
 The counts are sums of `lead_presence_day`, the sightings per presence and
 UTC day that every lead build writes (`atalaya.leads.days`): a request adds
 up one row per presence and day instead of finding each sighting again.
+The database does the adding and the counting of distinct leads, in one
+statement that nests the selection (`selected_ids`), so that Python gets a
+row per week and per province rather than one per lead and week; only a
+drawn area, whose exact polygon test is made in Python, passes its leads'
+ids (see `bench/bench_charts.py` for what each way costs).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, and_, case, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Date,
+    String,
+    and_,
+    case,
+    distinct,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.sql.functions import sum as sum_
 
-from atalaya.leads.selection import Selection, select_leads
+from atalaya.leads.selection import Selection, select_leads, selected_ids
 from atalaya.store.tables import lead_presence, lead_presence_day
 
 MIN_WEEKS = 12
 MAX_WEEKS = 104
 UNPLACED = "(no province)"
 _CHUNK = 2_000
+_K = TypeVar("_K")
 
 
 @dataclass
@@ -85,63 +105,141 @@ def chart_data(
 ) -> ChartData:
     first, last = chart_window(flt)
     wide = replace(flt, since=first, until=last)
-    rows = select_leads(conn, wide, visible=visible, now=now, conflicts=conflicts)
+    chosen = selected_ids(wide, visible=visible, now=now, conflicts=conflicts)
+    if chosen is not None:
+        sums = _sums(conn, lead_presence.c.lead_id.in_(chosen), flt, first, last)
+    else:
+        # A drawn area: only `select_leads` makes the exact polygon test, so
+        # its ids go in chunks. Each lead lies in one chunk, so the chunks'
+        # counts of distinct leads add up like their sums.
+        rows = select_leads(conn, wide, visible=visible, now=now, conflicts=conflicts)
+        ids = sorted(r.id for r in rows)
+        sums = _Sums()
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            sums.add(_sums(conn, lead_presence.c.lead_id.in_(chunk), flt, first, last))
 
     mondays = [first + timedelta(weeks=i) for i in range(((last - first).days + 1) // 7)]
     weeks = [iso_week_of(m) for m in mondays]
-    week_of = dict(zip(mondays, weeks, strict=True))
-    sightings_week = dict.fromkeys(weeks, 0)
-    leads_week: dict[str, set[int]] = {w: set() for w in weeks}
-    sightings_province: dict[str, int] = {}
-    leads_province: dict[str, set[int]] = {}
-    codes: dict[str, str] = {}
-
-    # One pass over the stored counts: per lead, province and week, the
-    # sightings of the chart's weeks and those of the selected days.
-    day, p = lead_presence_day, lead_presence
-    selected = and_(day.c.day >= flt.since, day.c.day <= flt.until)
-    ids = sorted(r.id for r in rows)
-    for chunk_start in range(0, len(ids), _CHUNK):
-        chunk = ids[chunk_start : chunk_start + _CHUNK]
-        query = (
-            select(
-                p.c.lead_id,
-                p.c.province_name,
-                p.c.province_code,
-                day.c.week,
-                sum_(day.c.sightings),
-                sum_(case((selected, day.c.sightings), else_=0)),
-            )
-            .select_from(day.join(p, p.c.id == day.c.presence_id))
-            .where(p.c.lead_id.in_(chunk), day.c.day >= first, day.c.day <= last)
-            .group_by(p.c.lead_id, p.c.province_name, p.c.province_code, day.c.week)
-        )
-        for lead_id, province, code, monday, in_week, in_days in conn.execute(query):
-            week = week_of[monday]
-            sightings_week[week] += int(in_week)
-            leads_week[week].add(lead_id)
-            if in_days:
-                name = province or UNPLACED
-                if province and code:
-                    codes[name] = code
-                sightings_province[name] = sightings_province.get(name, 0) + int(in_days)
-                leads_province.setdefault(name, set()).add(lead_id)
-
-    provinces = sorted(sightings_province, key=lambda n: (-len(leads_province[n]), n))
+    provinces = sorted(sums.province_sightings, key=lambda n: (-sums.province_leads[n], n))
     today = now.date()
     current = iso_week_of(today)
     # A week is partial until its Sunday has ended; `now` may lie after the
     # chart's last week (a past window), then every week is complete.
-    partial = current if current in week_of.values() else None
+    partial = current if current in weeks else None
     return ChartData(
         weeks=weeks,
-        sightings_per_week=[sightings_week[w] for w in weeks],
-        leads_per_week=[len(leads_week[w]) for w in weeks],
+        sightings_per_week=[sums.week_sightings.get(m, 0) for m in mondays],
+        leads_per_week=[sums.week_leads.get(m, 0) for m in mondays],
         provinces=provinces,
-        province_codes=[codes.get(n, "") for n in provinces],
-        sightings_per_province=[sightings_province[n] for n in provinces],
-        leads_per_province=[len(leads_province[n]) for n in provinces],
+        province_codes=[sums.codes.get(n, "") for n in provinces],
+        sightings_per_province=[sums.province_sightings[n] for n in provinces],
+        leads_per_province=[sums.province_leads[n] for n in provinces],
         window=(flt.since.isoformat(), flt.until.isoformat()),
-        leads=len({i for s in leads_province.values() for i in s}),
+        leads=sums.leads,
         partial_week=partial,
     )
+
+
+@dataclass
+class _Sums:
+    """The charts' figures as the database added them up, by Monday and by province name."""
+
+    week_sightings: dict[date, int] = field(default_factory=dict)
+    week_leads: dict[date, int] = field(default_factory=dict)
+    province_sightings: dict[str, int] = field(default_factory=dict)
+    province_leads: dict[str, int] = field(default_factory=dict)
+    codes: dict[str, str] = field(default_factory=dict)
+    leads: int = 0
+
+    def add(self, other: _Sums) -> None:
+        """Add the figures of leads disjoint from these (distinct counts add up)."""
+        _add_to(self.week_sightings, other.week_sightings)
+        _add_to(self.week_leads, other.week_leads)
+        _add_to(self.province_sightings, other.province_sightings)
+        _add_to(self.province_leads, other.province_leads)
+        for name, code in other.codes.items():
+            self.codes[name] = max(self.codes.get(name, ""), code)
+        self.leads += other.leads
+
+
+def _add_to(mine: dict[_K, int], theirs: Mapping[_K, int]) -> None:
+    for key, value in theirs.items():
+        mine[key] = mine.get(key, 0) + value
+
+
+def _sums(
+    conn: Connection, which: ColumnElement[bool], flt: Selection, first: date, last: date
+) -> _Sums:
+    """The figures of the leads `which` holds, in one statement.
+
+    The stored counts are first summed per lead, ISO week and province (as
+    the page named them: "" and no name are both unplaced), with the part of
+    each sum that falls on the selected days; the weekly series, the
+    provinces and the count of leads are then three small aggregates of
+    that, so each lead is counted once per week and per province however
+    many presences and days it has there. Counting distinct leads over
+    those rows rather than over the daily rows keeps the sort or hash to
+    one row per lead and week.
+    """
+    day, p = lead_presence_day, lead_presence
+    selected = and_(day.c.day >= flt.since, day.c.day <= flt.until)
+    # Grouped on the plain columns: the expressions below then run once per
+    # lead, week and province rather than once per presence and day.
+    per_lead = (
+        select(
+            p.c.lead_id.label("lead_id"),
+            day.c.week.label("week"),
+            p.c.province_name.label("province_name"),
+            p.c.province_code.label("province_code"),
+            sum_(day.c.sightings).label("in_week"),
+            sum_(case((selected, day.c.sightings), else_=0)).label("in_days"),
+        )
+        .select_from(day.join(p, p.c.id == day.c.presence_id))
+        .where(which, day.c.day >= first, day.c.day <= last)
+        .group_by(p.c.lead_id, day.c.week, p.c.province_name, p.c.province_code)
+        .cte("per_lead")
+    )
+    c = per_lead.c
+    name = func.coalesce(func.nullif(c.province_name, ""), literal(UNPLACED))
+    # A code counts only with a name, as the province's link needs both.
+    code = case((func.coalesce(c.province_name, "") != "", func.nullif(c.province_code, "")))
+    in_days = c.in_days > 0
+    no_date = null().cast(Date)
+    no_text = null().cast(String)
+    query = union_all(
+        select(
+            literal("w").label("kind"),
+            c.week,
+            no_text.label("name"),
+            no_text.label("code"),
+            sum_(c.in_week).label("sightings"),
+            func.count(distinct(c.lead_id)).label("leads"),
+        ).group_by(c.week),
+        select(
+            literal("p"),
+            no_date,
+            name,
+            func.max(code),
+            sum_(c.in_days),
+            func.count(distinct(c.lead_id)),
+        )
+        .where(in_days)
+        .group_by(name),
+        select(
+            literal("t"), no_date, no_text, no_text, literal(0), func.count(distinct(c.lead_id))
+        ).where(in_days),
+    )
+    out = _Sums()
+    for kind, monday, province, province_code, sightings, leads in conn.execute(query):
+        if kind == "w":
+            out.week_sightings[monday] = int(sightings)
+            out.week_leads[monday] = int(leads)
+        elif kind == "p":
+            out.province_sightings[province] = int(sightings)
+            out.province_leads[province] = int(leads)
+            if province_code:
+                out.codes[province] = province_code
+        else:
+            out.leads = int(leads)
+    return out
