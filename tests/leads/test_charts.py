@@ -40,7 +40,13 @@ from atalaya.leads.presence import US_PER_DAY, SightingRow, scan_address
 from atalaya.leads.query import override_score
 from atalaya.leads.selection import Selection
 from atalaya.observe.sightings import Sighting
-from atalaya.store.tables import lead, lead_presence, lead_presence_day, sighting
+from atalaya.store.tables import (
+    lead,
+    lead_presence,
+    lead_presence_day,
+    lead_presence_week,
+    sighting,
+)
 from tests.leads.helpers import CGNAT, ELSEWHERE, HOME, NOW, T0, facts, item, peer_id, write
 from tests.leads.helpers import sighting as s
 from tests.leads.scenarios import add_units
@@ -94,6 +100,8 @@ def _selections(until: date) -> list[Selection]:
         week,
         Selection(since=date(2026, 10, 20), until=date(2026, 10, 20)),
         Selection(since=FIRST_DAY - timedelta(days=900), until=until),  # capped at 104 weeks
+        # From a Wednesday to a Monday: two cut weeks around two whole ones.
+        Selection(since=date(2026, 10, 7), until=date(2026, 10, 26)),
         Selection(since=FIRST_DAY, until=until, provinces=("28",)),
         Selection(since=week.since, until=week.until, provinces=("41",)),
         Selection(since=FIRST_DAY, until=until, network="ed2k"),
@@ -153,6 +161,19 @@ def _stored_days(engine: Engine) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in conn.execute(query)]
 
 
+def _stored_weeks(engine: Engine) -> list[tuple[Any, ...]]:
+    """The weekly counts, which must be the daily ones summed per week."""
+    w, d = lead_presence_week, lead_presence_day
+    with engine.connect() as conn:
+        query = select(w.c.presence_id, w.c.week, w.c.sightings).order_by(w.c.presence_id, w.c.week)
+        weeks = [tuple(r) for r in conn.execute(query)]
+        summed = select(d.c.presence_id, d.c.week, func.sum(d.c.sightings)).group_by(
+            d.c.presence_id, d.c.week
+        )
+        assert sorted(tuple(r) for r in conn.execute(summed)) == weeks
+    return weeks
+
+
 def test_charts_equal_the_request_time_count_after_full_incremental_and_rebuild(
     engine: Engine,
 ) -> None:
@@ -190,14 +211,16 @@ def test_charts_equal_the_request_time_count_after_full_incremental_and_rebuild(
     charts = _assert_same_charts(engine, views, until, 10)
     assert sum(charts[0].sightings_per_week) == len(first) + len(later)
     incremental = _stored_days(engine)
+    incremental_weeks = _stored_weeks(engine)
 
     rebuilt = build_leads(engine, _facts(), CONFIG, now=NOW + timedelta(days=10), rebuild=True)
     assert rebuilt.mode == "full"
     assert _stored_days(engine) == incremental
+    assert _stored_weeks(engine) == incremental_weeks
     _assert_same_charts(engine, views, until, 10)
 
 
-def test_stored_days_are_dates_with_their_monday(engine: Engine) -> None:
+def test_stored_days_and_weeks_are_dates_with_their_monday(engine: Engine) -> None:
     # 2026-11-15 is a Sunday: its week began on Monday 2026-11-09.
     write(engine, [s("10.7.0.1", item(1), h) for h in (24 * 45 - 1, 24 * 45 - 0.5, 24 * 46)])
     build_leads(engine, _facts(), CONFIG, now=NOW)
@@ -205,6 +228,10 @@ def test_stored_days_are_dates_with_their_monday(engine: Engine) -> None:
     assert rows == [
         (date(2026, 11, 15), date(2026, 11, 9), 2),
         (date(2026, 11, 16), date(2026, 11, 16), 1),
+    ]
+    assert [r[1:] for r in _stored_weeks(engine)] == [
+        (date(2026, 11, 9), 2),
+        (date(2026, 11, 16), 1),
     ]
 
 

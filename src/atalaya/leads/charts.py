@@ -6,14 +6,16 @@ window, so a one-week view still shows the trend. Sightings are those of the
 selected leads' presences; a lead counts in a week when it has a sighting
 that week, and in the province of the presence the sighting came from.
 
-The counts are sums of `lead_presence_day`, the sightings per presence and
-UTC day that every lead build writes (`atalaya.leads.days`): a request adds
-up one row per presence and day instead of finding each sighting again.
-The database does the adding and the counting of distinct leads, in one
-statement that nests the selection (`selected_ids`), so that Python gets a
-row per week and per province rather than one per lead and week; only a
-drawn area, whose exact polygon test is made in Python, passes its leads'
-ids (see `bench/bench_charts.py` for what each way costs).
+The counts are sums of `lead_presence_week` and `lead_presence_day`, the
+sightings per presence and ISO week and UTC day that every lead build
+writes (`atalaya.leads.days`): a request adds up one row per presence and
+week (and per day in the weeks a selection cuts) instead of finding each
+sighting again. The database does the adding and the counting of distinct
+leads, in one statement that nests the selection (`selected_ids`), so that
+Python gets a row per week and per province rather than one per lead and
+week; only a drawn area, whose exact polygon test is made in Python,
+passes its leads' ids (see `bench/bench_charts.py` for what each way
+costs).
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.functions import sum as sum_
 
+from atalaya.leads.days import monday
 from atalaya.leads.selection import Selection, select_leads, selected_ids
-from atalaya.store.tables import lead_presence, lead_presence_day
+from atalaya.store.tables import lead_presence, lead_presence_day, lead_presence_week
 
 MIN_WEEKS = 12
 MAX_WEEKS = 104
@@ -107,7 +110,11 @@ def chart_data(
     wide = replace(flt, since=first, until=last)
     chosen = selected_ids(wide, visible=visible, now=now, conflicts=conflicts)
     if chosen is not None:
-        sums = _sums(conn, lead_presence.c.lead_id.in_(chosen), flt, first, last)
+        # Named once: each of the statement's parts reads the same leads, and
+        # the database finds them once (a named subquery used more than once
+        # is computed once, on both engines).
+        leads = chosen.cte("chosen")
+        sums = _sums(conn, lead_presence.c.lead_id.in_(select(leads.c.id)), flt, first, last)
     else:
         # A drawn area: only `select_leads` makes the exact polygon test, so
         # its ids go in chunks. Each lead lies in one chunk, so the chunks'
@@ -173,34 +180,73 @@ def _sums(
 ) -> _Sums:
     """The figures of the leads `which` holds, in one statement.
 
-    The stored counts are first summed per lead, ISO week and province (as
-    the page named them: "" and no name are both unplaced), with the part of
-    each sum that falls on the selected days; the weekly series, the
-    provinces and the count of leads are then three small aggregates of
-    that, so each lead is counted once per week and per province however
-    many presences and days it has there. Counting distinct leads over
-    those rows rather than over the daily rows keeps the sort or hash to
-    one row per lead and week.
+    Its rows are the stored counts of those leads' presences: per ISO week
+    over the chart's weeks (with, for the weeks the selection holds whole,
+    the same count as sightings of the selected days), and per day for the
+    selected days of the weeks the selection cuts (at most two). The weekly
+    series, the provinces (as the page names them: "" and no name are both
+    unplaced) and the count of leads are three aggregates of those rows,
+    which count each lead once per week and per province however many
+    presences and days it has there.
     """
-    day, p = lead_presence_day, lead_presence
-    selected = and_(day.c.day >= flt.since, day.c.day <= flt.until)
-    # Grouped on the plain columns: the expressions below then run once per
-    # lead, week and province rather than once per presence and day.
-    per_lead = (
+    day, week = lead_presence_day, lead_presence_week
+    # The leads' presences, found once for the weekly and the daily parts.
+    p = (
+        select(
+            lead_presence.c.id,
+            lead_presence.c.lead_id,
+            lead_presence.c.province_name,
+            lead_presence.c.province_code,
+        )
+        .where(which)
+        .cte("presences")
+    )
+    # Weeks the selection holds whole take their selected sightings from the
+    # weekly counts; the days of the (at most two) weeks it cuts come from
+    # the daily counts.
+    whole_from = monday(flt.since + timedelta(days=6))
+    whole_to = monday(flt.until + timedelta(days=1)) - timedelta(weeks=1)
+    whole = and_(week.c.week >= whole_from, week.c.week <= whole_to)
+    weekly = (
         select(
             p.c.lead_id.label("lead_id"),
-            day.c.week.label("week"),
+            week.c.week.label("week"),
             p.c.province_name.label("province_name"),
             p.c.province_code.label("province_code"),
-            sum_(day.c.sightings).label("in_week"),
-            sum_(case((selected, day.c.sightings), else_=0)).label("in_days"),
+            week.c.sightings.label("in_week"),
+            case((whole, week.c.sightings), else_=0).label("in_days"),
         )
-        .select_from(day.join(p, p.c.id == day.c.presence_id))
-        .where(which, day.c.day >= first, day.c.day <= last)
-        .group_by(p.c.lead_id, day.c.week, p.c.province_name, p.c.province_code)
-        .cte("per_lead")
+        .select_from(p.join(week, week.c.presence_id == p.c.id))
+        .where(week.c.week >= first, week.c.week <= last)
     )
-    c = per_lead.c
+    days_from, days_to = max(first, flt.since), min(last, flt.until)
+    if whole_from > whole_to:
+        cut = [(days_from, days_to)]
+    else:
+        cut = [
+            (days_from, whole_from - timedelta(days=1)),
+            (whole_to + timedelta(weeks=1), days_to),
+        ]
+    # One part per stretch of days, each a plain range of days, so that only
+    # those days are read.
+    daily = [
+        select(
+            p.c.lead_id,
+            day.c.week,
+            p.c.province_name,
+            p.c.province_code,
+            literal(0),
+            day.c.sightings,
+        )
+        .select_from(p.join(day, day.c.presence_id == p.c.id))
+        .where(day.c.day >= start, day.c.day <= end)
+        for start, end in cut
+        if start <= end
+    ]
+    # No grouping per lead first: a presence has one lead and one province,
+    # so the three aggregates below count distinct leads over these rows
+    # directly; a grouping would add a sort that costs more than it saves.
+    c = union_all(weekly, *daily).cte("counts").c
     name = func.coalesce(func.nullif(c.province_name, ""), literal(UNPLACED))
     # A code counts only with a name, as the province's link needs both.
     code = case((func.coalesce(c.province_name, "") != "", func.nullif(c.province_code, "")))
@@ -215,7 +261,10 @@ def _sums(
             no_text.label("code"),
             sum_(c.in_week).label("sightings"),
             func.count(distinct(c.lead_id)).label("leads"),
-        ).group_by(c.week),
+        )
+        # The days of a cut week count for the provinces only.
+        .where(c.in_week > 0)
+        .group_by(c.week),
         select(
             literal("p"),
             no_date,
@@ -231,10 +280,10 @@ def _sums(
         ).where(in_days),
     )
     out = _Sums()
-    for kind, monday, province, province_code, sightings, leads in conn.execute(query):
+    for kind, starts, province, province_code, sightings, leads in conn.execute(query):
         if kind == "w":
-            out.week_sightings[monday] = int(sightings)
-            out.week_leads[monday] = int(leads)
+            out.week_sightings[starts] = int(sightings)
+            out.week_leads[starts] = int(leads)
         elif kind == "p":
             out.province_sightings[province] = int(sightings)
             out.province_leads[province] = int(leads)
