@@ -10,9 +10,9 @@ selections (the busiest ISO week and its busiest province, for a unit
 covering that province; the same week for a unit covering every province;
 the whole history for that unit), it times side by side:
 
-- `atalaya.leads.charts.chart_data`, which sums the stored daily counts in
-  one statement nesting the selection (per lead, week and province, then
-  per week, per province and in all);
+- `atalaya.leads.charts.chart_data`, which sums the stored weekly counts
+  (daily ones for the weeks a selection cuts) in one statement nesting the
+  selection, per week, per province and in all;
 - the path it replaced, kept as the in-run baseline
   (`tests/support/charts_reference.py`, `charts_by_lead_chunks`): the
   selection read into Python, the stored counts summed per lead, province
@@ -69,7 +69,12 @@ from atalaya.leads.charts import chart_data  # noqa: E402
 from atalaya.leads.config import LeadsConfig  # noqa: E402
 from atalaya.leads.facts import MappingFacts  # noqa: E402
 from atalaya.store import create_store_engine, upgrade  # noqa: E402
-from atalaya.store.tables import lead, lead_presence, lead_presence_day  # noqa: E402
+from atalaya.store.tables import (  # noqa: E402
+    lead,
+    lead_presence,
+    lead_presence_day,
+    lead_presence_week,
+)
 from atalaya.web.app import create_app  # noqa: E402
 from atalaya.web.filters import Filters  # noqa: E402
 from atalaya.web.settings import WebSettings  # noqa: E402
@@ -226,6 +231,7 @@ def worker(args: argparse.Namespace) -> None:
         with engine.connect() as conn:
             result["presences"] = conn.scalar(select(func.count()).select_from(lead_presence))
             result["day_rows"] = conn.scalar(select(func.count()).select_from(lead_presence_day))
+            result["week_rows"] = conn.scalar(select(func.count()).select_from(lead_presence_week))
             result["lead_rows"] = conn.scalar(select(func.count()).select_from(lead))
         week, province, _ = busiest_week_and_province(engine)
         result["province"] = province
@@ -301,7 +307,8 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]]) -> str:
         f"(bench/bench_leads.py's generator, seed {args.seed}, {gen.DAYS} days, "
         f"{gen.PROVINCES} made-up provinces) grouped into {first['leads']:,} leads of "
         f"{first['presences']:,} presences, whose sightings per UTC day make "
-        f"{first['day_rows']:,} rows of `lead_presence_day`. Selections: the ISO week with "
+        f"{first['day_rows']:,} rows of `lead_presence_day` and per ISO week "
+        f"{first['week_rows']:,} rows of `lead_presence_week`. Selections: the ISO week with "
         "the most active leads and the province with the most leads that week, for a unit "
         "covering that province; the same week for a unit covering every province; the "
         "whole history for that unit (the chart then spans its 26 weeks). Each time is "
@@ -334,12 +341,14 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]]) -> str:
         ]
     lines += [
         "",
-        "- Now: `chart_data` sums the stored daily counts in one statement that nests the "
-        "selection (the same conditions as `select_leads`, as a subquery): per lead, ISO week "
-        "and province first, then per week, per province and in all, so the database counts "
-        "distinct leads over one row per lead and week and Python receives about a hundred "
-        "rows. A drawn area still goes through `select_leads` (its exact polygon test is "
-        "made in Python) and its ids in chunks of 2,000.",
+        "- Now: `chart_data` sums the stored counts in one statement that nests the "
+        "selection (the same conditions as `select_leads`, as a subquery) and the selected "
+        "leads' presences: their weekly counts over the chart's weeks, and their daily counts "
+        "only for the selected days of the (at most two) weeks the selection cuts; the "
+        "database adds them up per week, per province and in all, counting distinct leads, "
+        "and Python receives about a hundred rows. A drawn area still goes through "
+        "`select_leads` (its exact polygon test is made in Python) and its ids in chunks "
+        "of 2,000.",
         "- Before: the selection read into Python, the stored counts summed per lead, "
         "province and ISO week in one query per 2,000 leads, and the weeks' and provinces' "
         "leads counted in Python sets (`charts_by_lead_chunks` in "
