@@ -1,6 +1,6 @@
 """Chart response times: one SQL statement against the chunked sums, and counting sightings.
 
-    python bench/bench_charts.py [--sightings N] [--addresses N] [--repeat R] [--seed S]
+    python bench/bench_charts.py [--sightings N[,N…]] [--addresses N[,N…]] [--repeat R] [--seed S]
 
 Uses bench/bench_leads.py's synthetic history (made-up addresses, items and
 places; the same generator and seed), loads it into a fresh store for each
@@ -21,6 +21,11 @@ the whole history for that unit), it times side by side:
   (session, query, HTML, the audit record), on each of the two;
 - once, the request-time count used before the daily counts were stored
   (`charts_from_sightings`; `--old-repeat 0` leaves it out, for large stores).
+
+`--sightings 500000,2000000` (with `--addresses 10000,20000`, or one value
+for every size) times each size in turn, each in fresh stores: the
+generator makes 2 M sightings in seconds, and loading and building take
+a few minutes on two cores, so larger stores need no other mode.
 
 The run stops unless all computations give exactly the same charts. Each
 time is given as the median and the 95th percentile (nearest rank) of
@@ -212,7 +217,11 @@ def worker(args: argparse.Namespace) -> None:
         .astype(datetime.datetime)
         .replace(tzinfo=datetime.UTC)
     )
-    result: dict[str, Any] = {"engine": args.worker, "sightings": len(w)}
+    result: dict[str, Any] = {
+        "engine": args.worker,
+        "sightings": len(w),
+        "addresses": args.addresses,
+    }
     with (
         tempfile.TemporaryDirectory(prefix="bench_charts-") as tmp,
         gen.database(args.worker, Path(tmp)) as url,
@@ -267,16 +276,18 @@ def worker(args: argparse.Namespace) -> None:
     print(json.dumps(result, default=str), flush=True)
 
 
-def run_engine(name: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_engine(
+    name: str, sightings: int, addresses: int, args: argparse.Namespace
+) -> dict[str, Any]:
     cmd = [
         sys.executable,
         str(Path(__file__).resolve()),
         "--worker",
         name,
         "--sightings",
-        str(args.sightings),
+        str(sightings),
         "--addresses",
-        str(args.addresses),
+        str(addresses),
         "--repeat",
         str(args.repeat),
         "--old-repeat",
@@ -298,30 +309,41 @@ def _pair(t: dict[str, float]) -> str:
 
 
 def render(args: argparse.Namespace, results: list[dict[str, Any]]) -> str:
-    first = results[0]
+    sizes = list(dict.fromkeys((r["sightings"], r["addresses"]) for r in results))
+    stores = " and ".join(f"{n:,} synthetic sightings over {a:,} addresses" for n, a in sizes)
     lines = [
         START,
         "## Chart response times (`bench/bench_charts.py`)",
         "",
-        f"{first['sightings']:,} synthetic sightings over {args.addresses:,} addresses "
-        f"(bench/bench_leads.py's generator, seed {args.seed}, {gen.DAYS} days, "
-        f"{gen.PROVINCES} made-up provinces) grouped into {first['leads']:,} leads of "
-        f"{first['presences']:,} presences, whose sightings per UTC day make "
-        f"{first['day_rows']:,} rows of `lead_presence_day` and per ISO week "
-        f"{first['week_rows']:,} rows of `lead_presence_week`. Selections: the ISO week with "
-        "the most active leads and the province with the most leads that week, for a unit "
-        "covering that province; the same week for a unit covering every province; the "
-        "whole history for that unit (the chart then spans its 26 weeks). Each time is "
-        f"median / 95th percentile (nearest rank) of {args.repeat} runs after a warm-up.",
+        f"Stores of {stores} (bench/bench_leads.py's generator, seed {args.seed}, "
+        f"{gen.DAYS} days, {gen.PROVINCES} made-up provinces), each loaded into a fresh "
+        "store per engine and built into leads, which store their sightings per presence "
+        "and UTC day (`lead_presence_day`) and ISO week (`lead_presence_week`):",
         "",
-        "| engine | selection | leads | sightings | `chart_data` before (chunked sums) "
+        "| engine | sightings | leads | presences | daily rows | weekly rows | load | build |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *(
+            f"| {gen.ENGINES[r['engine']]} | {r['sightings']:,} | {r['leads']:,} | "
+            f"{r['presences']:,} | {r['day_rows']:,} | {r['week_rows']:,} | "
+            f"{r['load_s']:.0f} s | {r['build_s']:.0f} s |"
+            for r in results
+        ),
+        "",
+        "Selections: the ISO week with the most active leads and the province with the most "
+        "leads that week, for a unit covering that province; the same week for a unit "
+        "covering every province; the whole history for that unit (the chart then spans its "
+        "26 weeks). Each time is median / 95th percentile (nearest rank) of "
+        f"{args.repeat} runs after a warm-up.",
+        "",
+        "| engine | store | selection | leads | sightings | `chart_data` before (chunked sums) "
         "| `chart_data` now (one statement) | `GET /charts` before | `GET /charts` now |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         for s in r["scenarios"]:
             lines.append(
-                f"| {gen.ENGINES[r['engine']]} | {_what(r, s)} | {s['leads']:,} | "
+                f"| {gen.ENGINES[r['engine']]} | {r['sightings']:,} | {_what(r, s)} | "
+                f"{s['leads']:,} | "
                 f"{s['sightings']:,} | {_pair(s['chunked_s'])} | {_pair(s['new_s'])} | "
                 f"{_pair(s['page_chunked_s'])} | {_pair(s['page_s'])} |"
             )
@@ -332,10 +354,11 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]]) -> str:
             "The request-time count used before the daily counts were stored (median of "
             f"{args.old_repeat} after a warm-up), which the run also checks the charts against:",
             "",
-            "| engine | selection | counting sightings |",
-            "| --- | --- | ---: |",
+            "| engine | store | selection | counting sightings |",
+            "| --- | ---: | --- | ---: |",
             *(
-                f"| {gen.ENGINES[r['engine']]} | {_what(r, s)} | {_ms(s['sightings_s']['p50'])} |"
+                f"| {gen.ENGINES[r['engine']]} | {r['sightings']:,} | {_what(r, s)} | "
+                f"{_ms(s['sightings_s']['p50'])} |"
                 for r, s in counted
             ),
         ]
@@ -352,19 +375,13 @@ def render(args: argparse.Namespace, results: list[dict[str, Any]]) -> str:
         "- Before: the selection read into Python, the stored counts summed per lead, "
         "province and ISO week in one query per 2,000 leads, and the weeks' and provinces' "
         "leads counted in Python sets (`charts_by_lead_chunks` in "
-        "`tests/support/charts_reference.py`, timed in the same run). The run checks that "
+        "`tests/support/charts_reference.py`, timed in the same run on the same store, whose "
+        "index on a lead's presences with their province serves it too). The run checks that "
         "both give exactly the same charts and pages the same chart data.",
         "- `GET /charts` runs through the whole application in-process (Starlette's "
         "TestClient, no network): session check, the query, the HTML page with its data, "
         'and one audit record per request; "before" is the same application with the '
         "chunked sums swapped in.",
-        "- Set-up, not timed above: "
-        + "; ".join(
-            f"{r['engine']} loaded the sightings in {r['load_s']:.0f} s and built the leads "
-            f"(daily counts included) in {r['build_s']:.0f} s"
-            for r in results
-        )
-        + ".",
         "",
         *footer(
             {
@@ -388,8 +405,14 @@ def _what(r: dict[str, Any], s: dict[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--sightings", type=int, default=1_000_000)
-    parser.add_argument("--addresses", type=int, default=20_000)
+    parser.add_argument(
+        "--sightings", default="1000000", help="sightings per store; comma-separated for several"
+    )
+    parser.add_argument(
+        "--addresses",
+        default="20000",
+        help="addresses per store: one value, or one per --sightings value",
+    )
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument(
         "--old-repeat",
@@ -406,10 +429,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_docs_options(parser)
     parser.add_argument("--worker", choices=list(gen.ENGINES), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.sightings < 10 or args.addresses < gen.CGNAT_POOL * 2:
+    try:
+        sizes = [int(n) for n in str(args.sightings).split(",")]
+        addresses = [int(n) for n in str(args.addresses).split(",")]
+    except ValueError:
+        parser.error("--sightings and --addresses take whole numbers, comma-separated")
+    if len(addresses) == 1:
+        addresses *= len(sizes)
+    if len(addresses) != len(sizes):
+        parser.error("--addresses takes one value, or one per --sightings value")
+    if min(sizes) < 10 or min(addresses) < gen.CGNAT_POOL * 2:
         parser.error(
             f"--sightings must be at least 10 and --addresses at least {gen.CGNAT_POOL * 2}"
         )
+    args.stores = list(zip(sizes, addresses, strict=True))
+    # A worker runs one store; these are its sizes.
+    args.sightings, args.addresses = sizes[0], addresses[0]
     if args.repeat < 1 or args.old_repeat < 0:
         parser.error("--repeat must be at least 1 and --old-repeat at least 0")
     args.engine_list = pick(parser, args.engines, gen.ENGINES, "engines")
@@ -422,11 +457,12 @@ def main(argv: list[str] | None = None) -> int:
         worker(args)
         return 0
     results = []
-    for name in args.engine_list:
-        print(f"running {name} …", file=sys.stderr, flush=True)
-        result = run_engine(name, args)
-        print(json.dumps(result), flush=True)
-        results.append(result)
+    for sightings, addresses in args.stores:
+        for name in args.engine_list:
+            print(f"running {name}, {sightings:,} sightings …", file=sys.stderr, flush=True)
+            result = run_engine(name, sightings, addresses, args)
+            print(json.dumps(result), flush=True)
+            results.append(result)
     publish(render(args, results), args)
     return 0
 
