@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +35,7 @@ def test_tiny_run_agrees_with_the_old_count_and_writes_its_section(tmp_path: Pat
     assert [f["engine"] for f in figures] == ["sqlite"]
     found = figures[0]
     assert found["sightings"] == 20000
-    assert found["day_rows"] >= found["presences"] > 0
+    assert found["day_rows"] >= found["week_rows"] >= found["presences"] > 0
     province, spain, history = found["scenarios"]
     assert 0 < province["leads"] <= spain["leads"] <= history["leads"]
     assert 0 < spain["sightings"] < history["sightings"] <= 20000
@@ -45,4 +47,26 @@ def test_tiny_run_agrees_with_the_old_count_and_writes_its_section(tmp_path: Pat
         text.index("<!-- bench_charts:start -->") : text.index("<!-- bench_charts:end -->")
     ]
     assert "20,000 synthetic sightings" in section
-    assert "| SQLite (WAL, file on local disk) |" in section
+    assert "| SQLite (WAL, file on local disk) | 20,000 |" in section
+    assert "`GET /charts` before" in section and "`GET /charts` now" in section
+
+
+def test_sizes_and_addresses_pair_up() -> None:
+    parse_args = _bench().parse_args
+    one = parse_args(["--sightings", "500000,2000000", "--addresses", "10000"])
+    assert one.stores == [(500_000, 10_000), (2_000_000, 10_000)]
+    two = parse_args(["--sightings", "500000,2000000", "--addresses", "10000,20000"])
+    assert two.stores == [(500_000, 10_000), (2_000_000, 20_000)]
+    with pytest.raises(SystemExit):
+        parse_args(["--sightings", "500000,2000000", "--addresses", "1,2,3"])
+    with pytest.raises(SystemExit):
+        parse_args(["--sightings", "5e5"])
+
+
+def _bench() -> Any:
+    """bench/bench_charts.py as a module (bench/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("bench_charts", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -19,6 +19,7 @@ from atalaya.store.tables import (
     lead_presence_day,
     lead_presence_item,
     lead_presence_peer,
+    lead_presence_week,
     lead_province,
 )
 
@@ -165,6 +166,14 @@ def dump(engine: Engine) -> dict[str, Any]:
                 for r in conn.execute(
                     select(lead_presence_day).order_by(
                         lead_presence_day.c.presence_id, lead_presence_day.c.day
+                    )
+                )
+            ],
+            "weeks": [
+                tuple(r)
+                for r in conn.execute(
+                    select(lead_presence_week).order_by(
+                        lead_presence_week.c.presence_id, lead_presence_week.c.week
                     )
                 )
             ],

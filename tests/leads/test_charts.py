@@ -7,8 +7,12 @@ incrementally, then rebuilt. After each step every chart of a range of
 selections (period, week, province, network, category, score, status,
 drawn area, a unit's visibility) must equal the request-time computation
 the application used before (`tests.support.charts_reference`), on both
-engines; the stored counts after the incremental build must be exactly
-those of the rebuild.
+engines, and exactly the chunked sums `chart_data` made before its one
+statement (`charts_by_lead_chunks`); the stored counts after the
+incremental build must be exactly those of the rebuild. Small stores then
+pin the edges one by one: a lead claimed by another unit, an override
+moving a lead across a score filter, a drawn area, and the instant a week
+ends.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -24,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import ColumnElement, Engine, event, func, select
 
+from atalaya.accounts import claim_lead
 from atalaya.accounts.visibility import conflict_clause, visible_lead_ids_clause
 from atalaya.hashsets.categories import Category
 from atalaya.leads.build import build_leads
@@ -32,13 +37,20 @@ from atalaya.leads.config import LeadsConfig
 from atalaya.leads.days import as_date, day_counts, monday
 from atalaya.leads.facts import IpFacts
 from atalaya.leads.presence import US_PER_DAY, SightingRow, scan_address
+from atalaya.leads.query import override_score
 from atalaya.leads.selection import Selection
 from atalaya.observe.sightings import Sighting
-from atalaya.store.tables import lead_presence, lead_presence_day, sighting
+from atalaya.store.tables import (
+    lead,
+    lead_presence,
+    lead_presence_day,
+    lead_presence_week,
+    sighting,
+)
 from tests.leads.helpers import CGNAT, ELSEWHERE, HOME, NOW, T0, facts, item, peer_id, write
 from tests.leads.helpers import sighting as s
 from tests.leads.scenarios import add_units
-from tests.support.charts_reference import charts_from_sightings
+from tests.support.charts_reference import charts_by_lead_chunks, charts_from_sightings
 
 CONFIG = LeadsConfig()
 V6 = "2001:db8:7:9:"
@@ -88,6 +100,8 @@ def _selections(until: date) -> list[Selection]:
         week,
         Selection(since=date(2026, 10, 20), until=date(2026, 10, 20)),
         Selection(since=FIRST_DAY - timedelta(days=900), until=until),  # capped at 104 weeks
+        # From a Wednesday to a Monday: two cut weeks around two whole ones.
+        Selection(since=date(2026, 10, 7), until=date(2026, 10, 26)),
         Selection(since=FIRST_DAY, until=until, provinces=("28",)),
         Selection(since=week.since, until=week.until, provinces=("41",)),
         Selection(since=FIRST_DAY, until=until, network="ed2k"),
@@ -115,16 +129,27 @@ def _assert_same_charts(
     with engine.connect() as conn:
         for visible, conflicts in views:
             for flt in _selections(until):
-                new = chart_data(conn, flt, visible=visible, now=now, conflicts=conflicts)
-                old = charts_from_sightings(
-                    conn, flt, visible=visible, now=now, conflicts=conflicts
-                )
-                # The reference predates the province codes and the partial
-                # week, which are checked on their own below.
-                assert replace(new, province_codes=[], partial_week=None) == old, flt
-                assert len(new.province_codes) == len(new.provinces)
-                found.append(new)
+                found.append(_same_as_before(conn, flt, visible, conflicts, now))
     return found
+
+
+def _same_as_before(
+    conn: Any,
+    flt: Selection,
+    visible: ColumnElement[bool] | None,
+    conflicts: ColumnElement[bool] | None,
+    now: datetime,
+) -> ChartData:
+    """`chart_data`, checked against both earlier computations."""
+    new = chart_data(conn, flt, visible=visible, now=now, conflicts=conflicts)
+    chunked = charts_by_lead_chunks(conn, flt, visible=visible, now=now, conflicts=conflicts)
+    assert new == chunked, flt
+    old = charts_from_sightings(conn, flt, visible=visible, now=now, conflicts=conflicts)
+    # The count of sightings predates the province codes and the partial
+    # week, which are checked on their own.
+    assert replace(new, province_codes=[], partial_week=None) == old, flt
+    assert len(new.province_codes) == len(new.provinces)
+    return new
 
 
 def _stored_days(engine: Engine) -> list[tuple[Any, ...]]:
@@ -134,6 +159,19 @@ def _stored_days(engine: Engine) -> list[tuple[Any, ...]]:
             d.c.presence_id, d.c.day
         )
         return [tuple(r) for r in conn.execute(query)]
+
+
+def _stored_weeks(engine: Engine) -> list[tuple[Any, ...]]:
+    """The weekly counts, which must be the daily ones summed per week."""
+    w, d = lead_presence_week, lead_presence_day
+    with engine.connect() as conn:
+        query = select(w.c.presence_id, w.c.week, w.c.sightings).order_by(w.c.presence_id, w.c.week)
+        weeks = [tuple(r) for r in conn.execute(query)]
+        summed = select(d.c.presence_id, d.c.week, func.sum(d.c.sightings)).group_by(
+            d.c.presence_id, d.c.week
+        )
+        assert sorted(tuple(r) for r in conn.execute(summed)) == weeks
+    return weeks
 
 
 def test_charts_equal_the_request_time_count_after_full_incremental_and_rebuild(
@@ -173,14 +211,16 @@ def test_charts_equal_the_request_time_count_after_full_incremental_and_rebuild(
     charts = _assert_same_charts(engine, views, until, 10)
     assert sum(charts[0].sightings_per_week) == len(first) + len(later)
     incremental = _stored_days(engine)
+    incremental_weeks = _stored_weeks(engine)
 
     rebuilt = build_leads(engine, _facts(), CONFIG, now=NOW + timedelta(days=10), rebuild=True)
     assert rebuilt.mode == "full"
     assert _stored_days(engine) == incremental
+    assert _stored_weeks(engine) == incremental_weeks
     _assert_same_charts(engine, views, until, 10)
 
 
-def test_stored_days_are_dates_with_their_monday(engine: Engine) -> None:
+def test_stored_days_and_weeks_are_dates_with_their_monday(engine: Engine) -> None:
     # 2026-11-15 is a Sunday: its week began on Monday 2026-11-09.
     write(engine, [s("10.7.0.1", item(1), h) for h in (24 * 45 - 1, 24 * 45 - 0.5, 24 * 46)])
     build_leads(engine, _facts(), CONFIG, now=NOW)
@@ -189,28 +229,181 @@ def test_stored_days_are_dates_with_their_monday(engine: Engine) -> None:
         (date(2026, 11, 15), date(2026, 11, 9), 2),
         (date(2026, 11, 16), date(2026, 11, 16), 1),
     ]
+    assert [r[1:] for r in _stored_weeks(engine)] == [
+        (date(2026, 11, 9), 2),
+        (date(2026, 11, 16), 1),
+    ]
 
 
-def test_a_chart_costs_a_few_queries_whatever_the_sightings(engine: Engine) -> None:
-    # The old computation ran one query per 100 presences; the sums run one
-    # per 2,000 leads.
+def test_a_chart_is_one_statement_whatever_the_sightings(engine: Engine) -> None:
+    # The old computation ran one query per 100 presences, the chunked sums
+    # one per 2,000 leads after the selection; now the selection is nested
+    # in the sums. A drawn area still reads the selection first.
     rng = random.Random(7)
     write(engine, _random_sightings(rng, 400, (0, 24 * 45)))
     build_leads(engine, _facts(), CONFIG, now=NOW)
+    units = add_units(engine)
     statements: list[str] = []
 
     def count(*args: Any) -> None:
-        statements.append(args[2])
+        if args[2].startswith(("SELECT", "WITH")):
+            statements.append(args[2])
 
+    everything, *_ = _selections(NOW.date())
+    drawn = _selections(NOW.date())[-1]
+    assert drawn.area
+    madrid = units["Madrid"]
     event.listen(engine, "before_cursor_execute", count)
     try:
         with engine.connect() as conn:
-            chart_data(conn, _selections(NOW.date())[0], visible=None, now=NOW)
+            chart_data(conn, everything, visible=None, now=NOW)
+            one = list(statements)
+            chart_data(
+                conn,
+                everything,
+                visible=visible_lead_ids_clause(madrid),
+                now=NOW,
+                conflicts=conflict_clause(madrid),
+            )
+            visible = statements[len(one) :]
+            chart_data(conn, drawn, visible=None, now=NOW)
+            area = statements[len(one) + len(visible) :]
     finally:
         event.remove(engine, "before_cursor_execute", count)
-    queries = [sql for sql in statements if sql.startswith("SELECT")]
-    assert not any("FROM sighting" in sql for sql in queries)
-    assert len(queries) == 2  # the selection, then the sums
+    for queries in (one, visible, area):
+        assert not any("FROM sighting" in sql for sql in queries)
+    assert len(one) == len(visible) == 1
+    assert len(area) == 2  # the selection, then the sums of its ids
+
+
+# --- edges, each on a small store and checked against both earlier computations ----------
+
+
+def _lead_of(engine: Engine, ip: str) -> int:
+    with engine.connect() as conn:
+        found = conn.scalar(select(lead_presence.c.lead_id).where(lead_presence.c.ip == ip))
+    assert found is not None
+    return int(found)
+
+
+def _two_leads(engine: Engine) -> tuple[int, int]:
+    """A lead in Madrid (10.7.0.1) and one in Sevilla (10.7.0.3), built."""
+    write(
+        engine,
+        [s("10.7.0.1", item(1), h) for h in (0, 5, 20)]
+        + [s("10.7.0.3", item(2), h) for h in (1, 6, 7, 21)],
+    )
+    build_leads(engine, _facts(), CONFIG, now=NOW)
+    return _lead_of(engine, "10.7.0.1"), _lead_of(engine, "10.7.0.3")
+
+
+def _view(unit_id: int) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    return visible_lead_ids_clause(unit_id), conflict_clause(unit_id)
+
+
+def test_a_lead_claimed_by_another_unit_counts_for_that_unit(engine: Engine) -> None:
+    madrid_lead, sevilla_lead = _two_leads(engine)
+    units = add_units(engine)
+    with engine.begin() as conn:
+        assert claim_lead(conn, sevilla_lead, units["Norte"], "analyst-n", NOW)
+    flt = Selection(since=FIRST_DAY, until=NOW.date())
+    with engine.connect() as conn:
+        norte = _same_as_before(conn, flt, *_view(units["Norte"]), NOW)
+        madrid = _same_as_before(conn, flt, *_view(units["Madrid"]), NOW)
+        sevilla = _same_as_before(conn, flt, *_view(units["Sevilla"]), NOW)
+        # Sevilla holds the lead by jurisdiction, Norte by its claim: a conflict
+        # for both, none for Madrid.
+        conflict = replace(flt, status="conflict")
+        sevilla_conflict = _same_as_before(conn, conflict, *_view(units["Sevilla"]), NOW)
+        madrid_conflict = _same_as_before(conn, conflict, *_view(units["Madrid"]), NOW)
+    # Norte covers no province of either lead: only its claim shows.
+    assert (norte.leads, norte.provinces, norte.sightings_per_province) == (1, ["Sevilla"], [4])
+    assert (madrid.leads, madrid.provinces, madrid.sightings_per_province) == (1, ["Madrid"], [3])
+    assert sevilla == norte
+    assert sevilla_conflict == sevilla
+    assert (madrid_conflict.leads, sum(madrid_conflict.sightings_per_week)) == (0, 0)
+    assert madrid_lead != sevilla_lead
+
+
+def test_an_override_moves_a_lead_across_a_score_filter(engine: Engine) -> None:
+    madrid_lead, sevilla_lead = _two_leads(engine)
+    with engine.connect() as conn:
+        computed = dict(conn.execute(select(lead.c.id, lead.c.score)).all())
+    low, high = sorted(computed.values())
+    assert high < 99  # room for an override above both
+    flt = Selection(since=FIRST_DAY, until=NOW.date(), min_score=high + 0.5)
+    at_high = Selection(since=FIRST_DAY, until=NOW.date(), min_score=high)
+
+    def provinces(selection: Selection) -> list[str]:
+        with engine.connect() as conn:
+            return _same_as_before(conn, selection, None, None, NOW).provinces
+
+    assert provinces(flt) == []
+    above = madrid_lead if computed[madrid_lead] == low else sevilla_lead
+    below = sevilla_lead if above == madrid_lead else madrid_lead
+    # The lower lead, overridden to 100, enters the filter; the higher one,
+    # overridden to 0, leaves the filter it met by its computed score.
+    override_score(engine, above, 100.0, "seen offering new files", "analyst-a", now=NOW)
+    expected_in = "Madrid" if above == madrid_lead else "Sevilla"
+    assert provinces(flt) == [expected_in]
+    assert set(provinces(at_high)) == {"Madrid", "Sevilla"}
+    override_score(engine, below, 0.0, "a shared library, not a collector", "analyst-a", now=NOW)
+    assert provinces(at_high) == [expected_in]
+    assert provinces(replace(at_high, min_score=0.0)) == sorted(["Madrid", "Sevilla"])
+    assert provinces(replace(at_high, status="overridden", min_score=None)) == sorted(
+        ["Madrid", "Sevilla"]
+    )
+
+
+def test_a_drawn_area_keeps_the_leads_inside_it(engine: Engine) -> None:
+    _two_leads(engine)
+    units = add_units(engine)
+    around_madrid = ((-4.5, 40.0), (-3.0, 40.0), (-3.0, 41.0), (-4.5, 41.0))
+    around_sevilla = ((-6.5, 37.0), (-5.5, 37.0), (-5.5, 37.8), (-6.5, 37.8))
+    flt = Selection(since=FIRST_DAY, until=NOW.date(), area=around_madrid)
+    with engine.connect() as conn:
+        inside = _same_as_before(conn, flt, None, None, NOW)
+        seen_by_sevilla = _same_as_before(conn, flt, *_view(units["Sevilla"]), NOW)
+        south = _same_as_before(conn, replace(flt, area=around_sevilla), None, None, NOW)
+    assert (inside.leads, inside.provinces, inside.province_codes) == (1, ["Madrid"], ["28"])
+    assert sum(inside.sightings_per_week) == 3
+    assert (seen_by_sevilla.leads, sum(seen_by_sevilla.sightings_per_week)) == (0, 0)
+    assert (south.leads, south.provinces) == (1, ["Sevilla"])
+
+
+def test_a_week_ends_at_sunday_midnight_utc(engine: Engine) -> None:
+    # 2026-11-15 is a Sunday: its last microsecond is in week 46, the next
+    # instant opens week 47. One address, so one presence and one lead.
+    sunday = datetime(2026, 11, 15, 23, 59, 59, 999999, tzinfo=UTC)
+    monday = datetime(2026, 11, 16, 0, 0, 0, tzinfo=UTC)
+    base = s("10.7.0.1", item(1), 0)
+    write(engine, [replace(base, seen_at=sunday), replace(base, seen_at=monday)])
+    build_leads(engine, _facts(), CONFIG, now=monday + timedelta(days=3))
+    now = monday + timedelta(days=3)
+    week_46 = Selection(since=date(2026, 11, 9), until=date(2026, 11, 15))
+    week_47 = Selection(since=date(2026, 11, 16), until=date(2026, 11, 22))
+    the_sunday = Selection(since=date(2026, 11, 15), until=date(2026, 11, 15))
+    with engine.connect() as conn:
+        charts = {
+            name: _same_as_before(conn, flt, None, None, now)
+            for name, flt in (("46", week_46), ("47", week_47), ("sunday", the_sunday))
+        }
+    for name, data in charts.items():
+        weekly = dict(zip(data.weeks, data.sightings_per_week, strict=True))
+        leads = dict(zip(data.weeks, data.leads_per_week, strict=True))
+        assert (weekly["2026-W46"], leads["2026-W46"]) == (1, 1)
+        # Only week 47's chart reaches week 47.
+        assert (weekly.get("2026-W47"), leads.get("2026-W47")) == (
+            (1, 1) if name == "47" else (None, None)
+        )
+        assert sum(data.sightings_per_week) == (2 if name == "47" else 1)
+    assert charts["46"].sightings_per_province == [1]
+    assert charts["47"].sightings_per_province == [1]
+    assert charts["sunday"].sightings_per_province == [1]
+    # Week 47 holds `now`, so its bars are partial; week 46 has ended.
+    assert charts["47"].partial_week == "2026-W47"
+    assert charts["46"].weeks[-1] == "2026-W46"
+    assert charts["46"].partial_week is None
 
 
 # --- day_counts: the runs of scan, property-tested -----------------------------------

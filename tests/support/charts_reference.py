@@ -1,11 +1,13 @@
-"""The charts as they were computed at each request, the reference for the stored daily counts.
+"""The charts as they were computed before, the references for `chart_data`.
 
 Until lead builds stored sightings per presence and UTC day
 (`lead_presence_day`), `atalaya.leads.charts.chart_data` found every
 sighting of the selected leads again, batch by batch of presences, at each
-request: 11 s at a million sightings. This is that computation, kept for
-the tests and `bench/bench_charts.py` to compare the stored counts with;
-the application no longer uses it.
+request: 11 s at a million sightings (`charts_from_sightings`). Then it
+summed the stored counts per lead in chunks of ids and counted leads in
+Python sets (`charts_by_lead_chunks`) until the sums moved into one SQL
+statement. Both are kept for the tests and `bench/bench_charts.py` to
+compare `chart_data` with; the application uses neither.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import ColumnElement, Connection, and_, case, func, select
+from sqlalchemy.sql.functions import sum as sum_
 
 from atalaya.leads.addresses import with_exact_addresses
 from atalaya.leads.charts import UNPLACED, ChartData, chart_window, iso_week_of
 from atalaya.leads.presences import BATCH, in_presences, presence_of, utc_day
 from atalaya.leads.selection import Selection, select_leads
-from atalaya.store.tables import lead_presence, sighting
+from atalaya.store.tables import lead_presence, lead_presence_day, sighting
 
 _CHUNK = 2_000
 
@@ -103,4 +106,81 @@ def charts_from_sightings(
         leads_per_province=[len(leads_province[n]) for n in provinces],
         window=(flt.since.isoformat(), flt.until.isoformat()),
         leads=len({i for s in leads_province.values() for i in s}),
+    )
+
+
+def charts_by_lead_chunks(
+    conn: Connection,
+    flt: Selection,
+    *,
+    visible: ColumnElement[bool] | None,
+    now: datetime,
+    conflicts: ColumnElement[bool] | None = None,
+) -> ChartData:
+    """`chart_data` as it was until the sums moved into one statement: the
+    selection read into Python, then the stored daily counts summed per
+    lead, province and ISO week in one query per 2,000 leads, and the
+    weeks' and provinces' leads counted in sets here. The in-run baseline
+    of `bench/bench_charts.py`, and a second reference for the tests."""
+    first, last = chart_window(flt)
+    wide = replace(flt, since=first, until=last)
+    rows = select_leads(conn, wide, visible=visible, now=now, conflicts=conflicts)
+
+    mondays = [first + timedelta(weeks=i) for i in range(((last - first).days + 1) // 7)]
+    weeks = [iso_week_of(m) for m in mondays]
+    week_of = dict(zip(mondays, weeks, strict=True))
+    sightings_week = dict.fromkeys(weeks, 0)
+    leads_week: dict[str, set[int]] = {w: set() for w in weeks}
+    sightings_province: dict[str, int] = {}
+    leads_province: dict[str, set[int]] = {}
+    codes: dict[str, str] = {}
+
+    # One pass over the stored counts: per lead, province and week, the
+    # sightings of the chart's weeks and those of the selected days.
+    day, p = lead_presence_day, lead_presence
+    selected = and_(day.c.day >= flt.since, day.c.day <= flt.until)
+    ids = sorted(r.id for r in rows)
+    for chunk_start in range(0, len(ids), _CHUNK):
+        chunk = ids[chunk_start : chunk_start + _CHUNK]
+        query = (
+            select(
+                p.c.lead_id,
+                p.c.province_name,
+                p.c.province_code,
+                day.c.week,
+                sum_(day.c.sightings),
+                sum_(case((selected, day.c.sightings), else_=0)),
+            )
+            .select_from(day.join(p, p.c.id == day.c.presence_id))
+            .where(p.c.lead_id.in_(chunk), day.c.day >= first, day.c.day <= last)
+            .group_by(p.c.lead_id, p.c.province_name, p.c.province_code, day.c.week)
+        )
+        for lead_id, province, code, monday, in_week, in_days in conn.execute(query):
+            week = week_of[monday]
+            sightings_week[week] += int(in_week)
+            leads_week[week].add(lead_id)
+            if in_days:
+                name = province or UNPLACED
+                if province and code:
+                    codes[name] = code
+                sightings_province[name] = sightings_province.get(name, 0) + int(in_days)
+                leads_province.setdefault(name, set()).add(lead_id)
+
+    provinces = sorted(sightings_province, key=lambda n: (-len(leads_province[n]), n))
+    today = now.date()
+    current = iso_week_of(today)
+    # A week is partial until its Sunday has ended; `now` may lie after the
+    # chart's last week (a past window), then every week is complete.
+    partial = current if current in week_of.values() else None
+    return ChartData(
+        weeks=weeks,
+        sightings_per_week=[sightings_week[w] for w in weeks],
+        leads_per_week=[len(leads_week[w]) for w in weeks],
+        provinces=provinces,
+        province_codes=[codes.get(n, "") for n in provinces],
+        sightings_per_province=[sightings_province[n] for n in provinces],
+        leads_per_province=[len(leads_province[n]) for n in provinces],
+        window=(flt.since.isoformat(), flt.until.isoformat()),
+        leads=len({i for s in leads_province.values() for i in s}),
+        partial_week=partial,
     )

@@ -69,6 +69,7 @@ from atalaya.store.tables import (
     lead_override,
     lead_presence,
     lead_presence_day,
+    lead_presence_week,
     lead_state,
     proof_transcript,
     retention_block,
@@ -315,12 +316,11 @@ def _erase_sightings(conn: Connection, ips: Sequence[str]) -> dict[str, int]:
             sighting.c.seen_at <= lead_presence.c.last_seen,
         )
     )
-    # Their daily chart counts first (the build's foreign key; SQLite may not cascade).
-    conn.execute(
-        delete(lead_presence_day).where(
-            lead_presence_day.c.presence_id.in_(select(lead_presence.c.id).where(~has_sighting))
-        )
-    )
+    # Their daily and weekly chart counts first (the build's foreign keys;
+    # SQLite may not cascade).
+    gone = select(lead_presence.c.id).where(~has_sighting)
+    conn.execute(delete(lead_presence_day).where(lead_presence_day.c.presence_id.in_(gone)))
+    conn.execute(delete(lead_presence_week).where(lead_presence_week.c.presence_id.in_(gone)))
     presences = conn.execute(delete(lead_presence).where(~has_sighting)).rowcount
     leads = conn.execute(
         delete(lead).where(

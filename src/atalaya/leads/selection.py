@@ -30,6 +30,7 @@ import shapely
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Select,
     String,
     and_,
     cast,
@@ -288,6 +289,33 @@ def select_leads(
     if flt.area:
         rows = in_area(rows, flt.area)
     return rows
+
+
+def selected_ids(
+    flt: Selection,
+    *,
+    visible: ColumnElement[bool] | None,
+    now: datetime,
+    conflicts: ColumnElement[bool] | None = None,
+) -> Select[tuple[int]] | None:
+    """The ids of `select_leads`' leads as a statement to nest in another
+    (`lead_id.in_(...)`), unordered; None when the selection has a drawn area,
+    whose exact polygon test only `select_leads` makes (the caller then passes
+    that function's ids).
+
+    The same conditions as `select_leads`; the latest override is joined only
+    when a condition reads it (at most one row per lead, so it adds none).
+    """
+    if flt.area:
+        return None
+    in_force, override = score_in_force()
+    query = select(lead.c.id)
+    if flt.min_score is not None or flt.status == "overridden":
+        query = query.outerjoin(override, override.c.lead_id == lead.c.id)
+    conditions = _conditions(
+        flt, visible=visible, in_force=in_force, override=override, now=now, conflicts=conflicts
+    )
+    return query.where(and_(*conditions))
 
 
 def lead_rows(conn: Connection, ids: Sequence[int]) -> list[LeadRow]:

@@ -30,7 +30,7 @@ from sqlalchemy import (
     type_coerce,
 )
 
-from atalaya.leads.days import day_rows
+from atalaya.leads.days import day_rows, week_rows
 from atalaya.leads.facts import IpFacts
 from atalaya.leads.lead import LeadRecord
 from atalaya.leads.lineage import Spot, Stretch, locate
@@ -44,6 +44,7 @@ from atalaya.store.tables import (
     lead_presence_day,
     lead_presence_item,
     lead_presence_peer,
+    lead_presence_week,
     lead_province,
     lead_state,
     sighting,
@@ -297,6 +298,7 @@ ITEM_COLUMNS = (
     "in_prefix",
 )
 DAY_COLUMNS = ("presence_id", "day", "week", "sightings")
+WEEK_COLUMNS = ("presence_id", "week", "sightings")
 
 
 def presence_row(p: Presence, lead_id: int, facts: IpFacts, block: str | None) -> tuple[Any, ...]:
@@ -349,22 +351,25 @@ def write_presences(
     *,
     days: Mapping[int, Mapping[int, int]],
 ) -> int:
-    """Insert presences with their items, peer ids and sightings per day:
+    """Insert presences with their items, peer ids and sightings per day and week:
     (presence, lead id, facts, block, prefix), and `days` by presence id
     (`atalaya.leads.days.day_counts`; every presence must have its counts)."""
     items: list[tuple[Any, ...]] = []
     peers: list[tuple[Any, ...]] = []
     rows: list[tuple[Any, ...]] = []
     per_day: list[tuple[Any, ...]] = []
+    per_week: list[tuple[Any, ...]] = []
     for p, lead_id, facts, block, prefix in presences:
         rows.append(presence_row(p, lead_id, facts, block))
         items.extend(item_rows(p, prefix))
         peers.extend((p.id, pid) for pid in sorted(p.peer_ids))
         per_day.extend(day_rows(p.id, days[p.id]))
+        per_week.extend(week_rows(p.id, days[p.id]))
     bulk_insert(conn, lead_presence, PRESENCE_COLUMNS, rows)
     bulk_insert(conn, lead_presence_item, ITEM_COLUMNS, items)
     bulk_insert(conn, lead_presence_peer, ("presence_id", "peer_id"), peers)
     bulk_insert(conn, lead_presence_day, DAY_COLUMNS, per_day)
+    bulk_insert(conn, lead_presence_week, WEEK_COLUMNS, per_week)
     return len(rows)
 
 

@@ -344,6 +344,9 @@ lead_presence = Table(
     Column("block", String(300), nullable=True),  # network|area for collection links
     Index("ix_lead_presence_lead_id", "lead_id"),
     Index("ix_lead_presence_ip_first_seen", "ip", "first_seen"),
+    # The charts' sums read a lead's presences with their province only: on
+    # SQLite this index holds all they need, and the wide rows stay unread.
+    Index("ix_lead_presence_lead_id_province", "lead_id", "province_name", "province_code"),
 )
 
 # The watched items a presence offered; `in_prefix` marks those indexed for
@@ -384,6 +387,22 @@ lead_presence_day = Table(
     ),
     Column("day", Date, primary_key=True),
     Column("week", Date, nullable=False),
+    Column("sightings", Integer, nullable=False),
+)
+
+# The same counts per ISO week (its Monday): what the weekly charts add up,
+# a third of the rows of the daily ones; days serve only a week the
+# selection cuts.
+lead_presence_week = Table(
+    "lead_presence_week",
+    metadata,
+    Column(
+        "presence_id",
+        _LEAD_ID,
+        ForeignKey("lead_presence.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("week", Date, primary_key=True),
     Column("sightings", Integer, nullable=False),
 )
 
