@@ -1,4 +1,4 @@
-"""Migration 0021 down and up on a built store: the weekly chart counts come back as built."""
+"""Migration 0022 down and up on a built store: the weekly chart counts come back as built."""
 
 from __future__ import annotations
 
@@ -51,8 +51,8 @@ def test_0021_fills_the_weekly_counts_from_the_daily_ones(db_url: str) -> None:
         assert built == summed
         assert len({week for _, week, _ in built}) > 1
 
-        command.downgrade(alembic_config(eng), "0020f")
-        assert current_revision(eng) == "0020f"
+        command.downgrade(alembic_config(eng), "0021")
+        assert current_revision(eng) == "0021"
         assert "lead_presence_week" not in inspect(eng).get_table_names()
         indexes = {ix["name"] for ix in inspect(eng).get_indexes("lead_presence")}
         assert "ix_lead_presence_lead_id_province" not in indexes

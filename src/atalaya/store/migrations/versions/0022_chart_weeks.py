@@ -5,8 +5,8 @@ the migration fills the table from them, and a store keeps its charts
 without a new build. Also an index on a lead's presences with their
 province, which holds all that the charts' sums read of them.
 
-Revision ID: 0021
-Revises: 0020f
+Revision ID: 0022
+Revises: 0021
 Create Date: 2026-12-03
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0021"
-down_revision = "0020f"
+revision = "0022"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
