@@ -355,6 +355,17 @@ def test_no_icon_hides_another_and_counts_add_up(
             )
             if view is None:  # the opening view: every lead, main map and inset
                 assert sum(i["count"] for i in icons) == answer["placed"]
+                # A click on a cluster flies in towards its leads.
+                zoom = page.evaluate("() => window.atalayaMap.map.getZoom()")
+                page.evaluate(
+                    """() => { window.__moved = new Promise(
+                        r => window.atalayaMap.map.once('moveend', () => r(null))); }"""
+                )
+                page.click("#map .leaflet-marker-icon.lead-cluster >> nth=0")
+                page.evaluate("() => window.__moved")
+                assert page.evaluate("() => window.atalayaMap.map.getZoom()") > zoom
+                _settle(tab)
+                _no_icon_hidden(tab)
             elif in_view == answer["placed"]:
                 assert sum(i["count"] for i in icons if i["root"] == "#map") == in_view
     # Each view above held every lead once, on one map or the other.
@@ -384,3 +395,64 @@ def site(world: Engine) -> Any:
     app = create_app(world, web_settings(), clock=lambda: NOW)
     with serving(app) as base:
         yield base
+
+
+def test_separate_merges_until_no_box_overlaps(
+    browser: Any,  # noqa: F811
+    site: str,
+) -> None:
+    """map_clusters.separate on random crowds (a property test in the browser,
+    where the module runs): no two boxes overlap, each stays in its frame, the
+    counts, urgent counts and bands are those of the input."""
+    tab = Tab(browser, site, (800, 600))
+    tab.page.goto(f"{site}/login")
+    failures = tab.page.evaluate(
+        """async () => {
+            const m = await import('/static/map_clusters.js');
+            let seed = 7;
+            const rand = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+            const failures = [];
+            for (let round = 0; round < 200; round += 1) {
+                const n = 1 + Math.floor(rand() * 120);
+                const spread = 50 + rand() * 800;
+                const frame = round % 2 ? [0, 0, spread, spread] : null;
+                const items = [];
+                for (let i = 0; i < n; i += 1) {
+                    const count = rand() < 0.4 ? 1 : 2 + Math.floor(rand() * 500);
+                    const urgent = Math.floor(rand() * (count + 1) * (rand() < 0.5 ? 0 : 1));
+                    const bands = [0, 0, 0, 0, 0];
+                    bands[Math.floor(rand() * 5)] = count;
+                    const props = count > 1 ? {cluster: true} : {score: 50, files: 3};
+                    items.push({x: rand() * spread, y: rand() * spread, count, urgent,
+                                files: 3, bands, parts: [{properties: props}]});
+                }
+                const out = m.separate(items, frame);
+                const sum = (list, f) => list.reduce((s, i) => s + f(i), 0);
+                if (sum(out, i => i.count) !== sum(items, i => i.count)
+                    || sum(out, i => i.urgent) !== sum(items, i => i.urgent)
+                    || sum(out, i => i.bands[0] + 2 * i.bands[4])
+                        !== sum(items, i => i.bands[0] + 2 * i.bands[4])) {
+                    failures.push(`round ${round}: counts changed`);
+                }
+                const boxes = out.map(m.boxOf);
+                for (let i = 0; i < boxes.length; i += 1) {
+                    for (let j = i + 1; j < boxes.length; j += 1) {
+                        const [a, b] = [boxes[i], boxes[j]];
+                        if (a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]) {
+                            failures.push(`round ${round}: ${a} overlaps ${b}`);
+                        }
+                    }
+                    const a = boxes[i];
+                    const wide = a[2] - a[0] > spread || a[3] - a[1] > spread;
+                    if (frame && !wide && (a[0] < -1e-6 || a[1] < -1e-6
+                            || a[2] > spread + 1e-6 || a[3] > spread + 1e-6)) {
+                        failures.push(`round ${round}: ${a} outside the frame`);
+                    }
+                }
+            }
+            return failures;
+        }"""
+    )
+    assert failures == []
+    assert tab.problems == []
+    tab.close()

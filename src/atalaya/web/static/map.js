@@ -414,6 +414,13 @@ function fitMain(bounds, maxZoom, pad) {
       return;
     }
   }
+  // Clear of the zoom and drawing buttons too, as far as the room on the
+  // right allows (a phone has little).
+  const buttons = el.querySelector(".leaflet-top.leaflet-left").getBoundingClientRect();
+  const from = sw.x - centre.x + size.x / 2;
+  const room = size.x - pad - (ne.x - centre.x + size.x / 2);
+  const wanted = buttons.right - frame.left + 4 - from;
+  if (wanted > 0 && room > 0) centre.x -= Math.min(wanted, room);
   map.setView(map.unproject(centre, zoom), zoom, { animate: false });
 }
 
