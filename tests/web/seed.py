@@ -3,9 +3,9 @@
 Sightings of made-up items by lab addresses (127.91.0.N) are written with
 the observer's SightingWriter, enriched with the lab's own MaxMind-format
 database (atalaya.lab.geo: real Spanish towns, made-up ISPs) and the real
-atlases, and grouped into leads by `build_leads`. Three units: Madrid (28
-and Sevilla's 41), Barcelona (08), and a Guardia unit that also covers 28,
-so Madrid's leads are in conflict.
+atlases, and grouped into leads by `build_leads`. Four units: Madrid (28
+and Sevilla's 41), Barcelona (08), a Guardia unit that also covers 28, so
+Madrid's leads are in conflict, and Islas (the Canaries and the Balearics).
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ class Host:
         return f"{PREFIX}.{self.host}"
 
 
-# place_of: 10/26/42/56 Madrid, 11/27 Barcelona, 13 Sevilla, 20 Lisbon.
+# place_of: 10/26/42/56 Madrid, 11/27 Barcelona, 13 Sevilla, 20 Lisbon,
+# 18 Las Palmas de Gran Canaria, 19 Palma.
 HOSTS = (
     Host(10, WEEK_46, 3, proof=True, category=4),
     Host(26, WEEK_46, 1),
@@ -63,17 +64,22 @@ HOSTS = (
     Host(27, WEEK_45, 1),
     Host(13, WEEK_46, 4, proof=True),
     Host(20, WEEK_46, 1),
+    Host(18, WEEK_46, 3, proof=True),
+    Host(19, WEEK_46, 1),
 )
 
 UNITS = {
     "Madrid": (("28", "41"), "Madrid cyber unit, desk +34 900 000 001"),
     "Barcelona": (("08",), "Barcelona unit, desk +34 900 000 002"),
     "Guardia": (("28",), "Guardia central, desk +34 900 000 003"),
+    # The islands: a lead in the Canaries' inset and one on the main map.
+    "Islas": (("35", "38", "07"), "Islands unit, desk +34 900 000 004"),
 }
 USERS = {
     "ana": ("Madrid", "analyst"),
     "bea": ("Barcelona", "analyst"),
     "carla": ("Madrid", "auditor"),
+    "dora": ("Islas", "analyst"),
 }
 
 

@@ -13,9 +13,17 @@
 // filters.js calls `reloadMap(query)`: the points are fetched again and the
 // view (centre and zoom) is kept. A click on a province never changes a
 // filter by itself: it opens a popup whose buttons do.
+//
+// The map opens on the peninsula, the Balearics, Ceuta and Melilla; the
+// Canary Islands are a second, fixed map in a corner (the inset), drawn
+// from the same selection while the main view does not already show them.
+// Place names come from the atlas too (map_labels.js), unless a tile server
+// draws its own.
 
 /* global L, Supercluster, topojson */
 
+import { boxOf, clusterSize, isCluster, itemOf, pointSize, separate } from "./map_clusters.js";
+import { placeNames } from "./map_labels.js";
 import { getJSON } from "./net.js";
 import { t } from "./ui_text.js";
 
@@ -23,7 +31,17 @@ const el = document.getElementById("map");
 const statusLine = document.getElementById("map-status");
 const form = document.getElementById("filters");
 const CLUSTER_MAX_ZOOM = 15;
-const SPAIN_VIEW = [[27.4, -18.4], [44.0, 4.6]];
+// The opening view: the peninsula and the Balearics, down to Melilla.
+const PENINSULA = L.latLngBounds([35.2, -9.6], [43.9, 4.4]);
+const CANARIES = L.latLngBounds([27.55, -18.25], [29.5, -13.35]);
+// Deeper than this the inset would hide more of the view than it helps.
+const INSET_MAX_ZOOM = 7;
+// Where a lead opened from the inset is shown on the main map.
+const INSET_OPEN_ZOOM = 9;
+// supercluster measures its radius on a 512 px tile, Leaflet's are 256:
+// this keeps the smallest icons apart; separate() handles larger ones.
+const CLUSTER_RADIUS = 2 * (clusterSize(0) + 4);
+const LARGEST_ICON = clusterSize(1e9) + 8;
 const BAND_COLOURS = ["#8fb39a", "#d8c55a", "#e39a3b", "#d4602f", "#a3202a"];
 // Urgent leads per week: the lower edge of each shade.
 const SHADES = [
@@ -69,30 +87,67 @@ function parseArea(text) {
 const tileUrl = el.dataset.tileUrl;
 const map = L.map(el, { zoomSnap: 0.5, minZoom: 2, maxZoom: 18 });
 map.attributionControl.setPrefix(false);
-map.fitBounds(SPAIN_VIEW);
-map.createPane("base");
-map.getPane("base").style.zIndex = 250;
-map.createPane("shade");
-map.getPane("shade").style.zIndex = 300;
-const baseRenderer = L.canvas({ pane: "base", padding: 0.5 });
-const shadeRenderer = L.canvas({ pane: "shade", padding: 0.5 });
-if (tileUrl) {
-  L.tileLayer(tileUrl, { attribution: el.dataset.tileAttribution || "", maxZoom: 19 }).addTo(map);
+map.fitBounds(PENINSULA);
+
+function panes(target) {
+  target.createPane("base");
+  target.getPane("base").style.zIndex = 250;
+  target.createPane("shade");
+  target.getPane("shade").style.zIndex = 300;
+  // Names above the shading and outlines, below the leads, and never
+  // in the way of a click.
+  target.createPane("labels");
+  target.getPane("labels").style.zIndex = 450;
+  target.getPane("labels").style.pointerEvents = "none";
+  target.getPane("labels").setAttribute("aria-hidden", "true");
+  if (tileUrl) {
+    L.tileLayer(tileUrl, { attribution: el.dataset.tileAttribution || "", maxZoom: 19 }).addTo(target);
+  }
+  return {
+    base: L.canvas({ pane: "base", padding: 0.5 }),
+    shade: L.canvas({ pane: "shade", padding: 0.5 }),
+  };
 }
+const renderers = panes(map);
+
+const insetBox = document.getElementById("inset-box");
+const insetEl = document.getElementById("map-inset");
+const insetToggle = document.getElementById("inset-toggle");
+// Fixed: it shows where the Canarian leads are; a click on one of them
+// takes the main map there.
+const inset = L.map(insetEl, {
+  zoomControl: false,
+  attributionControl: false,
+  dragging: false,
+  touchZoom: false,
+  scrollWheelZoom: false,
+  doubleClickZoom: false,
+  boxZoom: false,
+  keyboard: false,
+  zoomSnap: 0.25,
+});
+inset.fitBounds(CANARIES);
+const insetRenderers = panes(inset);
+let insetClosed = false;
+openingView([]);
 // Over tiles the boundaries are outlines only.
 const fill = (colour) => (tileUrl ? { fill: false } : { fillColor: colour, fillOpacity: 1 });
 
 const leadsLayer = L.layerGroup().addTo(map);
 const focusLayer = L.layerGroup().addTo(map);
+const insetLeads = L.layerGroup().addTo(inset);
+const insetFocus = L.layerGroup().addTo(inset);
 let index = null;
+// The screen boxes of the icons each map drew last, in its own pixels.
+const drawn = new Map();
 let spain = null;
-let shadeLayer = null;
+let shadeLayers = [];
 let selection = { count: 0, placed: 0, points: [], urgent_by_province: {}, weeks: 1 };
 let query = el.dataset.query || "";
 let loads = 0;
 
-function clampedBounds() {
-  const b = map.getBounds();
+function clampedBounds(target) {
+  const b = target.getBounds();
   const west = b.getWest();
   const east = b.getEast();
   if (east - west >= 360) return [-180, -85, 180, 85];
@@ -110,10 +165,10 @@ function leadPopup(props) {
   return `<a href="${leadLink(id)}">${t("lead_link", { id })}</a><br>${t("lead_popup_score", { score, files })}`;
 }
 
-function clusterPopup(clusterId) {
-  const leaves = index.getLeaves(clusterId, 50);
-  const items = leaves
+function clusterPopup(leaves) {
+  const items = [...leaves]
     .sort((a, b) => b.properties.score - a.properties.score)
+    .slice(0, 50)
     .map((f) => `<li><a href="${leadLink(f.properties.id)}">#${Number(f.properties.id)}</a> ${t("score", { score: Number(f.properties.score).toFixed(1) })}</li>`)
     .join("");
   return `<ul class="leaves">${items}</ul>`;
@@ -132,16 +187,14 @@ function ringGradient(counts, total) {
   return `conic-gradient(${stops.join(", ")})`;
 }
 
-function clusterIcon(props) {
-  const count = props.point_count;
-  const counts = [props.b0, props.b1, props.b2, props.b3, props.b4];
-  const urgent = props.urgent;
+function clusterIcon(item) {
+  const { count, urgent } = item;
   // Size says how many urgent leads the cluster holds; a cluster without
   // any stays small however many leads it has.
-  const size = urgent ? 34 + Math.min(30, Math.round(Math.log2(1 + urgent) * 7)) : 28;
+  const size = clusterSize(urgent);
   const ring = document.createElement("div");
   ring.className = "ring";
-  ring.style.background = ringGradient(counts, count);
+  ring.style.background = ringGradient(item.bands, count);
   const core = document.createElement("span");
   core.className = "core";
   core.dataset.count = String(count);
@@ -161,63 +214,244 @@ function clusterIcon(props) {
   });
 }
 
-function render() {
-  leadsLayer.clearLayers();
-  if (!index) return;
-  const zoom = Math.floor(map.getZoom());
+// Every lead that `item` stands for.
+function leavesOf(item) {
+  return item.parts.flatMap((f) =>
+    f.properties.cluster ? index.getLeaves(f.properties.cluster_id, Infinity) : [f],
+  );
+}
+
+// A popup on the main map; from the inset, the main map goes there first.
+function showPopup(latlng, content, from, marker) {
+  if (from === map && marker) {
+    marker.bindPopup(content).openPopup();
+    return;
+  }
+  map.setView(latlng, Math.max(map.getZoom(), INSET_OPEN_ZOOM), { animate: false });
+  L.popup().setLatLng(latlng).setContent(content).openOn(map);
+}
+
+// A click on a cluster: the main map zooms in until it splits or, where
+// its leads cannot split (one place, deepest zoom), lists them.
+function openCluster(item, from, marker) {
+  const zoom = Math.floor(from.getZoom());
+  const leaves = leavesOf(item);
+  let next;
+  let centre;
+  if (item.parts.length === 1) {
+    const [lon, lat] = item.parts[0].geometry.coordinates;
+    centre = L.latLng(lat, lon);
+    next = index.getClusterExpansionZoom(item.parts[0].properties.cluster_id);
+  } else {
+    // Merged so as not to overlap: zoom to where its leads are.
+    const bounds = L.latLngBounds(
+      leaves.map((f) => [f.geometry.coordinates[1], f.geometry.coordinates[0]]),
+    );
+    centre = bounds.getCenter();
+    next = bounds.getNorthEast().equals(bounds.getSouthWest())
+      ? Infinity
+      : Math.max(zoom + 1, Math.floor(map.getBoundsZoom(bounds, false, L.point(80, 80))));
+  }
+  if (next > CLUSTER_MAX_ZOOM || (from === map && zoom >= CLUSTER_MAX_ZOOM)) {
+    showPopup(centre, clusterPopup(leaves), from, marker);
+  } else {
+    map.flyTo(centre, next);
+  }
+}
+
+// The leads in `target`'s view as icons on `layer`; returns how many leads
+// they stand for.
+function drawLeads(target, layer) {
+  layer.clearLayers();
+  if (!index) return 0;
+  const zoom = Math.floor(target.getZoom());
+  // The inset cannot be panned: its icons are kept whole inside it.
+  let frame = null;
+  if (target === inset) {
+    const corner = inset.containerPointToLayerPoint([0, 0]);
+    const size = inset.getSize();
+    frame = [corner.x, corner.y, corner.x + size.x, corner.y + size.y];
+  }
+  const items = separate(
+    index.getClusters(clampedBounds(target), zoom).map((f) => {
+      const [lon, lat] = f.geometry.coordinates;
+      return itemOf(f, target.latLngToLayerPoint([lat, lon]), band, urgentScore);
+    }),
+    frame,
+  );
+  const origin = target.containerPointToLayerPoint([0, 0]);
+  drawn.set(
+    target,
+    items.map((item) => {
+      const [x0, y0, x1, y1] = boxOf(item);
+      return [x0 - origin.x, y0 - origin.y, x1 - origin.x, y1 - origin.y];
+    }),
+  );
   let shown = 0;
-  for (const feature of index.getClusters(clampedBounds(), zoom)) {
-    const [lon, lat] = feature.geometry.coordinates;
-    const props = feature.properties;
-    if (props.cluster) {
-      const count = props.point_count;
-      const title = t("cluster_title", { count, urgent: props.urgent, score: urgentScore });
-      const marker = L.marker([lat, lon], {
-        icon: clusterIcon(props),
+  for (const item of items) {
+    const latlng = target.layerPointToLatLng(L.point(item.x, item.y));
+    if (isCluster(item)) {
+      const { count, urgent } = item;
+      const title = t("cluster_title", { count, urgent, score: urgentScore });
+      const marker = L.marker(latlng, {
+        icon: clusterIcon(item),
         title,
         alt: title,
         keyboard: true,
-        zIndexOffset: props.urgent * 10,
+        zIndexOffset: urgent * 10,
       });
-      const clusterId = props.cluster_id;
-      marker.on("click", () => {
-        const next = index.getClusterExpansionZoom(clusterId);
-        if (next > CLUSTER_MAX_ZOOM || zoom >= CLUSTER_MAX_ZOOM) {
-          // Leads at one place never split: list them instead.
-          marker.bindPopup(clusterPopup(clusterId)).openPopup();
-        } else {
-          map.flyTo([lat, lon], next);
-        }
-      });
-      leadsLayer.addLayer(marker);
+      marker.on("click", () => openCluster(item, target, marker));
+      layer.addLayer(marker);
       shown += count;
     } else {
-      const size = 12 + Math.min(20, Math.round(Math.log2(1 + props.files) * 4));
+      const props = item.parts[0].properties;
       const inner = document.createElement("span");
       inner.dataset.lead = String(Number(props.id));
+      const size = pointSize(props.files);
       const icon = L.divIcon({
         className: `lead-point band-${band(props.score)}`,
         html: inner,
         iconSize: [size, size],
       });
-      leadsLayer.addLayer(
-        L.marker([lat, lon], {
-          icon,
-          title: `lead ${props.id}`,
-          alt: t("lead_title", { id: props.id, score: Number(props.score).toFixed(1) }),
-          zIndexOffset: band(props.score) >= 3 ? 1000 : 0,
-        }).bindPopup(leadPopup(props)),
-      );
+      const marker = L.marker(latlng, {
+        icon,
+        title: `lead ${props.id}`,
+        alt: t("lead_title", { id: props.id, score: Number(props.score).toFixed(1) }),
+        zIndexOffset: band(props.score) >= 3 ? 1000 : 0,
+      });
+      if (target === map) marker.bindPopup(leadPopup(props));
+      else marker.on("click", () => showPopup(latlng, leadPopup(props), target, null));
+      layer.addLayer(marker);
       shown += 1;
     }
   }
-  statusLine.dataset.shown = String(shown);
+  return shown;
 }
 
-function fitTo(layer) {
-  const bounds = layer.getBounds();
-  if (bounds.isValid()) map.fitBounds(bounds, { padding: [20, 20], maxZoom: 12, animate: false });
+// The inset is shown while the main view neither holds the Canaries nor is
+// zoomed in past a national view, and no lead of the main map is under it
+// (it would hide its count); the user may also fold it away.
+function insetWanted() {
+  if (map.getBounds().intersects(CANARIES) || map.getZoom() > INSET_MAX_ZOOM) return false;
+  insetBox.hidden = false;
+  insetEl.hidden = insetClosed;
+  const frame = el.getBoundingClientRect();
+  const r = insetBox.getBoundingClientRect();
+  const box = [r.left - frame.left, r.top - frame.top, r.right - frame.left, r.bottom - frame.top];
+  return !(drawn.get(map) || []).some(
+    (b) => b[0] < box[2] && box[0] < b[2] && b[1] < box[3] && box[1] < b[3],
+  );
 }
+
+function updateInset() {
+  const wanted = insetWanted();
+  insetBox.hidden = !wanted;
+  insetEl.hidden = insetClosed;
+  insetToggle.setAttribute("aria-expanded", String(!insetClosed));
+  let shown = 0;
+  if (wanted && !insetClosed) {
+    inset.invalidateSize(false);
+    inset.fitBounds(CANARIES, { animate: false });
+    shown = drawLeads(inset, insetLeads);
+  } else {
+    insetLeads.clearLayers();
+  }
+  insetEl.dataset.shown = String(shown);
+}
+
+function render() {
+  statusLine.dataset.shown = String(drawLeads(map, leadsLayer));
+  updateInset();
+}
+
+// Fits `bounds` on the main map; where the view will be national enough to
+// show the inset, keeps `bounds` off its corner (beside it or above it,
+// whichever gives the larger map).
+function fitMain(bounds, maxZoom, pad) {
+  const plain = { padding: [pad, pad], maxZoom, animate: false };
+  if (insetClosed || bounds.intersects(CANARIES)) {
+    map.fitBounds(bounds, plain);
+    return;
+  }
+  insetBox.hidden = false;
+  insetEl.hidden = false;
+  const frame = el.getBoundingClientRect();
+  const box = insetBox.getBoundingClientRect();
+  const size = map.getSize();
+  // The inset's corner in the map's pixels, with room for half the largest
+  // icon: a lead at the edge of `bounds` must not slip under the inset.
+  const clear = LARGEST_ICON / 2;
+  const right = box.right - frame.left + clear;
+  const top = box.top - frame.top - clear;
+  const zoomWith = (x, y) => Math.min(maxZoom, map.getBoundsZoom(bounds, false, L.point(x, y)));
+  const beside = zoomWith(right + pad, 2 * pad);
+  const above = zoomWith(2 * pad, size.y - top + pad);
+  const zoom = Math.max(beside, above);
+  if (zoom > INSET_MAX_ZOOM) {
+    map.fitBounds(bounds, plain);
+    return;
+  }
+  // Centred on the whole map, then moved off the inset's corner as little
+  // as needed: sideways or upwards, whichever fits and moves less.
+  const sw = map.project(bounds.getSouthWest(), zoom);
+  const ne = map.project(bounds.getNorthEast(), zoom);
+  const centre = sw.add(ne).divideBy(2);
+  const left = sw.x - centre.x + size.x / 2;
+  const bottom = sw.y - centre.y + size.y / 2;
+  if (left < right && bottom > top) {
+    const fitsBeside = ne.x - sw.x + right <= size.x - pad;
+    const fitsAbove = sw.y - ne.y + pad <= top;
+    if (fitsBeside && (!fitsAbove || right - left <= bottom - top)) centre.x -= right - left;
+    else if (fitsAbove) centre.y += bottom - top;
+    else {
+      map.fitBounds(bounds, {
+        ...(beside >= above
+          ? { paddingTopLeft: [right, pad], paddingBottomRight: [pad, pad] }
+          : { paddingTopLeft: [pad, pad], paddingBottomRight: [pad, size.y - top] }),
+        maxZoom,
+        animate: false,
+      });
+      return;
+    }
+  }
+  // Clear of the zoom and drawing buttons too, as far as the room on the
+  // right allows (a phone has little).
+  const buttons = el.querySelector(".leaflet-top.leaflet-left").getBoundingClientRect();
+  const from = sw.x - centre.x + size.x / 2;
+  const room = size.x - pad - (ne.x - centre.x + size.x / 2);
+  const wanted = buttons.right - frame.left + 4 - from;
+  if (wanted > 0 && room > 0) centre.x -= Math.min(wanted, room);
+  map.setView(map.unproject(centre, zoom), zoom, { animate: false });
+}
+
+// The view of a shared link's places: its provinces, municipality or area.
+// Canarian ones alone are fitted on the main map; beside others they are
+// left to the inset.
+function fitTo(layer) {
+  const parts = (layer.getLayers ? layer.getLayers() : [layer])
+    .map((l) => l.getBounds())
+    .filter((b) => b.isValid());
+  if (!parts.length) return;
+  const mainland = parts.filter((b) => !CANARIES.contains(b));
+  const chosen = mainland.length ? mainland : parts;
+  const bounds = L.latLngBounds(chosen[0].getSouthWest(), chosen[0].getNorthEast());
+  for (const b of chosen) bounds.extend(b);
+  // Places on both sides: a view national enough to keep the inset.
+  const both = mainland.length && mainland.length < parts.length;
+  fitMain(bounds, both ? INSET_MAX_ZOOM : 12, 20);
+}
+
+// The opening view, widened to any lead outside both the peninsula and the
+// Canaries (a referral abroad) so that none is out of sight.
+function openingView(features) {
+  const bounds = L.latLngBounds(PENINSULA.getSouthWest(), PENINSULA.getNorthEast());
+  for (const f of features) {
+    const [lon, lat] = f.geometry.coordinates;
+    if (!PENINSULA.contains([lat, lon]) && !CANARIES.contains([lat, lon])) bounds.extend([lat, lon]);
+  }
+  fitMain(bounds, 12, 8);
+}
+
 
 function chosenProvinces() {
   const select = document.getElementById("province");
@@ -270,15 +504,27 @@ async function drawBase() {
     loadJSON(el.dataset.world),
     loadJSON(el.dataset.spain),
   ]);
-  L.geoJSON(topojson.feature(world, world.objects.countries), {
-    renderer: baseRenderer,
+  const countries = topojson.feature(world, world.objects.countries);
+  L.geoJSON(countries, {
+    renderer: renderers.base,
     interactive: false,
     attribution: "Boundaries: IGN (es-atlas), Natural Earth (world-atlas)",
     style: { color: "#ffffff", weight: 0.8, ...fill("#e4e0d6") },
   }).addTo(map);
   const provinces = topojson.feature(atlas, atlas.objects.provinces);
+  L.geoJSON(countries, {
+    renderer: insetRenderers.base,
+    interactive: false,
+    style: { color: "#ffffff", weight: 0.8, ...fill("#e4e0d6") },
+  }).addTo(inset);
   L.geoJSON(provinces, {
-    renderer: baseRenderer,
+    renderer: insetRenderers.base,
+    interactive: false,
+    filter: (f) => f.id === "35" || f.id === "38",
+    style: { color: "#8c8474", weight: 1, ...fill("#f6f3ec") },
+  }).addTo(inset);
+  L.geoJSON(provinces, {
+    renderer: renderers.base,
     style: { color: "#8c8474", weight: 1, ...fill("#f6f3ec") },
     onEachFeature: (feature, layer) => {
       layer.on("click", (event) => {
@@ -289,7 +535,7 @@ async function drawBase() {
   }).addTo(map);
   const municipalBorders = L.geoJSON(
     topojson.mesh(atlas, atlas.objects.municipalities, (a, b) => a !== b),
-    { renderer: baseRenderer, interactive: false, style: { color: "#b9b2a3", weight: 0.4 } },
+    { renderer: renderers.base, interactive: false, style: { color: "#b9b2a3", weight: 0.4 } },
   );
   const toggleMunicipalities = () => {
     if (map.getZoom() >= 8) municipalBorders.addTo(map);
@@ -297,6 +543,8 @@ async function drawBase() {
   };
   map.on("zoomend", toggleMunicipalities);
   toggleMunicipalities();
+  // Tiles carry their own names.
+  if (!tileUrl) placeNames(map, atlas, "labels");
   return atlas;
 }
 
@@ -306,31 +554,43 @@ function shadeOf(perWeek) {
 }
 
 function drawShading() {
-  if (shadeLayer) shadeLayer.remove();
-  shadeLayer = null;
+  for (const layer of shadeLayers) layer.remove();
+  shadeLayers = [];
   const toggle = document.getElementById("shade-provinces");
   if (!spain || !toggle || !toggle.checked) return;
   const weeks = Math.max(selection.weeks, 1 / 7);
-  shadeLayer = L.geoJSON(topojson.feature(spain, spain.objects.provinces), {
-    renderer: shadeRenderer,
-    interactive: false,
-    style: (feature) => {
-      const urgent = selection.urgent_by_province[feature.id] || 0;
-      const colour = shadeOf(urgent / weeks);
-      return colour
-        ? { color: "#7f1d1d", weight: 0.6, fillColor: colour, fillOpacity: 0.55 }
-        : { stroke: false, fill: false };
-    },
-  }).addTo(map);
+  const provinces = topojson.feature(spain, spain.objects.provinces);
+  const style = (feature) => {
+    const urgent = selection.urgent_by_province[feature.id] || 0;
+    const colour = shadeOf(urgent / weeks);
+    return colour
+      ? { color: "#7f1d1d", weight: 0.6, fillColor: colour, fillOpacity: 0.55 }
+      : { stroke: false, fill: false };
+  };
+  for (const [target, renderer] of [[map, renderers.shade], [inset, insetRenderers.shade]]) {
+    shadeLayers.push(L.geoJSON(provinces, { renderer, interactive: false, style }).addTo(target));
+  }
   const shaded = Object.values(selection.urgent_by_province).filter((n) => n > 0).length;
   toggle.dataset.shaded = String(shaded);
 }
 
+const focusStyle = { color: "#1f5fa8", weight: 2.5, fill: false, interactive: false };
+
 function highlight(params) {
   focusLayer.clearLayers();
+  insetFocus.clearLayers();
+  const focus = outline(params);
+  // The same outlines on the inset, for a Canarian place.
+  focusLayer.eachLayer((layer) =>
+    insetFocus.addLayer(L.geoJSON(layer.toGeoJSON(), { style: focusStyle, interactive: false })),
+  );
+  return focus;
+}
+
+function outline(params) {
   if (!spain) return null;
   let focus = null;
-  const outline = { color: "#1f5fa8", weight: 2.5, fill: false, interactive: false };
+  const outline = focusStyle;
   const provinces = params.getAll("province").flatMap((v) => v.split(","));
   const geometries = spain.objects.provinces.geometries.filter((g) => provinces.includes(g.id));
   if (geometries.length) {
@@ -389,7 +649,7 @@ function indexPoints() {
     geometry: { type: "Point", coordinates: [lon, lat] },
   }));
   index = new Supercluster({
-    radius: 50,
+    radius: CLUSTER_RADIUS,
     maxZoom: CLUSTER_MAX_ZOOM,
     map: (p) => {
       const b = band(p.score);
@@ -480,17 +740,18 @@ async function main() {
   if (mine !== pending) return;
   selection = answer;
   const features = indexPoints();
-  if (focus) {
-    fitTo(focus);
-  } else if (features.length) {
-    fitTo(L.geoJSON({ type: "FeatureCollection", features }));
-  }
+  if (focus) fitTo(focus);
+  else openingView(features);
   render();
   drawShading();
   announce();
 }
 
 map.on("moveend", render);
+insetToggle.addEventListener("click", () => {
+  insetClosed = !insetClosed;
+  updateInset();
+});
 const shadeToggle = document.getElementById("shade-provinces");
 if (shadeToggle) {
   shadeToggle.addEventListener("change", () => {
@@ -505,6 +766,7 @@ window.atalayaMap = {
   map,
   leadIds: () => selection.points.map((p) => p[0]),
   scores: () => selection.points.map((p) => p[3]),
+  inset,
   shown: () => Number(statusLine.dataset.shown || 0),
   loads: () => loads,
 };
