@@ -93,7 +93,10 @@ def test_an_answer_recorded_on_the_case_page_then_shown_with_a_purpose(
     assert charged.status_code == 303
     assert 'data-state="charged"' in ana.get("/cases/1").text
     wrong = ana.post("/cases/1/step", data={"csrf": token, "step": "search", "text": "x"})
-    assert wrong.status_code == 400 and "a search is recorded on a case in" in wrong.text
+    assert (
+        wrong.status_code == 400
+        and "a house search is recorded on a case in search authorised" in wrong.text
+    )
 
 
 def test_identity_is_for_the_cases_unit_in_a_case_role_only(client_for: Any, world: Engine) -> None:

@@ -103,7 +103,7 @@ def test_a_download_names_its_recipient_and_a_second_request_is_refused(
     # A second request for the case: one clear line, nothing written.
     again = ana.post("/cases/1/request", data={"csrf": token})
     assert again.status_code == 409
-    assert re.search(r'id="request-error">[^<]*is request_drafted', again.text)
+    assert re.search(r'id="request-error">[^<]*is request drafted', again.text)
     assert _documents(world) == 2
 
 

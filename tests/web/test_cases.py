@@ -67,7 +67,8 @@ def test_an_analyst_opens_moves_and_notes_a_case(client_for: Any, world: Engine)
     events = _count(world, case_event)
     wrong = ana.post("/cases/1/move", data={"csrf": token, "state": "charged", "reason": "x"})
     assert wrong.status_code == 400
-    assert "a case cannot go from request_drafted to charged" in wrong.text
+    # The states by the page's words for them (the command line prints their names).
+    assert "a case cannot go from request drafted to charged" in wrong.text
     assert _count(world, case_event) == events
     noted = ana.post(
         "/cases/1/note", data={"csrf": token, "text": "<b>called</b>"}, follow_redirects=False

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from atalaya.errors import AtalayaError
+from atalaya.errors import N_, AtalayaError
 from atalaya.store.engine import begin_write
 from atalaya.store.tables import saved_search, user_visit
 from atalaya.store.times import utc
@@ -62,13 +62,13 @@ def save_search(
     """Save (or replace, by name) a search of the user's."""
     name = " ".join(name.split())
     if not name:
-        raise SavedSearchError("give the search a name")
+        raise SavedSearchError(N_("give the search a name"))
     if len(name) > MAX_NAME:
-        raise SavedSearchError(f"a name is at most {MAX_NAME} characters")
+        raise SavedSearchError(N_("a name is at most %(most)s characters"), most=MAX_NAME)
     if len(query) > MAX_QUERY:
-        raise SavedSearchError("this search is too long to save")
+        raise SavedSearchError(N_("this search is too long to save"))
     if not name.isprintable():
-        raise SavedSearchError("a name is printable text")
+        raise SavedSearchError(N_("a name is printable text"))
     existing = conn.scalar(
         select(saved_search.c.id).where(
             and_(saved_search.c.user_id == user_id, saved_search.c.name == name)
@@ -85,13 +85,15 @@ def save_search(
         select(func.count()).select_from(saved_search).where(saved_search.c.user_id == user_id)
     )
     if (count or 0) >= MAX_SAVED:
-        raise SavedSearchError(f"at most {MAX_SAVED} saved searches: remove one first")
+        raise SavedSearchError(
+            N_("at most %(most)s saved searches: remove one first"), most=MAX_SAVED
+        )
     try:
         key = conn.execute(
             insert(saved_search).values(user_id=user_id, name=name, query=query, created_at=now)
         ).inserted_primary_key
     except IntegrityError:  # the same name saved at the same moment elsewhere
-        raise SavedSearchError("a search with this name was just saved: try again") from None
+        raise SavedSearchError(N_("a search with this name was just saved: try again")) from None
     assert key is not None
     return SavedSearch(int(key[0]), name, query, now)
 

@@ -15,7 +15,7 @@ import re
 from contextvars import ContextVar, Token
 from typing import Any
 
-from atalaya.errors import AtalayaError
+from atalaya.errors import N_, AtalayaError
 
 PURPOSE_ENV = "ATALAYA_PURPOSE"
 RECIPIENT_ENV = "ATALAYA_RECIPIENT"
@@ -57,7 +57,9 @@ def parse_purpose(text: str) -> str:
     if found is not None and int(found.group(1)) <= MAX_CASE_ID:
         return value
     shown = text[:40] if isinstance(text, str) else repr(text)
-    raise PurposeError(f"purpose {shown!r} is not {TRIAGE!r} or 'case:N'")
+    raise PurposeError(
+        N_("purpose %(shown)r is not %(triage)r or 'case:N'"), shown=shown, triage=TRIAGE
+    )
 
 
 def purpose_case(purpose: str) -> int | None:
@@ -86,11 +88,13 @@ def check_recipient(recipient: str | None, *, required: bool = True) -> str | No
     if not value:
         if required:
             raise PurposeError(
-                "a disclosure needs its recipient: pass --recipient 'WHO' (a court, a unit)"
+                N_("a disclosure needs its recipient: pass --recipient 'WHO' (a court, a unit)")
             )
         return None
     if len(value) > MAX_RECIPIENT or any(ord(c) < 32 for c in value):
-        raise PurposeError(f"the recipient must be one line of at most {MAX_RECIPIENT} characters")
+        raise PurposeError(
+            N_("the recipient must be one line of at most %(most)s characters"), most=MAX_RECIPIENT
+        )
     return value
 
 

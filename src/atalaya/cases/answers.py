@@ -28,7 +28,7 @@ from atalaya.accounts import Permission, User, require
 from atalaya.cases.identity import SUBSCRIBER, Addressing, AnswerOutcome
 from atalaya.cases.records import Case, get_case, move_case, record_event, touch_case
 from atalaya.cases.states import State, TransitionError
-from atalaya.errors import AtalayaError
+from atalaya.errors import N_, Alternatives, AtalayaError, Listed, Msgid
 from atalaya.store.tables import subscriber_identity
 from atalaya.store.times import utc
 
@@ -42,6 +42,16 @@ LIMITS: Mapping[str, int] = {
     "line": 200,
     "operator_reference": 200,
     "notes": MAX_NOTES,
+}
+# The fields as messages name them (the web translates them).
+FIELD_WORDS: Mapping[str, Msgid] = {
+    "name": N_("name"),
+    "id_number": N_("id number"),
+    "address": N_("address"),
+    "line": N_("line"),
+    "operator_reference": N_("operator reference"),
+    "notes": N_("notes"),
+    "addressing": N_("addressing"),
 }
 # An answer is recorded while the request is at the ISP, or to correct one.
 ANSWER_STATES = frozenset({State.SENT_TO_ISP, State.ISP_ANSWERED})
@@ -67,8 +77,11 @@ def parse_outcome(text: str) -> AnswerOutcome:
     try:
         return AnswerOutcome(name)
     except ValueError:
-        names = ", ".join(o.value for o in AnswerOutcome)
-        raise AtalayaError(f"unknown answer outcome {text!r}: use one of {names}") from None
+        raise AtalayaError(
+            N_("unknown answer outcome %(text)r: use one of %(names)s"),
+            text=text,
+            names=Listed(o.value for o in AnswerOutcome),
+        ) from None
 
 
 def parse_addressing(text: str | None) -> Addressing | None:
@@ -81,17 +94,22 @@ def parse_addressing(text: str | None) -> Addressing | None:
     try:
         return Addressing(aliases.get(name, name))
     except ValueError:
-        raise AtalayaError(f"unknown addressing {text!r}: use static or dynamic") from None
+        raise AtalayaError(
+            N_("unknown addressing %(text)r: use static or dynamic"), text=text
+        ) from None
 
 
 def _field(value: str, what: str) -> str:
     text = value.strip()
     if "\x00" in text:
-        raise AtalayaError(f"the {what.replace('_', ' ')} holds a NUL character")
+        raise AtalayaError(N_("the %(field)s holds a NUL character"), field=FIELD_WORDS[what])
     limit = LIMITS[what]
     if len(text) > limit:
         raise AtalayaError(
-            f"the {what.replace('_', ' ')} is {len(text)} characters long; at most {limit}"
+            N_("the %(field)s is %(length)s characters long; at most %(most)s"),
+            field=FIELD_WORDS[what],
+            length=len(text),
+            most=limit,
         )
     return text
 
@@ -109,19 +127,24 @@ def check_answer(answer: Answer, now: datetime) -> Answer:
     }
     received = utc(answer.received_at)
     if received > utc(now):
-        raise AtalayaError("the answer cannot have been received in the future")
+        raise AtalayaError(N_("the answer cannot have been received in the future"))
     if answer.outcome is AnswerOutcome.IDENTIFIED:
-        missing = [n.replace("_", " ") for n in ("name", "id_number", "address") if not fields[n]]
+        missing = [FIELD_WORDS[n] for n in ("name", "id_number", "address") if not fields[n]]
         if missing:
             raise AtalayaError(
-                "an answer naming a subscriber needs the " + ", ".join(missing) + " (or say "
-                "that the operator has no data: outcome no_data)"
+                N_(
+                    "an answer naming a subscriber needs the %(missing)s (or say that the "
+                    "operator has no data: outcome no_data)"
+                ),
+                missing=Listed(missing),
             )
     else:
-        given = [n.replace("_", " ") for n in ("name", "id_number", "address", "line") if fields[n]]
+        given = [FIELD_WORDS[n] for n in ("name", "id_number", "address", "line") if fields[n]]
         if given or answer.addressing is not None:
-            named = ", ".join(given + (["addressing"] if answer.addressing else []))
-            raise AtalayaError(f"a no_data answer names nobody: leave out the {named}")
+            named = Listed(given + ([FIELD_WORDS["addressing"]] if answer.addressing else []))
+            raise AtalayaError(
+                N_("a no_data answer names nobody: leave out the %(named)s"), named=named
+            )
     return Answer(answer.outcome, received, addressing=answer.addressing, **fields)
 
 
@@ -139,8 +162,12 @@ def record_answer(
     case = get_case(conn, user, case_id)
     if case.state not in ANSWER_STATES:
         raise TransitionError(
-            f"case {case_id} is {case.state.value}: an ISP's answer is recorded once the "
-            "request is sent to the ISP (state sent_to_isp)"
+            N_(
+                "case %(case)s is %(state)s: an ISP's answer is recorded once the "
+                "request is sent to the ISP (state sent_to_isp)"
+            ),
+            case=case_id,
+            state=case.state,
         )
     at = utc(now)
     answer_id = int(
@@ -219,8 +246,9 @@ def parse_step(text: str) -> Step:
     try:
         return Step(name)
     except ValueError:
-        names = ", ".join(s.value for s in Step)
-        raise AtalayaError(f"unknown step {text!r}: use one of {names}") from None
+        raise AtalayaError(
+            N_("unknown step %(text)r: use one of %(names)s"), text=text, names=Listed(Step)
+        ) from None
 
 
 def record_step(
@@ -238,19 +266,25 @@ def record_step(
     require(user.role, Permission.CHANGE_LEADS)
     what = text.strip()
     if not what:
-        raise AtalayaError(f"say what the {step.value} was: the text is required")
+        raise AtalayaError(N_("say what the %(step)s was: the text is required"), step=step)
     if len(what) > MAX_NOTES:
-        raise AtalayaError(f"the text is {len(what)} characters long; at most {MAX_NOTES}")
+        raise AtalayaError(
+            N_("the text is %(length)s characters long; at most %(most)s"),
+            length=len(what),
+            most=MAX_NOTES,
+        )
     happened = utc(on if on is not None else now)
     if happened > utc(now):
-        raise AtalayaError(f"the {step.value} cannot have happened in the future")
+        raise AtalayaError(N_("the %(step)s cannot have happened in the future"), step=step)
     case = get_case(conn, user, case_id)
     rule = STEP_RULES[step]
     if case.state not in rule.allowed_in:
-        states = " or ".join(sorted(s.value for s in rule.allowed_in))
         raise TransitionError(
-            f"case {case_id} is {case.state.value}: "
-            f"a {step.value} is recorded on a case in {states}"
+            N_("case %(case)s is %(state)s: a %(step)s is recorded on a case in %(states)s"),
+            case=case_id,
+            state=case.state,
+            step=step,
+            states=Alternatives(sorted(rule.allowed_in, key=lambda s: s.value)),
         )
     at = utc(now)
     record_event(

@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from atalaya.errors import AtalayaError
+from atalaya.errors import N_, AtalayaError
 
 CONFIG_ENV = "ATALAYA_REQUESTS_CONFIG"
 TEMPLATES_ENV = "ATALAYA_REQUESTS_TEMPLATES"
@@ -78,30 +78,55 @@ class RequestConfig:
             if code and code in self.courts:
                 return self.courts[code]
         raise RequestConfigError(
-            f"no court configured for {where} (municipality {municipality or 'unknown'}, "
-            f"province {province or 'unknown'}) in {self.source}: add a [[court]] with "
-            f'place = "{province or municipality or "NN"}", name and address'
+            N_(
+                "no court configured for %(where)s (municipality %(municipality)s, "
+                "province %(province)s) in %(source)s: add a [[court]] with "
+                'place = "%(place)s", name and address'
+            ),
+            where=where,
+            municipality=municipality or N_("unknown"),
+            province=province or N_("unknown"),
+            source=self.source,
+            place=province or municipality or "NN",
         )
 
     def operator_for(self, asn: int | None, isp: str | None, ip: str) -> Operator:
         if asn is None:
             raise RequestConfigError(
-                f"no AS number known for {ip}: run 'atalaya enrich' so the operator can be named"
+                N_(
+                    "no AS number known for %(ip)s: "
+                    "run 'atalaya enrich' so the operator can be named"
+                ),
+                ip=ip,
             )
         found = self.operators.get(asn)
         if found is None:
+            if isp:
+                raise RequestConfigError(
+                    N_("no operator configured for AS%(asn)s (%(isp)s, seen at %(ip)s) "
+                       "in %(source)s: add an [[operator]] with asn = %(asn)s, legal_name and "
+                       "address"),
+                    asn=asn, isp=isp, ip=ip, source=self.source,
+                )  # fmt: skip
             raise RequestConfigError(
-                f"no operator configured for AS{asn} ({isp or 'ISP unknown'}, seen at {ip}) "
-                f"in {self.source}: add an [[operator]] with asn = {asn}, legal_name and address"
-            )
+                N_("no operator configured for AS%(asn)s (ISP unknown, seen at %(ip)s) "
+                   "in %(source)s: add an [[operator]] with asn = %(asn)s, legal_name and "
+                   "address"),
+                asn=asn, ip=ip, source=self.source,
+            )  # fmt: skip
         return found
 
     def officer_id(self, username: str) -> str:
         found = self.officers.get(username)
         if not found:
             raise RequestConfigError(
-                f"no professional id for user {username!r} in {self.source}: add it under "
-                f'[officers] as {username} = "…"'
+                N_(
+                    "no professional id for user %(user)r in %(source)s: add it under "
+                    '[officers] as %(name)s = "…"'
+                ),
+                user=username,
+                source=self.source,
+                name=username,
             )
         return found
 

@@ -49,7 +49,7 @@ from atalaya.accounts.units import get_unit, parse_province
 from atalaya.accounts.visibility import visible_lead_ids_clause
 from atalaya.cases.retention import DEFAULT_SETTINGS, RetentionSettings, live_since
 from atalaya.cases.states import State
-from atalaya.errors import AtalayaError
+from atalaya.errors import N_, AtalayaError
 from atalaya.leads.history import resolved_lead_id
 from atalaya.store.tables import (
     case_event,
@@ -123,9 +123,11 @@ class Scope:
 
     def __post_init__(self) -> None:
         if utc(self.since) >= utc(self.until):
-            raise AtalayaError("the period is empty: --since must come before --until")
+            raise AtalayaError(N_("the period is empty: --since must come before --until"))
         if utc(self.until) - utc(self.since) > MAX_WEEKS * WEEK:
-            raise AtalayaError(f"the period is longer than {MAX_WEEKS} weeks: split it")
+            raise AtalayaError(
+                N_("the period is longer than %(weeks)s weeks: split it"), weeks=MAX_WEEKS
+            )
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from sqlalchemy import Connection, select
 from atalaya.accounts import AccessDeniedError, User
 from atalaya.accounts.roles import Role
 from atalaya.cases.records import Case, get_case, pinned_sightings
-from atalaya.errors import AtalayaError
+from atalaya.errors import N_, AtalayaError
 from atalaya.observe import sightings_by_id
 from atalaya.store.tables import subscriber_identity
 from atalaya.store.times import utc
@@ -148,9 +148,13 @@ def check_purpose(purpose: str) -> str:
     """The purpose of a combination, stripped; AtalayaError when empty or too long."""
     text = purpose.strip()
     if not text:
-        raise AtalayaError("say why the identity is shown: the purpose is required")
+        raise AtalayaError(N_("say why the identity is shown: the purpose is required"))
     if len(text) > MAX_PURPOSE:
-        raise AtalayaError(f"the purpose is {len(text)} characters long; at most {MAX_PURPOSE}")
+        raise AtalayaError(
+            N_("the purpose is %(length)s characters long; at most %(most)s"),
+            length=len(text),
+            most=MAX_PURPOSE,
+        )
     return text
 
 

@@ -50,7 +50,7 @@ from atalaya.accounts import (
 )
 from atalaya.accounts.visibility import visible_lead_ids_clause
 from atalaya.cases.states import FINAL, INITIAL, State, TransitionError, check_transition
-from atalaya.errors import AtalayaError
+from atalaya.errors import N_, AtalayaError
 from atalaya.leads.history import LeadMovedError, moved, resolved_lead_id
 from atalaya.store.tables import (
     case_event,
@@ -76,7 +76,9 @@ class CaseNotFoundError(AtalayaError):
 
     def __init__(self, case_id: int) -> None:
         self.case_id = case_id
-        super().__init__(f"no case {case_id}: 'atalaya cases list' shows your unit's cases")
+        super().__init__(
+            N_("no case %(case)s: 'atalaya cases list' shows your unit's cases"), case=case_id
+        )
 
 
 class LeadNotFoundError(AtalayaError):
@@ -84,7 +86,9 @@ class LeadNotFoundError(AtalayaError):
 
     def __init__(self, lead_id: int) -> None:
         self.lead_id = lead_id
-        super().__init__(f"no lead {lead_id}: 'atalaya leads list' shows the lead ids")
+        super().__init__(
+            N_("no lead %(lead)s: 'atalaya leads list' shows the lead ids"), lead=lead_id
+        )
 
 
 @dataclass(frozen=True)
@@ -147,9 +151,14 @@ class Event:
 def _text(value: str, what: str, *, required: bool) -> str:
     text = value.strip()
     if required and not text:
-        raise AtalayaError(f"{what} is required and cannot be empty")
+        raise AtalayaError(N_("%(what)s is required and cannot be empty"), what=what)
     if len(text) > MAX_TEXT:
-        raise AtalayaError(f"{what} is {len(text)} characters long; at most {MAX_TEXT}")
+        raise AtalayaError(
+            N_("%(what)s is %(length)s characters long; at most %(most)s"),
+            what=what,
+            length=len(text),
+            most=MAX_TEXT,
+        )
     return text
 
 
@@ -397,13 +406,18 @@ def open_case(
     case on this lead that is not closed.
     """
     require(user.role, Permission.CHANGE_LEADS)
-    why = _text(reason, "the reason", required=False)
+    why = _text(reason, N_("the reason"), required=False)
     lead_id = held_lead(conn, user, lead_id)
     existing = list_cases(conn, user, lead_id=lead_id, open_only=True)
     if existing:
         raise AtalayaError(
-            f"lead {lead_id} already has case {existing[0].id} ({existing[0].state.value}) "
-            "for your unit: 'atalaya cases show' it"
+            N_(
+                "lead %(lead)s already has case %(case)s (%(state)s) for your unit: "
+                "'atalaya cases show' it"
+            ),
+            lead=lead_id,
+            case=existing[0].id,
+            state=existing[0].state,
         )
     at = utc(now)
     case_id = int(
@@ -424,7 +438,7 @@ def open_case(
     )
     count = _pin(conn, case_id, lead_id)
     if count == 0:
-        raise AtalayaError(f"lead {lead_id} has no sightings to open a case on")
+        raise AtalayaError(N_("lead %(lead)s has no sightings to open a case on"), lead=lead_id)
     claimed = claim_lead(conn, lead_id, user.unit_id, user.username, at)
     _event(
         conn,
@@ -450,13 +464,16 @@ def move_case(
 ) -> Case:
     """Move the case to `target`, with why; TransitionError out of order (nothing written)."""
     require(user.role, Permission.CHANGE_LEADS)
-    why = _text(reason, "the reason", required=True)
+    why = _text(reason, N_("the reason"), required=True)
     case = get_case(conn, user, case_id)
     check_transition(case.state, target)
     if target is State.ISP_ANSWERED and not has_answer(conn, case_id):
         raise TransitionError(
-            f"case {case_id} has no answer from the ISP yet: 'atalaya cases answer {case_id}' "
-            "records it and moves the case to isp_answered"
+            N_(
+                "case %(case)s has no answer from the ISP yet: 'atalaya cases answer %(case)s' "
+                "records it and moves the case to isp_answered"
+            ),
+            case=case_id,
         )
     # Only from the state read: a concurrent move makes this one change nothing.
     done = conn.execute(
@@ -465,14 +482,16 @@ def move_case(
         .values(state=target.value, updated_at=utc(now))
     )
     if done.rowcount != 1:
-        raise AtalayaError(f"case {case_id} changed meanwhile: show it and try again")
+        raise AtalayaError(
+            N_("case %(case)s changed meanwhile: show it and try again"), case=case_id
+        )
     _event(conn, case_id, user, now, MOVE, from_state=case.state, to_state=target, text=why)
     return get_case(conn, user, case_id)
 
 
 def note_case(conn: Connection, user: User, case_id: int, text: str, now: datetime) -> Case:
     require(user.role, Permission.CHANGE_LEADS)
-    note = _text(text, "the note", required=True)
+    note = _text(text, N_("the note"), required=True)
     case = get_case(conn, user, case_id)
     _touch(conn, case_id, now)
     _event(conn, case_id, user, now, NOTE, text=note)
@@ -484,7 +503,7 @@ def assign_case(
 ) -> Case:
     """Give the case to a user of the same unit who may work cases."""
     require(user.role, Permission.CHANGE_LEADS)
-    why = _text(reason, "the reason", required=False)
+    why = _text(reason, N_("the reason"), required=False)
     case = get_case(conn, user, case_id)
     assignee = find_user(conn, username)
     if (
@@ -494,7 +513,8 @@ def assign_case(
         or not has_permission(assignee.role, Permission.CHANGE_LEADS)
     ):
         raise AtalayaError(
-            f"no user {username!r} in your unit who may work cases ('atalaya users list')"
+            N_("no user %(user)r in your unit who may work cases ('atalaya users list')"),
+            user=username,
         )
     _touch(conn, case_id, now, assignee=assignee.username)
     _event(

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
-from atalaya.errors import AtalayaError
+from atalaya.errors import N_, AtalayaError, Listed
 
 
 class State(StrEnum):
@@ -103,8 +103,9 @@ def parse_state(text: str) -> State:
     try:
         return State(name)
     except ValueError:
-        names = ", ".join(s.value for s in State)
-        raise AtalayaError(f"unknown case state {text!r}: use one of {names}") from None
+        raise AtalayaError(
+            N_("unknown case state %(text)r: use one of %(names)s"), text=text, names=Listed(State)
+        ) from None
 
 
 def allowed(current: State) -> tuple[State, ...]:
@@ -118,9 +119,15 @@ def check_transition(current: State, target: State) -> State:
     if target in TRANSITIONS[current]:
         return target
     if current in FINAL:
-        raise TransitionError(f"the case is {current.value}, a final state: it cannot move")
-    options = ", ".join(s.value for s in allowed(current))
+        raise TransitionError(
+            N_("the case is %(state)s, a final state: it cannot move"), state=current
+        )
     raise TransitionError(
-        f"a case cannot go from {current.value} to {target.value}; from {current.value} "
-        f"it can go to: {options}"
+        N_(
+            "a case cannot go from %(state)s to %(target)s; "
+            "from %(state)s it can go to: %(options)s"
+        ),
+        state=current,
+        target=target,
+        options=Listed(allowed(current)),
     )

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from atalaya.errors import AtalayaError
+from atalaya.errors import N_, AtalayaError
 from atalaya.leads.history import current_lead, keyed_to
 from atalaya.leads.query import MAX_REASON, override_history
 from atalaya.store.tables import lead_override, override_decision
@@ -48,15 +48,21 @@ def decide_override(
     """
     reason = reason.strip()
     if not reason:
-        raise DecisionError("a decision needs a reason")
+        raise DecisionError(N_("a decision needs a reason"))
     if len(reason) > MAX_REASON:
-        raise DecisionError(f"the reason is {len(reason)} characters; keep it under {MAX_REASON}")
+        raise DecisionError(
+            N_("the reason is %(length)s characters; keep it under %(most)s"),
+            length=len(reason),
+            most=MAX_REASON,
+        )
     supervisor = supervisor.strip()[:MAX_SUPERVISOR]
     try:
         return _decide(engine, lead_id, override_id, approve, reason, supervisor, unit_id, now)
     except IntegrityError:
         # Another supervisor decided between our check and our insert.
-        raise DecisionError(f"override {override_id} is already decided") from None
+        raise DecisionError(
+            N_("override %(override)s is already decided"), override=override_id
+        ) from None
 
 
 def _decide(
@@ -77,18 +83,26 @@ def _decide(
             )
         ).first()
         if row is None:
-            raise DecisionError(f"lead {lead_id} has no override {override_id}")
+            raise DecisionError(
+                N_("lead %(lead)s has no override %(override)s"), lead=lead_id, override=override_id
+            )
         if not row.pending:
-            raise DecisionError(f"override {override_id} needed no approval")
+            raise DecisionError(
+                N_("override %(override)s needed no approval"), override=override_id
+            )
         if row.unit_id != unit_id:
-            raise DecisionError(f"override {override_id} was made in another unit")
+            raise DecisionError(
+                N_("override %(override)s was made in another unit"), override=override_id
+            )
         if row.analyst == supervisor:
-            raise DecisionError("an override is approved by a supervisor other than its author")
+            raise DecisionError(N_("an override is approved by a supervisor other than its author"))
         decided = conn.scalar(
             select(override_decision.c.id).where(override_decision.c.override_id == override_id)
         )
         if decided is not None:
-            raise DecisionError(f"override {override_id} is already decided")
+            raise DecisionError(
+                N_("override %(override)s is already decided"), override=override_id
+            )
         conn.execute(
             insert(override_decision).values(
                 override_id=override_id,

@@ -63,7 +63,7 @@ from sqlalchemy import (
     update,
 )
 
-from atalaya.errors import AtalayaError
+from atalaya.errors import N_, AtalayaError
 from atalaya.leads.lineage import JURISDICTION, MERGE, SPLIT, Change, PlaceChange
 from atalaya.leads.storage import chunks, stored_holders
 from atalaya.store.tables import (
@@ -99,11 +99,18 @@ class LeadMovedError(AtalayaError):
         self.into = into
         self.build = build
         self.at = at
-        then = f"; lead {into} is now part of lead {current}" if into != current else ""
-        super().__init__(
-            f"lead {asked} was merged into lead {into} by build {build} "
-            f"({at.isoformat(timespec='seconds')}){then}"
-        )
+        when = at.isoformat(timespec="seconds")
+        if into != current:
+            super().__init__(
+                N_("lead %(asked)s was merged into lead %(into)s by build %(build)s (%(at)s); "
+                   "lead %(into)s is now part of lead %(current)s"),
+                asked=asked, into=into, build=build, at=when, current=current,
+            )  # fmt: skip
+        else:
+            super().__init__(
+                N_("lead %(asked)s was merged into lead %(into)s by build %(build)s (%(at)s)"),
+                asked=asked, into=into, build=build, at=when,
+            )  # fmt: skip
 
 
 # --- reading through the lineage ------------------------------------------------
@@ -206,7 +213,9 @@ def current_lead(conn: Connection, lead_id: int) -> int:
     if conn.execute(select(lead.c.id).where(lead.c.id == lead_id)).first() is not None:
         return lead_id
     refuse_moved(conn, lead_id)
-    raise AtalayaError(f"no lead {lead_id}: 'atalaya leads list' shows the lead ids")
+    raise AtalayaError(
+        N_("no lead %(lead)s: 'atalaya leads list' shows the lead ids"), lead=lead_id
+    )
 
 
 def history_of(conn: Connection, lead_id: int) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, func, insert, or_, select
 
 from atalaya.enrich.store import attribution_of
-from atalaya.errors import AtalayaError
+from atalaya.errors import N_, AtalayaError
 from atalaya.hashsets.categories import Category
 from atalaya.leads.history import (
     LeadMovedError,
@@ -237,7 +237,9 @@ def lead_detail(engine: Engine, lead_id: int) -> dict[str, Any]:
         current_lead(conn, lead_id)
         row = conn.execute(_query(LeadFilter()).where(lead.c.id == lead_id)).first()
         if row is None:
-            raise AtalayaError(f"no lead {lead_id}: 'atalaya leads list' shows the lead ids")
+            raise AtalayaError(
+                N_("no lead %(lead)s: 'atalaya leads list' shows the lead ids"), lead=lead_id
+            )
         record = _record(row, {}, conn)
         record["factors"] = [
             dict(f)
@@ -372,9 +374,13 @@ def override_score(
     """
     reason = reason.strip()
     if not reason:
-        raise AtalayaError("--reason must say why the score is overridden")
+        raise AtalayaError(N_("--reason must say why the score is overridden"))
     if len(reason) > MAX_REASON:
-        raise AtalayaError(f"--reason is {len(reason)} characters; keep it under {MAX_REASON}")
+        raise AtalayaError(
+            N_("--reason is %(length)s characters; keep it under %(most)s"),
+            length=len(reason),
+            most=MAX_REASON,
+        )
     analyst = analyst.strip()[:MAX_ANALYST] or "unknown"
     # Bounded here too, not only where the CLI and the web parse it: every
     # caller of the store gets the same 0-100 rule.
@@ -385,7 +391,9 @@ def override_score(
             select(lead.c.score, lead.c.weights_version).where(lead.c.id == lead_id)
         ).first()
         if current is None:
-            raise AtalayaError(f"no lead {lead_id}: 'atalaya leads list' shows the lead ids")
+            raise AtalayaError(
+                N_("no lead %(lead)s: 'atalaya leads list' shows the lead ids"), lead=lead_id
+            )
         pending = False
         if urgent_score is not None:
             in_force, ov = score_in_force()

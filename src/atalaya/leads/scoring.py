@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from atalaya.errors import AtalayaError
+from atalaya.errors import N_, AtalayaError
 from atalaya.leads.config import Factor, ScoringConfig
 from atalaya.leads.presence import US_PER_DAY, ItemKey, ItemStat
 
@@ -122,6 +122,9 @@ def check_override_score(score: float) -> float:
     """`score` when an analyst may put it in force (0 to 100), else AtalayaError."""
     if not (math.isfinite(score) and OVERRIDE_MIN <= score <= OVERRIDE_MAX):
         raise AtalayaError(
-            f"--score must be a number from {OVERRIDE_MIN:g} to {OVERRIDE_MAX:g}, not {score:g}"
+            N_("--score must be a number from %(low)g to %(high)g, not %(score)g"),
+            low=OVERRIDE_MIN,
+            high=OVERRIDE_MAX,
+            score=score,
         )
     return score

@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, and_, select
 
 from atalaya.enrich.prefixes import holds, parse_prefix
+from atalaya.errors import N_, AtalayaError
 from atalaya.hashsets.algorithms import DIGEST_SIZES
 from atalaya.leads.query import score_in_force
 from atalaya.store.tables import (
@@ -62,7 +63,7 @@ _CLIENT = re.compile(r"-[\x21-\x7e]{1,19}")
 _FILE_ALGORITHMS = ("md5", "sha1", "sha256")
 
 
-class SearchError(ValueError):
+class SearchError(AtalayaError, ValueError):
     """What was typed is none of the things the box finds."""
 
 
@@ -98,10 +99,10 @@ class SearchResult:
 def parse_query(text: str) -> Query:
     """The query `text` asks, or SearchError saying what the box accepts."""
     if len(text) > MAX_QUERY:
-        raise SearchError(f"a search is at most {MAX_QUERY} characters")
+        raise SearchError(N_("a search is at most %(most)s characters"), most=MAX_QUERY)
     raw = text.strip()
     if not raw:
-        raise SearchError("type an IP address or prefix, a hash or a peer id")
+        raise SearchError(N_("type an IP address or prefix, a hash or a peer id"))
     if _CLIENT.fullmatch(raw) and not raw[1:].isdigit():
         return Query(raw, "peer_id", peer_prefix=raw.encode("ascii").hex())
     lowered = raw.lower()
@@ -109,18 +110,24 @@ def parse_query(text: str) -> Query:
         algorithm, _, value = lowered.partition(":")
         size = DIGEST_SIZES.get(algorithm)
         if size is None:
-            raise SearchError(f"unknown hash kind {algorithm[:20]!r}")
+            raise SearchError(N_("unknown hash kind %(kind)r"), kind=algorithm[:20])
         if len(value) != 2 * size or not _HEX.fullmatch(value):
-            raise SearchError(f"{algorithm} is {2 * size} hex digits")
+            raise SearchError(
+                N_("%(algorithm)s is %(digits)s hex digits"), algorithm=algorithm, digits=2 * size
+            )
         return Query(raw, "hash", digest=value, algorithm=algorithm)
     if "/" in lowered:
         try:
             net = ipaddress.ip_network(lowered, strict=False)
         except ValueError:
-            raise SearchError(f"{raw[:60]!r} is not a prefix such as 192.0.2.0/24") from None
+            raise SearchError(
+                N_("%(text)r is not a prefix such as 192.0.2.0/24"), text=raw[:60]
+            ) from None
         if net.prefixlen < MIN_PREFIX[net.version]:
             raise SearchError(
-                f"a prefix must be at least /{MIN_PREFIX[net.version]} for IPv{net.version}"
+                N_("a prefix must be at least /%(bits)s for IPv%(version)s"),
+                bits=MIN_PREFIX[net.version],
+                version=net.version,
             )
         if net.prefixlen == net.max_prefixlen:
             return Query(raw, "ip", network=net)
@@ -137,8 +144,10 @@ def parse_query(text: str) -> Query:
         if len(lowered) % 2 == 0 and 8 <= len(lowered) <= 38:
             return Query(raw, "peer_id", peer_prefix=lowered)
     raise SearchError(
-        "not an IP address, a prefix (192.0.2.0/24), a hash (32, 40 or 64 hex digits, "
-        "or algorithm:hex) or a peer id (-qB4650- or its hex)"
+        N_(
+            "not an IP address, a prefix (192.0.2.0/24), a hash (32, 40 or 64 hex digits, "
+            "or algorithm:hex) or a peer id (-qB4650- or its hex)"
+        )
     )
 
 

@@ -37,6 +37,7 @@ from atalaya.cases.service import CaseAction, audited
 from atalaya.errors import AtalayaError
 from atalaya.web import case_pages
 from atalaya.web.case_pages import MAX_CASE_ID
+from atalaya.web.i18n import _, error_text
 
 if TYPE_CHECKING:
     from atalaya.web.app import WebApp
@@ -133,8 +134,8 @@ def identity_page(web: WebApp, request: Request) -> Response:
         return web.render(
             "error.html",
             {
-                "title": "Not allowed",
-                "message": "Only analysts and supervisors of the case's unit read identities.",
+                "title": _("Not allowed"),
+                "message": _("Only analysts and supervisors of the case's unit read identities."),
             },
             session=session,
             status=403,
@@ -142,7 +143,7 @@ def identity_page(web: WebApp, request: Request) -> Response:
     except AtalayaError as exc:
         return web.render(
             "error.html",
-            {"title": "Purpose needed", "message": str(exc)},
+            {"title": _("Purpose needed"), "message": error_text(exc)},
             session=session,
             status=400,
         )

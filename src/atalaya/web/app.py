@@ -122,7 +122,7 @@ from atalaya.web import (
 )
 from atalaya.web.chart_links import chart_links
 from atalaya.web.filters import MAX_LEAD_ID, FilterError, Filters, parse_filters
-from atalaya.web.i18n import _
+from atalaya.web.i18n import _, error_text
 from atalaya.web.places import Places
 from atalaya.web.query_limit import is_timeout, limit_statements
 from atalaya.web.security import LOGIN_CSRF_COOKIE, SESSION_COOKIE, SecurityHeaders
@@ -890,7 +890,7 @@ class WebApp:
                 urgent_score=session.user.urgent_score,
             )
         except AtalayaError as exc:
-            message = str(exc).replace("--reason", _("the reason"))
+            message = error_text(exc).replace("--reason", _("the reason"))
             return self._lead_response(
                 request, session, lead_id, error=message, status=400, back=back
             )
@@ -1044,7 +1044,7 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
             except FilterError as exc:
-                return _bad_filter(web, request, str(exc))
+                return _bad_filter(web, request, error_text(exc))
             except DBAPIError as exc:
                 if not is_timeout(exc):
                     raise
@@ -1064,7 +1064,7 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
             except NotSignedInError:
                 return JSONResponse({"error": _("sign in first")}, status_code=401)
             except FilterError as exc:
-                return JSONResponse({"error": str(exc)}, status_code=400)
+                return JSONResponse({"error": error_text(exc)}, status_code=400)
             except DBAPIError as exc:
                 if not is_timeout(exc):
                     raise

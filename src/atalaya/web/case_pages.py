@@ -56,7 +56,7 @@ from atalaya.errors import AtalayaError
 from atalaya.leads import lead_country
 from atalaya.observe import sightings_by_id
 from atalaya.web.filters import MAX_LEAD_ID
-from atalaya.web.i18n import _
+from atalaya.web.i18n import _, error_text
 
 if TYPE_CHECKING:
     from atalaya.web.app import WebApp
@@ -225,7 +225,7 @@ def open_submit(web: WebApp, request: Request, form: dict[str, Any]) -> Response
     except LeadNotFoundError:
         return web._not_found(session)
     except AtalayaError as exc:
-        return web._lead_response(request, session, lead_id, error=str(exc), status=409)
+        return web._lead_response(request, session, lead_id, error=error_text(exc), status=409)
     return RedirectResponse(f"/cases/{case.id}", status_code=303)
 
 
@@ -290,7 +290,7 @@ def _change(
     except CaseNotFoundError:
         return web._not_found(session)
     except AtalayaError as exc:
-        return _case_response(web, request, session, case_id, error=str(exc), status=400)
+        return _case_response(web, request, session, case_id, error=error_text(exc), status=400)
     return RedirectResponse(f"/cases/{case_id}", status_code=303)
 
 
@@ -360,7 +360,13 @@ def draft_submit(web: WebApp, request: Request, form: dict[str, Any]) -> Respons
         # Settings that name no court or operator, an expired lead, a second request:
         # one clear line on the case's page, and nothing written.
         return _case_response(
-            web, request, session, case_id, error=str(exc), status=409, error_id="request-error"
+            web,
+            request,
+            session,
+            case_id,
+            error=error_text(exc),
+            status=409,
+            error_id="request-error",
         )
     return RedirectResponse(f"/cases/{case_id}#requests", status_code=303)
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from urllib.parse import urlencode
 
+from atalaya.errors import N_, AtalayaError, Listed
 from atalaya.hashsets.categories import Category
 from atalaya.leads import DEFAULT_SORT, MAX_PROVINCES, SORT_KEYS, STATUSES, Selection
 from atalaya.observe import registry
@@ -52,7 +53,7 @@ _PAGE = re.compile(r"[0-9]{1,6}")
 MAX_LEAD_ID = 2**63 - 1
 
 
-class FilterError(ValueError):
+class FilterError(AtalayaError, ValueError):
     """A query parameter that does not describe a selection."""
 
 
@@ -117,11 +118,13 @@ def _many(params: Mapping[str, str], name: str) -> list[str]:
         one = params.get(name)
         values = [] if one is None else [one]
     if len(values) > MAX_PROVINCES:
-        raise FilterError(f"{name} is given more than {MAX_PROVINCES} times")
+        raise FilterError(
+            N_("%(name)s is given more than %(most)s times"), name=name, most=MAX_PROVINCES
+        )
     out = []
     for value in values:
         if len(value) > MAX_PARAM:
-            raise FilterError(f"{name} is too long")
+            raise FilterError(N_("%(name)s is too long"), name=name)
         out += [part.strip() for part in value.split(",") if part.strip()]
     return out
 
@@ -131,7 +134,7 @@ def _one(params: Mapping[str, str], name: str) -> str | None:
     if value is None:
         return None
     if len(value) > MAX_PARAM:
-        raise FilterError(f"{name} is too long")
+        raise FilterError(N_("%(name)s is too long"), name=name)
     value = value.strip()
     return value or None
 
@@ -140,28 +143,41 @@ def _day(value: str, name: str) -> date:
     try:
         day = date.fromisoformat(value)
     except ValueError:
-        raise FilterError(f"{name} {value[:40]!r} is not a date (YYYY-MM-DD)") from None
+        raise FilterError(
+            N_("%(name)s %(value)r is not a date (YYYY-MM-DD)"), name=name, value=value[:40]
+        ) from None
     _check_day(day, name)
     return day
 
 
 def _check_day(day: date, name: str) -> None:
     if not FIRST_DAY <= day <= LAST_DAY:
-        raise FilterError(f"{name} must be a day from {FIRST_DAY} to {LAST_DAY}")
+        raise FilterError(
+            N_("%(name)s must be a day from %(first)s to %(last)s"),
+            name=name,
+            first=FIRST_DAY,
+            last=LAST_DAY,
+        )
 
 
 def iso_week(value: str) -> tuple[date, date]:
     """Monday and Sunday of an ISO week written 2026-W47."""
     match = _WEEK.fullmatch(value)
     if match is None:
-        raise FilterError(f"week {value[:40]!r} is not an ISO week such as 2026-W47")
+        raise FilterError(
+            N_("week %(value)r is not an ISO week such as 2026-W47"), value=value[:40]
+        )
     year = int(match[1])
     if not FIRST_DAY.year <= year <= LAST_DAY.year:
-        raise FilterError(f"week must be of a year from {FIRST_DAY.year} to {LAST_DAY.year}")
+        raise FilterError(
+            N_("week must be of a year from %(first)s to %(last)s"),
+            first=FIRST_DAY.year,
+            last=LAST_DAY.year,
+        )
     try:
         monday = date.fromisocalendar(year, int(match[2]), 1)
     except ValueError:
-        raise FilterError(f"week {value[:40]!r} does not exist") from None
+        raise FilterError(N_("week %(value)r does not exist"), value=value[:40]) from None
     _check_day(monday, "week")
     _check_day(monday + timedelta(days=6), "week")
     return monday, monday + timedelta(days=6)
@@ -172,22 +188,22 @@ def parse_area(value: str) -> tuple[tuple[float, float], ...]:
     for pair in value.split(","):
         parts = pair.split()
         if len(parts) != 2:
-            raise FilterError("area must be 'lon lat' pairs separated by commas")
+            raise FilterError(N_("area must be 'lon lat' pairs separated by commas"))
         try:
             lon, lat = float(parts[0]), float(parts[1])
         except ValueError:
-            raise FilterError("area coordinates must be numbers") from None
+            raise FilterError(N_("area coordinates must be numbers")) from None
         if not (math.isfinite(lon) and math.isfinite(lat)):
-            raise FilterError("area coordinates must be finite")
+            raise FilterError(N_("area coordinates must be finite"))
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-            raise FilterError("area coordinates must be longitude -180..180, latitude -90..90")
+            raise FilterError(N_("area coordinates must be longitude -180..180, latitude -90..90"))
         points.append((lon, lat))
         if len(points) > MAX_VERTICES:
-            raise FilterError(f"area has more than {MAX_VERTICES} vertices")
+            raise FilterError(N_("area has more than %(most)s vertices"), most=MAX_VERTICES)
     if len(points) > 1 and points[0] == points[-1]:
         points.pop()  # a closed ring: the last vertex repeats the first
     if len(points) < 3:
-        raise FilterError("area needs at least three vertices")
+        raise FilterError(N_("area needs at least three vertices"))
     return tuple(points)
 
 
@@ -206,23 +222,23 @@ def parse_filters(params: Mapping[str, str], *, today: date) -> Filters:
             else max(FIRST_DAY, until - timedelta(days=DEFAULT_DAYS - 1))
         )
     if since > until:
-        raise FilterError("from must not be after to")
+        raise FilterError(N_("from must not be after to"))
     if (until - since).days + 1 > MAX_DAYS:
-        raise FilterError(f"the time window is longer than {MAX_DAYS} days")
+        raise FilterError(N_("the time window is longer than %(most)s days"), most=MAX_DAYS)
 
     codes: list[str] = []
     for province in _many(params, "province"):
         if not _CODE.fullmatch(province) or len(province) > 2:
-            raise FilterError("province must be a two-digit INE code such as 28")
+            raise FilterError(N_("province must be a two-digit INE code such as 28"))
         if province.zfill(2) not in codes:
             codes.append(province.zfill(2))
     if len(codes) > MAX_PROVINCES:
-        raise FilterError(f"more than {MAX_PROVINCES} provinces")
+        raise FilterError(N_("more than %(most)s provinces"), most=MAX_PROVINCES)
     provinces = tuple(sorted(codes))
     municipality = _one(params, "municipality")
     if municipality is not None:
         if not _CODE.fullmatch(municipality):
-            raise FilterError("municipality must be a five-digit INE code such as 28079")
+            raise FilterError(N_("municipality must be a five-digit INE code such as 28079"))
         municipality = municipality.zfill(5)
         if len(provinces) > 1 or (provinces and not municipality.startswith(provinces[0])):
             # A municipality of another province, or beside several: the
@@ -235,7 +251,7 @@ def parse_filters(params: Mapping[str, str], *, today: date) -> Filters:
     network = _one(params, "network")
     known = registry.names()
     if network is not None and network not in known:
-        raise FilterError(f"network must be one of {', '.join(known)}")
+        raise FilterError(N_("network must be one of %(names)s"), names=Listed(known))
 
     category_text = _one(params, "category")
     category = None
@@ -243,8 +259,9 @@ def parse_filters(params: Mapping[str, str], *, today: date) -> Filters:
         try:
             category = Category[category_text.upper()]
         except KeyError:
-            names = ", ".join(c.label for c in Category)
-            raise FilterError(f"category must be one of {names}") from None
+            raise FilterError(
+                N_("category must be one of %(names)s"), names=Listed(c.label for c in Category)
+            ) from None
 
     score_text = _one(params, "min_score")
     min_score = None
@@ -252,23 +269,25 @@ def parse_filters(params: Mapping[str, str], *, today: date) -> Filters:
         try:
             min_score = float(score_text)
         except ValueError:
-            raise FilterError("min_score must be a number") from None
+            raise FilterError(N_("min_score must be a number")) from None
         if not math.isfinite(min_score) or abs(min_score) > 1e9:
-            raise FilterError("min_score must be a finite number")
+            raise FilterError(N_("min_score must be a finite number"))
 
     status = _one(params, "status")
     if status is not None and status not in STATUSES:
-        raise FilterError(f"status must be one of {', '.join(STATUSES)}")
+        raise FilterError(N_("status must be one of %(names)s"), names=Listed(STATUSES))
 
     sort = _one(params, "sort") or DEFAULT_SORT
     if sort.removeprefix("-") not in SORT_KEYS:
-        raise FilterError(f"sort must be one of {', '.join(SORT_KEYS)} ('-' first: highest first)")
+        raise FilterError(
+            N_("sort must be one of %(names)s ('-' first: highest first)"), names=Listed(SORT_KEYS)
+        )
 
     page_text = _one(params, "page")
     page = 1
     if page_text is not None:
         if not _PAGE.fullmatch(page_text) or not 1 <= int(page_text) <= MAX_PAGE:
-            raise FilterError(f"page must be a number from 1 to {MAX_PAGE}")
+            raise FilterError(N_("page must be a number from 1 to %(most)s"), most=MAX_PAGE)
         page = int(page_text)
 
     return Filters(

@@ -19,7 +19,8 @@ from starlette.responses import Response
 from atalaya.accounts.units import list_units
 from atalaya.cases.funnel import Funnel, funnel, resolve_scope
 from atalaya.cases.service import CaseAction, audited
-from atalaya.errors import AtalayaError
+from atalaya.errors import N_, AtalayaError
+from atalaya.web.i18n import _, error_text
 
 if TYPE_CHECKING:
     from atalaya.web.app import WebApp
@@ -34,7 +35,9 @@ def _date(value: str | None, name: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise AtalayaError(f"{name} {text!r} is not a date like 2026-11-23") from None
+        raise AtalayaError(
+            N_("%(name)s %(text)r is not a date like 2026-11-23"), name=name, text=text
+        ) from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
@@ -78,7 +81,7 @@ def funnel_page(web: WebApp, request: Request) -> Response:
     except AtalayaError as exc:
         return web.render(
             "error.html",
-            {"title": "Bad filter", "message": str(exc), "retry": "/funnel"},
+            {"title": _("Bad filter"), "message": error_text(exc), "retry": "/funnel"},
             session=session,
             status=400,
         )

@@ -1,7 +1,8 @@
 """The pages' language: Spanish for browsers that ask for it, English otherwise.
 
-The English text in templates and in this package is the msgid; the Spanish
-is a gettext catalogue kept as text,
+The English text in templates and in this package is the msgid, and so is
+the N_()-marked message of an error raised by a stage below (atalaya.errors;
+`error_text` shows it); the Spanish is a gettext catalogue kept as text,
 `translations/es/LC_MESSAGES/messages.po`, read when the application starts
 (no compiled .mo in the repository). Update it after changing any text with
 
@@ -35,6 +36,11 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from atalaya.accounts.roles import Role
+from atalaya.cases.answers import Step
+from atalaya.cases.states import State
+from atalaya.errors import Alternatives, AtalayaError, Listed, Msgid
 
 SPANISH = "es"
 ENGLISH = "en"
@@ -257,6 +263,13 @@ ROLE_LABELS: Mapping[str, str] = {
     "administrator": N_("administrator"),
 }
 
+# The steps after the ISP's answer, as error messages name them.
+STEP_LABELS: Mapping[str, str] = {
+    "search": N_("house search"),
+    "seizure": N_("seizure"),
+    "charges": N_("charges"),
+    "outcome": N_("court's outcome"),
+}
 
 FACTOR_LABELS: Mapping[str, str] = {
     "known_files": N_("known files offered"),
@@ -290,6 +303,37 @@ def labeller(labels: Mapping[str, str]) -> Callable[[object], str]:
         return gettext(known) if known else key.replace("_", " ")
 
     return label
+
+
+def _shown(value: object) -> object:
+    """A value of an error's message as the page words it: identifiers by their labels."""
+    if isinstance(value, Msgid):
+        return gettext(value)
+    if isinstance(value, Alternatives) and len(value) > 1:
+        words = [str(_shown(v)) for v in value]
+        return gettext("%(some)s or %(last)s", some=", ".join(words[:-1]), last=words[-1])
+    if isinstance(value, Listed):
+        return ", ".join(str(_shown(v)) for v in value)
+    if isinstance(value, State):
+        return labeller(STATE_LABELS)(value)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return day_text(value)
+    if isinstance(value, Step):
+        return labeller(STEP_LABELS)(value)
+    if isinstance(value, Role):
+        return labeller(ROLE_LABELS)(value)
+    return value
+
+
+def error_text(exc: Exception) -> str:
+    """The message of an error raised below the web, in the request's language.
+
+    Errors raised with an N_() message (atalaya.errors) are translated; any
+    other keeps its English text rather than being hidden.
+    """
+    if isinstance(exc, AtalayaError) and exc.template is not None:
+        return gettext(exc.template, **{k: _shown(v) for k, v in exc.params.items()})
+    return str(exc)
 
 
 class LocaleMiddleware:

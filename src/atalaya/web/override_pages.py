@@ -21,7 +21,7 @@ from atalaya.audit.log import Action, Outcome
 from atalaya.errors import AtalayaError
 from atalaya.leads import DecisionError, decide_override
 from atalaya.web.filters import MAX_LEAD_ID
-from atalaya.web.i18n import _
+from atalaya.web.i18n import _, error_text
 
 if TYPE_CHECKING:
     from atalaya.web.app import WebApp
@@ -91,10 +91,10 @@ def decide_submit(web: WebApp, request: Request, form: dict[str, Any]) -> Respon
         )
     except DecisionError as exc:
         deny(str(exc))
-        return web._lead_response(request, session, lead_id, error=str(exc), status=409)
+        return web._lead_response(request, session, lead_id, error=error_text(exc), status=409)
     except AtalayaError as exc:  # a lead merged away since the page was opened
         deny(str(exc))
-        return web._lead_response(request, session, lead_id, error=str(exc), status=409)
+        return web._lead_response(request, session, lead_id, error=error_text(exc), status=409)
     web.audit(
         request,
         session,

@@ -38,6 +38,7 @@ from atalaya.audit.shown import shown_details
 from atalaya.leads import lead_rows, row_record, score_band
 from atalaya.leads.search import MAX_QUERY, SearchError, SearchResult, parse_query, search_leads
 from atalaya.web.filters import FilterError, parse_filters
+from atalaya.web.i18n import _, error_text
 
 if TYPE_CHECKING:
     from atalaya.web.app import WebApp
@@ -62,7 +63,7 @@ def _search(
             object_type="search",
             details={"query": text[:MAX_QUERY], "reason": str(exc)},
         )
-        return None, str(exc)
+        return None, error_text(exc)
     with web.engine.connect() as conn:
         result = search_leads(conn, query, visible=visible_lead_ids_clause(session.user.unit_id))
     web.audit(
@@ -103,7 +104,7 @@ def search_page(web: WebApp, request: Request) -> Response:
 def api_search(web: WebApp, request: Request) -> Response:
     session = web.session(request)
     if web.require_leads(request, session) is not None:
-        return JSONResponse({"error": "your role does not view leads"}, status_code=403)
+        return JSONResponse({"error": _("your role does not view leads")}, status_code=403)
     result, error = _search(web, request, session, request.query_params.get("q", ""))
     if error is not None:
         return JSONResponse({"error": error}, status_code=400)
@@ -151,7 +152,7 @@ def _saved_form(
 ) -> Response:
     session = web.session(request)
     if not check_csrf(session, str(form.get("csrf", ""))):
-        raise HTTPException(403, "the form's CSRF token does not match this session")
+        raise HTTPException(403, _("the form's CSRF token does not match this session"))
     query = str(form.get("query", ""))[:MAX_FORM_BYTES]
     if search_id is not None:
         removed = False
@@ -175,7 +176,7 @@ def _saved_form(
     except (FilterError, SavedSearchError) as exc:
         return web.render(
             "error.html",
-            {"title": "Not saved", "message": str(exc), "retry": "/"},
+            {"title": _("Not saved"), "message": error_text(exc), "retry": "/"},
             session=session,
             status=400,
         )

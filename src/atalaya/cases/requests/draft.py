@@ -47,7 +47,7 @@ from atalaya.cases.request_model import (
 from atalaya.cases.requests.render import render_pair
 from atalaya.cases.retention import DEFAULT_SETTINGS, RetentionSettings
 from atalaya.cases.states import FINAL, State
-from atalaya.errors import AtalayaError
+from atalaya.errors import N_, AtalayaError
 from atalaya.signing import key_from_env, open_signer, sign_pdf
 from atalaya.store.tables import case_document, case_sighting, lead
 from atalaya.store.times import utc
@@ -137,8 +137,12 @@ def _facts(
     cf = gather(conn, user, case, renderer.config, rule, now, pinned)
     if not cf.rows:
         raise RequestError(
-            f"case {case.id}: every one of its {len(pinned)} observations has expired at the "
-            "ISP (retention clock): there is nothing left to ask for"
+            N_(
+                "case %(case)s: every one of its %(count)s observations has expired at the "
+                "ISP (retention clock): there is nothing left to ask for"
+            ),
+            case=case.id,
+            count=len(pinned),
         )
     return cf
 
@@ -232,18 +236,27 @@ def prepare_request(
     """
     if case.state not in DRAFTABLE:
         raise RequestError(
-            f"case {case.id} is {case.state.value}: a judicial request is drafted from triage "
-            "only ('atalaya requests show' lists what it has)"
+            N_(
+                "case %(case)s is %(state)s: a judicial request is drafted from triage "
+                "only ('atalaya requests show' lists what it has)"
+            ),
+            case=case.id,
+            state=case.state,
         )
     if list_documents(conn, case.id, DocumentKind.JUDICIAL):
-        raise RequestError(f"case {case.id} already has a judicial request")
+        raise RequestError(N_("case %(case)s already has a judicial request"), case=case.id)
     cf = _facts(conn, user, case, renderer, now, pinned)
     ids = [int(r.id) for r in cf.rows]
     other, count = _already_requested(conn, case.id, ids)
     if other:
         raise RequestError(
-            f"case {case.id}: {count} of its observations were already asked of a judge in "
-            f"case {other}'s request: a second request for the same observations is refused"
+            N_(
+                "case %(case)s: %(count)s of its observations were already asked of a judge in "
+                "case %(other)s's request: a second request for the same observations is refused"
+            ),
+            case=case.id,
+            count=count,
+            other=other,
         )
     preserved = list_documents(conn, case.id, DocumentKind.PRESERVATION)
     model = judicial_request(
@@ -341,30 +354,46 @@ def preserve(
     require(user.role, Permission.CHANGE_LEADS)
     case = get_case(conn, user, case_id)
     if case.state in FINAL:
-        raise RequestError(f"case {case.id} is {case.state.value}: nothing to preserve")
+        raise RequestError(
+            N_("case %(case)s is %(state)s: nothing to preserve"), case=case.id, state=case.state
+        )
     current = preservation_of(conn, case.id)
     if extend:
         if current is None:
             raise RequestError(
-                f"case {case.id} has no preservation order to extend: "
-                f"'atalaya requests preserve {case.id}' first"
+                N_(
+                    "case %(case)s has no preservation order to extend: "
+                    "'atalaya requests preserve %(case)s' first"
+                ),
+                case=case.id,
             )
         if current.extended:
             raise RequestError(
-                f"case {case.id}: its preservation order was extended already; 588 octies "
-                "allows one extension only"
+                N_(
+                    "case %(case)s: its preservation order was extended already; 588 octies "
+                    "allows one extension only"
+                ),
+                case=case.id,
             )
         if current.until <= utc(now):
             raise RequestError(
-                f"case {case.id}: its preservation order ended on {current.until:%Y-%m-%d}; "
-                "an ended order cannot be extended"
+                N_(
+                    "case %(case)s: its preservation order ended on %(day)s; "
+                    "an ended order cannot be extended"
+                ),
+                case=case.id,
+                day=current.until.date(),
             )
         start = current.until
     else:
         if current is not None and current.until > utc(now):
             raise RequestError(
-                f"case {case.id} has a preservation order until {current.until:%Y-%m-%d}: "
-                "use --extend to extend it once"
+                N_(
+                    "case %(case)s has a preservation order until %(day)s: "
+                    "use --extend to extend it once"
+                ),
+                case=case.id,
+                day=current.until.date(),
             )
         start = utc(now)
     end = start + timedelta(days=PRESERVATION_DAYS)
