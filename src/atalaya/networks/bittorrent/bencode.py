@@ -20,6 +20,7 @@ decoder's `BencodeError` with its reason and offset; the lenient modes,
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -217,6 +218,10 @@ class _Decoder:
         self.tokens = 0
         self.unsorted = 0
         self.duplicates = 0
+        # int() refuses more digits than CPython's limit (4300 by default) with
+        # a ValueError; a Limits above it is held to it, as a BencodeError.
+        python_most = sys.get_int_max_str_digits()
+        self.int_digits = min(limits.max_int_digits, python_most or limits.max_int_digits)
 
     def run(self, pos: int) -> tuple[BValue, int]:
         data = self.data
@@ -282,7 +287,7 @@ class _Decoder:
 
     def _int(self, pos: int) -> tuple[int, int]:
         data = self.data
-        most = self.limits.max_int_digits
+        most = self.int_digits
         # Fast path for the common canonical non-negative integer; anything else
         # goes through the exact checks below, which name the fault.
         end = data.find(b"e", pos + 1, pos + 2 + most)
