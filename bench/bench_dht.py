@@ -925,12 +925,14 @@ def render(
             )
         lines += [
             "",
-            "- KRPC decode is `krpc.decode_message`: our bencode decoder with the KRPC "
-            "limits, then every field checked and bounded and a typed message built "
+            "- KRPC decode is `krpc.decode_message`: bencode2 and our KRPC limits (any "
+            "refusal decoded again by our own decoder; see bench_krpc), then every field "
+            "checked and bounded and a typed message built "
             "(compact nodes and peers unpacked into tuples). KRPC encode is "
             "`krpc.encode_message` from that typed message, checks included.",
             "- bencode decode/encode is `networks/bittorrent/bencode.py` alone on the "
-            "same bytes (same limits) and on the plain dictionary they decode to.",
+            "same bytes (same limits, so the compiled path) and on the plain dictionary "
+            "they decode to.",
             "- libtorrent is `libtorrent.bdecode`/`libtorrent.bencode` of the Python "
             "binding on the same bytes and dictionary: C++ parsing plus conversion to "
             "and from Python objects, which is what a Python caller would get. Every "

@@ -7,14 +7,27 @@ nothing after the value. A caller that must read what real encoders write
 (the first value wins, as in libtorrent), through `Limits`; `scan` says how
 many of each it forgave. Every length, the nesting depth and the number of
 tokens are bounded, and every failure is a `BencodeError` carrying the offset.
+
+Strict `decode` of `bytes` (every KRPC datagram) first asks bencode2, a
+compiled decoder that refuses the same things (unsorted or repeated keys,
+leading zeros, "-0", non-string keys, trailing data), then checks our limits
+on what it built. Anything it refuses, and anything near a limit, is decoded
+again by the pure-Python decoder below, so a failure is always that
+decoder's `BencodeError` with its reason and offset; the lenient modes,
+`scan` and `decode_prefix` use the pure-Python decoder alone.
 """
 
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import pairwise
 from typing import Final, TypeAlias
+
+import bencode2
 
 # Bencoded values as Python sees them: bytes stay bytes; keys are bytes.
 BValue: TypeAlias = "int | bytes | list[BValue] | dict[bytes, BValue]"
@@ -47,6 +60,23 @@ class Limits:
     # read for its values (KRPC) keeps refusing, as two values are ambiguous.
     unique_keys: bool = True
 
+    @cached_property
+    def _fast(self) -> tuple[int, int, int, int] | None:
+        """What `decode`'s compiled path needs, or None where it does not apply.
+
+        (longest input, bound on integers, depth, tokens): an input longer
+        than the shortest string the limits refuse could hold one; the
+        lenient modes go to the pure decoder, which counts what it forgives.
+        cached_property writes the instance's __dict__ directly, so it
+        works on a frozen dataclass and is computed once per `Limits`.
+        """
+        if not (bencode2.COMPILED and self.sorted_keys and self.unique_keys):
+            return None
+        longest = min(self.max_size, self.max_string)
+        # Every integer has a digit: a limit below one refuses them all.
+        bound = 10**self.max_int_digits if self.max_int_digits >= 1 else 0
+        return longest, bound, self.max_depth, self.max_tokens
+
 
 DEFAULT_LIMITS = Limits()
 
@@ -68,8 +98,32 @@ _LENGTH = re.compile(rb"[0-9]*")
 _MAX_LENGTH_DIGITS = 20
 
 
+# What bencode2 may raise on hostile input: its BencodeDecodeError is a
+# ValueError, and so is CPython's refusal of an integer of more than 4300
+# digits; the other two stand for any bound it hits that we do not expect.
+_FAST_ERRORS = (ValueError, RecursionError, OverflowError)
+
+
 def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> BValue:
     """Decode exactly one value that spans all of `data`."""
+    fast = limits._fast
+    if fast is not None and type(data) is bytes and len(data) <= fast[0]:
+        try:
+            value: BValue = bencode2.bdecode(data)
+        except _FAST_ERRORS:
+            pass
+        else:
+            if _within_limits(value, fast[1], fast[2], fast[3]):
+                return value
+    return decode_pure(data, limits)
+
+
+def decode_pure(data: bytes, limits: Limits = DEFAULT_LIMITS) -> BValue:
+    """`decode` by the pure-Python decoder alone.
+
+    The reference the compiled path is tested and benchmarked against, and
+    what names every failure.
+    """
     value, end = decode_prefix(data, limits)
     if end != len(data):
         raise BencodeError("trailing data after value", end)
@@ -98,6 +152,63 @@ def scan(data: bytes, limits: Limits = DEFAULT_LIMITS, start: int = 0) -> Scan:
     return Scan(value, end, decoder.unsorted, decoder.duplicates, decoder.tokens)
 
 
+def _within_limits(value: BValue, bound: int, max_depth: int, max_tokens: int) -> bool:
+    """Whether the pure decoder would accept the bytes that bencode2 decoded to `value`.
+
+    bencode2 settled syntax, canonical form, key order and the absence of
+    trailing bytes, and the caller string lengths (it passes no input longer
+    than the longest string allowed); left are the depth, the tokens and the
+    integers' digits.
+    Tokens are counted as `_Decoder` counts them: one per integer, string
+    and key, two per container. Integers must lie strictly within `bound`
+    (10 ** max_int_digits). Any doubt answers False, which only costs a
+    second decode.
+    """
+    kind = type(value)
+    if kind is bytes:
+        return max_tokens >= 1
+    if kind is int:
+        return max_tokens >= 1 and -bound < value < bound  # type: ignore[operator]
+    tokens = 0
+    depth = 0
+    # Level by level, so that a depth is counted once per level, not per container.
+    level: list[BValue] = [value]
+    while level:
+        depth += 1
+        if depth > max_depth:
+            return False
+        below: list[BValue] = []
+        for container in level:
+            children: Iterable[BValue]
+            if type(container) is dict:
+                tokens += 2 + 2 * len(container)
+                children = container.values()
+            elif type(container) is list:
+                tokens += 2 + len(container)
+                try:
+                    # Only bytes-like items join, so a list of strings alone
+                    # (a response's peers) is passed over in C.
+                    b"".join(container)  # type: ignore[arg-type]
+                    continue
+                except TypeError:
+                    children = container
+            else:
+                return False
+            for child in children:
+                kind = type(child)
+                if kind is bytes:
+                    continue
+                if kind is int:
+                    if not -bound < child < bound:  # type: ignore[operator]
+                        return False
+                else:
+                    # A container counts its own two tokens, not one as a child.
+                    tokens -= 1
+                    below.append(child)
+        level = below
+    return tokens <= max_tokens
+
+
 class _Decoder:
     """Iterative, so that depth is bounded by `limits`, not by Python's stack."""
 
@@ -107,6 +218,10 @@ class _Decoder:
         self.tokens = 0
         self.unsorted = 0
         self.duplicates = 0
+        # int() refuses more digits than CPython's limit (4300 by default) with
+        # a ValueError; a Limits above it is held to it, as a BencodeError.
+        python_most = sys.get_int_max_str_digits()
+        self.int_digits = min(limits.max_int_digits, python_most or limits.max_int_digits)
 
     def run(self, pos: int) -> tuple[BValue, int]:
         data = self.data
@@ -172,7 +287,7 @@ class _Decoder:
 
     def _int(self, pos: int) -> tuple[int, int]:
         data = self.data
-        most = self.limits.max_int_digits
+        most = self.int_digits
         # Fast path for the common canonical non-negative integer; anything else
         # goes through the exact checks below, which name the fault.
         end = data.find(b"e", pos + 1, pos + 2 + most)

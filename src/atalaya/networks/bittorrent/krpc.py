@@ -26,7 +26,10 @@ some future BEP; bounding it keeps that liberality from costing work.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -214,6 +217,67 @@ class ErrorReply:
 
 Message: TypeAlias = Query | Response | ErrorReply
 
+
+# A frozen dataclass's __init__ sets each field through object.__setattr__,
+# which was a third of building a response and its nodes; the slots' own
+# descriptors set the same fields in half the time. `_new_response` and
+# `_decode_contacts` build that way from values the decoder has checked.
+def _slot_setters(cls: type) -> tuple[Callable[[object, object], None], ...]:
+    """Each field's slot setter, in field order, for a plain frozen slotted dataclass."""
+    names = [field.name for field in dataclasses.fields(cls)]
+    if list(getattr(cls, "__slots__", ())) != names or hasattr(cls, "__post_init__"):
+        # Building around __init__ would skip what it does beyond setting fields.
+        raise TypeError(f"{cls.__name__} is not a plain slotted dataclass")
+    return tuple(vars(cls)[name].__set__ for name in names)
+
+
+_new_object = object.__new__
+_set_node_id, _set_node_ip, _set_node_port = _slot_setters(NodeInfo)
+_RESPONSE_SETTERS = _slot_setters(Response)
+
+
+def _new_response(
+    transaction_id: bytes,
+    sender_id: bytes,
+    nodes: tuple[NodeInfo, ...],
+    nodes6: tuple[NodeInfo, ...],
+    values: tuple[Address, ...],
+    token: bytes | None,
+    samples: tuple[bytes, ...] | None,
+    num: int | None,
+    interval: int | None,
+    requester: Address | None,
+    version: bytes | None,
+) -> Response:
+    """`Response(...)` with the fields in their order, at half the cost (see above)."""
+    made: Response = _new_object(Response)
+    (
+        set_transaction_id,
+        set_sender_id,
+        set_nodes,
+        set_nodes6,
+        set_values,
+        set_token,
+        set_samples,
+        set_num,
+        set_interval,
+        set_requester,
+        set_version,
+    ) = _RESPONSE_SETTERS
+    set_transaction_id(made, transaction_id)
+    set_sender_id(made, sender_id)
+    set_nodes(made, nodes)
+    set_nodes6(made, nodes6)
+    set_values(made, values)
+    set_token(made, token)
+    set_samples(made, samples)
+    set_num(made, num)
+    set_interval(made, interval)
+    set_requester(made, requester)
+    set_version(made, version)
+    return made
+
+
 _QUERY_NAMES: dict[type, bytes] = {
     Ping: b"ping",
     FindNode: b"find_node",
@@ -224,6 +288,13 @@ _QUERY_NAMES: dict[type, bytes] = {
 
 
 # --- compact forms ---------------------------------------------------------
+
+# Formatting a dotted quad from tables of the 256 octets' texts, after one
+# struct unpack, is nearly three times as fast as formatting each byte as an int.
+_OCTETS = tuple(str(octet) for octet in range(256))
+_OCTETS_DOT = tuple(f"{octet}." for octet in range(256))
+_PEER4 = struct.Struct(">BBBBH")
+_NODE4 = struct.Struct(f">{ID_LENGTH}sBBBBH")
 
 
 def _ip_bytes(ip: str) -> bytes:
@@ -243,12 +314,12 @@ def encode_peer(addr: Address) -> bytes:
 
 def decode_peer(raw: bytes) -> Address:
     if len(raw) == COMPACT_PEER4_LENGTH:
-        ip = f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"
-    elif len(raw) == COMPACT_PEER6_LENGTH:
-        ip = str(ipaddress.IPv6Address(raw[:16]))
-    else:
-        raise KrpcError(f"compact peer of {len(raw)} bytes")
-    return ip, int.from_bytes(raw[-2:], "big")
+        a, b, c, d, port = _PEER4.unpack(raw)
+        dot = _OCTETS_DOT
+        return f"{dot[a]}{dot[b]}{dot[c]}{_OCTETS[d]}", port
+    if len(raw) == COMPACT_PEER6_LENGTH:
+        return str(ipaddress.IPv6Address(raw[:16])), int.from_bytes(raw[16:], "big")
+    raise KrpcError(f"compact peer of {len(raw)} bytes")
 
 
 def encode_nodes(nodes: tuple[NodeInfo, ...] | list[NodeInfo]) -> bytes:
@@ -289,10 +360,44 @@ def _decode_contacts(raw: bytes, length: int, what: str) -> tuple[NodeInfo, ...]
         raise KrpcError(f"{what} of {len(raw)} bytes, not a multiple of {length}")
     if len(raw) // length > MAX_NODES:
         raise KrpcError(f"more than {MAX_NODES} {what}")
+    if length == COMPACT_NODE_LENGTH:
+        # One C-level unpack for every contact; see `_PEER4` and `_slot_setters`.
+        dot, last = _OCTETS_DOT, _OCTETS
+        new, set_id, set_ip, set_port = _new_object, _set_node_id, _set_node_ip, _set_node_port
+        nodes = []
+        for node_id, a, b, c, d, port in _NODE4.iter_unpack(raw):
+            node = new(NodeInfo)
+            set_id(node, node_id)
+            set_ip(node, f"{dot[a]}{dot[b]}{dot[c]}{last[d]}")
+            set_port(node, port)
+            nodes.append(node)
+        return tuple(nodes)
     return tuple(
         NodeInfo(raw[i : i + ID_LENGTH], *decode_peer(raw[i + ID_LENGTH : i + length]))
         for i in range(0, len(raw), length)
     )
+
+
+def _decode_peers(raw: list[BValue]) -> tuple[Address, ...]:
+    """The compact peers of "values", each checked as `decode_peer` checks it."""
+    dot, last = _OCTETS_DOT, _OCTETS
+    try:
+        # A response's values are nearly always IPv4: unpacking refuses any
+        # item that is not 6 bytes, and the loop below then reads each alone.
+        return tuple(
+            [
+                (f"{dot[a]}{dot[b]}{dot[c]}{last[d]}", port)
+                for a, b, c, d, port in map(_PEER4.unpack, raw)  # type: ignore[arg-type]
+            ]
+        )
+    except (struct.error, TypeError):
+        pass
+    peers = []
+    for item in raw:
+        if not isinstance(item, bytes):
+            raise KrpcError("a value is not a string")
+        peers.append(decode_peer(item))
+    return tuple(peers)
 
 
 # --- decoding --------------------------------------------------------------
@@ -300,16 +405,17 @@ def _decode_contacts(raw: bytes, length: int, what: str) -> tuple[NodeInfo, ...]
 
 def decode_message(data: bytes) -> Message:
     """Decode one datagram; raise `KrpcError` for anything else."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise KrpcError("datagram is not bytes")
-    data = bytes(data)
+    if type(data) is not bytes:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise KrpcError("datagram is not bytes")
+        data = bytes(data)
     if len(data) > MAX_DATAGRAM:
         raise KrpcError(f"datagram larger than {MAX_DATAGRAM} bytes")
     try:
         top = decode(data, KRPC_LIMITS)
     except BencodeError as exc:
         raise KrpcError(f"bad bencode: {exc}") from None
-    if not isinstance(top, dict):
+    if type(top) is not dict:
         raise KrpcError("message is not a dictionary")
     tid = _bytes(top, b"t", "transaction id", max_len=MAX_TRANSACTION_ID)
     kind = top.get(b"y")
@@ -319,7 +425,8 @@ def decode_message(data: bytes) -> Message:
             return _decode_query(top, tid, version)
         except KrpcError as exc:
             raise KrpcError(exc.reason, transaction_id=tid, code=exc.code) from None
-    requester = _opt_compact_addr(top, b"ip")
+    raw_ip = top.get(b"ip")
+    requester = None if raw_ip is None else _compact_addr(top, raw_ip)
     if kind == b"r":
         return _decode_response(top, tid, version, requester)
     if kind == b"e":
@@ -410,32 +517,27 @@ def _decode_response(
             raise KrpcError("values is not a list")
         if len(raw_values) > MAX_VALUES:
             raise KrpcError(f"more than {MAX_VALUES} values")
-        peers = []
-        for item in raw_values:
-            if not isinstance(item, bytes):
-                raise KrpcError("a value is not a string")
-            peers.append(decode_peer(item))
-        values = tuple(peers)
+        values = _decode_peers(raw_values)
     samples: tuple[bytes, ...] | None = None
     raw_samples = _opt_bytes(body, b"samples", "samples", max_len=MAX_SAMPLES * ID_LENGTH)
     if raw_samples is not None:
         if len(raw_samples) % ID_LENGTH:
             raise KrpcError(f"samples of {len(raw_samples)} bytes, not a multiple of 20")
         samples = tuple(
-            raw_samples[i : i + ID_LENGTH] for i in range(0, len(raw_samples), ID_LENGTH)
+            [raw_samples[i : i + ID_LENGTH] for i in range(0, len(raw_samples), ID_LENGTH)]
         )
-    return Response(
-        transaction_id=tid,
-        sender_id=sender,
-        nodes=nodes,
-        nodes6=nodes6,
-        values=values,
-        token=_opt_bytes(body, b"token", "token", max_len=MAX_TOKEN),
-        samples=samples,
-        num=_opt_int(body, b"num", "num", 0, MAX_COUNT),
-        interval=_opt_int(body, b"interval", "interval", 0, MAX_INTERVAL),
-        requester=requester,
-        version=version,
+    return _new_response(
+        tid,
+        sender,
+        nodes,
+        nodes6,
+        values,
+        _opt_bytes(body, b"token", "token", max_len=MAX_TOKEN),
+        samples,
+        _opt_int(body, b"num", "num", 0, MAX_COUNT),
+        _opt_int(body, b"interval", "interval", 0, MAX_INTERVAL),
+        requester,
+        version,
     )
 
 
@@ -458,8 +560,14 @@ def _decode_error(
     )
 
 
+# The helpers below test the common case first, with `type() is` (decoded
+# values are never subclasses), and only then find which check failed.
+
+
 def _bytes(d: dict[bytes, BValue], key: bytes, what: str, *, max_len: int) -> bytes:
     value = d.get(key)
+    if type(value) is bytes and len(value) <= max_len:
+        return value
     if value is None:
         raise KrpcError(f"{what} missing")
     if not isinstance(value, bytes):
@@ -470,12 +578,16 @@ def _bytes(d: dict[bytes, BValue], key: bytes, what: str, *, max_len: int) -> by
 
 
 def _opt_bytes(d: dict[bytes, BValue], key: bytes, what: str, *, max_len: int) -> bytes | None:
-    if key not in d:
-        return None
+    value = d.get(key)
+    if value is None or (type(value) is bytes and len(value) <= max_len):
+        return value
     return _bytes(d, key, what, max_len=max_len)
 
 
 def _id(d: dict[bytes, BValue], key: bytes, what: str) -> bytes:
+    value = d.get(key)
+    if type(value) is bytes and len(value) == ID_LENGTH:
+        return value
     value = _bytes(d, key, what, max_len=ID_LENGTH)
     if len(value) != ID_LENGTH:
         raise KrpcError(f"{what} is {len(value)} bytes, not 20")
@@ -489,10 +601,10 @@ def _opt_id(d: dict[bytes, BValue], key: bytes, what: str) -> bytes | None:
 
 
 def _opt_int(d: dict[bytes, BValue], key: bytes, what: str, low: int, high: int) -> int | None:
-    if key not in d:
+    value = d.get(key)
+    if value is None:
         return None
-    value = d[key]
-    if not isinstance(value, int):
+    if type(value) is not int:
         raise KrpcError(f"{what} is not an integer")
     if not low <= value <= high:
         raise KrpcError(f"{what} {value} outside {low}..{high}")
@@ -511,9 +623,11 @@ def _want(args: dict[bytes, BValue]) -> tuple[bytes, ...]:
     return tuple(wanted)
 
 
-def _opt_compact_addr(d: dict[bytes, BValue], key: bytes) -> Address | None:
-    raw = _opt_bytes(d, key, "ip", max_len=COMPACT_PEER6_LENGTH)
-    return None if raw is None else decode_peer(raw)
+def _compact_addr(top: dict[bytes, BValue], raw: BValue) -> Address:
+    """BEP 42's "ip", present as `raw`."""
+    if type(raw) is not bytes or len(raw) > COMPACT_PEER6_LENGTH:
+        raw = _bytes(top, b"ip", "ip", max_len=COMPACT_PEER6_LENGTH)
+    return decode_peer(raw)
 
 
 # --- encoding --------------------------------------------------------------
