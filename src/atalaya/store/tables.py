@@ -116,7 +116,8 @@ reference_digest = Table(
     sqlite_with_rowid=False,
 )
 
-# The category labels of a set's bare records, numbered within the set.
+# The category labels of a set's bare records, numbered within the set: one
+# per label text and the internal category it was mapped onto at import.
 reference_label = Table(
     "reference_label",
     metadata,
@@ -131,7 +132,9 @@ reference_label = Table(
     Column("category", SmallInteger, nullable=False),
     # The label exactly as the source gave it.
     Column("category_label", String(100), nullable=False),
-    UniqueConstraint("hash_set_id", "category_label", name="uq_reference_label_text"),
+    UniqueConstraint(
+        "hash_set_id", "category", "category_label", name="uq_reference_label_category"
+    ),
 )
 
 # What the observers look for beyond the identifiers in hash sets: infohashes

@@ -60,7 +60,9 @@ def upgrade() -> None:
         sa.Column("category", sa.SmallInteger, nullable=False),
         sa.Column("category_label", sa.String(100), nullable=False),
         sa.PrimaryKeyConstraint("hash_set_id", "label", name="pk_reference_label"),
-        sa.UniqueConstraint("hash_set_id", "category_label", name="uq_reference_label_text"),
+        sa.UniqueConstraint(
+            "hash_set_id", "category", "category_label", name="uq_reference_label_category"
+        ),
         sa.ForeignKeyConstraint(
             ["hash_set_id"],
             ["hash_set.id"],
