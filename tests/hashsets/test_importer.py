@@ -6,6 +6,7 @@ import random
 import re
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import Engine, MetaData, select
 
 from atalaya.errors import AtalayaError
 from atalaya.hashsets import importer
+from atalaya.hashsets.algorithms import NAMES_BY_CODE
 from atalaya.hashsets.categories import Category
 from atalaya.hashsets.formats import LinesReader
 from atalaya.hashsets.importer import (
@@ -23,7 +25,13 @@ from atalaya.hashsets.importer import (
     list_hash_sets,
     remove_hash_set,
 )
-from atalaya.store.tables import hash_set, reference_file, reference_hash
+from atalaya.store.tables import (
+    hash_set,
+    reference_digest,
+    reference_file,
+    reference_hash,
+    reference_label,
+)
 
 US = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/US/$metadata#Media"
 UK = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/UK/$metadata#Media"
@@ -39,6 +47,47 @@ def dump(engine: Engine) -> dict[str, list[str]]:
             rows = conn.execute(select(table)).all()
             out[table.name] = sorted(repr(tuple(row)) for row in rows)
     return out
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A stored record or hash, whichever layout holds it (rich or compact)."""
+
+    hash_set_id: int
+    file_key: str
+    category: int = 0
+    category_label: str = ""
+    name: str | None = None
+    attributes: Any = None
+    algorithm: str = ""
+    value: bytes = b""
+
+
+def stored(engine: Engine) -> tuple[list[Stored], list[Stored]]:
+    """(files, hashes) of every set, from reference_file/reference_hash and reference_digest."""
+    d, lab = reference_digest.c, reference_label.c
+    files: list[Stored] = []
+    hashes: list[Stored] = []
+    with engine.connect() as conn:
+        for r in conn.execute(select(reference_file)):
+            files.append(
+                Stored(
+                    r.hash_set_id, r.file_key, r.category, r.category_label, r.name, r.attributes
+                )
+            )
+        for r in conn.execute(select(reference_hash)):
+            hashes.append(
+                Stored(r.hash_set_id, r.file_key, algorithm=r.algorithm, value=bytes(r.value))
+            )
+        bare = select(d.hash_set_id, d.algorithm, d.value, lab.category, lab.category_label).join(
+            reference_label, (lab.hash_set_id == d.hash_set_id) & (lab.label == d.label)
+        )
+        for set_id, code, value, category, label in conn.execute(bare):
+            algorithm = NAMES_BY_CODE[code]
+            key = f"{algorithm}:{bytes(value).hex()}"
+            files.append(Stored(set_id, key, category, label))
+            hashes.append(Stored(set_id, key, algorithm=algorithm, value=bytes(value)))
+    return files, hashes
 
 
 def hexes(rng: random.Random, size: int, n: int) -> list[str]:
@@ -84,8 +133,7 @@ def test_plain_list_import_counts_and_rows(engine: Engine, tmp_path: Path) -> No
     assert report.file_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     with engine.connect() as conn:
         row = conn.execute(select(hash_set)).one()
-        files = conn.execute(select(reference_file)).all()
-        hashes = conn.execute(select(reference_hash)).all()
+    files, hashes = stored(engine)
     assert (row.name, row.source, row.format, row.version) == ("list-one", path.name, "lines", None)
     assert (row.file_count, row.hash_count) == (50, 50)
     assert row.file_sha256 == report.file_sha256
@@ -418,15 +466,13 @@ def test_two_first_imports_of_one_new_name_merge(engine: Engine, tmp_path: Path)
 
 def _rows_of_sets(engine: Engine) -> tuple[list[Any], list[Any]]:
     """The stored hashes and files, without the set's id (a new one each import)."""
-    h, f = reference_hash.c, reference_file.c
-    with engine.connect() as conn:
-        hashes = conn.execute(select(h.algorithm, h.value, h.file_key).order_by(h.value)).all()
-        files = conn.execute(
-            select(f.file_key, f.category, f.category_label, f.name, f.attributes).order_by(
-                f.file_key
-            )
-        ).all()
-    return [tuple(r) for r in hashes], [tuple(r) for r in files]
+    files, hashes = stored(engine)
+    return (
+        sorted((h.algorithm, h.value, h.file_key) for h in hashes),
+        sorted(
+            (f.file_key, f.category, f.category_label, f.name, repr(f.attributes)) for f in files
+        ),
+    )
 
 
 def _mixed_plain_list(rng: random.Random) -> str:

@@ -31,9 +31,10 @@ from atalaya.cases.courts import Court, Operator, RequestConfig
 from atalaya.cases.records import Case
 from atalaya.cases.retention import RetentionRule, expired
 from atalaya.enrich.store import enrichment_for_ips
+from atalaya.hashsets import lookup
 from atalaya.hashsets.categories import Category
 from atalaya.leads.storage import chunks
-from atalaya.store.tables import hash_set, lead, lead_presence, reference_file, sighting, unit
+from atalaya.store.tables import hash_set, lead, lead_presence, sighting, unit
 from atalaya.store.times import utc
 
 MAX_SHOWN = 160
@@ -436,14 +437,11 @@ def _files(conn: Connection, rows: Sequence[Any], sets: Mapping[str, Any]) -> li
         groups.setdefault((r.network, r.item_kind, r.item_value), []).append(r)
     labels: dict[tuple[int, str], tuple[str, str | None]] = {}
     keys = {(sets[r.hash_set].id, r.file_key) for r in rows if r.file_key and r.hash_set in sets}
-    for set_id, key in sorted(keys):
-        found = conn.execute(
-            select(reference_file.c.category_label, reference_file.c.name).where(
-                reference_file.c.hash_set_id == set_id, reference_file.c.file_key == key
-            )
-        ).first()
-        if found is not None:
-            labels[set_id, key] = (found.category_label, found.name)
+    for file in lookup.files_by_keys(
+        conn, {key for _, key in keys}, hash_set_ids={set_id for set_id, _ in keys}
+    ):
+        if (file.hash_set_id, file.file_key) in keys:
+            labels[file.hash_set_id, file.file_key] = (file.category_label, file.name)
     entries = []
     for n, ((network, kind, value), group) in enumerate(sorted(groups.items()), start=1):
         first = group[0]

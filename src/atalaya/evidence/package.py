@@ -70,6 +70,7 @@ from atalaya.evidence.stamping import (
     value_text,
 )
 from atalaya.evidence.stamps import AUDIT_HEAD, SIGHTINGS
+from atalaya.hashsets import lookup
 from atalaya.signing import SigningKey, open_signer, sign_detached
 from atalaya.store.tables import (
     audit_record,
@@ -77,8 +78,6 @@ from atalaya.store.tables import (
     enrichment_data,
     hash_set,
     proof_transcript,
-    reference_file,
-    reference_hash,
     sighting,
     timestamp_token,
     torrent_metadata,
@@ -333,30 +332,21 @@ def _hashset_extract(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> byt
             )
     sets.sort(key=lambda s: s["name"])
     files: dict[tuple[int, str], dict[str, Any]] = {}
-    f, h = reference_file.c, reference_hash.c
-    for part in _chunks(keys):
-        for row in conn.execute(
-            select(f.hash_set_id, f.file_key, f.category, f.category_label).where(
-                f.file_key.in_(part)
+    for file in lookup.files_by_keys(conn, keys):
+        files[(file.hash_set_id, file.file_key)] = {
+            "hash_set_id": file.hash_set_id,
+            "file_key": file.file_key,
+            "category": file.category,
+            "category_label": file.category_label,
+            "hashes": [],
+        }
+    for (set_id, key), hashes in lookup.file_hashes(conn, keys).items():
+        entry = files.get((set_id, key))
+        if entry is not None:
+            entry["hashes"] = sorted(
+                ({"algorithm": a, "value": v.hex()} for a, v in hashes.items()),
+                key=lambda x: (x["algorithm"], x["value"]),
             )
-        ):
-            files[(int(row.hash_set_id), row.file_key)] = {
-                "hash_set_id": int(row.hash_set_id),
-                "file_key": row.file_key,
-                "category": int(row.category),
-                "category_label": row.category_label,
-                "hashes": [],
-            }
-        for row in conn.execute(
-            select(h.hash_set_id, h.file_key, h.algorithm, h.value).where(h.file_key.in_(part))
-        ):
-            entry = files.get((int(row.hash_set_id), row.file_key))
-            if entry is not None:
-                entry["hashes"].append(
-                    {"algorithm": row.algorithm, "value": bytes(row.value).hex()}
-                )
-    for entry in files.values():
-        entry["hashes"].sort(key=lambda x: (x["algorithm"], x["value"]))
     matched = [
         {
             "sighting_hash_set": r["hash_set"],

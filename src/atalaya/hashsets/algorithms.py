@@ -32,6 +32,21 @@ DIGEST_SIZES: Final[dict[str, int]] = {
     **{f"{BTV1_PREFIX}{size}": 20 for size in BTV1_PIECE_SIZES},
 }
 
+# The small integer each algorithm is stored as in `reference_digest`.
+# Stored values: never renumber; a new algorithm takes a new code.
+CODES: Final[dict[str, int]] = {
+    MD5: 1,
+    SHA1: 2,
+    SHA256: 3,
+    ED2K: 4,
+    BTIH: 5,
+    BTIH2: 6,
+    BTV2_ROOT: 7,
+    # btv1_<2**n>: 100 + n (16 KiB is 114, 16 MiB is 124).
+    **{f"{BTV1_PREFIX}{size}": 100 + size.bit_length() - 1 for size in BTV1_PIECE_SIZES},
+}
+NAMES_BY_CODE: Final[dict[int, str]] = {code: name for name, code in CODES.items()}
+
 # The order in which a record's hashes are preferred as its identity.
 STRENGTH_ORDER: Final = (SHA256, SHA1, BTV2_ROOT, MD5, ED2K, BTIH2, BTIH)
 
@@ -77,6 +92,15 @@ def infer_algorithm(text: str) -> str:
     if not _HEX.fullmatch(text):
         raise HashFormatError(f"hash has characters that are not hex digits: {text!r}")
     return algorithm
+
+
+def parse_file_key(key: str) -> tuple[str, bytes] | None:
+    """(algorithm, digest) of a key "algorithm:hex"; None if it is not one."""
+    algorithm, sep, text = key.partition(":")
+    size = DIGEST_SIZES.get(algorithm)
+    if not sep or size is None or len(text) != 2 * size or not _HEX.fullmatch(text):
+        return None
+    return algorithm, bytes.fromhex(text)
 
 
 def file_key(hashes: dict[str, bytes]) -> str:

@@ -18,7 +18,7 @@ compared. Both give the same answers (tests compare them).
 The index answers only "is this digest known"; who knows it (hash sets,
 categories) is fetched from the store for the hits alone (`fetch_details`).
 Observers use the same index to recognise watched identifiers (`btih`,
-`btv2_root`, `btv1_<size>` …): any algorithm in `reference_hash` is indexed.
+`btv2_root`, `btv1_<size>` …): any algorithm a hash set holds is indexed.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from typing import Any, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection, Engine, Select, and_, bindparam, func, select
+from sqlalchemy import Connection, Engine, Select
 
+from atalaya.hashsets import lookup
 from atalaya.hashsets.algorithms import DIGEST_SIZES
-from atalaya.store.tables import hash_set, reference_file, reference_hash
 
 PREFIX_BYTES = 8
 
@@ -432,7 +432,7 @@ class MatchIndex:
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         progress: Progress | None = None,
     ) -> MatchIndex:
-        """An index of every digest in `reference_hash` (or of `algorithms` only).
+        """An index of every digest the hash sets hold (or of `algorithms` only).
 
         Rows are streamed (a server-side cursor on PostgreSQL) in sorted order,
         straight into the index's arrays; no per-row object outlives its chunk.
@@ -442,10 +442,7 @@ class MatchIndex:
             if conn.dialect.name == "postgresql":
                 # One snapshot for every statement: counts and rows agree.
                 conn.execution_options(isolation_level="REPEATABLE READ")
-            count_stmt = select(reference_hash.c.algorithm, func.count()).group_by(
-                reference_hash.c.algorithm
-            )
-            counts: dict[str, int] = {str(a): int(n) for a, n in conn.execute(count_stmt)}
+            counts = lookup.digest_counts(conn)
             wanted = sorted(counts) if algorithms is None else sorted(set(algorithms))
             for algorithm in wanted:
                 _digest_size(algorithm)
@@ -456,19 +453,15 @@ class MatchIndex:
             for algorithm in wanted:
                 size = _digest_size(algorithm)
                 builder = _TableBuilder(algorithm, size, counts.get(algorithm, 0))
-                # In key order: the (algorithm, value) index gives it for free,
-                # and sorted rows spare the build a sort. Repeats (one digest in
-                # several hash sets) are cheaper to drop here than in SQL.
-                stmt = (
-                    select(reference_hash.c.value)
-                    .where(reference_hash.c.algorithm == algorithm)
-                    .order_by(reference_hash.c.value)
-                )
-                for part in _stream_column(conn, stmt, chunk_rows):
-                    builder.add(_matrix_from_store(algorithm, size, part))
-                    done += len(part)
-                    if progress is not None:
-                        progress(done, total)
+                # Each stream is in key order (a range of an index), which spares
+                # the build a sort when one stream holds them all. Repeats (one
+                # digest in several hash sets) are cheaper to drop here than in SQL.
+                for stmt in lookup.digest_streams(conn, algorithm):
+                    for part in _stream_column(conn, stmt, chunk_rows):
+                        builder.add(_matrix_from_store(algorithm, size, part))
+                        done += len(part)
+                        if progress is not None:
+                            progress(done, total)
                 index._tables[algorithm] = builder.finish()
         return index
 
@@ -550,7 +543,7 @@ def _matrix_from_store(algorithm: str, size: int, values: Sequence[Any]) -> NDAr
     try:
         return _matrix_from_values(algorithm, size, values)
     except MatchIndexError as exc:
-        raise MatchIndexError(f"reference_hash holds a damaged value: {exc}") from exc
+        raise MatchIndexError(f"the store holds a damaged digest: {exc}") from exc
 
 
 def _chunks(items: Sequence[bytes], size: int) -> Iterator[Sequence[bytes]]:
@@ -569,34 +562,21 @@ def fetch_details(
     wanted: dict[str, set[bytes]] = defaultdict(set)
     for algorithm, digest in hits:
         wanted[algorithm].add(bytes(digest))
-    rh, rf, hs = reference_hash, reference_file, hash_set
-    stmt = (
-        select(
-            rh.c.value,
-            hs.c.name,
-            hs.c.file_sha256,
-            rf.c.category,
-            rf.c.category_label,
-            rf.c.file_key,
-        )
-        .select_from(
-            rh.join(
-                rf, and_(rf.c.hash_set_id == rh.c.hash_set_id, rf.c.file_key == rh.c.file_key)
-            ).join(hs, hs.c.id == rh.c.hash_set_id)
-        )
-        .where(rh.c.algorithm == bindparam("algorithm"))
-        .where(rh.c.value.in_(bindparam("values", expanding=True)))
-    )
     found: dict[tuple[str, bytes], list[Match]] = defaultdict(list)
     with engine.connect() as conn:
         for algorithm, digests in sorted(wanted.items()):
             for batch in _chunks(sorted(digests), batch_size):
-                # .all(): one fetchall, not a fetchone per row.
-                rows = conn.execute(stmt, {"algorithm": algorithm, "values": list(batch)}).all()
-                for value, name, version, category, label, key in rows:
-                    digest = bytes(value)
-                    found[(algorithm, digest)].append(
-                        Match(algorithm, digest, name, version, category, label, key)
+                for hit in lookup.digest_hits(conn, algorithm, batch):
+                    found[(algorithm, hit.value)].append(
+                        Match(
+                            algorithm,
+                            hit.value,
+                            hit.hash_set,
+                            hit.hash_set_sha256,
+                            hit.category,
+                            hit.category_label,
+                            hit.file_key,
+                        )
                     )
     for matches in found.values():
         matches.sort(key=lambda m: (m.hash_set, m.file_key))

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select
 
+from atalaya.hashsets import lookup
 from atalaya.hashsets.categories import Category
 from atalaya.leads.addresses import with_exact_addresses
 from atalaya.leads.presence import ItemKey
@@ -25,13 +26,11 @@ from atalaya.leads.presences import BATCH, in_presences, presence_of, utc_day
 from atalaya.leads.query import lead_detail, lead_exists
 from atalaya.leads.storage import item_conditions
 from atalaya.store.tables import (
-    hash_set,
     lead,
     lead_presence,
     lead_presence_item,
     lead_presence_peer,
     proof_transcript,
-    reference_file,
     sighting,
 )
 from atalaya.store.times import utc
@@ -207,20 +206,9 @@ def _references(
     """(hash set name, file key) -> (the set's source, the file's label there)."""
     wanted = {(h, k) for h, k in pairs if h and k}
     found: dict[tuple[str, str], tuple[str, str]] = {}
-    keys = sorted({k for _, k in wanted})
-    for start in range(0, len(keys), 1_000):
-        for name, key, source, label in conn.execute(
-            select(
-                hash_set.c.name,
-                reference_file.c.file_key,
-                hash_set.c.source,
-                reference_file.c.category_label,
-            )
-            .join(hash_set, hash_set.c.id == reference_file.c.hash_set_id)
-            .where(reference_file.c.file_key.in_(keys[start : start + 1_000]))
-        ):
-            if (name, key) in wanted:
-                found[(name, key)] = (source, label)
+    for file in lookup.files_by_keys(conn, {k for _, k in wanted}):
+        if (file.hash_set, file.file_key) in wanted:
+            found[(file.hash_set, file.file_key)] = (file.source, file.category_label)
     return found
 
 
@@ -365,19 +353,11 @@ def _files(conn: Connection, presence_ids: Sequence[int]) -> list[OfferedFile]:
             held["sightings"] += int(r["sightings"])
     keys = sorted({v["file_key"] for v in merged.values() if v["file_key"]})
     references: dict[str, list[Reference]] = {}
-    for start in range(0, len(keys), 1_000):
-        for name, key, source, label in conn.execute(
-            select(
-                hash_set.c.name,
-                reference_file.c.file_key,
-                hash_set.c.source,
-                reference_file.c.category_label,
-            )
-            .join(hash_set, hash_set.c.id == reference_file.c.hash_set_id)
-            .where(reference_file.c.file_key.in_(keys[start : start + 1_000]))
-            .order_by(hash_set.c.name)
-        ):
-            references.setdefault(key, []).append(Reference(name, source, label))
+    # By hash set name (files_by_keys' order).
+    for file in lookup.files_by_keys(conn, keys):
+        references.setdefault(file.file_key, []).append(
+            Reference(file.hash_set, file.source, file.category_label)
+        )
     files = [
         OfferedFile(
             network=h.network,

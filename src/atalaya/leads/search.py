@@ -37,6 +37,7 @@ from sqlalchemy import ColumnElement, Connection, and_, select
 
 from atalaya.enrich.prefixes import holds, parse_prefix
 from atalaya.errors import N_, AtalayaError
+from atalaya.hashsets import lookup
 from atalaya.hashsets.algorithms import DIGEST_SIZES
 from atalaya.leads.query import score_in_force
 from atalaya.store.tables import (
@@ -44,7 +45,6 @@ from atalaya.store.tables import (
     lead_presence,
     lead_presence_item,
     lead_presence_peer,
-    reference_hash,
     sighting,
 )
 from atalaya.store.times import utc
@@ -284,14 +284,7 @@ def _by_hash(conn: Connection, digest: str, only: str | None) -> list[tuple[set[
         # The key itself only when the algorithm was named (sha1:…); a bare
         # digest goes through the reference lists.
         keys = {f"{only}:{digest}"} if only in algorithms else set()
-        keys |= set(
-            conn.scalars(
-                select(reference_hash.c.file_key).where(
-                    reference_hash.c.algorithm.in_(algorithms),
-                    reference_hash.c.value == bytes.fromhex(digest),
-                )
-            )
-        )
+        keys |= lookup.file_keys_for_digest(conn, algorithms, bytes.fromhex(digest))
         files = (
             set()
             if not keys

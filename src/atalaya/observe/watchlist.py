@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from atalaya.hashsets import lookup
 from atalaya.store import begin_write
-from atalaya.store.tables import hash_set, reference_file, reference_hash, watch_item
+from atalaya.store.tables import hash_set, watch_item
 
 if TYPE_CHECKING:
     from atalaya.observe.registry import Network
@@ -51,24 +52,6 @@ def load_targets(
     `extra` are (kind, value) pairs named for this run only.
     """
     targets: dict[tuple[str, bytes], WatchTarget] = {}
-    from_sets = (
-        select(
-            reference_hash.c.algorithm,
-            reference_hash.c.value,
-            reference_hash.c.file_key,
-            reference_file.c.category,
-            hash_set.c.name,
-            hash_set.c.file_sha256,
-        )
-        .join(hash_set, hash_set.c.id == reference_hash.c.hash_set_id)
-        .join(
-            reference_file,
-            (reference_file.c.hash_set_id == reference_hash.c.hash_set_id)
-            & (reference_file.c.file_key == reference_hash.c.file_key),
-        )
-        .where(reference_hash.c.algorithm.in_(list(network.sources)))
-        .order_by(hash_set.c.name, reference_hash.c.value)
-    )
     added = (
         select(
             watch_item.c.kind,
@@ -84,8 +67,9 @@ def load_targets(
         .order_by(watch_item.c.id)
     )
     with engine.connect() as conn:
-        for algorithm, value, file_key, category, name, digest in conn.execute(from_sets):
-            derived = network.derive(algorithm, bytes(value))
+        from_sets = lookup.watch_rows(conn, network.sources)
+        for algorithm, value, file_key, category, name, digest in from_sets:
+            derived = network.derive(algorithm, value)
             if derived is None:
                 continue
             kind, item = derived

@@ -97,6 +97,48 @@ reference_hash = Table(
     Index("ix_reference_hash_file", "hash_set_id", "file_key"),
 )
 
+# Bare records (plain lists: one digest, no name, no attributes), one compact
+# row each: the algorithm is a small code (atalaya.hashsets.algorithms.CODES),
+# the label a number within the set (reference_label), and the record's
+# file_key ("algorithm:hex") is derived, never stored. The primary key leads
+# with the set, so removing a set is one range; a digest is looked up with one
+# probe per set. On SQLite the table is WITHOUT ROWID: the key is the row.
+reference_digest = Table(
+    "reference_digest",
+    metadata,
+    Column(
+        "hash_set_id",
+        Integer,
+        ForeignKey("hash_set.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("algorithm", SmallInteger, primary_key=True),
+    Column("value", LargeBinary(64), primary_key=True),
+    Column("label", SmallInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# The category labels of a set's bare records, numbered within the set: one
+# per label text and the internal category it was mapped onto at import.
+reference_label = Table(
+    "reference_label",
+    metadata,
+    Column(
+        "hash_set_id",
+        Integer,
+        ForeignKey("hash_set.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("label", SmallInteger, primary_key=True),
+    # Internal severity scale (atalaya.hashsets.categories.Category).
+    Column("category", SmallInteger, nullable=False),
+    # The label exactly as the source gave it.
+    Column("category_label", String(100), nullable=False),
+    UniqueConstraint(
+        "hash_set_id", "category", "category_label", name="uq_reference_label_category"
+    ),
+)
+
 # What the observers look for beyond the identifiers in hash sets: infohashes
 # an operator named, or that discovery matched to a known file. `reason` says
 # why, in words an analyst can put in a report.

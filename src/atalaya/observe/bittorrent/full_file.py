@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
+from atalaya.hashsets import lookup
 from atalaya.hashsets.algorithms import BTV1_PREFIX, BTV2_ROOT, MD5, SHA1, SHA256
 from atalaya.networks.bittorrent.metainfo import Metainfo
 from atalaya.observe.bittorrent.probe import ProbeResult
 from atalaya.observe.bittorrent.transcript import FullFileProof
-from atalaya.store.tables import reference_hash
 
 FILE_ALGORITHMS = (MD5, SHA1, SHA256)  # the file's own hashes, as hash sets carry them
 
@@ -40,11 +40,8 @@ class FullFilePlan:
 
 def reference_hashes(engine: Engine, file_key: str) -> dict[str, bytes]:
     """Every hash the hash sets hold for the file `file_key`, by algorithm."""
-    query = select(reference_hash.c.algorithm, reference_hash.c.value).where(
-        reference_hash.c.file_key == file_key
-    )
     with engine.connect() as conn:
-        return {str(algorithm): bytes(value) for algorithm, value in conn.execute(query)}
+        return lookup.hashes_of_file(conn, file_key)
 
 
 def watched_file(meta: Metainfo, reference: dict[str, bytes]) -> int | None:

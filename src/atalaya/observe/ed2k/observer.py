@@ -30,15 +30,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
+from atalaya.hashsets import lookup
 from atalaya.hashsets.algorithms import ED2K
 from atalaya.networks.ed2k.probe import ProbeErrorKind, ProbeTimeouts
 from atalaya.observe.ed2k.probe import Ed2kProbeResult, probe_peer, utc_now
 from atalaya.observe.ed2k.transcript import encode_transcript
 from atalaya.observe.sightings import Sighting, SightingWriter, new_run_id
 from atalaya.observe.watchlist import WatchTarget
-from atalaya.store.tables import reference_file
 
 NETWORK = "ed2k"
 # Where the size of a file in a hash set is kept (Project VIC's field).
@@ -123,14 +123,10 @@ def _target_attributes(
     if not keys:
         return
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(reference_file.c.file_key, reference_file.c.attributes).where(
-                reference_file.c.file_key.in_(list(keys))
-            )
-        )
-        for file_key, attributes in rows:
-            if isinstance(attributes, dict):
-                yield keys[file_key], attributes
+        files = lookup.files_by_keys(conn, keys)
+    for file in files:
+        if isinstance(file.attributes, dict):
+            yield keys[file.file_key], file.attributes
 
 
 def file_sizes(engine: Engine, targets: Sequence[WatchTarget]) -> dict[bytes, int]:
