@@ -14,16 +14,17 @@ is the same one.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 
 from atalaya.hashsets.algorithms import ED2K
 from atalaya.hashsets.importer import import_hash_set
-from atalaya.lab.amule_kad import PARTIAL_PARTS, WATCHED_SIZE, AmuleKadLab
+from atalaya.lab.amule_kad import PARTIAL_PARTS, WATCHED_NAME, WATCHED_SIZE, AmuleKadLab
 from atalaya.networks.ed2k.probe import ProbeTimeouts
 from atalaya.observe.ed2k.kad_search import KadClient, KadSearchConfig
 from atalaya.observe.ed2k.network import ED2K_NETWORK
@@ -32,8 +33,9 @@ from atalaya.observe.watchlist import load_targets
 from atalaya.store import create_store_engine, upgrade
 from atalaya.store.tables import sighting
 from tests.lab.netns_support import assert_gone, require_netns_here
+from tests.support.cli import run_atalaya, spawn_atalaya
 
-pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 # Seen: the lab is ready (every sharer past its firewall check) in ~130 s,
 # its sources are in Kad ~100 s later, a search takes ~5 s.
@@ -114,8 +116,51 @@ def test_kad_finds_and_the_observer_proves_both_sharers_and_no_one_else(tmp_path
             assert kad_users[node.ip] == node.user_hash()
         assert observer.stats.kad_malformed == 0
         engine.dispose()
+        cli_seconds = _watch_from_the_command_line(tmp_path, lab, config.user_hash, sharers)
     assert_gone(tag)
     print(
-        f"lab ready in {ready:.0f} s; both sharers found by Kad and proven "
-        f"{found_at:.0f} s after start; {observer.stats.kad_searches} searches"
+        f"lab ready in {ready:.0f} s (Kad reconnected on {lab.rechecks or 'none'}); "
+        "both sharers found by Kad and proven "
+        f"{found_at:.0f} s after start; {observer.stats.kad_searches} searches; "
+        f"watch ed2k --kad-bootstrap took {cli_seconds:.0f} s"
     )
+
+
+def _watch_from_the_command_line(
+    tmp_path: Path, lab: AmuleKadLab, user_hash: bytes, sharers: set[str]
+) -> float:
+    """`atalaya watch ed2k --kad-bootstrap` proves both sharers, and sights no one else."""
+    assert lab.files is not None
+    env = {"ATALAYA_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    listing = tmp_path / "cli-ed2k.txt"
+    listing.write_text(lab.files.watched_hash.hex() + "\n")
+    for args in (
+        ("init",),
+        ("hashsets", "import", str(listing), "--format", "lines", "--algorithm", "ed2k",
+         "--source", "lista-sintetica", "--category", "1"),
+    ):  # fmt: skip
+        done = run_atalaya(*args, env=env)
+        assert done.returncode == 0, done.stderr
+    # The user hash the probes above used: aMule shuts out an address whose hash changes.
+    state = tmp_path / "ed2k.json"
+    state.write_text(json.dumps({"user_hash": user_hash.hex()}))
+    link = f"ed2k://|file|{WATCHED_NAME}|{WATCHED_SIZE}|{lab.files.watched_hash.hex()}|/"
+    bootstrap = [arg for ip, port in lab.bootstrap for arg in ("--kad-bootstrap", f"{ip}:{port}")]
+    begin = time.monotonic()
+    watched = spawn_atalaya(
+        "watch", "ed2k", *bootstrap, "--bind", lab.observer_ip, "--link", link,
+        "--duration", "60", "--interval", "600", "--json", "--state", str(state),
+        env=env, timeout=240.0,
+    )  # fmt: skip
+    seconds = time.monotonic() - begin
+    assert watched.returncode == 0, watched.stderr
+    summary = json.loads(watched.stdout)
+    assert summary["kad_searches"] == 1 and summary["kad_sources"] == 2, summary
+    assert summary["verified"] == 2 and summary["sightings"] == 2 and summary["unprobed"] == 0
+    engine = create_engine(env["ATALAYA_DATABASE_URL"])
+    with engine.connect() as conn:
+        rows = conn.execute(select(sighting)).mappings().all()
+    engine.dispose()
+    assert {r["ip"] for r in rows} == sharers
+    assert all(r["proof"] and r["found_by"] == "kad" for r in rows)
+    return seconds

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -41,11 +42,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final, Self
 
 from atalaya.errors import AtalayaError
 from atalaya.lab.amule import AmuleError, AmulePeer
 from atalaya.lab.files import random_bytes
+from atalaya.lab.layout import MANIFEST_NAME, MANIFEST_VERSION
 from atalaya.lab.netns import NetnsHost, NetnsLab
 from atalaya.lab.processes import end_child
 from atalaya.networks.ed2k.hashing import PART_SIZE, ed2k_hash
@@ -64,7 +66,9 @@ UNWATCHED_SIZE: Final = 400_000
 PARTIAL_PARTS: Final = (0, 2)
 NODE_NAMES: Final = ("seed", "partial", "bystander", "downloader", "relay")
 SHARERS: Final = ("seed", "partial", "bystander")
-_START_TIMEOUT = 300.0
+_START_TIMEOUT = 420.0
+_RECHECK_AFTER = 170.0  # seen: every firewall check done by 140 s after start
+KAD_HASH_SET_NAME: Final = "ed2k-hashes.txt"  # `hashsets import --format lines --algorithm ed2k`
 _KAD_LINE = re.compile(r"Kad:\s*(.+)$", re.MULTILINE)
 # part.met (PartFile.cpp): version, and the tag ids it reads.
 _PARTFILE_VERSION = 0xE0
@@ -293,6 +297,7 @@ class AmuleKadLab:
         self.nodes: dict[str, AmuleKadNode] = {}
         self.files: KadLabFiles | None = None
         self.startup_seconds: float | None = None
+        self.rechecks: list[str] = []  # sharers whose Kad was reconnected (see _wait_kad)
 
     @property
     def observer_ip(self) -> str:
@@ -358,7 +363,16 @@ class AmuleKadLab:
 
     def _wait_kad(self, deadline: float) -> None:
         """Until every node is on Kad and every sharer passed its firewall check
-        (aMule publishes no source while it thinks it is firewalled)."""
+        (aMule publishes no source while it thinks it is firewalled).
+
+        aMule counts the answers to its first four firewall checks only and
+        needs two TCP connections back; when too few come (seen 1 in 3 lab
+        runs: one node still firewalled after 300 s), it waits an hour to
+        check again. A sharer still firewalled after `_RECHECK_AFTER` s has
+        its Kad reconnected, which checks again at once.
+        """
+        recheck_at = time.monotonic() + _RECHECK_AFTER
+        rechecked: set[str] = set()
         while True:
             states = {}
             for name, node in self.nodes.items():
@@ -373,7 +387,62 @@ class AmuleKadLab:
                 return
             if time.monotonic() > deadline:
                 raise AmuleError(f"Kad did not connect on every lab node: {states}")
+            if time.monotonic() > recheck_at:
+                for name in SHARERS:
+                    if states[name] == "Connected (firewalled)" and name not in rechecked:
+                        rechecked.add(name)
+                        self.rechecks.append(name)
+                        with contextlib.suppress(AmuleError):
+                            self.nodes[name].command("disconnect kad")
+                            time.sleep(2.0)
+                            self.nodes[name].command("connect kad")
             time.sleep(2.0)
+
+    def manifest(self, *, supervisor_pid: int | None = None) -> dict[str, Any]:
+        """What `lab up --ed2k` prints and tests read: nodes, files, where to bind."""
+        if self.files is None:
+            raise AtalayaError("the Kad lab is not started")
+        return {
+            "manifest_version": MANIFEST_VERSION,
+            "kind": "ed2k-kad",
+            "supervisor_pid": supervisor_pid,
+            "startup_seconds": self.startup_seconds,
+            "kad_reconnected": self.rechecks,
+            "netns_tag": self.netns.tag,
+            "observer_ip": self.observer_ip,
+            "kad_bootstrap": [f"{ip}:{port}" for ip, port in self.bootstrap],
+            "watched": {
+                "name": WATCHED_NAME,
+                "size": WATCHED_SIZE,
+                "ed2k": self.files.watched_hash.hex(),
+                "link": f"ed2k://|file|{WATCHED_NAME}|{WATCHED_SIZE}|"
+                f"{self.files.watched_hash.hex()}|/",
+            },
+            "unwatched": {"name": UNWATCHED_NAME, "ed2k": self.files.unwatched_hash.hex()},
+            "nodes": [
+                {
+                    "name": name,
+                    "ip": node.ip,
+                    "tcp_port": node.port,
+                    "udp_port": node.udp_port,
+                    "kad_id": f"{node.kad_id:032x}",
+                    "pid": node.pid,
+                }
+                for name, node in self.nodes.items()
+            ],
+            "hash_set": str(self.lab_dir / KAD_HASH_SET_NAME),
+        }
+
+    def write_outputs(self, *, supervisor_pid: int | None = None) -> Path:
+        """The watched file's hash as a hash set of lines, and the manifest; its path."""
+        if self.files is None:
+            raise AtalayaError("the Kad lab is not started")
+        (self.lab_dir / KAD_HASH_SET_NAME).write_text(self.files.watched_hash.hex() + "\n")
+        path = self.lab_dir / MANIFEST_NAME
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(self.manifest(supervisor_pid=supervisor_pid), indent=2))
+        partial.replace(path)
+        return path
 
     def close(self) -> None:
         """Stop every daemon and remove the namespaces; safe to call twice."""

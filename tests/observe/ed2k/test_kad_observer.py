@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+from pathlib import Path
 
 from sqlalchemy import Engine, select
 
@@ -13,10 +14,12 @@ from atalaya.lab.ed2k_peer import FakeEd2kPeer
 from atalaya.networks.ed2k import kad
 from atalaya.networks.ed2k.probe import ProbeTimeouts
 from atalaya.networks.ed2k.tags import Tag
+from atalaya.observe.ed2k.cli import parse_source
 from atalaya.observe.ed2k.observer import Ed2kConfig, Ed2kObserver
 from atalaya.observe.watchlist import WatchTarget
 from atalaya.store.tables import sighting
 from tests.observe.ed2k.test_kad_search import FAST, FakeNode, source_tags
+from tests.support.cli import run_atalaya
 
 CONTENT = random.Random(15).randbytes(200_000)
 TIMEOUTS = ProbeTimeouts(
@@ -68,3 +71,13 @@ def test_kad_sources_are_probed_and_lowid_ones_recorded_unprobed(engine: Engine)
         assert low["details"]["user_hash"] == (bytes([9]) * 16).hex()
 
     asyncio.run(body())
+
+
+def test_watch_ed2k_needs_sources_or_kad_nodes_and_reads_them(tmp_path: Path) -> None:
+    env = {"ATALAYA_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
+    assert run_atalaya("init", env=env).returncode == 0
+    done = run_atalaya("watch", "ed2k", env=env)
+    assert done.returncode != 0 and "--kad-bootstrap IPV4:PORT" in done.stderr
+    done = run_atalaya("watch", "ed2k", "--kad-bootstrap", "not-a-node", env=env)
+    assert done.returncode != 0 and "--kad-bootstrap 'not-a-node'" in done.stderr
+    assert parse_source("100.64.0.2:4672", "--kad-bootstrap") == ("100.64.0.2", 4672)
