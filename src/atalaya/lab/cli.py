@@ -230,6 +230,8 @@ def down(lab_dir: DirOption = DEFAULT_DIR) -> None:
     if pid is None and not any(_is_child(c) for c in children):
         # A Kad lab whose supervisor was killed leaves namespaces: find them by tag.
         removed = _remove_namespaces(lab_dir)
+        with contextlib.suppress(FileNotFoundError):
+            (lab_dir / PID_NAME).unlink()  # the killed supervisor's
         if removed:
             err.print(f"removed what a stopped Kad lab left: {', '.join(removed)}")
         else:
