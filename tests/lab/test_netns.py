@@ -197,6 +197,28 @@ def test_hosts_are_reachable_from_the_host_side_and_nowhere_else() -> None:
     lab.close()  # twice is fine
 
 
+def test_hosts_in_several_subnets_reach_each_other_and_the_host_side() -> None:
+    require_netns_here()
+    with NetnsLab(["a", "b", "c"], subnets=3) as lab:
+        tag = lab.tag
+        nets = lab.ipv4_networks
+        assert len({str(n) for n in nets}) == 3
+        a, b, c = lab.host("a"), lab.host("b"), lab.host("c")
+        for host, net in zip((a, b, c), nets, strict=True):
+            assert ipaddress.IPv4Address(host.ipv4) in net and lab.admits(host.ipv4)
+            assert host.host_ipv4 == str(net[1])
+        # Across /24s on the one bridge, and from the host side's first address.
+        server = c.call(lambda: listener(c.ipv4))
+        with server:
+            assert a.call(lambda: echo_over(server, c.ipv4, a.ipv4)) == (b"hello\n", a.ipv4)
+            assert echo_over(server, c.ipv4, lab.host_ipv4) == (b"hello\n", lab.host_ipv4)
+        for host in (a, b, c):
+            assert host.call(lambda: connect_error(OUTSIDE_V4, 9)) == errno.ENETUNREACH
+            routes = host.run(["ip", "-4", "route", "show", "default"], timeout=5)
+            assert routes.stdout.strip() == ""
+    assert_gone(tag)
+
+
 def test_process_in_a_namespace_is_stopped_by_pid_and_only_there() -> None:
     require_netns_here()
     with NetnsLab(["a", "b"]) as lab:

@@ -20,6 +20,7 @@ PID_NAME = "supervisor.pid"
 FAILED_NAME = "failed.txt"
 LOG_NAME = "supervisor.log"
 SUPERVISOR_MODULE = "atalaya.lab.supervisor"
+NETNS_TAG_NAME = "netns.tag"  # the namespace lab's tag (lab up --ed2k), for lab down
 MANIFEST_VERSION = 1
 DEFAULT_IP_PREFIX = "127.77.0"
 

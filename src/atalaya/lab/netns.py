@@ -255,6 +255,12 @@ class NetnsLab:
     The bridge has .1 of the lab's /24 and ::1 of its /64; host i (from 0) has
     .(i + 2) and ::(i + 2). `networks` pins the /24 and /64 (else random ones
     not in use on this machine are chosen).
+
+    `subnets` > 1 spreads the hosts over that many /24s (host i in /24 number
+    i % subnets), all on the one bridge: the bridge has .1 of each, and each
+    namespace reaches the others' /24s on its link (routes with no gateway).
+    Some peers limit how many contacts they keep from one /24 (aMule's Kad:
+    two per routing bin), so a lab of such peers needs them apart.
     """
 
     def __init__(
@@ -264,6 +270,7 @@ class NetnsLab:
         tag: str | None = None,
         networks: tuple[str, str] | None = None,
         timeout: float = IP_TIMEOUT,
+        subnets: int = 1,
     ) -> None:
         if not 1 <= len(hosts) <= MAX_HOSTS:
             raise NetnsError(f"a namespace lab has 1 to {MAX_HOSTS} hosts, not {len(hosts)}")
@@ -274,6 +281,9 @@ class NetnsLab:
                 )
         if len(set(hosts)) != len(hosts):
             raise NetnsError("host names must differ")
+        if not 1 <= subnets <= len(hosts) or (subnets > 1 and networks is not None):
+            raise NetnsError(f"{subnets} subnets for {len(hosts)} hosts (none when pinned)")
+        self.subnets = subnets
         self.tag = tag or new_tag()
         if not _TAG.fullmatch(self.tag):
             raise NetnsError(f"a lab tag is six hex digits, not {self.tag!r}")
@@ -282,6 +292,7 @@ class NetnsLab:
         self.bridge = f"{LINK_PREFIX}{self.tag}br"
         self._pinned = _parse_pinned(networks) if networks is not None else None
         self.ipv4_network: ipaddress.IPv4Network | None = None
+        self.ipv4_networks: list[ipaddress.IPv4Network] = []
         self.ipv6_network: ipaddress.IPv6Network | None = None
         self.hosts: dict[str, NetnsHost] = {}
         self.startup_seconds: float | None = None
@@ -314,7 +325,8 @@ class NetnsLab:
         except ValueError:
             return False
         if isinstance(addr, ipaddress.IPv4Address):
-            return addr in SHARED_SPACE and addr in self._v4()
+            self._v4()
+            return addr in SHARED_SPACE and any(addr in net for net in self.ipv4_networks)
         return addr in UNIQUE_LOCAL and addr in self._v6()
 
     def host(self, name: str) -> NetnsHost:
@@ -343,10 +355,14 @@ class NetnsLab:
         OWNER_DIR.mkdir(parents=True, exist_ok=True)
         (OWNER_DIR / self.tag).write_text(f"{os.getpid()}\n")
         with _network_lock():
-            v4, v6 = self._pinned or _pick_networks()
-            self.ipv4_network, self.ipv6_network = v4, v6
+            if self._pinned is not None:
+                v4s, v6 = [self._pinned[0]], self._pinned[1]
+            else:
+                v4s, v6 = _pick_networks(self.subnets)
+            self.ipv4_network, self.ipv4_networks, self.ipv6_network = v4s[0], v4s, v6
             ip("link", "add", self.bridge, "type", "bridge", timeout=self.timeout)
-            ip("addr", "add", f"{v4[1]}/24", "dev", self.bridge, timeout=self.timeout)
+            for v4 in v4s:
+                ip("addr", "add", f"{v4[1]}/24", "dev", self.bridge, timeout=self.timeout)
             ip(
                 "-6",
                 "addr",
@@ -366,11 +382,12 @@ class NetnsLab:
             self.hosts[name] = self._add_host(index, name)
 
     def _add_host(self, index: int, name: str) -> NetnsHost:
-        v4, v6 = self._v4(), self._v6()
+        self._v4()
+        v4, v6 = self.ipv4_networks[index % self.subnets], self._v6()
         host = NetnsHost(
             name=name,
             netns=f"{NETNS_PREFIX}{self.tag}-{name}",
-            ipv4=str(v4[index + 2]),
+            ipv4=str(v4[index // self.subnets + 2]),
             ipv6=str(v6[index + 2]),
             link=f"{LINK_PREFIX}{self.tag}v{index}",
             host_ipv4=str(v4[1]),
@@ -386,6 +403,9 @@ class NetnsLab:
         ip("-n", ns, "addr", "add", f"{host.ipv4}/24", "dev", "eth0", timeout=t)
         ip("-n", ns, "-6", "addr", "add", f"{host.ipv6}/64", "dev", "eth0", "nodad", timeout=t)
         ip("-n", ns, "link", "set", "eth0", "up", timeout=t)
+        for other in self.ipv4_networks:
+            if other != v4:
+                ip("-n", ns, "route", "add", str(other), "dev", "eth0", timeout=t)
         return host
 
     def close(self) -> None:
@@ -566,20 +586,23 @@ def _networks_in_use() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return used
 
 
-def _pick_networks() -> tuple[ipaddress.IPv4Network, ipaddress.IPv6Network]:
+def _pick_networks(count: int = 1) -> tuple[list[ipaddress.IPv4Network], ipaddress.IPv6Network]:
     used = _networks_in_use()
 
     def free(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
         return not any(net.version == u.version and net.overlaps(u) for u in used)
 
-    v4 = v6 = None
-    for _ in range(_PICK_ATTEMPTS):
+    v4s: list[ipaddress.IPv4Network] = []
+    v6 = None
+    for _ in range(_PICK_ATTEMPTS * count):
         candidate = ipaddress.IPv4Network(
             (int(SHARED_SPACE.network_address) + 256 * secrets.randbelow(1 << 14), 24)
         )
         if free(candidate):
-            v4 = candidate
-            break
+            v4s.append(candidate)
+            used.append(candidate)
+            if len(v4s) == count:
+                break
     for _ in range(_PICK_ATTEMPTS):
         # RFC 4193: fd, a random 40-bit global id, a 16-bit subnet id.
         bits = secrets.randbits(56)
@@ -587,9 +610,9 @@ def _pick_networks() -> tuple[ipaddress.IPv4Network, ipaddress.IPv6Network]:
         if free(candidate6):
             v6 = candidate6
             break
-    if v4 is None or v6 is None:
+    if len(v4s) < count or v6 is None:
         raise NetnsError("no free /24 in 100.64.0.0/10 or /64 in fd00::/8 found")
-    return v4, v6
+    return v4s, v6
 
 
 def _parse_pinned(

@@ -31,8 +31,8 @@ from atalaya.observe.ed2k.observer import (
 from atalaya.observe.watchlist import load_targets
 
 
-def parse_source(text: str) -> tuple[str, int]:
-    """HOST:PORT of an eD2K client, IPv4 (eD2K has no IPv6)."""
+def parse_source(text: str, option: str = "--source") -> tuple[str, int]:
+    """HOST:PORT of an eD2K client or Kad node, IPv4 (eD2K has no IPv6)."""
     host, sep, port_text = text.strip().rpartition(":")
     try:
         address = ipaddress.IPv4Address(host)
@@ -40,7 +40,7 @@ def parse_source(text: str) -> tuple[str, int]:
     except ValueError:
         address, port = None, 0
     if not sep or address is None or not 0 < port < 65536:
-        raise AtalayaError(f"--source {text[:80]!r}: expected IPV4:PORT, e.g. 192.0.2.7:4662")
+        raise AtalayaError(f"{option} {text[:80]!r}: expected IPV4:PORT, e.g. 192.0.2.7:4662")
     return str(address), port
 
 
@@ -49,6 +49,14 @@ def watch_ed2k(
     source: Annotated[
         list[str] | None,
         typer.Option("--source", help="eD2K client to probe, IPV4:PORT (repeatable)."),
+    ] = None,
+    kad_bootstrap: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--kad-bootstrap",
+            help="Kad node to start from, IPV4:UDPPORT (repeatable): each round, every "
+            "watched file's sources are searched in Kad and probed.",
+        ),
     ] = None,
     link: Annotated[
         list[str] | None,
@@ -83,11 +91,17 @@ def watch_ed2k(
     and its MD4 compared with the expected hash (the whole file for files of
     one part); when the file's AICH master hash is known (a link's h=, a hash
     set) and the peer offers AICH, one 180 KiB block checked against the AICH
-    tree is enough. The content is hashed and dropped.
+    tree is enough. The content is hashed and dropped. With --kad-bootstrap,
+    each round also asks Kad for every file's sources and probes them; a
+    firewalled (LowID) source is recorded as found, never as proof.
     """
     sources = [parse_source(s) for s in source or []]
-    if not sources:
-        raise AtalayaError("name at least one eD2K client to probe with --source IPV4:PORT")
+    kad_nodes = [parse_source(s, "--kad-bootstrap") for s in kad_bootstrap or []]
+    if not sources and not kad_nodes:
+        raise AtalayaError(
+            "name eD2K clients to probe with --source IPV4:PORT, "
+            "or Kad nodes to find them with --kad-bootstrap IPV4:PORT"
+        )
     links = []
     for text in link or []:
         try:
@@ -123,9 +137,11 @@ def watch_ed2k(
         interval=interval,
         max_concurrent=probes,
         user_hash=user_hash,
+        kad_bootstrap=tuple(kad_nodes),
     )
     err.print(
         f"watching {len(targets)} eD2K file(s) on {len(sources)} source(s)"
+        + (f" and in Kad from {len(kad_nodes)} node(s)" if kad_nodes else "")
         + (f" for {duration:g} s" if duration is not None else " until Ctrl-C")
     )
     if unsized:
@@ -149,6 +165,12 @@ def watch_ed2k(
             f"{stats.probed} probed, {stats.holding} holding, {stats.verified} verified, "
             f"{stats.failed_verification} failed verification, {stats.not_sharing} not sharing, "
             f"{stats.unreachable} unreachable, {stats.sightings} sightings"
+            + (
+                f"; {stats.kad_searches} Kad searches found {stats.kad_sources} sources, "
+                f"{stats.unprobed} firewalled (recorded, not probed)"
+                if kad_nodes
+                else ""
+            )
             + (f" ({stats.retried} probes asked again after a stall)" if stats.retried else "")
         )
 

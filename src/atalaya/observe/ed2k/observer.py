@@ -35,6 +35,7 @@ from sqlalchemy import Engine
 from atalaya.hashsets import lookup
 from atalaya.hashsets.algorithms import ED2K
 from atalaya.networks.ed2k.probe import ProbeErrorKind, ProbeTimeouts
+from atalaya.observe.ed2k.kad_search import KadClient, KadSearchConfig, KadSearchResult
 from atalaya.observe.ed2k.probe import Ed2kProbeResult, probe_peer, utc_now
 from atalaya.observe.ed2k.transcript import encode_transcript
 from atalaya.observe.sightings import Sighting, SightingWriter, new_run_id
@@ -96,6 +97,10 @@ class Ed2kConfig:
     # when it gets to it, and ending it after it has accepted the next one
     # leaves that one without data.
     peer_pause: float = 1.0
+    # Kad nodes to bootstrap from: each round, every target's sources are
+    # searched in Kad and probed (LowID ones recorded, never probed).
+    kad_bootstrap: tuple[tuple[str, int], ...] = ()
+    kad: KadSearchConfig = field(default_factory=KadSearchConfig)
 
 
 @dataclass
@@ -113,6 +118,9 @@ class Ed2kStats:
     aich_proofs: int = 0
     unprobed: int = 0  # found (by Kad) but not probed: LowID / firewalled
     retried: int = 0  # probes asked again after a stall
+    kad_searches: int = 0
+    kad_sources: int = 0  # distinct sources Kad gave (reachable or not)
+    kad_malformed: int = 0  # Kad datagrams dropped as unreadable
 
 
 def _target_attributes(
@@ -192,12 +200,26 @@ class Ed2kObserver:
         self.run_id = new_run_id()
         self.stats = Ed2kStats(targets=len(self.targets), sources=len(config.sources))
         self._writer = SightingWriter(engine)
+        self._kad: KadClient | None = None
 
     async def run(self, *, duration: float | None, stop: asyncio.Event | None = None) -> Ed2kStats:
+        if self.config.kad_bootstrap and self._kad is None:
+            self._kad = KadClient(self.config.bind_ip or "0.0.0.0", config=self.config.kad)  # noqa: S104
+            await self._kad.start()
+        try:
+            return await self._run(duration, stop)
+        finally:
+            if self._kad is not None:
+                self._kad.close()
+                self._kad = None
+
+    async def _run(self, duration: float | None, stop: asyncio.Event | None) -> Ed2kStats:
         stop = stop or asyncio.Event()
         ends = None if duration is None else time.monotonic() + duration
         while not stop.is_set():
             await self._round(stop, ends)
+            if self._kad is not None:
+                await self._kad_round(self._kad, stop, ends)
             self.stats.rounds += 1
             wait = self.config.interval
             if ends is not None:
@@ -225,6 +247,48 @@ class Ed2kObserver:
                     await self.probe(source, target)
 
         await asyncio.gather(*(one_source(s) for s in self.config.sources))
+
+    async def _kad_round(self, client: KadClient, stop: asyncio.Event, ends: float | None) -> None:
+        """Search each target's sources in Kad and probe them, one target after another."""
+        for target in self.targets:
+            if stop.is_set() or (ends is not None and time.monotonic() >= ends):
+                return
+            await self.kad_target(client, target, stop, ends)
+
+    async def kad_target(
+        self, client: KadClient, target: WatchTarget, stop: asyncio.Event, ends: float | None
+    ) -> KadRound:
+        """One Kad search for `target`; every reachable source probed, LowID ones recorded."""
+        found = await client.find_sources(
+            target.value, self.sizes.get(target.value, 0), self.config.kad_bootstrap
+        )
+        self.stats.kad_searches += 1
+        self.stats.kad_sources += len(found.sources)
+        self.stats.kad_malformed += found.malformed
+        for item in found.firewalled:
+            source = item.source
+            if source.ip is None:
+                continue  # nothing to record a sighting against
+            node = f"{item.node[0]}:{item.node[1]}"
+            facts = {"user_hash": source.user_hash.hex(), "kad_node": node}
+            self.record_unprobed(
+                source.ip, source.tcp_port or 0, target, found_by="kad",
+                reason=f"low_id: Kad source type {source.source_type} (firewalled)", facts=facts,
+            )  # fmt: skip
+        gate = asyncio.Semaphore(self.config.max_concurrent)
+
+        async def one(ip: str, port: int) -> Ed2kProbeResult | None:
+            async with gate:
+                if stop.is_set() or (ends is not None and time.monotonic() >= ends):
+                    return None
+                return await self.probe((ip, port), target, found_by="kad")
+
+        endpoints: set[tuple[str, int]] = set()
+        for item in found.reachable:
+            if item.source.ip is not None and item.source.tcp_port:
+                endpoints.add((item.source.ip, item.source.tcp_port))
+        results = await asyncio.gather(*(one(ip, port) for ip, port in sorted(endpoints)))
+        return KadRound(found, [r for r in results if r is not None])
 
     async def probe(
         self, source: tuple[str, int], target: WatchTarget, found_by: str = "operator"
@@ -305,6 +369,14 @@ class Ed2kObserver:
             self.stats.sightings += self._writer.write([sighting])
         if self.on_update is not None:
             self.on_update(self.stats)
+
+
+@dataclass(frozen=True)
+class KadRound:
+    """One target's Kad search and the probes of the sources it found."""
+
+    search: KadSearchResult
+    probes: list[Ed2kProbeResult]
 
 
 def _stalled(result: Ed2kProbeResult) -> bool:
