@@ -89,6 +89,8 @@ def test_records_made_under_a_declared_purpose_carry_it(engine: Engine) -> None:
         ("leads", "show", "1"),
         ("leads", "export", "--recipient", "court"),
         ("sightings", "export", "--recipient", "court"),
+        ("enrich", "referrals", "--country", "PT"),
+        ("evidence", "proof", "1"),
     ],
 )
 def test_cli_reads_without_a_purpose_are_refused_before_reading(
@@ -112,11 +114,33 @@ def test_cli_exports_without_a_recipient_are_refused(db_url: str) -> None:
     assert "a disclosure needs its recipient: pass --recipient" in done.stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("leads", "list"),
+        ("sightings", "export", "--recipient", "court"),
+        ("enrich", "referrals", "--country", "PT"),
+        ("evidence", "proof", "1"),
+    ],
+)
+def test_cli_reads_for_a_case_that_does_not_exist_are_refused(
+    db_url: str, engine: Engine, args: tuple[str, ...]
+) -> None:
+    env = {"ATALAYA_DATABASE_URL": db_url, PURPOSE_ENV: "case:3", "ATALAYA_RECIPIENT": None}
+    done = run_atalaya(*args, env=env)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == (
+        "error: the purpose names case 3, which does not exist: see 'atalaya cases list'"
+    )
+    with engine.connect() as conn:
+        assert read_records(conn) == []
+
+
 def test_cli_reads_and_exports_record_purpose_and_recipient(db_url: str, engine: Engine) -> None:
     env = {"ATALAYA_DATABASE_URL": db_url, PURPOSE_ENV: None, "ATALAYA_RECIPIENT": None}
-    assert run_atalaya("leads", "list", "--purpose", "case:3", env=env).returncode == 0
+    assert run_atalaya("leads", "list", "--purpose", "Triage", env=env).returncode == 0
     done = run_atalaya(
-        "sightings", "export", "--purpose", "case:3", "--recipient", "Juzgado n.º 4", env=env
+        "sightings", "export", "--purpose", "triage", "--recipient", "Juzgado n.º 4", env=env
     )
     assert done.returncode == 0, done.stderr
     env[PURPOSE_ENV] = "triage"
@@ -131,8 +155,8 @@ def test_cli_reads_and_exports_record_purpose_and_recipient(db_url: str, engine:
             (e.fields.action, e.fields.object_type, e.fields.details) for e in read_records(conn)
         ]
     assert [(a, t, d["purpose"], d.get("recipient")) for a, t, d in records] == [
-        ("search", "leads", "case:3", None),
-        ("export", "sightings", "case:3", "Juzgado n.º 4"),
+        ("search", "leads", "triage", None),
+        ("export", "sightings", "triage", "Juzgado n.º 4"),
         ("export", "leads", "triage", "Unit B"),
     ]
     assert json.loads(json.dumps(records[1][2]))["sightings"] == 0

@@ -104,6 +104,28 @@ def test_another_unit_gets_no_such_case_and_the_attempt_is_audited(
     assert [json.loads(line)["lead_id"] for line in out.splitlines()] == [w.madrid]
 
 
+def test_a_read_is_filed_only_under_a_case_of_the_users_unit(engine: Engine, db_url: str) -> None:
+    w = world(engine)
+    assert _run(db_url, "cases", "open", str(w.madrid), "--as", "ana")[0] == 0
+    code, out, err = _run(db_url, "cases", "list", "--as", "ana", "--purpose", "case:1")
+    assert (code, err.strip()) == (0, "1 cases") and "triage" in out
+    for args in (("cases", "list"), ("deadlines",)):
+        code, out, err = _run(db_url, *args, "--as", "sara", "--purpose", "case:1")
+        assert (code, out) == (2, "")
+        assert err.strip() == "error: the purpose names case 1, which your unit does not hold"
+    code, _, err = _run(db_url, "cases", "list", "--as", "sara", "--purpose", "case:2")
+    assert code == 2 and "names case 2, which does not exist" in err
+    with engine.connect() as conn:
+        refused = conn.execute(
+            select(audit_record.c.username, audit_record.c.object_id, audit_record.c.outcome)
+            .where(audit_record.c.action == "view")
+            .order_by(audit_record.c.seq)
+        ).all()
+    assert [tuple(r) for r in refused] == [("sara", "1", "denied"), ("sara", "1", "denied")]
+    # Nothing was listed for sara under either purpose.
+    assert not any(u == "sara" and a == "case_list" for u, a, *_ in _audit(engine))
+
+
 def test_deadlines_and_the_lead_page_show_days_left(engine: Engine, db_url: str) -> None:
     w = world(engine)
     # Lead 1 expires at 2027-09-30 00:00 UTC, lead 4 a day later, Sevilla's 2027-10-03.

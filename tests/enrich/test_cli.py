@@ -23,7 +23,11 @@ def atalaya(db_url: str, geo_data: Path, *args: str) -> subprocess.CompletedProc
         "ATALAYA_GEO_DATA": str(geo_data),
         "COLUMNS": "200",
     }
-    env.update(dict.fromkeys(("ATALAYA_GEO_CITY_DB", "ATALAYA_GEO_ASN_DB", "ATALAYA_COUNTRY")))
+    env.update(
+        dict.fromkeys(
+            ("ATALAYA_GEO_CITY_DB", "ATALAYA_GEO_ASN_DB", "ATALAYA_COUNTRY", "ATALAYA_PURPOSE")
+        )
+    )
     return run_atalaya(*args, env=env)
 
 
@@ -84,7 +88,16 @@ def test_enrich_incremental_refresh_referrals(
     ]
     assert rows[0]["attribution"].startswith("Lab locations")
 
-    lisbon = atalaya(url, geo_data, "enrich", "referrals", "--country", "pt", "--json")
+    refused = atalaya(url, geo_data, "enrich", "referrals", "--country", "pt")
+    assert refused.returncode == 2 and "needs a purpose" in refused.stderr
+    assert "127.77.0.50" not in refused.stdout
+    no_case = atalaya(
+        url, geo_data, "enrich", "referrals", "--country", "pt", "--purpose", "case:41"
+    )
+    assert no_case.returncode == 2 and "case 41, which does not exist" in no_case.stderr
+    lisbon = atalaya(
+        url, geo_data, "enrich", "referrals", "--country", "pt", "--json", "--purpose", "triage"
+    )
     (entry,) = [json.loads(line) for line in lisbon.stdout.splitlines()]
     assert (entry["ip"], entry["city"], entry["isp"]) == (
         "127.77.0.50",
@@ -93,7 +106,9 @@ def test_enrich_incremental_refresh_referrals(
     )
     assert entry["first_seen"]["utc"] == "2026-11-20T22:32:00+00:00"
     assert entry["first_seen"]["local"] == "2026-11-20T22:32:00+00:00"  # Lisbon, winter
-    unplaced = atalaya(url, geo_data, "enrich", "referrals", "--country", "XX")
+    unplaced = atalaya(
+        url, geo_data, "enrich", "referrals", "--country", "XX", "--purpose", "triage"
+    )
     assert "192.0.2.9" in unplaced.stdout and "reserved" not in unplaced.stdout  # no flags
     text = atalaya(url, geo_data, "enrich", "referrals")
     assert "PT: 1 addresses, 2 sightings" in text.stdout

@@ -108,7 +108,7 @@ def test_stamp_verify_and_catch_tampering(engine: Engine, tsa: LabTsa, tmp_path:
         openssl_verify(tsa, s.token, bytes.fromhex(s.root), tmp_path)
 
     # One sighting's proof, from the CLI, checks with the merkle module alone.
-    proof = json.loads(run_atalaya("evidence", "proof", "7", env=env).stdout)
+    proof = json.loads(run_atalaya("evidence", "proof", "7", "--purpose", "triage", env=env).stdout)
     assert verify_inclusion(
         leaf_hash(proof["encoding"].encode("ascii")),
         proof["leaf_index"],

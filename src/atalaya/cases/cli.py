@@ -15,8 +15,9 @@ from rich.table import Table
 from sqlalchemy import Connection, Engine
 
 from atalaya.accounts import Permission, User, find_user, require
-from atalaya.audit.log import Outcome, local_details, log_event
-from atalaya.audit.purpose_cli import PurposeOption, read_details
+from atalaya.audit.log import Action, Outcome, local_details, log_event
+from atalaya.audit.purpose import PURPOSE_KEY, PurposeError, purpose_case
+from atalaya.audit.purpose_cli import PurposeOption, read_details, require_named_case
 from atalaya.audit.shown import shown_details
 from atalaya.cases.answers import (
     Answer,
@@ -30,6 +31,7 @@ from atalaya.cases.deadlines import Clock, case_clock, lead_clock, preservations
 from atalaya.cases.identity import combination_details, combine
 from atalaya.cases.records import (
     Case,
+    CaseNotFoundError,
     assign_case,
     case_events,
     get_case,
@@ -42,7 +44,7 @@ from atalaya.cases.records import (
 from atalaya.cases.service import CaseAction, audited
 from atalaya.cases.states import LABELS, allowed, parse_state
 from atalaya.console import err, out, parse_instant, print_json, store_engine
-from atalaya.errors import AtalayaError
+from atalaya.errors import N_, AtalayaError
 from atalaya.leads import cli as leads_cli
 from atalaya.store.tables import lead
 
@@ -85,6 +87,42 @@ def acting_user(engine: Engine, username: str) -> User:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def require_held_purpose(
+    engine: Engine, user: User, details: dict[str, Any], shown_case: int | None = None
+) -> None:
+    """PurposeError when a read is filed under a case the user's unit does not hold.
+
+    A read for "case:N" must be for one of the unit's own cases: the audit
+    trail would otherwise tie the read to another unit's investigation. The
+    refusal is itself recorded (denied). A command that shows case N itself
+    (`shown_case`) refuses another unit's case in its own audited work.
+    """
+    case_id = purpose_case(str(details.get(PURPOSE_KEY, "")))
+    if case_id is None or case_id == shown_case:
+        return
+    with engine.connect() as conn:
+        try:
+            get_case(conn, user, case_id)
+        except CaseNotFoundError:
+            held = False
+        else:
+            held = True
+    if held:
+        return
+    log_event(
+        engine,
+        Action.VIEW,
+        actor=user.actor(),
+        outcome=Outcome.DENIED,
+        object_type="case",
+        object_id=case_id,
+        details={**details, "reason": "purpose names a case the unit does not hold"},
+    )
+    raise PurposeError(
+        N_("the purpose names case %(case)s, which your unit does not hold"), case=case_id
+    )
 
 
 @app.command("open")
@@ -147,7 +185,9 @@ def list_command(
     """Your unit's cases, most recently changed first."""
     base = read_details(purpose)
     engine = store_engine(ctx)
+    require_named_case(engine, base)
     user = acting_user(engine, as_user)
+    require_held_purpose(engine, user, base)
     states = [parse_state(s) for s in state or []]
 
     def work(conn: Connection) -> tuple[list[Case], dict[str, Any]]:
@@ -211,7 +251,9 @@ def show_command(
     """One case: its lead, state, assignee, retention clock, pinned sightings, events."""
     base = read_details(purpose)
     engine = store_engine(ctx)
+    require_named_case(engine, base)
     user = acting_user(engine, as_user)
+    require_held_purpose(engine, user, base, shown_case=case_id)
     now = _now()
     if identity and base.get("purpose") != f"case:{case_id}":
         # Joining a person to traffic data is for the case itself, never triage.
@@ -386,7 +428,9 @@ def deadlines_command(
     """
     base = read_details(purpose)
     engine = store_engine(ctx)
+    require_named_case(engine, base)
     user = acting_user(engine, as_user)
+    require_held_purpose(engine, user, base)
     now = parse_instant(at, "--at") or _now()
 
     def work(conn: Connection) -> tuple[tuple[list[Any], list[Any]], dict[str, Any]]:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from atalaya.audit.log import Action, log_event
+from atalaya.audit.purpose_cli import PurposeOption, read_details, require_named_case
 from atalaya.console import err, out, print_json, progress, store_engine
 from atalaya.enrich.record import Enrichment
 from atalaya.enrich.settings import (
@@ -226,10 +228,18 @@ def referrals_command(
         typer.Option("--data-version", help="Of this data version (default: the latest run)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+    purpose: PurposeOption = None,
 ) -> None:
-    """Sighting addresses outside the home jurisdiction, per country, for referral."""
+    """Sighting addresses outside the home jurisdiction, per country, for referral.
+
+    The per-country counts are figures; listing one country's addresses
+    (--country) reads personal data and needs --purpose, audited.
+    """
     home = _settings(ctx).country
+    base = read_details(purpose) if country is not None else None
     engine = store_engine(ctx)
+    if base is not None:
+        require_named_case(engine, base)
     with engine.connect() as conn:
         version = data_version or latest_data_version(conn)
         if version is None:
@@ -241,6 +251,17 @@ def referrals_command(
             return
         wanted = None if country.upper() == "XX" else country.upper()
         addresses = referral_addresses(conn, country=wanted, data_version=version)
+    log_event(
+        engine,
+        Action.SEARCH,
+        object_type="referrals",
+        details={
+            **(base or {}),
+            "country": wanted or "XX",
+            "data_version": version,
+            "results": len(addresses),
+        },
+    )
     for entry in addresses:
         item = entry.enrichment
         record: dict[str, Any] = {

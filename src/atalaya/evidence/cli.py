@@ -13,7 +13,8 @@ import typer
 from cryptography import x509
 from sqlalchemy import select
 
-from atalaya.audit.log import Outcome, local_details, log_event
+from atalaya.audit.log import Action, Outcome, local_details, log_event
+from atalaya.audit.purpose_cli import PurposeOption, read_details, require_named_case
 from atalaya.console import err, out, print_json, progress, store_engine
 from atalaya.errors import AtalayaError
 from atalaya.evidence.merkle import inclusion_proof
@@ -206,9 +207,16 @@ def verify_stamps_command(
 def proof_command(
     ctx: typer.Context,
     sighting_id: Annotated[int, typer.Argument(min=1, max=2**63 - 1, help="The sighting's id.")],
+    purpose: PurposeOption = None,
 ) -> None:
-    """Print, as JSON, one sighting's canonical encoding and its inclusion proof in a stamp."""
+    """Print, as JSON, one sighting's canonical encoding and its inclusion proof in a stamp.
+
+    The encoding holds the sighting's address: a read of personal data, so it
+    needs --purpose and is audited.
+    """
+    base = read_details(purpose)
     engine = store_engine(ctx)
+    require_named_case(engine, base)
     with engine.connect() as conn:
         stamp_row = (
             conn.execute(
@@ -238,6 +246,7 @@ def proof_command(
         )
     index = batch.ids.index(sighting_id)
     encoding = encode_row(row)
+    log_event(engine, Action.VIEW, object_type="sighting", object_id=sighting_id, details=base)
     print_json(
         {
             "sighting": sighting_id,

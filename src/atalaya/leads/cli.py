@@ -20,6 +20,7 @@ from atalaya.audit.purpose_cli import (
     RecipientOption,
     disclosure_details,
     read_details,
+    require_named_case,
 )
 from atalaya.audit.shown import shown_details
 from atalaya.console import err, out, parse_instant, print_json, store_engine
@@ -185,6 +186,7 @@ def list_command(
     """Leads, highest score in force first."""
     base = read_details(purpose)
     engine = store_engine(ctx)
+    require_named_case(engine, base)
     shown: list[int] = []
     records = _noting_ids(
         iter_leads(engine, _filter(province, since, until, min_score, limit)), shown
@@ -256,6 +258,7 @@ def show_command(
     """
     base = read_details(purpose)
     engine = store_engine(ctx)
+    require_named_case(engine, base)
     try:
         record = lead_detail(engine, lead_id)
     except LeadMovedError as moved:
@@ -347,6 +350,7 @@ def export_command(
     """Export leads with their factors: GeoJSON for a map, JSON lines or CSV."""
     base = disclosure_details(purpose, recipient)
     engine = store_engine(ctx)
+    require_named_case(engine, base)
     shown: list[int] = []
     records = _noting_ids(
         iter_leads(engine, _filter(province, since, until, min_score, None), factors=True), shown

@@ -11,7 +11,12 @@ from typing import Annotated
 import typer
 
 from atalaya.audit.log import Action, log_event
-from atalaya.audit.purpose_cli import PurposeOption, RecipientOption, disclosure_details
+from atalaya.audit.purpose_cli import (
+    PurposeOption,
+    RecipientOption,
+    disclosure_details,
+    require_named_case,
+)
 from atalaya.console import err, parse_instant, store_engine
 from atalaya.observe.registry import Network
 from atalaya.observe.sightings import iter_export_rows, write_csv, write_jsonl
@@ -46,6 +51,7 @@ def export(
     """Export sightings, oldest first, with times in UTC (audited: purpose and recipient)."""
     base = disclosure_details(purpose, recipient)
     engine = store_engine(ctx)
+    require_named_case(engine, base)
     rows = iter_export_rows(
         engine, since=parse_instant(since, "--since"), until=parse_instant(until, "--until")
     )
