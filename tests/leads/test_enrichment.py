@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, insert
@@ -145,3 +149,73 @@ def test_ipv6_leads_are_placed_from_the_enrichment_table(engine: Engine) -> None
         "Sevilla",
         "Europe/Madrid",
     )
+
+
+def test_changed_since_names_only_what_was_enriched_after(engine: Engine) -> None:
+    source = EnrichmentFacts(engine)
+    empty = source.fingerprint()
+    record(engine, "v1", [place("10.9.0.1"), place("10.9.0.2")])
+    assert source.changed_since(empty) == {"10.9.0.1", "10.9.0.2"}
+    first = source.fingerprint()
+    assert source.changed_since(first) == set()
+    later = [
+        replace(place(ip), computed_at=AT + timedelta(minutes=5))
+        for ip in ("10.9.0.3", "2001:db8::7")
+    ]
+    with engine.begin() as conn:
+        save_enrichments(conn, later)
+    assert source.changed_since(first) == {"10.9.0.3", "2001:db8::7"}
+    # A row replaced (its old self gone), another data version, a foreign or
+    # damaged fingerprint: the source cannot tell, so everything is compared.
+    second = source.fingerprint()
+    with engine.begin() as conn:
+        save_enrichments(conn, [replace(place("10.9.0.1"), computed_at=AT + timedelta(hours=1))])
+    assert source.changed_since(second) is None
+    assert EnrichmentFacts(engine, "v1").changed_since(second) is None
+    for bad in ("mapping:abc", "enrichment:*:x:y", "enrichment:*:2:not a time", ""):
+        assert source.changed_since(bad) is None
+
+
+def test_an_incremental_build_compares_only_newly_enriched_addresses(engine: Engine) -> None:
+    record(engine, "v1", [place(f"10.9.0.{n}") for n in range(1, 5)])
+    for n in range(1, 6):
+        write(engine, [s(f"10.9.0.{n}", item(10 * n + i), 100 * n + i) for i in range(3)])
+    source = EnrichmentFacts(engine)
+    build_leads(engine, source, LeadsConfig(), now=NOW)
+    # 10.9.0.5 is enriched later, in Sevilla: its lead moves, nothing else is read again.
+    with engine.begin() as conn:
+        save_enrichments(
+            conn,
+            [
+                replace(
+                    place("10.9.0.5", province_code="41", province_name="Sevilla"),
+                    computed_at=AT + timedelta(days=1),
+                )
+            ],
+        )
+    write(engine, [s("10.9.0.6", item(99), 900)])
+    report = build_leads(engine, source, LeadsConfig(), now=NOW + timedelta(hours=1))
+    assert report.mode == "incremental"
+    incremental = {r["ip"]: r["province_name"] for r in lead_rows(engine)}
+    assert incremental["10.9.0.5"] == "Sevilla"
+    build_leads(engine, source, LeadsConfig(), now=NOW + timedelta(hours=1), rebuild=True)
+    assert {r["ip"]: r["province_name"] for r in lead_rows(engine)} == incremental
+
+
+def test_mapping_facts_fingerprint_is_the_same_in_every_process() -> None:
+    program = (
+        "from atalaya.leads.facts import MappingFacts, IpFacts;"
+        "f = IpFacts(country='ES', flags=frozenset({'vpn', 'hosting', 'cgnat', 'tor'}));"
+        "print(MappingFacts({'10.0.0.1': f, '10.0.0.2': f}).fingerprint())"
+    )
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", program],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(6)
+    }
+    assert len(seen) == 1

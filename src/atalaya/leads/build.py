@@ -65,6 +65,7 @@ from sqlalchemy import (
     update,
 )
 
+from atalaya.enrich.prefixes import prefix_of
 from atalaya.errors import AtalayaError
 from atalaya.leads.addresses import exact_addresses
 from atalaya.leads.config import GroupingConfig, LeadsConfig
@@ -527,7 +528,7 @@ def _incremental(
     whole: set[str] = set()
     if state.get("facts") != source.fingerprint():
         stage("comparing address facts")
-        whole = _changed_addresses(conn, source)
+        whole = _changed_addresses(conn, source, _candidates(source, state.get("facts"), grouping))
         known = conn.scalar(select(func.count(distinct(lead_presence.c.ip)))) or 0
         if known and len(whole) > REBUILD_SHARE * known:
             report.mode = "full"
@@ -555,7 +556,32 @@ def _incremental(
     return report
 
 
-def _changed_addresses(conn: Connection, source: FactsSource) -> set[str]:
+def _candidates(
+    source: FactsSource, fingerprint: str | None, grouping: GroupingConfig
+) -> set[str] | None:
+    """The presence addresses whose facts may have changed since the last build.
+
+    None: the source cannot tell, so every stored presence is compared. An
+    exact IPv6 address stands for its prefix's presences (a prefix takes the
+    facts of its lowest enriched address).
+    """
+    if fingerprint is None:
+        return None
+    changed = source.changed_since(fingerprint)
+    if changed is None:
+        return None
+    length = grouping.ipv6_prefix_length
+    return {prefix_of(ip, length) if ":" in ip else ip for ip in changed}
+
+
+def _changed_addresses(
+    conn: Connection, source: FactsSource, candidates: set[str] | None = None
+) -> set[str]:
+    """Presence addresses whose stored facts differ from the source's now.
+
+    Only `candidates` are read when given: at ten million sightings reading
+    every presence's facts at each build cost more than the build itself.
+    """
     cols = (
         lead_presence.c.ip,
         lead_presence.c.country,
@@ -573,7 +599,15 @@ def _changed_addresses(conn: Connection, source: FactsSource) -> set[str]:
         lead_presence.c.facts_version,
     )
     stored: dict[str, set[IpFacts]] = defaultdict(set)
-    for r in conn.execute(select(*cols)):
+    if candidates is None:
+        rows: Iterable[Any] = conn.execute(select(*cols))
+    else:
+        rows = (
+            r
+            for part in chunks(sorted(candidates))
+            for r in conn.execute(select(*cols).where(lead_presence.c.ip.in_(part)))
+        )
+    for r in rows:
         stored[r.ip].add(
             IpFacts(
                 country=r.country,

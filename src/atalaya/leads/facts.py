@@ -80,6 +80,13 @@ class FactsSource(Protocol):
         """Changes whenever facts for some address may have changed."""
         ...
 
+    def changed_since(self, fingerprint: str) -> Collection[str] | None:
+        """The exact addresses whose facts may differ from when `fingerprint` was taken.
+
+        None when the source cannot tell: every stored address is compared.
+        """
+        ...
+
 
 class MappingFacts:
     """Facts from a fixed mapping of address (or IPv6 prefix) to facts."""
@@ -117,6 +124,16 @@ class MappingFacts:
 
     def fingerprint(self) -> str:
         if self._digest is None:
-            content = repr(sorted(self._facts.items())).encode()
+            # Flags in order: a frozenset's repr follows the process's string
+            # hashing, and the fingerprint must not change between processes.
+            content = repr(
+                sorted(
+                    (ip, sorted(f.flags), repr(replace(f, flags=frozenset())))
+                    for ip, f in self._facts.items()
+                )
+            ).encode()
             self._digest = hashlib.sha256(content).hexdigest()[:16]
         return f"{self._version}:{self._digest}"
+
+    def changed_since(self, fingerprint: str) -> Collection[str] | None:
+        return None  # a fixed mapping keeps no history: compare every address
