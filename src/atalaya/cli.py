@@ -6,36 +6,49 @@ import functools
 import os
 import sys
 from collections.abc import Iterable
-from typing import Annotated
+from importlib import import_module
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
 from sqlalchemy.exc import DBAPIError
 
 from atalaya import __version__
-from atalaya.accounts.cli import units_app, users_app
-from atalaya.audit.cli import app as audit_app
-from atalaya.cases.cli import app as cases_app
-from atalaya.cases.cli import deadlines_command
-from atalaya.cases.funnel_cli import funnel_command
-from atalaya.cases.requests_cli import app as requests_app
-from atalaya.cases.retention_cli import app as retention_app
 from atalaya.config import Settings
 from atalaya.console import CliState, err, state
-from atalaya.enrich.cli import app as enrich_app
 from atalaya.errors import AtalayaError
-from atalaya.evidence.cli import app as evidence_app
-from atalaya.hashsets.cli import app as hashsets_app
-from atalaya.hashsets.cli import match_command
-from atalaya.lab.cli import app as lab_app
-from atalaya.leads.cli import app as leads_app
-from atalaya.observe import registry
-from atalaya.observe.cli import build_watch_app, sightings_app
-from atalaya.observe.fleet_cli import fleet_app
-from atalaya.observe.registry import Network
-from atalaya.store import redact_url, upgrade
 from atalaya.store.engine import database_error_reason
-from atalaya.web.cli import serve_command
+
+if TYPE_CHECKING:
+    from atalaya.observe.registry import Network
+
+# The command line's parts, in the order `atalaya --help` lists them: a
+# group (a Typer app) or a single command, and where it is defined. A run
+# imports only the parts its arguments name (all of them for --help or an
+# unknown name): the judicial documents' libraries alone took a second or
+# two of every command's start-up.
+_PARTS: tuple[tuple[str, str, str, str], ...] = (
+    ("hashsets", "group", "atalaya.hashsets.cli", "app"),
+    ("match", "command", "atalaya.hashsets.cli", "match_command"),
+    ("lab", "group", "atalaya.lab.cli", "app"),
+    ("sightings", "group", "atalaya.observe.cli", "sightings_app"),
+    ("watch", "watch", "atalaya.observe.cli", "build_watch_app"),
+    ("fleet", "group", "atalaya.observe.fleet_cli", "fleet_app"),
+    ("enrich", "group", "atalaya.enrich.cli", "app"),
+    ("leads", "group", "atalaya.leads.cli", "app"),
+    ("serve", "command", "atalaya.web.cli", "serve_command"),
+    ("users", "group", "atalaya.accounts.cli", "users_app"),
+    ("units", "group", "atalaya.accounts.cli", "units_app"),
+    ("audit", "group", "atalaya.audit.cli", "app"),
+    ("cases", "group", "atalaya.cases.cli", "app"),
+    ("deadlines", "command", "atalaya.cases.cli", "deadlines_command"),
+    ("requests", "group", "atalaya.cases.requests_cli", "app"),
+    ("retention", "group", "atalaya.cases.retention_cli", "app"),
+    ("funnel", "command", "atalaya.cases.funnel_cli", "funnel_command"),
+    ("evidence", "group", "atalaya.evidence.cli", "app"),
+    ("init", "init", "", ""),
+)
+COMMAND_NAMES = frozenset(name for name, *_ in _PARTS)
 
 
 def _version(value: bool) -> None:
@@ -65,13 +78,19 @@ def root(
 
 def init(ctx: typer.Context) -> None:
     """Create the database schema, or upgrade it to this version."""
+    from atalaya.store import redact_url, upgrade  # noqa: PLC0415 - only this command needs it
+
     st = state(ctx)
     upgrade(st.engine())
     err.print(f"database ready: {redact_url(st.settings.database_url)}")
 
 
-def build_app(networks: Iterable[Network]) -> typer.Typer:
-    """The command line, with `atalaya watch <name>` for each of `networks`."""
+def build_app(networks: Iterable[Network], only: frozenset[str] | None = None) -> typer.Typer:
+    """The command line, with `atalaya watch <name>` for each of `networks`.
+
+    `only`: just these commands and groups (the rest are neither imported nor
+    listed); every one when None.
+    """
     app = typer.Typer(
         name="atalaya",
         help="Watch P2P networks for known hashes and turn sightings into cases.",
@@ -80,39 +99,56 @@ def build_app(networks: Iterable[Network]) -> typer.Typer:
         pretty_exceptions_enable=False,
     )
     app.callback()(root)
-    app.add_typer(hashsets_app, name="hashsets")
-    app.command("match")(match_command)
-    app.add_typer(lab_app, name="lab")
-    app.add_typer(sightings_app, name="sightings")
-    app.add_typer(build_watch_app(networks), name="watch")
-    app.add_typer(fleet_app, name="fleet")
-    app.add_typer(enrich_app, name="enrich")
-    app.add_typer(leads_app, name="leads")
-    app.command("serve")(serve_command)
-    app.add_typer(users_app, name="users")
-    app.add_typer(units_app, name="units")
-    app.add_typer(audit_app, name="audit")
-    app.add_typer(cases_app, name="cases")
-    app.command("deadlines")(deadlines_command)
-    app.add_typer(requests_app, name="requests")
-    app.add_typer(retention_app, name="retention")
-    app.command("funnel")(funnel_command)
-    app.add_typer(evidence_app, name="evidence")
-    app.command()(init)
+    for name, kind, module, attribute in _PARTS:
+        if only is not None and name not in only:
+            continue
+        if kind == "init":
+            app.command()(init)
+            continue
+        part: Any = getattr(import_module(module), attribute)
+        if kind == "watch":
+            app.add_typer(part(networks), name=name)
+        elif kind == "group":
+            app.add_typer(part, name=name)
+        else:
+            app.command(name)(part)
     return app
 
 
 @functools.cache
-def _app_for(networks: tuple[Network, ...]) -> typer.Typer:
-    return build_app(networks)
+def _app_for(networks: tuple[Network, ...], only: frozenset[str] | None = None) -> typer.Typer:
+    return build_app(networks, only)
 
 
 def current_app() -> typer.Typer:
     """The command line for the networks registered now (built once per registry)."""
+    from atalaya.observe import registry  # noqa: PLC0415 - its plug-ins are slow to import
+
     return _app_for(registry.networks())
 
 
-app = current_app()
+def app_for_args(args: list[str]) -> typer.Typer:
+    """The command line a run with `args` needs: the parts they name, else all.
+
+    Any argument that is a command's name counts (a value that happens to be
+    one only adds that part); none (`--help`, a typo) builds every part, so
+    the help and the "no such command" error list them all.
+    """
+    named = COMMAND_NAMES.intersection(args)
+    if not named:
+        return current_app()
+    if "watch" not in named:
+        return _app_for((), frozenset(named))
+    from atalaya.observe import registry  # noqa: PLC0415 - its plug-ins are slow to import
+
+    return _app_for(registry.networks(), frozenset(named))
+
+
+def __getattr__(name: str) -> Any:
+    # `atalaya.cli.app`, the whole command line, built on first use.
+    if name == "app":
+        return current_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _database_error(exc: DBAPIError) -> str:
@@ -126,7 +162,7 @@ def main() -> None:
     """Entry point: errors become one line on stderr and a non-zero exit."""
     try:
         # Standalone mode: usage errors and exit codes are Typer's to report.
-        current_app()()
+        app_for_args(sys.argv[1:])()
     except AtalayaError as exc:
         err.print(Text.assemble(("error: ", "bold red"), str(exc)))
         sys.exit(2)

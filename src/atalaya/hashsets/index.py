@@ -363,7 +363,13 @@ def _compiled_search() -> Callable[..., None] | None:
         except ImportError:
             _COMPILED.append(None)
         else:
-            _COMPILED.append(numba.njit(nogil=True, cache=False)(_search_kernel))
+            # Cached on disk (next to this file, else the user's cache folder):
+            # compiling took about a second of every `atalaya match` start.
+            try:
+                compiled = numba.njit(nogil=True, cache=True)(_search_kernel)
+            except RuntimeError:  # no writable place for the cache
+                compiled = numba.njit(nogil=True, cache=False)(_search_kernel)
+            _COMPILED.append(compiled)
     return _COMPILED[0]
 
 
