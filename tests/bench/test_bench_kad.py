@@ -36,5 +36,5 @@ def test_tiny_run_writes_its_section_and_keeps_the_rest(tmp_path: Path) -> None:
     assert len(rows) == 1 + 3  # the header and the three loopback rows
     # Every search found the made-up file's sources, one client or two at once.
     assert [row.rsplit("|", 2)[1].strip() for row in rows[1:]] == ["2/2", "4/4", "4/4"]
-    assert "Codec alone:" in section and "Lab:" not in section
+    assert "Codec alone, the client's side of one search" in section and "Lab:" not in section
     assert "bench_kad.py --parts codec,loopback --searches 4" in section
