@@ -28,7 +28,8 @@ from atalaya.lab.layout import (
 )
 
 app = typer.Typer(
-    help="The lab: real BitTorrent peers on 127.x for demos and tests.", no_args_is_help=True
+    help="The lab: real BitTorrent (and eD2K) peers on 127.x for demos and tests.",
+    no_args_is_help=True,
 )
 
 DirOption = Annotated[
