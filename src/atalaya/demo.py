@@ -4,8 +4,10 @@ Runs the same `atalaya` commands an operator would, printing each one before
 it runs, in a folder of its own (`demo-run/` by default): start the lab of
 real third-party peers on 127.77.0.N, create the store, import the lab's
 reference hash set, watch BitTorrent through the lab's tracker and DHT with
-discovery on, export the sightings, and compare them with the lab's ground
-truth (which peer really seeds which watched file). Then enrich the sighted
+discovery on, then eD2K: probe the lab's aMule client (on loopback a source
+known by address, as aMule's Kad refuses 127/8) for every watched file's eD2K
+hash. Export the sightings and compare them with the lab's ground truth
+(which peer really seeds or shares which watched file). Then enrich the sighted
 addresses from the lab's own MaxMind-format database (made-up ISPs in real
 Spanish towns), build and list the leads, create a unit and two users, stop
 the lab (also on failure or Ctrl-C) and serve the web application on the
@@ -42,6 +44,10 @@ if not console.is_terminal:
 # Marks a folder as the demo's own, so a re-run may clear it and nothing else.
 _STAMP = ".atalaya-demo"
 DEMO_UNIT = "Unidad demo (made up)"
+# One round of eD2K probes (about a second a file) fits; the next round would
+# come after the run ends.
+ED2K_DURATION = 15.0
+ED2K_STATE = "ed2k-state.json"
 
 
 class DemoError(Exception):
@@ -105,6 +111,27 @@ def _watch_args(manifest: dict[str, Any], duration: float) -> list[str]:
     return [*args, "--discover", "--interval", "10", "--duration", f"{duration:g}"]
 
 
+def _ed2k_watch_args(manifest: dict[str, Any]) -> list[str]:
+    """Probe the lab's eD2K clients for every watched file.
+
+    The lab's CSV hash set carries eD2K hashes but no sizes, and a file of one
+    part is proven only with its size: the files' ed2k:// links give it. All
+    watched files are named, not just the ones aMule shares, so the ones it
+    does not have show as not sharing.
+    """
+    args = ["watch", "ed2k"]
+    for peer in manifest["ed2k_peers"]:
+        args += ["--source", f"{peer['ip']}:{peer['port']}"]
+    # Our user hash stays in the demo folder: aMule distrusts an address whose hash changes.
+    args += ["--bind", "127.0.0.1", "--state", ED2K_STATE]
+    for torrent in manifest["torrents"]:
+        for f in torrent["files"]:
+            if f["watched"]:
+                name = f["path"].rsplit("/", 1)[-1]
+                args += ["--link", f"ed2k://|file|{name}|{f['size']}|{f['ed2k']}|/"]
+    return [*args, "--duration", f"{ED2K_DURATION:g}", "--interval", "600"]
+
+
 def _ground_truth(manifest: dict[str, Any]) -> tuple[dict[str, str], set[tuple[str, str]]]:
     """Infohash → torrent name, and the (ip, torrent) pairs that really seed a watched file."""
     names: dict[str, str] = {}
@@ -119,44 +146,93 @@ def _ground_truth(manifest: dict[str, Any]) -> tuple[dict[str, str], set[tuple[s
     return names, expected
 
 
+def _ed2k_ground_truth(manifest: dict[str, Any]) -> tuple[dict[str, str], set[tuple[str, str]]]:
+    """eD2K hash → file name, and the (ip, file name) pairs of watched files really shared."""
+    names: dict[str, str] = {}
+    for torrent in manifest["torrents"]:
+        for f in torrent["files"]:
+            names[f["ed2k"]] = f["path"].rsplit("/", 1)[-1]
+    expected = {
+        (peer["ip"], names[f["ed2k"]])
+        for peer in manifest.get("ed2k_peers", [])
+        for f in peer["shares"]
+        if f["watched"]
+    }
+    return names, expected
+
+
+def _proven(sightings: list[dict[str, Any]], names: dict[str, str]) -> set[tuple[str, str]]:
+    return {
+        (s["ip"], names.get(s["item_value"], s["item_value"]))
+        for s in sightings
+        if s["pieces_verified"] > 0 and s["pieces_failed"] == 0
+    }
+
+
+def _compare(
+    expected: set[tuple[str, str]],
+    proven: set[tuple[str, str]],
+    *,
+    title: str,
+    item: str,
+    verb: str,
+    proof: str,
+) -> bool:
+    """Print one network's ground truth against what was proven; whether they match."""
+    missed = expected - proven
+    wrong = proven - expected
+    console.print(
+        f"{title} ground truth: {len(expected)} (peer, watched {item}) pairs {verb}; "
+        f"sighted with verified {proof}: {len(expected & proven)}; "
+        f"missed: {len(missed)}; reported without {verb}: {len(wrong)}"
+    )
+    for ip, name in sorted(missed):
+        console.print(f"  [yellow]missed[/] {ip} {verb} {name}")
+    for ip, name in sorted(wrong):
+        console.print(f"  [red]wrong[/] {ip} reported for {name}")
+    return not missed and not wrong
+
+
 def _report(manifest: dict[str, Any], sightings: list[dict[str, Any]]) -> bool:
     names, expected = _ground_truth(manifest)
+    ed2k_names, ed2k_expected = _ed2k_ground_truth(manifest)
     table = Table(title="Sightings (UTC)", show_lines=False)
-    for column in ("seen at", "peer", "found by", "client", "torrent", "held", "verified", "cat."):
+    for column in (
+        "seen at", "network", "peer", "found by", "client", "torrent / file", "held",
+        "verified", "cat.",
+    ):  # fmt: skip
         table.add_column(column)
     for s in sorted(sightings, key=lambda s: (s["seen_at"], s["ip"])):
         held = s["have_fraction"]
         verified = f"{s['pieces_verified']} ok" + (
             f", [red]{s['pieces_failed']} failed[/]" if s["pieces_failed"] else ""
         )
+        item = names.get(s["item_value"]) or ed2k_names.get(s["item_value"])
         table.add_row(
             s["seen_at"][11:26],
+            s["network"],
             f"{s['ip']}:{s['port']}",
             s["found_by"],
             s["client"] or "?",
-            names.get(s["item_value"], s["item_value"][:12]),
+            item or s["item_value"][:12],
             "?" if held is None else f"{held:.0%}",
             verified,
             "" if s["category"] is None else str(s["category"]),
         )
     console.print(table)
-    proven = {
-        (s["ip"], names.get(s["item_value"], s["item_value"]))
-        for s in sightings
-        if s["pieces_verified"] > 0 and s["pieces_failed"] == 0
-    }
-    missed = expected - proven
-    wrong = proven - expected
-    console.print(
-        f"lab ground truth: {len(expected)} (peer, watched torrent) pairs seeding; "
-        f"sighted with verified pieces: {len(expected & proven)}; "
-        f"missed: {len(missed)}; reported without seeding: {len(wrong)}"
-    )
-    for ip, name in sorted(missed):
-        console.print(f"  [yellow]missed[/] {ip} seeding {name}")
-    for ip, name in sorted(wrong):
-        console.print(f"  [red]wrong[/] {ip} reported for {name}")
-    return not missed and not wrong
+    bittorrent = [s for s in sightings if s["network"] == "bittorrent"]
+    ok = _compare(
+        expected, _proven(bittorrent, names),
+        title="lab", item="torrent", verb="seeding", proof="pieces",
+    )  # fmt: skip
+    if manifest.get("ed2k_peers"):
+        ed2k = [s for s in sightings if s["network"] == "ed2k"]
+        # A verified part: the whole file when it has one part, else a part or an AICH block.
+        ok = _compare(
+            ed2k_expected, _proven(ed2k, ed2k_names),
+            title="eMule", item="file", verb="sharing", proof="parts",
+        ) and ok  # fmt: skip
+    return ok
 
 
 def _leads(work: Path, lab_dir: Path) -> dict[str, str]:
@@ -231,12 +307,20 @@ def _serve(work: Path, port: int, users: dict[str, str]) -> None:
         console.print("server stopped")
 
 
-def run(work: Path, duration: float, transmission: bool, serve_port: int | None = None) -> bool:
+def run(
+    work: Path,
+    duration: float,
+    transmission: bool,
+    serve_port: int | None = None,
+    *,
+    amule: bool = True,
+) -> bool:
     """The whole demo; True when what was found matches the lab's ground truth."""
     _prepare(work)
     lab_dir = work / "lab"
     lab_args = ["lab", "up", "--dir", str(lab_dir)]
-    _atalaya([*lab_args, *(["--transmission"] if transmission else [])], work)
+    lab_args += ["--transmission"] if transmission else []
+    _atalaya([*lab_args, *(["--amule"] if amule else [])], work)
     try:
         manifest = load_manifest(lab_dir)
         _atalaya(["init"], work)
@@ -254,6 +338,8 @@ def run(work: Path, duration: float, transmission: bool, serve_port: int | None 
         )
         _atalaya(["hashsets", "list"], work)
         _atalaya(_watch_args(manifest, duration), work)
+        if manifest.get("ed2k_peers"):
+            _atalaya(_ed2k_watch_args(manifest), work)
         exported = _atalaya(
             ["sightings", "export", "--format", "jsonl", *_DISCLOSE], work, capture=True
         )
@@ -275,7 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m atalaya.demo",
         description=(
-            "Start a lab of real peers, import its hash set, watch it, show the sightings, "
+            "Start a lab of real peers (BitTorrent and eD2K), import its hash set, watch it, "
+            "show the sightings, "
             "build leads and serve them on a map."
         ),
     )
@@ -286,6 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-transmission", action="store_true", help="leave the Transmission seeder out"
     )
+    parser.add_argument("--no-amule", action="store_true", help="leave the aMule (eD2K) client out")
     parser.add_argument(
         "--port", type=int, default=8000, help="port of the web application (default 8000)"
     )
@@ -300,6 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.duration,
             transmission=not args.no_transmission,
             serve_port=None if args.no_serve else args.port,
+            amule=not args.no_amule,
         )
     except DemoError as exc:
         console.print(f"[bold red]demo failed:[/] {exc}")

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,6 +82,37 @@ def test_down_stops_daemons_of_a_killed_supervisor(tmp_path: Path) -> None:
         os.kill(supervisor, signal.SIGKILL)
         assert processes.wait_gone(supervisor, SUPERVISOR_MODULE, 10.0)
         assert all(_alive(pid) for pid in children)
+    finally:
+        down = run_atalaya("lab", "down", "--dir", str(lab_dir))
+    assert down.returncode == 0, down.stderr
+    assert not any(_alive(pid) for pid in children)
+
+
+@pytest.mark.skipif(shutil.which("amuled") is None, reason="amule-daemon is not installed")
+def test_an_amule_in_the_lab_is_described_and_stopped_even_after_a_killed_supervisor(
+    tmp_path: Path,
+) -> None:
+    lab_dir = tmp_path / "lab"
+    up = _atalaya(
+        "lab", "up", "--dir", str(lab_dir), "--ip-prefix", "127.87.0", "--amule", "--json"
+    )
+    assert up.returncode == 0, up.stderr
+    manifest = json.loads(up.stdout)
+    children = manifest["child_pids"]
+    try:
+        (amule,) = manifest["ed2k_peers"]
+        assert amule["ip"] == "127.87.0.91" and amule["pid"] in children
+        assert processes.is_running(amule["pid"], "amuled")
+        # One watched file and one unwatched, both files of the catalogue the hash set lists.
+        assert sorted(f["watched"] for f in amule["shares"]) == [False, True]
+        listed = (lab_dir / "hashset.csv").read_text()
+        for shared in amule["shares"]:
+            assert (shared["ed2k"] in listed) == shared["watched"]
+        text = run_atalaya("lab", "status", "--dir", str(lab_dir)).stdout
+        assert "shares on eD2K" in text
+        os.kill(manifest["supervisor_pid"], signal.SIGKILL)
+        assert processes.wait_gone(manifest["supervisor_pid"], SUPERVISOR_MODULE, 10.0)
+        assert _alive(amule["pid"])
     finally:
         down = run_atalaya("lab", "down", "--dir", str(lab_dir))
     assert down.returncode == 0, down.stderr

@@ -91,6 +91,7 @@ def test_manifest_describes_the_running_lab(lab: LabNetwork) -> None:
     assert lab.tracker is not None
     assert manifest["tracker"]["announce_url"] == lab.tracker.announce_url
     assert manifest["child_pids"] == [lab.tracker.pid]
+    assert manifest["ed2k_peers"] == []  # no aMule unless asked for
     ips = [p["ip"] for p in manifest["peers"]]
     assert len(set(ips)) == len(ips)
     assert {(n["ip"], n["port"]) for n in manifest["dht_nodes"]} == {

@@ -28,7 +28,8 @@ from atalaya.lab.layout import (
 )
 
 app = typer.Typer(
-    help="The lab: real BitTorrent peers on 127.x for demos and tests.", no_args_is_help=True
+    help="The lab: real BitTorrent (and eD2K) peers on 127.x for demos and tests.",
+    no_args_is_help=True,
 )
 
 DirOption = Annotated[
@@ -36,7 +37,7 @@ DirOption = Annotated[
 ]
 DEFAULT_DIR = Path("lab-run")
 _STOP_TIMEOUT = 10.0
-_CHILD_NAMES = ("opentracker", "transmission-daemon")
+_CHILD_NAMES = ("opentracker", "transmission-daemon", "amuled")
 _ED2K_MIN_TIMEOUT = 420.0
 
 
@@ -56,6 +57,14 @@ def up(
     leechers: Annotated[int, typer.Option("--leechers", help="Peers holding nothing.")] = 1,
     transmission: Annotated[
         bool, typer.Option("--transmission", help="Add a Transmission 3.00 v1 seeder.")
+    ] = False,
+    amule: Annotated[
+        bool,
+        typer.Option(
+            "--amule",
+            help="Add an aMule 2.3.3 eD2K client sharing a watched and an unwatched file "
+            "(watch it with 'watch ed2k --source IP:PORT').",
+        ),
     ] = False,
     ip_prefix: Annotated[
         str, typer.Option("--ip-prefix", help="Addresses PREFIX.N (127.x.y).")
@@ -82,6 +91,7 @@ def up(
         seeders=peers,
         leechers=leechers,
         transmission=transmission,
+        amule=amule,
         ip_prefix=ip_prefix,
         start_timeout=timeout,
     )
@@ -99,6 +109,8 @@ def up(
     args += ["--ip-prefix", spec.ip_prefix, "--timeout", str(spec.start_timeout)]
     if spec.transmission:
         args.append("--transmission")
+    if spec.amule:
+        args.append("--amule")
     with (lab_dir / LOG_NAME).open("ab") as log:
         # Its own session: a Ctrl-C in this terminal later must not reach it.
         child = subprocess.Popen(
@@ -124,6 +136,8 @@ def up(
     out.print(f"tracker:  {manifest['tracker']['announce_url']} {manifest['tracker']['udp_url']}")
     nodes = " ".join(f"{n['ip']}:{n['port']}" for n in manifest["dht_nodes"])
     out.print(f"dht:      {nodes}")
+    for peer in manifest["ed2k_peers"]:
+        out.print(f"ed2k:     --source {peer['ip']}:{peer['port']} ({peer['client']})")
 
 
 def _up_ed2k(lab_dir: Path, timeout: float, json_output: bool) -> None:
@@ -282,3 +296,8 @@ def status(
         nothing = ", ".join(peer["holds_nothing"])
         line = f"{peer['name']:<13} {peer['ip']}:{peer['port']:<6} seeds {held}"
         out.print(line + (f"; holds nothing of {nothing}" if nothing else ""))
+    for peer in manifest.get("ed2k_peers", []):
+        shares = ", ".join(
+            s["path"] + (" (watched)" if s["watched"] else "") for s in peer["shares"]
+        )
+        out.print(f"{peer['name']:<13} {peer['ip']}:{peer['port']:<6} shares on eD2K {shares}")

@@ -2,8 +2,9 @@
 
 The manifest says where everything is (addresses, ports, tracker URLs), each
 torrent's info-hashes, which files are watched with their hashes, and which
-peer holds what. The hash set is in the CSV format `atalaya hashsets import`
-reads, one row per watched file.
+peer holds what (`ed2k_peers`: the aMule client and the files it shares).
+The hash set is in the CSV format `atalaya hashsets import` reads, one row
+per watched file.
 """
 
 from __future__ import annotations
@@ -74,6 +75,39 @@ def _torrent_entry(network: LabNetwork, built: BuiltTorrent) -> dict[str, Any]:
     }
 
 
+def _ed2k_peers(network: LabNetwork) -> list[dict[str, Any]]:
+    amule = network.amule
+    if amule is None:
+        return []
+    shares = []
+    for planned in network.amule_files():
+        digests = next(
+            t.fingerprints[planned.path]
+            for t in network.torrents.values()
+            if planned.path in t.fingerprints
+        ).digests
+        shares.append(
+            {
+                "path": planned.path,
+                "size": planned.size,
+                "watched": planned.watched,
+                "category": planned.category,
+                "ed2k": digests["ed2k"].hex(),
+            }
+        )
+    return [
+        {
+            "name": "amule",
+            "client": "aMule 2.3.3",
+            "ip": amule.ip,
+            "port": amule.port,
+            "nick": amule.nick,
+            "pid": amule.pid,
+            "shares": shares,
+        }
+    ]
+
+
 def build_manifest(network: LabNetwork, *, supervisor_pid: int | None = None) -> dict[str, Any]:
     """The manifest of a started network, as plain JSON values."""
     tracker = network.tracker
@@ -119,6 +153,7 @@ def build_manifest(network: LabNetwork, *, supervisor_pid: int | None = None) ->
             "seeders": network.spec.seeders,
             "leechers": network.spec.leechers,
             "transmission": network.spec.transmission,
+            "amule": network.spec.amule,
             "ip_prefix": network.spec.ip_prefix,
             "seed": network.spec.seed,
         },
@@ -131,6 +166,7 @@ def build_manifest(network: LabNetwork, *, supervisor_pid: int | None = None) ->
         },
         "dht_nodes": [{"ip": p.ip, "port": p.port} for p in network.peers.values() if p.dht],
         "peers": peers,
+        "ed2k_peers": _ed2k_peers(network),
         "torrents": [_torrent_entry(network, t) for t in network.torrents.values()],
         "hash_set": str(network.lab_dir / HASH_SET_NAME),
         # Made-up ISPs in real towns for the lab's addresses: enrich with it.

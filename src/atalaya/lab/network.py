@@ -1,11 +1,17 @@
 """The lab network: real peers on distinct 127.x addresses sharing the catalogue.
 
 `LabNetwork(spec, lab_dir).start()` writes the content, starts opentracker,
-libtorrent seeders and leechers (and optionally a Transmission seeder), forms
-a DHT among the libtorrent nodes and waits, within `spec.start_timeout`,
-until every seeder seeds, every peer has announced to the tracker and every
-seeder's DHT announce has reached another node. It starts everything or, on
-any failure, stops what it started and raises AtalayaError.
+libtorrent seeders and leechers (and optionally a Transmission seeder and an
+aMule eD2K client), forms a DHT among the libtorrent nodes and waits, within
+`spec.start_timeout`, until every seeder seeds, every peer has announced to
+the tracker and every seeder's DHT announce has reached another node. It
+starts everything or, on any failure, stops what it started and raises
+AtalayaError.
+
+The aMule client shares two of the catalogue's files over eD2K, one watched
+and one not. On loopback aMule is a source found by address (its Kad and
+server connections refuse 127/8: see `lab.amule`), so it is watched with
+`atalaya watch ed2k --source IP:PORT`.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from types import TracebackType
 from typing import Self
 
 from atalaya.errors import AtalayaError
-from atalaya.lab.content import BuiltTorrent, PlannedTorrent, build, catalogue
+from atalaya.lab.amule import AmulePeer
+from atalaya.lab.content import BuiltTorrent, PlannedFile, PlannedTorrent, build, catalogue
 from atalaya.lab.layout import DEFAULT_IP_PREFIX
 from atalaya.lab.libtorrent_peer import LibtorrentPeer
 from atalaya.lab.opentracker import OpenTracker
@@ -25,16 +32,21 @@ from atalaya.lab.ports import free_port, is_loopback
 from atalaya.lab.transmission import TransmissionPeer
 
 _DHT_FORM_SHARE = 0.5  # of the time left, for the routing tables to fill
+# The catalogue's files aMule shares (by torrent name): one watched, one not,
+# so a sighting there shows the watch list at work and not just a reachable peer.
+AMULE_SHARES = ("lab-watched-v2", "lab-unwatched-v1")
+AMULE_HOST = 91
 
 
 @dataclass(frozen=True)
 class LabSpec:
     """What to start. Addresses are `ip_prefix`.N: tracker .1, seeders .10+, leechers .50+,
-    Transmission .90; two labs at once need different prefixes."""
+    Transmission .90, aMule .91; two labs at once need different prefixes."""
 
     seeders: int = 3
     leechers: int = 1
     transmission: bool = False
+    amule: bool = False
     ip_prefix: str = DEFAULT_IP_PREFIX
     seed: int = 1
     file_size: int = 200_000
@@ -73,6 +85,7 @@ class LabNetwork:
         self.tracker: OpenTracker | None = None
         self.peers: dict[str, LibtorrentPeer] = {}
         self.transmission: TransmissionPeer | None = None
+        self.amule: AmulePeer | None = None
         self.torrents: dict[str, BuiltTorrent] = {}
         self.holdings: dict[str, Holdings] = {}
         self.started_at: float | None = None
@@ -169,7 +182,19 @@ class LabNetwork:
             self.transmission.start()
             for torrent in self.holdings["transmission"].seeds:
                 self.transmission.seed(self.torrents[torrent].torrent, self.content_dir)
+        if spec.amule:
+            # Started while the DHT forms: it waits for itself (hashing its
+            # files), within its own start timeout.
+            shared = [self.content_dir / f.path for f in self.amule_files()]
+            self.amule = AmulePeer(
+                spec.ip(AMULE_HOST), self.lab_dir / "amule", shared, nick="nodo-lab"
+            )
+            self.amule.start()
         self._wait_ready(deadline)
+
+    def amule_files(self) -> list[PlannedFile]:
+        """The catalogue files the lab's aMule shares."""
+        return [f for name in AMULE_SHARES for f in self.torrents[name].plan.files]
 
     def _wait_ready(self, deadline: float) -> None:
         def left() -> float:
@@ -238,6 +263,8 @@ class LabNetwork:
             peer.close()
         if self.transmission is not None:
             self.transmission.close()
+        if self.amule is not None:
+            self.amule.close()
         if self.tracker is not None:
             self.tracker.close()
 
@@ -255,5 +282,5 @@ class LabNetwork:
 
     def child_pids(self) -> list[int]:
         """Process ids of the daemons this network started (not its own)."""
-        daemons = (self.tracker, self.transmission)
+        daemons = (self.tracker, self.transmission, self.amule)
         return [d.pid for d in daemons if d is not None and d.pid is not None]

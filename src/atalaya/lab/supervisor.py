@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeders", type=int, default=LabSpec.seeders)
     parser.add_argument("--leechers", type=int, default=LabSpec.leechers)
     parser.add_argument("--transmission", action="store_true")
+    parser.add_argument("--amule", action="store_true")
     parser.add_argument("--ip-prefix", default=LabSpec.ip_prefix)
     parser.add_argument("--timeout", type=float, default=LabSpec.start_timeout)
     parser.add_argument("--max-lifetime", type=float, default=DEFAULT_LIFETIME)
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             seeders=args.seeders,
             leechers=args.leechers,
             transmission=args.transmission,
+            amule=args.amule,
             ip_prefix=args.ip_prefix,
             start_timeout=args.timeout,
         )
