@@ -376,6 +376,28 @@ def test_csv_bad_rows_are_rejected_alone(row: str, message: str) -> None:
     assert message in bad.message
 
 
+def test_csv_size_column_is_a_size_attribute() -> None:
+    rng = random.Random(21)
+    rows = [rand_hex(rng, 16) for _ in range(6)]
+    data = (
+        "ed2k,category,size\n"
+        f"{rows[0]},1,9728000\n"
+        f"{rows[1]},1,\n"
+        f"{rows[2]},1, 42 \n"
+        f"{rows[3]},1,-5\n"
+        f"{rows[4]},1,0\n"
+        f"{rows[5]},1,99999999999999999999\n"
+    ).encode()
+    items, _ = read("csv", data)
+    good = [i for i in items if isinstance(i, Record)]
+    assert [r.attributes for r in good] == [{"size": 9728000}, None, {"size": 42}]
+    assert [(r.line, r.message) for r in rejected(items)] == [
+        (5, "size '-5' is not a whole number of bytes"),
+        (6, "size 0 out of range (1 to 9223372036854775807)"),
+        (7, "size '99999999999999999999' is not a whole number of bytes"),
+    ]
+
+
 def test_csv_btih_length_decides_version() -> None:
     rng = random.Random(15)
     data = f"btih,category\n{rand_hex(rng, 24)},1\n".encode()

@@ -262,7 +262,7 @@ def _bad_files(tmp_path: Path, rng: random.Random) -> list[tuple[Path, dict[str,
         (length, {}, _record_lines(length)[250], "md5 must be 32 hex digits"),
         (uk, {}, _record_lines(uk)[0], "VICS variant 'UK'"),
         (nocat, {}, _record_lines(nocat)[0], "no category"),
-        (write(tmp_path / "cols.csv", "sha1,size\n"), {"category": "1"}, 1, "unknown column"),
+        (write(tmp_path / "cols.csv", "sha1,colour\n"), {"category": "1"}, 1, "unknown column"),
         (
             write(tmp_path / "alpha.csv", f"sha1,category\n{good[0]},1\n{'x' * 40},1\n"),
             {},

@@ -366,18 +366,33 @@ class LinesReader:
 
 # ---------------------------------------------------------------------------- CSV
 
-_CSV_FIELDS: Final = ("category", "name")
+_CSV_FIELDS: Final = ("category", "name", "size")
+# A file's size in bytes, kept as the record's `size` attribute: an eD2K probe
+# needs it to know where a file's last part ends (VICS carries `MediaSize`).
+_MAX_SIZE_DIGITS: Final = 19
+_MAX_SIZE: Final = 2**63 - 1
 
 
 def _csv_column_help() -> str:
     return (
         "expected md5, sha1, sha256, ed2k, btih, btih2, btv2_root, btv1_<piece size>, "
-        "category, name"
+        "category, name, size"
     )
 
 
+def _parse_size(cell: str) -> int:
+    text = cell.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > _MAX_SIZE_DIGITS:
+        shown = text[:30].encode("ascii", "backslashreplace").decode("ascii")
+        raise _InvalidRecordError(f"size {shown!r} is not a whole number of bytes")
+    size = int(text)
+    if not 0 < size <= _MAX_SIZE:
+        raise _InvalidRecordError(f"size {size} out of range (1 to {_MAX_SIZE})")
+    return size
+
+
 class CsvReader:
-    """CSV with a header naming hash columns (see algorithms), `category` and `name`."""
+    """CSV with a header naming hash columns (see algorithms), `category`, `name` and `size`."""
 
     format = "csv"
     version: str | None = None
@@ -449,17 +464,20 @@ class CsvReader:
         hashes: dict[str, bytes] = {}
         label: str | None = None
         name: str | None = None
+        attributes: dict[str, Any] | None = None
         for column, cell in zip(columns, row, strict=True):
             if column == "category":
                 label = cell
             elif column == "name":
                 name = _checked_text(cell, "name", MAX_NAME_CHARS) if cell else None
+            elif column == "size":
+                attributes = {"size": _parse_size(cell)} if cell.strip() else None
             elif cell.strip():
                 algorithm, digest = _parse_hash(column, cell)
                 hashes[algorithm] = digest
         if not hashes:
             raise _InvalidRecordError("no hash in this row")
-        return Record(hashes, _label(label, self._category), name, None, ordinal, line)
+        return Record(hashes, _label(label, self._category), name, attributes, ordinal, line)
 
     def locate(self, ordinals: Collection[int]) -> dict[int, int]:
         return {}
