@@ -78,9 +78,7 @@ def test_a_role_that_does_not_change_leads_gets_no_checkboxes(
     carla = client_for("carla")
     token = form_csrf(carla.get("/audit").text)
     before = _written(world)
-    refused = carla.post(
-        "/cases/open", data={"csrf": token, "lead": ["1"]}, follow_redirects=False
-    )
+    refused = carla.post("/cases/open", data={"csrf": token, "lead": ["1"]}, follow_redirects=False)
     assert refused.status_code == 403 and "Your role does not change leads." in refused.text
     assert _written(world) == before
 
