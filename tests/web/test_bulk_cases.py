@@ -140,7 +140,7 @@ def test_one_lead_that_cannot_be_taken_stops_them_all(ana: Any, world: Engine) -
         (["-3"], 400, "“-3” is not a lead or case number", "«-3» no es un número"),
         ([str(i) for i in range(1, 202)], 400, "201 selected; at most 200 at a time",
          "201 seleccionadas; como máximo 200 a la vez"),
-        ([], 400, "no lead selected: select at least one", "seleccione al menos una"),
+        ([], 400, "nothing selected: select at least one", "marque al menos una casilla"),
         (["99999999999999999"], 409, "lead 99999999999999999 is not one of your unit's leads",
          "la pista 99999999999999999 no es de su unidad"),
     ],
@@ -204,6 +204,6 @@ def test_the_cases_list_shows_only_the_cases_asked_for(ana: Any, world: Engine) 
 def test_id_lists_are_bounded_and_numbers_only() -> None:
     assert parse_ids([" 3", "1", "3"]) == [3, 1]
     assert parse_ids([str(i) for i in range(200)]) == list(range(200))
-    for bad in ([], ["1"] * 201, ["1.0"], ["١"], ["1" * 20], ["0x1"]):
+    for bad in ([], ["1"] * 201, ["1.0"], ["\u0661"], ["1" * 20], ["0x1"]):
         with pytest.raises(IdListError):
             parse_ids(bad)

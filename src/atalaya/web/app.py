@@ -1150,6 +1150,15 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
             ),
             methods=["POST"],
         ),
+        Route(
+            "/cases/requests",
+            form_post(
+                bulk_pages.draft_cases_submit,
+                max_fields=bulk_pages.BULK_FORM_FIELDS,
+                lists=("case",),
+            ),
+            methods=["POST"],
+        ),
         Route("/cases/{case_id:case_id}", page(lambda r: case_pages.case_page(web, r))),
         Route("/cases/{case_id:case_id}/move", form_post(case_pages.move_submit), methods=["POST"]),
         Route("/cases/{case_id:case_id}/note", form_post(case_pages.note_submit), methods=["POST"]),

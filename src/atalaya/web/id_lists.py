@@ -26,7 +26,7 @@ def parse_ids(values: list[str]) -> list[int]:
     number (its first characters quoted, for the page to show escaped).
     """
     if not values:
-        raise IdListError(N_("no lead selected: select at least one"))
+        raise IdListError(N_("nothing selected: select at least one"))
     if len(values) > MAX_IDS:
         raise IdListError(
             N_("%(count)s selected; at most %(most)s at a time"), count=len(values), most=MAX_IDS
