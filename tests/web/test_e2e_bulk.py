@@ -1,7 +1,8 @@
 """End to end in Chromium, on a desktop (English) and a phone (Spanish): an analyst
 ticks two leads in the list, by mouse and by keyboard, opens one case for each and
-sees them listed; a new order of the list clears the selection. axe-core finds no
-serious violation on the list with a selection nor on the cases it lands on."""
+sees them listed, then drafts both judicial requests from the cases list; a new
+order of the list clears the selection. axe-core finds no serious violation on the
+list with a selection, the cases it lands on, nor the drafting result."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from atalaya.store.tables import case_file
+from tests.web.test_bulk_requests import SIGNING_UNSET
 from tests.web.test_e2e import browser, site  # noqa: F401 (fixtures)
 from tests.web.test_screen import DESKTOP, PHONE, W46, _fits, _open, _serious, _sign_in, axe_source
 
@@ -36,7 +38,10 @@ def test_an_analyst_opens_a_case_for_each_of_two_selected_leads(
     viewport: dict[str, int],
     locale: str,
     button: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    for name in SIGNING_UNSET:  # the shipped drafting settings, unsigned
+        monkeypatch.delenv(name, raising=False)
     axe = axe_source()
     problems: dict[str, list[str]] = {}
     errors: list[str] = []
@@ -86,7 +91,7 @@ def test_an_analyst_opens_a_case_for_each_of_two_selected_leads(
         assert "/cases?opened=1" in page.url
         listed = page.locator("#cases tbody tr")
         assert listed.count() == 2
-        links = page.locator("#cases tbody tr td:first-child a")
+        links = page.locator("#cases tbody a[href^='/cases/']")
         assert sorted(links.evaluate_all("as => as.map(a => a.getAttribute('href'))")) == [
             "/cases/1",
             "/cases/2",
@@ -95,15 +100,27 @@ def test_an_analyst_opens_a_case_for_each_of_two_selected_leads(
         if axe:
             problems["cases"] = _serious(page, axe)
         assert _fits(page)
+
+        # Both are in triage: draft their judicial requests in one go.
+        page.check("#pick-case-1")
+        page.check("#pick-case-2")
         with page.expect_navigation():
-            links.first.click()
-        assert page.locator("#case-state").get_attribute("data-state") == "triage"
+            page.click("#bulk-draft-go")
+        drafted = page.locator("#drafted tbody tr")
+        assert drafted.count() == 2
+        assert drafted.evaluate_all("rs => rs.map(r => r.dataset.drafted)") == ["yes", "yes"]
+        if axe:
+            problems["drafted"] = _serious(page, axe)
+        assert _fits(page)
+        with page.expect_navigation():
+            page.locator("#drafted tbody tr td:first-child a").first.click()
+        assert page.locator("#case-state").get_attribute("data-state") == "request_drafted"
     finally:
         context.close()
     assert errors == []
     with world.connect() as conn:
         opened = conn.execute(select(case_file.c.lead_id, case_file.c.state)).all()
-    assert sorted(opened) == sorted([(first, "triage"), (second, "triage")])
+    assert sorted(opened) == sorted([(first, "request_drafted"), (second, "request_drafted")])
     if axe is None:
         pytest.skip("axe-core is not installed; the selection and layout checks above passed")
     assert {k: v for k, v in problems.items() if v} == {}

@@ -212,7 +212,9 @@ def draft_cases_submit(web: WebApp, request: Request, form: dict[str, Any]) -> R
         return _draft_refused(web, session, error_text(exc), 409)
     rows = [
         DraftRow(
-            case_id=by_lead[i.lead_id].id,
+            # The case the batch drafted: the one selected unless it left triage
+            # after the check above and the batch opened the lead a new one.
+            case_id=i.case_id if i.case_id is not None else by_lead[i.lead_id].id,
             lead_id=i.lead_id,
             court=i.court,
             drafted=i.case_id is not None,
