@@ -113,6 +113,7 @@ from atalaya.observe import registry
 from atalaya.web import (
     answer_pages,
     audit_pages,
+    bulk_pages,
     case_pages,
     funnel_pages,
     i18n,
@@ -1091,10 +1092,21 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
 
     def form_post(
         handler: Callable[[WebApp, Request, dict[str, Any]], Response],
+        *,
+        max_fields: int = 10,
+        lists: tuple[str, ...] = (),
     ) -> Callable[[Request], Any]:
+        """A POST form's handler; the fields named in `lists` (repeated in the form,
+        like a list's checkboxes) come as lists of strings, the others as one value."""
+
         async def read(request: Request) -> Response:
-            form = await request.form(max_files=0, max_fields=10, max_part_size=MAX_FORM_BYTES)
-            return await run_in_threadpool(handler, web, request, dict(form))
+            form = await request.form(
+                max_files=0, max_fields=max_fields, max_part_size=MAX_FORM_BYTES
+            )
+            fields: dict[str, Any] = dict(form)
+            for name in lists:
+                fields[name] = form.getlist(name)
+            return await run_in_threadpool(handler, web, request, fields)
 
         async def wrapped(request: Request) -> Response:
             return await post(request, read)
@@ -1129,6 +1141,24 @@ def create_app(engine: Engine, settings: WebSettings, *, clock: Clock = _now) ->
             "/leads/{lead_id:lead_id}/cases", form_post(case_pages.open_submit), methods=["POST"]
         ),
         Route("/cases", page(lambda r: case_pages.cases_page(web, r))),
+        Route(
+            "/cases/open",
+            form_post(
+                bulk_pages.open_cases_submit,
+                max_fields=bulk_pages.BULK_FORM_FIELDS,
+                lists=("lead",),
+            ),
+            methods=["POST"],
+        ),
+        Route(
+            "/cases/requests",
+            form_post(
+                bulk_pages.draft_cases_submit,
+                max_fields=bulk_pages.BULK_FORM_FIELDS,
+                lists=("case",),
+            ),
+            methods=["POST"],
+        ),
         Route("/cases/{case_id:case_id}", page(lambda r: case_pages.case_page(web, r))),
         Route("/cases/{case_id:case_id}/move", form_post(case_pages.move_submit), methods=["POST"]),
         Route("/cases/{case_id:case_id}/note", form_post(case_pages.note_submit), methods=["POST"]),

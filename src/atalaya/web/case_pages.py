@@ -55,8 +55,9 @@ from atalaya.cases.states import LABELS, allowed, parse_state
 from atalaya.errors import AtalayaError
 from atalaya.leads import lead_country
 from atalaya.observe import sightings_by_id
-from atalaya.web.filters import MAX_LEAD_ID
+from atalaya.web.filters import MAX_LEAD_ID, FilterError
 from atalaya.web.i18n import _, error_text
+from atalaya.web.id_lists import IdListError, parse_ids
 
 if TYPE_CHECKING:
     from atalaya.web.app import WebApp
@@ -90,9 +91,14 @@ def cases_page(web: WebApp, request: Request) -> Response:
     if denied is not None:
         return denied
     user = session.user
+    # A bulk open lands here with the cases it opened; any list of ids works.
+    wanted = _shown_cases(request)
 
     def work(conn: Connection) -> tuple[list[Case], dict[str, Any]]:
         found = list_cases(conn, user)
+        if wanted is not None:
+            found = [c for c in found if c.id in wanted]
+            return found, {"results": len(found), "cases": sorted(wanted)}
         return found, {"results": len(found)}
 
     cases = audited(
@@ -103,7 +109,29 @@ def cases_page(web: WebApp, request: Request) -> Response:
         object_type="cases",
         client_address=web.client(request),
     )
-    return web.render("cases.html", {"cases": cases, "labels": LABELS}, session=session)
+    return web.render(
+        "cases.html",
+        {
+            "cases": cases,
+            "labels": LABELS,
+            "only": wanted,
+            "opened": wanted is not None and request.query_params.get("opened") == "1",
+        },
+        session=session,
+    )
+
+
+def _shown_cases(request: Request) -> set[int] | None:
+    """The cases a /cases URL names (`case`, repeated), or None for every case;
+    FilterError (the page's "bad filter" answer) for junk or too many."""
+    values = request.query_params.getlist("case")
+    if not values:
+        return None
+    try:
+        return set(parse_ids(values))
+    except IdListError as exc:
+        assert exc.template is not None
+        raise FilterError(exc.template, **exc.params) from None
 
 
 def case_page(web: WebApp, request: Request) -> Response:

@@ -32,4 +32,6 @@ def ui_text() -> dict[str, str]:
         "new": _("new"),
         "conflict": _("conflict"),
         "conflict_title": _("Another unit also holds this lead"),
+        "selected": _("Selected: %(count)s"),
+        "pick_lead": _("Select lead %(id)s"),
     }

@@ -6,10 +6,11 @@
 
 import { getJSON } from "./net.js";
 import { t } from "./ui_text.js";
+import { drawSelection, pickCell, selectable } from "./bulk.js";
 
 const table = document.getElementById("leads");
 const body = table ? table.querySelector("tbody") : null;
-const COLUMNS = 10;
+const COLUMNS = selectable ? 11 : 10;
 
 function utc(iso) {
   return iso ? `${iso.slice(0, 19).replace("T", " ")} UTC` : "";
@@ -43,6 +44,7 @@ function place(lead) {
 function leadRow(lead, query) {
   const tr = document.createElement("tr");
   tr.dataset.leadId = String(lead.id);
+  if (selectable) tr.appendChild(pickCell(lead.id));
   const link = document.createElement("a");
   link.href = `/leads/${Number(lead.id)}?back=${encodeURIComponent(query)}`;
   link.textContent = `#${lead.id}`;
@@ -157,6 +159,8 @@ export async function loadList(query) {
   );
   drawPager(answer, query);
   drawSort(answer.sort);
+  // New rows, none ticked: the selection was of the page that was shown.
+  drawSelection();
   table.dataset.loads = String(loads);
   table.removeAttribute("aria-busy");
   return answer;
