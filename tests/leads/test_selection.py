@@ -24,6 +24,7 @@ from atalaya.leads.selection import (
     page_of,
     select_leads,
     urgent_counts,
+    urgent_municipality_counts,
 )
 from atalaya.store.tables import lead, lead_province
 
@@ -281,3 +282,22 @@ def test_urgent_counts_per_province(engine: Engine) -> None:
         rows = select_leads(conn, WEEK, visible=None, now=NOW)
     # The score in force counts (2 is overridden up); no province, no shading.
     assert urgent_counts(rows) == {"28": 2, "41": 1}
+
+
+def test_urgent_counts_per_municipality(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for lead_id, score, town in (
+            (1, URGENT_SCORE, "28079"),
+            (2, URGENT_SCORE - 0.1, "28079"),
+            (3, 95.0, "28079"),
+            (4, 90.0, "41091"),
+            (5, 90.0, None),
+        ):
+            _lead(conn, lead_id, score)
+            conn.execute(lead.update().where(lead.c.id == lead_id).values(municipality_code=town))
+    override_score(engine, 2, 85.0, "confirmed by hand", "ana", now=NOW)
+    with engine.connect() as conn:
+        rows = select_leads(conn, WEEK, visible=None, now=NOW)
+    assert urgent_municipality_counts(rows) == {"28079": 3, "41091": 1}
+    # The unit's threshold, not the default.
+    assert urgent_municipality_counts(rows, 92.0) == {"28079": 1}

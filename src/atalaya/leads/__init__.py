@@ -55,6 +55,7 @@ from atalaya.leads.selection import (
     score_band,
     select_leads,
     urgent_counts,
+    urgent_municipality_counts,
 )
 
 __all__ = [
@@ -110,6 +111,7 @@ __all__ = [
     "sighting_json_parts",
     "sighting_record",
     "urgent_counts",
+    "urgent_municipality_counts",
     "write_csv",
     "write_geojson",
     "write_jsonl",

@@ -11,8 +11,8 @@ definition every reader of leads shares.
 
 A lead is urgent for a unit when its score in force is at least the unit's
 threshold (`unit.urgent_score`, `URGENT_SCORE` until it sets one): the map
-counts urgent leads per cluster and per province instead of colouring by the
-highest member. The list's figures for the window (`period_figures`) are
+counts urgent leads per cluster, per province and per municipality instead
+of colouring by the highest member. The list's figures for the window (`period_figures`) are
 read for the leads of one page only, so the map's query stays as cheap as
 before.
 """
@@ -158,6 +158,7 @@ class Selected(NamedTuple):
     known_files: int
     facts_version: str | None
     province_code: str | None
+    municipality_code: str | None
 
 
 @dataclass(frozen=True)
@@ -268,6 +269,7 @@ def select_leads(
             lead.c.known_files,
             lead.c.facts_version,
             lead.c.province_code,
+            lead.c.municipality_code,
         )
         .outerjoin(override, override.c.lead_id == lead.c.id)
         .where(
@@ -491,6 +493,17 @@ def urgent_counts(rows: Sequence[Selected], urgent_score: float = URGENT_SCORE) 
     for r in rows:
         if r.score >= urgent_score and r.province_code:
             out[r.province_code] = out.get(r.province_code, 0) + 1
+    return out
+
+
+def urgent_municipality_counts(
+    rows: Sequence[Selected], urgent_score: float = URGENT_SCORE
+) -> dict[str, int]:
+    """Urgent leads per municipality code (INE, five digits), as `urgent_counts`."""
+    out: dict[str, int] = {}
+    for r in rows:
+        if r.score >= urgent_score and r.municipality_code:
+            out[r.municipality_code] = out.get(r.municipality_code, 0) + 1
     return out
 
 

@@ -108,6 +108,7 @@ from atalaya.leads import (
     sighting_json_parts,
     sighting_record,
     urgent_counts,
+    urgent_municipality_counts,
 )
 from atalaya.observe import registry
 from atalaya.web import (
@@ -621,6 +622,16 @@ class WebApp:
                 # Urgent leads per province, and the window's length in
                 # weeks, for the shading by urgent leads per week.
                 "urgent_by_province": urgent_counts(rows, session.user.urgent_score),
+                # The same per municipality, for the finer shading: only
+                # those the atlas outlines (at most its 8,213), so the
+                # answer stays bounded whatever the store holds.
+                "urgent_by_municipality": {
+                    code: n
+                    for code, n in urgent_municipality_counts(
+                        rows, session.user.urgent_score
+                    ).items()
+                    if self.places.municipality_name(code) is not None
+                },
                 "weeks": flt.days / 7,
             }
         )

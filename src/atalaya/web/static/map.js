@@ -7,7 +7,12 @@
 // each as long as its share of the cluster's leads; the number inside is
 // its leads, and the cluster's size and its badge say how many are urgent
 // (score in force at least the server's `urgent_score`), never the score
-// of one member. A toggle layer shades provinces by urgent leads per week.
+// of one member. A toggle layer shades provinces by urgent leads per week;
+// zoomed in (MUNICIPAL_SHADE_ZOOM), or with its own toggle, it shades
+// municipalities instead, on the same scale. Their outlines are the ones
+// the base map already holds (the atlas has them): the shading costs one
+// count per municipality with urgent leads in /api/map's answer, and only
+// those municipalities are drawn (the canvas skips what is off the view).
 //
 // Leads come from /api/map with the page's filters. When a filter changes,
 // filters.js calls `reloadMap(query)`: the points are fetched again and the
@@ -38,6 +43,11 @@ const CANARIES = L.latLngBounds([27.55, -18.25], [29.5, -13.35]);
 const INSET_MAX_ZOOM = 7;
 // Where a lead opened from the inset is shown on the main map.
 const INSET_OPEN_ZOOM = 9;
+// From this zoom the shading by province is by municipality: a province
+// then fills the view in one colour and says little.
+const MUNICIPAL_SHADE_ZOOM = 8;
+// The Canaries' provinces: Las Palmas and Santa Cruz de Tenerife.
+const CANARIAN = (code) => code.startsWith("35") || code.startsWith("38");
 // supercluster measures its radius on a 512 px tile, Leaflet's are 256:
 // this keeps the smallest icons apart; separate() handles larger ones.
 const CLUSTER_RADIUS = 2 * (clusterSize(0) + 4);
@@ -142,7 +152,17 @@ let index = null;
 const drawn = new Map();
 let spain = null;
 let shadeLayers = [];
-let selection = { count: 0, placed: 0, points: [], urgent_by_province: {}, weeks: 1 };
+let shadeLevel = "";
+// The inset's place names (map_labels.js), laid out again as it shows.
+let insetNames = null;
+let selection = {
+  count: 0,
+  placed: 0,
+  points: [],
+  urgent_by_province: {},
+  urgent_by_municipality: {},
+  weeks: 1,
+};
 let query = el.dataset.query || "";
 let loads = 0;
 
@@ -352,6 +372,7 @@ function updateInset() {
   if (wanted && !insetClosed) {
     inset.invalidateSize(false);
     inset.fitBounds(CANARIES, { animate: false });
+    if (insetNames) insetNames.place();
     shown = drawLeads(inset, insetLeads);
   } else {
     insetLeads.clearLayers();
@@ -544,7 +565,16 @@ async function drawBase() {
   map.on("zoomend", toggleMunicipalities);
   toggleMunicipalities();
   // Tiles carry their own names.
-  if (!tileUrl) placeNames(map, atlas, "labels");
+  if (!tileUrl) {
+    placeNames(map, atlas, "labels");
+    // The islands named as the main map names the peninsula beside them.
+    insetNames = placeNames(inset, atlas, "labels", {
+      only: CANARIAN,
+      zoom: () => map.getZoom(),
+      framed: true,
+      islands: true,
+    });
+  }
   return atlas;
 }
 
@@ -553,25 +583,42 @@ function shadeOf(perWeek) {
   return null;
 }
 
+// What the shading shows now: "province", "municipality" or "" (none).
+function shadingLevel() {
+  const provinces = document.getElementById("shade-provinces");
+  const municipalities = document.getElementById("shade-municipalities");
+  if (municipalities && municipalities.checked) return "municipality";
+  if (!provinces || !provinces.checked) return "";
+  return map.getZoom() >= MUNICIPAL_SHADE_ZOOM ? "municipality" : "province";
+}
+
 function drawShading() {
   for (const layer of shadeLayers) layer.remove();
   shadeLayers = [];
-  const toggle = document.getElementById("shade-provinces");
-  if (!spain || !toggle || !toggle.checked) return;
+  shadeLevel = shadingLevel();
+  el.dataset.shade = shadeLevel;
+  if (!spain || !shadeLevel) {
+    el.dataset.shaded = "0";
+    return;
+  }
   const weeks = Math.max(selection.weeks, 1 / 7);
-  const provinces = topojson.feature(spain, spain.objects.provinces);
+  const fine = shadeLevel === "municipality";
+  const counts = (fine ? selection.urgent_by_municipality : selection.urgent_by_province) || {};
+  const object = fine ? spain.objects.municipalities : spain.objects.provinces;
+  // Only the places with urgent leads: the others would not be shaded.
+  const geometries = object.geometries.filter((g) => counts[g.id] > 0);
+  const places = topojson.feature(spain, { type: "GeometryCollection", geometries });
+  const line = fine ? 0.4 : 0.6;
   const style = (feature) => {
-    const urgent = selection.urgent_by_province[feature.id] || 0;
-    const colour = shadeOf(urgent / weeks);
+    const colour = shadeOf((counts[feature.id] || 0) / weeks);
     return colour
-      ? { color: "#7f1d1d", weight: 0.6, fillColor: colour, fillOpacity: 0.55 }
+      ? { color: "#7f1d1d", weight: line, fillColor: colour, fillOpacity: 0.55 }
       : { stroke: false, fill: false };
   };
   for (const [target, renderer] of [[map, renderers.shade], [inset, insetRenderers.shade]]) {
-    shadeLayers.push(L.geoJSON(provinces, { renderer, interactive: false, style }).addTo(target));
+    shadeLayers.push(L.geoJSON(places, { renderer, interactive: false, style }).addTo(target));
   }
-  const shaded = Object.values(selection.urgent_by_province).filter((n) => n > 0).length;
-  toggle.dataset.shaded = String(shaded);
+  el.dataset.shaded = String(geometries.length);
 }
 
 const focusStyle = { color: "#1f5fa8", weight: 2.5, fill: false, interactive: false };
@@ -752,13 +799,19 @@ insetToggle.addEventListener("click", () => {
   insetClosed = !insetClosed;
   updateInset();
 });
-const shadeToggle = document.getElementById("shade-provinces");
-if (shadeToggle) {
-  shadeToggle.addEventListener("change", () => {
+const shadeToggles = ["shade-provinces", "shade-municipalities"]
+  .map((id) => document.getElementById(id))
+  .filter(Boolean);
+for (const toggle of shadeToggles) {
+  toggle.addEventListener("change", () => {
     drawShading();
-    document.getElementById("shade-legend").hidden = !shadeToggle.checked;
+    document.getElementById("shade-legend").hidden = !shadeToggles.some((t) => t.checked);
   });
 }
+// Across MUNICIPAL_SHADE_ZOOM the shading changes level.
+map.on("zoomend", () => {
+  if (shadingLevel() !== shadeLevel) drawShading();
+});
 
 // For operators in the browser's console (and the end-to-end tests): what
 // the map holds.
@@ -769,6 +822,11 @@ window.atalayaMap = {
   inset,
   shown: () => Number(statusLine.dataset.shown || 0),
   loads: () => loads,
+  // The shading's level and the places it shades, by INE code.
+  shading: () => ({
+    level: shadeLevel,
+    codes: shadeLayers.length ? shadeLayers[0].getLayers().map((l) => l.feature.id) : [],
+  }),
 };
 
 main();

@@ -8,6 +8,13 @@
 // a province under a name still answers. Where two names would overlap, the
 // one of lower priority is left out (a province first tries other interior
 // points): the opening view stays readable on a phone.
+//
+// The Canaries' inset names its own places by the main map's rules: it
+// passes the main map's zoom, so the islands are named as the peninsula
+// beside them is, and asks for names kept whole inside its fixed frame.
+// Its two provinces share their capitals' names and islands: there the
+// capitals go first as soon as they are named at all, and a province may
+// take another of its islands.
 
 /* global L, topojson */
 
@@ -32,6 +39,8 @@ const PROVINCES_FROM = 0;
 const PROVINCES_UNTIL = 10;
 const CAPITALS_FROM = 7;
 const TOWNS_FROM = 9;
+// From here capitals go before provinces (see priority()).
+const CAPITALS_FIRST = 8;
 const GAP = 4; // px kept between two names
 
 function polygonsOf(geometry) {
@@ -87,17 +96,27 @@ export function interiorPoints(geometry, lines = 7) {
   return found.map((p) => [p.lat, p.lon]);
 }
 
-function labelsOf(atlas) {
+function labelsOf(atlas, only, islands) {
   const out = [];
   const provinces = topojson.feature(atlas, atlas.objects.provinces).features;
   for (const f of provinces) {
-    if (NOT_PROVINCES.has(f.id)) continue;
-    const size = polygonsOf(f.geometry).reduce((s, p) => s + ringArea(p[0]), 0);
+    if (NOT_PROVINCES.has(f.id) || !only(f.id)) continue;
+    const polygons = polygonsOf(f.geometry);
+    const size = polygons.reduce((s, p) => s + ringArea(p[0]), 0);
+    const at = interiorPoints(f.geometry).slice(0, 3);
+    if (islands) {
+      // Then one point on each other island, larger ones first.
+      const others = polygons
+        .map((p) => [ringArea(p[0]), p])
+        .sort((a, b) => b[0] - a[0])
+        .slice(1, 6);
+      for (const [, p] of others) at.push(...interiorPoints({ type: "Polygon", coordinates: p }, 3).slice(0, 1));
+    }
     out.push({
       kind: "province",
       code: f.id,
       name: f.properties.name,
-      at: interiorPoints(f.geometry).slice(0, 3),
+      at,
       rank: -size, // larger provinces first
     });
   }
@@ -105,7 +124,9 @@ function labelsOf(atlas) {
     ...CAPITALS.map((code, i) => [code, ["capital", i]]),
     ...LARGE_TOWNS.map((code, i) => [code, ["town", i]]),
   ]);
-  const geometries = atlas.objects.municipalities.geometries.filter((g) => wanted.has(g.id));
+  const geometries = atlas.objects.municipalities.geometries.filter(
+    (g) => wanted.has(g.id) && only(g.id),
+  );
   for (const g of geometries) {
     const f = topojson.feature(atlas, g);
     const [kind, rank] = wanted.get(g.id);
@@ -122,48 +143,81 @@ function shownAt(label, zoom) {
 
 // Which names go first at this zoom: provinces while they are what the
 // view is about, capitals once they are (a capital is what one zooms to).
-function priority(label, zoom) {
-  const order = zoom >= 8 ? { capital: 0, province: 1, town: 2 } : { province: 0, capital: 1, town: 2 };
+function priority(label, zoom, capitalsFirst = CAPITALS_FIRST) {
+  const order =
+    zoom >= capitalsFirst ? { capital: 0, province: 1, town: 2 } : { province: 0, capital: 1, town: 2 };
   return order[label.kind] * 1e9 + label.rank;
 }
 
-// The place names of `atlas` on `map`, in `pane`; returns the layer group.
-export function placeNames(map, atlas, pane) {
+// The place names of `atlas` on `map`, in `pane`. Options: `only(code)`
+// keeps the provinces and municipalities named (all by default), `zoom()`
+// the zoom whose rules apply (the map's own by default), `framed` keeps
+// every name whole inside the map's box, moved in if it would cross an edge
+// (for a map that cannot be panned), and `islands` puts capitals first
+// from the zoom that names them and lets a province's name move to its
+// other islands. Returns the layer group, with `place()` to lay the names
+// out again.
+export function placeNames(map, atlas, pane, options = {}) {
+  const only = options.only || (() => true);
+  const rulesZoom = options.zoom || (() => map.getZoom());
   const layer = L.layerGroup().addTo(map);
-  const labels = labelsOf(atlas);
-  // Sizes are measured once, in the pane, with the page's own fonts.
-  const ruler = document.createElement("div");
-  ruler.className = "place-name";
-  ruler.style.visibility = "hidden";
-  ruler.style.position = "absolute";
-  map.getPane(pane).appendChild(ruler);
-  for (const label of labels) {
-    ruler.className = `place-name ${label.kind}`;
-    ruler.textContent = label.name;
-    label.size = [Math.ceil(ruler.offsetWidth), Math.ceil(ruler.offsetHeight)];
-  }
-  ruler.remove();
+  const labels = labelsOf(atlas, only, Boolean(options.islands));
+  const capitalsFirst = options.islands ? CAPITALS_FROM : CAPITALS_FIRST;
+
+  // Sizes are measured in the pane, with the page's own fonts (and the
+  // pane's own rules: the inset's names are smaller); a map hidden when
+  // they were asked for is measured again once it shows.
+  const measure = () => {
+    const ruler = document.createElement("div");
+    ruler.style.visibility = "hidden";
+    ruler.style.position = "absolute";
+    // Its own width, not the pane's (none): a name that may wrap wraps at
+    // its max-width only.
+    ruler.style.width = "max-content";
+    map.getPane(pane).appendChild(ruler);
+    for (const label of labels) {
+      ruler.className = `place-name ${label.kind}`;
+      ruler.textContent = label.name;
+      const r = ruler.getBoundingClientRect();
+      label.size = [Math.ceil(r.width), Math.ceil(r.height)];
+    }
+    ruler.remove();
+  };
 
   const place = () => {
     layer.clearLayers();
-    const zoom = map.getZoom();
+    const box0 = map.getSize();
+    if (!box0.x || !box0.y || !map.getContainer().offsetParent) return;
+    if (labels.some((l) => !l.size || !l.size[0])) measure();
+    const zoom = rulesZoom();
+    const origin = map.containerPointToLayerPoint([0, 0]);
     const taken = [];
     const free = (box) =>
       !taken.some((t) => box[0] < t[2] + GAP && t[0] < box[2] + GAP && box[1] < t[3] + GAP && t[1] < box[3] + GAP);
+    // Moved inside the frame, or null where it cannot fit.
+    const inFrame = (box) => {
+      if (!options.framed) return box;
+      const [w, h] = [box[2] - box[0], box[3] - box[1]];
+      if (w > box0.x || h > box0.y) return null;
+      const dx = Math.max(0, origin.x - box[0]) - Math.max(0, box[2] - (origin.x + box0.x));
+      const dy = Math.max(0, origin.y - box[1]) - Math.max(0, box[3] - (origin.y + box0.y));
+      return [box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy];
+    };
     const candidates = labels.filter((l) => shownAt(l, zoom));
-    candidates.sort((a, b) => priority(a, zoom) - priority(b, zoom));
+    candidates.sort((a, b) => priority(a, zoom, capitalsFirst) - priority(b, zoom, capitalsFirst));
     for (const label of candidates) {
       const [w, h] = label.size;
       for (const at of label.at) {
         const p = map.latLngToLayerPoint(at);
-        const box = [p.x - w / 2, p.y - h / 2, p.x + w / 2, p.y + h / 2];
-        if (!free(box)) continue;
+        const box = inFrame([p.x - w / 2, p.y - h / 2, p.x + w / 2, p.y + h / 2]);
+        if (!box || !free(box)) continue;
         taken.push(box);
         const text = document.createElement("span");
         text.textContent = label.name;
         text.dataset.place = label.code;
+        const centre = L.point((box[0] + box[2]) / 2, (box[1] + box[3]) / 2);
         layer.addLayer(
-          L.marker(at, {
+          L.marker(map.layerPointToLatLng(centre), {
             pane,
             interactive: false,
             keyboard: false,
@@ -176,5 +230,6 @@ export function placeNames(map, atlas, pane) {
   };
   map.on("zoomend", place);
   place();
+  layer.place = place;
   return layer;
 }
