@@ -55,6 +55,17 @@ _OBFUSCATION_LEVELS: dict[str, tuple[int, int, int]] = {
 }
 
 
+def obfuscation_conf(level: Obfuscation) -> str:
+    """aMule's [Obfuscation] section for `level`."""
+    supported, requested, required = _OBFUSCATION_LEVELS[level]
+    return (
+        "[Obfuscation]\n"
+        f"IsClientCryptLayerSupported={supported}\n"
+        f"IsCryptLayerRequested={requested}\n"
+        f"IsClientCryptLayerRequired={required}\n"
+    )
+
+
 class AmulePeer:
     """amuled on `ip` (127.0.0.0/8), sharing `files` from its own folder.
 
@@ -129,7 +140,6 @@ class AmulePeer:
 
     def _conf(self, config: Path) -> str:
         md5 = hashlib.md5(self._password.encode(), usedforsecurity=False).hexdigest()
-        supported, requested, required = _OBFUSCATION_LEVELS[self.obfuscation]
         return (
             "[eMule]\n"
             f"Nick={self.nick}\n"
@@ -148,11 +158,7 @@ class AmulePeer:
             "[ExternalConnect]\n"
             "AcceptExternalConnections=1\n"
             f"ECAddress={self.ip}\nECPort={self.ec_port}\nECPassword={md5}\n"
-            "[WebServer]\nEnabled=0\n"
-            "[Obfuscation]\n"
-            f"IsClientCryptLayerSupported={supported}\n"
-            f"IsCryptLayerRequested={requested}\n"
-            f"IsClientCryptLayerRequired={required}\n"
+            "[WebServer]\nEnabled=0\n" + obfuscation_conf(self.obfuscation)
         )
 
     def command(self, text: str) -> str:

@@ -168,7 +168,9 @@ def test_wants_obfuscation() -> None:
     assert not o.wants_obfuscation(o.CRYPT_SUPPORTED)
     assert o.wants_obfuscation(o.CRYPT_SUPPORTED | o.CRYPT_REQUESTED)
     assert o.wants_obfuscation(0x07)
-    assert not o.wants_obfuscation(o.CRYPT_REQUESTED)  # requested but not supported: nonsense
+    # aMule 2.3.3 sets one bit only: requested (its default) or required.
+    assert o.wants_obfuscation(o.CRYPT_REQUESTED) and o.wants_obfuscation(o.CRYPT_REQUIRED)
+    assert o.requires_obfuscation(o.CRYPT_REQUIRED) and not o.requires_obfuscation(0x03)
 
 
 @settings(max_examples=300)

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 from atalaya.errors import AtalayaError
 from atalaya.hashsets.algorithms import ED2K
 from atalaya.lab.ed2k_peer import FakeEd2kPeer, PeerObfuscation
-from atalaya.networks.ed2k.obfuscation import CRYPT_REQUIRED, CRYPT_SUPPORTED
+from atalaya.networks.ed2k.obfuscation import CRYPT_REQUESTED, CRYPT_REQUIRED, CRYPT_SUPPORTED
 from atalaya.networks.ed2k.probe import ProbeErrorKind, ProbeTimeouts
 from atalaya.observe.ed2k.cli import parse_ed2k_source
 from atalaya.observe.ed2k.observer import Ed2kConfig, Ed2kObserver, Obfuscate
@@ -123,6 +123,8 @@ def test_no_plain_fallback_for_a_source_that_requires_it(engine: Engine) -> None
         (Obfuscate.AUTO, None, (PEER_HASH, CRYPT_SUPPORTED), False),  # supports, not asked
         (Obfuscate.AUTO, None, (PEER_HASH, SUPPORTED_AND_REQUESTED), True),
         (Obfuscate.AUTO, None, (PEER_HASH, CRYPT_SUPPORTED | CRYPT_REQUIRED), True),
+        (Obfuscate.AUTO, None, (PEER_HASH, CRYPT_REQUESTED), True),  # aMule 2.3.3's default
+        (Obfuscate.AUTO, None, (PEER_HASH, CRYPT_REQUIRED), True),  # 2.3.3 requiring it
         (Obfuscate.ALWAYS, None, (PEER_HASH, 0), True),
         (Obfuscate.ALWAYS, None, None, False),  # no hash: nothing to key it with
         (Obfuscate.NEVER, PEER_HASH, (PEER_HASH, 0x07), False),

@@ -4,8 +4,9 @@ An eMule or aMule that *requires* obfuscation (aMule's `[Obfuscation]
 IsClientCryptLayerRequired`) closes any connection whose first byte is an
 eD2K protocol byte. Obfuscation is RC4 keyed from the target's user hash,
 so only a client that knows whom it calls can open one; a source found in
-Kad comes with its user hash (the Kad answer id) and a byte of crypt
-options (tag 0xF3: bit 0 supports, bit 1 requests, bit 2 requires).
+Kad comes with its user hash (the Kad answer id) and a byte of connect
+options (tag 0xF3: bit 0 supports, bit 1 requests, bit 2 requires; aMule
+2.3.3 sets only one of them, see `wants_obfuscation`).
 
 The handshake, as aMule's `EncryptedStreamSocket` does it (client A
 connects to client B, whose user hash it knows)::
@@ -82,9 +83,19 @@ class PlainStreamError(ObfuscationError):
 
 
 def wants_obfuscation(options: int) -> bool:
-    """Whether a peer's connect options ask for obfuscation: it supports it and
-    requests or requires it (aMule obfuscates then too, BaseClient.cpp)."""
-    return bool(options & CRYPT_SUPPORTED) and bool(options & (CRYPT_REQUESTED | CRYPT_REQUIRED))
+    """Whether a peer's connect options ask for obfuscation: it requests or requires it.
+
+    The supported bit is not needed: aMule 2.3.3 publishes one bit only
+    (its `GetMyConnectOptions` lacks parentheses around each `?:`, so the
+    first true of callback, required, requested, supported wins): 0x02 by
+    default, 0x04 when it requires obfuscation. A peer that asks for it
+    supports it.
+    """
+    return bool(options & (CRYPT_REQUESTED | CRYPT_REQUIRED))
+
+
+def requires_obfuscation(options: int) -> bool:
+    return bool(options & CRYPT_REQUIRED)
 
 
 def key(user_hash: bytes, magic: int, random_key: bytes) -> bytes:

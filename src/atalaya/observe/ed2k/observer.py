@@ -19,7 +19,7 @@ Protocol obfuscation (`networks.ed2k.obfuscation`) needs the peer's user
 hash: Kad gives it with every source, with the source's connect options;
 an operator may give it with a source (`IP:PORT/USERHASH`). By default
 (`Obfuscate.AUTO`) a probe is obfuscated when the source asks for it (it
-supports and requests or requires it, aMule's own rule) or when the
+requests or requires it, in Kad's connect options) or when the
 operator named its user hash; a handshake that fails with a source that
 does not require obfuscation is tried once more in plain eD2K.
 """
@@ -43,7 +43,7 @@ from sqlalchemy import Engine
 
 from atalaya.hashsets import lookup
 from atalaya.hashsets.algorithms import ED2K
-from atalaya.networks.ed2k.obfuscation import CRYPT_REQUIRED, wants_obfuscation
+from atalaya.networks.ed2k.obfuscation import requires_obfuscation, wants_obfuscation
 from atalaya.networks.ed2k.probe import ProbeErrorKind, ProbeTimeouts
 from atalaya.observe.ed2k.kad_search import KadClient, KadSearchConfig, KadSearchResult
 from atalaya.observe.ed2k.probe import Ed2kProbeResult, probe_peer, utc_now
@@ -361,7 +361,7 @@ class Ed2kObserver:
             key is not None
             and self.config.obfuscate is Obfuscate.AUTO
             and crypt_options is not None
-            and not crypt_options & CRYPT_REQUIRED
+            and not requires_obfuscation(crypt_options)
         )
         attempts = 1 + max(0, self.config.stall_retries)
         attempt = 0
