@@ -11,6 +11,7 @@ derived from the spec).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import shutil
@@ -21,10 +22,12 @@ from sqlalchemy import create_engine, select
 
 from atalaya.lab.amule import AmulePeer
 from atalaya.lab.files import write_random_file
+from atalaya.networks.ed2k import obfuscation
 from atalaya.networks.ed2k.hashing import PART_SIZE, Ed2kHasher
 from atalaya.networks.ed2k.probe import ProbeErrorKind, ProbeTimeouts
 from atalaya.observe.ed2k.probe import Ed2kProbeResult, probe_peer
 from atalaya.store.tables import proof_transcript, sighting
+from tests.networks.ed2k.test_obfuscation import rc4
 from tests.support.cli import run_atalaya, spawn_atalaya
 
 AMULE_IP = "127.0.0.71"
@@ -34,6 +37,7 @@ PLAIN_IP = "127.0.0.72"
 OBFUSCATED_IP = "127.0.0.73"
 WRONG_KEY_IP = "127.0.0.74"
 WATCH_IP = "127.0.0.75"
+RAW_IP = "127.0.0.76"
 
 pytestmark = [
     pytest.mark.lab,
@@ -77,6 +81,38 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> object:
         conf = (folder / "peer" / "config" / "amule.conf").read_text()
         assert "IsClientCryptLayerRequired=1" in conf
         yield peer, large
+
+
+def test_amules_answer_decrypts_as_the_spec_says(lab: tuple[AmulePeer, Path]) -> None:
+    # Our handshake, then aMule's raw answer read off the socket and
+    # decrypted with the RC4 written out in the unit tests, keyed
+    # MD5(user hash, 203, random key) past 1024 bytes.
+    peer, _ = lab
+    random_key = bytes.fromhex("01020304")
+    initiator = obfuscation.Initiator(
+        peer.user_hash(), random_key=random_key, marker=0x17, padding=b"abc"
+    )
+
+    async def exchange() -> bytes:
+        reader, writer = await asyncio.open_connection(peer.ip, peer.port, local_addr=(RAW_IP, 0))
+        try:
+            writer.write(initiator.handshake)
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(4096), 10.0)
+            # Nothing more comes until we speak: aMule waits for our hello.
+            with pytest.raises(TimeoutError):
+                answer += await asyncio.wait_for(reader.read(4096), 1.0)
+            return answer
+        finally:
+            writer.close()
+
+    answer = asyncio.run(exchange())
+    key = hashlib.md5(peer.user_hash() + bytes([203]) + random_key).digest()
+    plain = rc4(key, answer)
+    assert plain[:4] == bytes.fromhex("c46f5e83"), plain[:4].hex()
+    assert plain[4] == 0  # method: obfuscation
+    assert len(answer) == 6 + plain[5] and plain[5] <= 254  # its padding, then nothing
+    assert initiator.receive(answer) == b"" and initiator.established
 
 
 def test_a_plain_connection_is_refused(lab: tuple[AmulePeer, Path]) -> None:
