@@ -8,7 +8,9 @@ id find the seed and the partial node; each is probed and proven by a part
 downloaded from it alone, the partial one with its true share (2 of 3
 parts); the others are never sighted. A sighting's user hash, client and
 port are what aMule says about itself; the user hash Kad gave as the source
-is the same one.
+is the same one. The seed requires protocol obfuscation: it is proven only
+because the probe keys obfuscation from that user hash, as the connect
+options Kad publishes with the source ask.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlalchemy import create_engine, select
 from atalaya.hashsets.algorithms import ED2K
 from atalaya.hashsets.importer import import_hash_set
 from atalaya.lab.amule_kad import PARTIAL_PARTS, WATCHED_NAME, WATCHED_SIZE, AmuleKadLab
+from atalaya.networks.ed2k.obfuscation import requires_obfuscation, wants_obfuscation
 from atalaya.networks.ed2k.probe import ProbeTimeouts
 from atalaya.observe.ed2k.kad_search import KadClient, KadSearchConfig
 from atalaya.observe.ed2k.network import ED2K_NETWORK
@@ -70,6 +73,7 @@ def test_kad_finds_and_the_observer_proves_both_sharers_and_no_one_else(tmp_path
         sharers = {lab.nodes["seed"].ip, lab.nodes["partial"].ip}
         found_at: float | None = None
         kad_users: dict[str, bytes] = {}
+        kad_crypt: dict[str, int] = {}
 
         async def search_and_probe() -> None:
             nonlocal found_at
@@ -81,6 +85,7 @@ def test_kad_finds_and_the_observer_proves_both_sharers_and_no_one_else(tmp_path
                     for item in done.search.sources:
                         if item.source.ip is not None:
                             kad_users[item.source.ip] = item.source.user_hash
+                            kad_crypt[item.source.ip] = item.source.crypt_options
                     proven = {r.ip for r in done.probes if r.proof}
                     if sharers <= proven:
                         found_at = time.monotonic() - begin
@@ -114,6 +119,10 @@ def test_kad_finds_and_the_observer_proves_both_sharers_and_no_one_else(tmp_path
             assert details["verified_part"] in (range(3) if name == "seed" else PARTIAL_PARTS)
             # Kad named the source by the user hash aMule has.
             assert kad_users[node.ip] == node.user_hash()
+            # Both ask for obfuscation (the seed requires it), and got it.
+            assert wants_obfuscation(kad_crypt[node.ip]) and details["obfuscated"] is True
+        assert requires_obfuscation(kad_crypt[lab.nodes["seed"].ip])
+        assert observer.stats.obfuscated >= 2
         assert observer.stats.kad_malformed == 0
         engine.dispose()
         cli_seconds = _watch_from_the_command_line(tmp_path, lab, config.user_hash, sharers)
@@ -122,7 +131,8 @@ def test_kad_finds_and_the_observer_proves_both_sharers_and_no_one_else(tmp_path
         f"lab ready in {ready:.0f} s (Kad reconnected on {lab.rechecks or 'none'}); "
         "both sharers found by Kad and proven "
         f"{found_at:.0f} s after start; {observer.stats.kad_searches} searches; "
-        f"watch ed2k --kad-bootstrap took {cli_seconds:.0f} s"
+        f"watch ed2k --kad-bootstrap took {cli_seconds:.0f} s; "
+        f"Kad connect options { ({ip: hex(v) for ip, v in kad_crypt.items()}) }"
     )
 
 
@@ -163,4 +173,5 @@ def _watch_from_the_command_line(
     engine.dispose()
     assert {r["ip"] for r in rows} == sharers
     assert all(r["proof"] and r["found_by"] == "kad" for r in rows)
+    assert all(r["details"]["obfuscated"] for r in rows)
     return seconds

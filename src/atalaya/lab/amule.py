@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 from atalaya.errors import AtalayaError
 from atalaya.lab.ports import free_port, is_loopback
@@ -44,15 +44,50 @@ class SharedFile:
     path: str
 
 
-class AmulePeer:
-    """amuled on `ip` (127.0.0.0/8), sharing `files` from its own folder."""
+# aMule's [Obfuscation] settings, weakest to strongest: each level implies
+# the ones before it (Preferences.h); "requested" is aMule's default.
+Obfuscation = Literal["off", "supported", "requested", "required"]
+_OBFUSCATION_LEVELS: dict[str, tuple[int, int, int]] = {
+    "off": (0, 0, 0),
+    "supported": (1, 0, 0),
+    "requested": (1, 1, 0),
+    "required": (1, 1, 1),
+}
 
-    def __init__(self, ip: str, workdir: Path, files: Sequence[Path], *, nick: str = "") -> None:
+
+def obfuscation_conf(level: Obfuscation) -> str:
+    """aMule's [Obfuscation] section for `level`."""
+    supported, requested, required = _OBFUSCATION_LEVELS[level]
+    return (
+        "[Obfuscation]\n"
+        f"IsClientCryptLayerSupported={supported}\n"
+        f"IsCryptLayerRequested={requested}\n"
+        f"IsClientCryptLayerRequired={required}\n"
+    )
+
+
+class AmulePeer:
+    """amuled on `ip` (127.0.0.0/8), sharing `files` from its own folder.
+
+    `obfuscation` sets aMule's protocol obfuscation: with "required" it
+    closes every plain eD2K connection (IsClientCryptLayerRequired).
+    """
+
+    def __init__(
+        self,
+        ip: str,
+        workdir: Path,
+        files: Sequence[Path],
+        *,
+        nick: str = "",
+        obfuscation: Obfuscation = "requested",
+    ) -> None:
         if not is_loopback(ip):
             raise ValueError(f"an aMule on loopback lives on 127.0.0.0/8, got {ip!r}")
         self.ip = ip
         self.workdir = workdir
         self.files = tuple(files)
+        self.obfuscation = obfuscation
         self.nick = nick or f"lab-{secrets.token_hex(3)}"
         self.port = 0
         self.ec_port = 0
@@ -123,7 +158,7 @@ class AmulePeer:
             "[ExternalConnect]\n"
             "AcceptExternalConnections=1\n"
             f"ECAddress={self.ip}\nECPort={self.ec_port}\nECPassword={md5}\n"
-            "[WebServer]\nEnabled=0\n"
+            "[WebServer]\nEnabled=0\n" + obfuscation_conf(self.obfuscation)
         )
 
     def command(self, text: str) -> str:

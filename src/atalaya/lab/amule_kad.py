@@ -4,7 +4,9 @@ aMule's Kad refuses contacts on 127/8 and private ranges, so this lab lives
 on 100.64.0.0/10 (lab.netns: one bridge, no default route, removed on exit
 and on failure). Its nodes, all with Kad on and eD2K servers off:
 
-- ``seed``: shares the watched file complete;
+- ``seed``: shares the watched file complete, and requires protocol
+  obfuscation (no plain eD2K connection: only an observer that keys it from
+  the user hash Kad gives can prove it);
 - ``partial``: holds some parts of the watched file (a paused download,
   written as a ``.part`` + ``.part.met`` in its Temp folder before it
   starts), and shares those parts;
@@ -45,7 +47,7 @@ from types import TracebackType
 from typing import Any, Final, Self
 
 from atalaya.errors import AtalayaError
-from atalaya.lab.amule import AmuleError, AmulePeer
+from atalaya.lab.amule import AmuleError, AmulePeer, Obfuscation, obfuscation_conf
 from atalaya.lab.files import random_bytes
 from atalaya.lab.layout import MANIFEST_NAME, MANIFEST_VERSION
 from atalaya.lab.netns import NetnsHost, NetnsLab
@@ -177,8 +179,10 @@ class AmuleKadNode(AmulePeer):
         kad_id: int,
         contacts: Sequence[KadContact],
         nick: str = "",
+        obfuscation: Obfuscation = "requested",
     ) -> None:
         self.host = host
+        self.obfuscation = obfuscation
         self.ip = host.ipv4
         self.workdir = workdir
         self.files = tuple(files)
@@ -264,7 +268,7 @@ class AmuleKadNode(AmulePeer):
             "[ExternalConnect]\n"
             "AcceptExternalConnections=1\n"
             f"ECAddress={self.ip}\nECPort={self.ec_port}\nECPassword={md5}\n"
-            "[WebServer]\nEnabled=0\n"
+            "[WebServer]\nEnabled=0\n" + obfuscation_conf(self.obfuscation)
         )
 
     def close(self) -> None:
@@ -346,6 +350,9 @@ class AmuleKadLab:
                 shares.get(name, []),
                 kad_id=ids[name],
                 contacts=contacts,
+                # The seed takes no plain eD2K connection: only an observer
+                # that keys obfuscation from the user hash Kad gives proves it.
+                obfuscation="required" if name == "seed" else "requested",
             )
         content = files.watched.read_bytes()
         temp = self.lab_dir / "nodes"

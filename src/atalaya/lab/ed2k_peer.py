@@ -19,6 +19,10 @@ Behaviours besides ``honest``:
   the upload and then sends no data (as a busy aMule can): a second ask
   gets the part.
 
+With ``obfuscation`` "supported" it also answers eMule's obfuscation
+handshake (keyed by its user hash); with "required" it hangs up on a plain
+eD2K stream, as an aMule with IsClientCryptLayerRequired does.
+
 Everything is bounded: connections at once, each connection's lifetime,
 and the bytes read from the client.
 """
@@ -35,6 +39,7 @@ from atalaya.lab.ports import is_loopback
 from atalaya.networks.ed2k import aich
 from atalaya.networks.ed2k import messages as m
 from atalaya.networks.ed2k.hashing import PART_SIZE, ed2k_hash
+from atalaya.networks.ed2k.obfuscation import Responder
 from atalaya.networks.ed2k.packets import PacketDecoder, PacketError, Protocol
 from atalaya.networks.ed2k.tags import Tag
 from atalaya.networks.ed2k.wire import Ed2kError, Writer
@@ -51,6 +56,7 @@ Behaviour = Literal[
     "stalls_once",
 ]
 BEHAVIOURS: Final[tuple[Behaviour, ...]] = get_args(Behaviour)
+PeerObfuscation = Literal["none", "supported", "required"]
 # aMule 2.3.3's eMule version tag, and its misc options 1 with AICH (bits 29-31).
 AMULE_VERSION: Final = (3 << 24) | (2 << 17) | (3 << 10) | (3 << 7)
 AICH_OPTIONS: Final = 1 << 29 | 1 << 28
@@ -183,6 +189,7 @@ class FakeEd2kPeer:
         user_hash: bytes = bytes(range(16)),
         max_connections: int = 16,
         connection_lifetime: float = 60.0,
+        obfuscation: PeerObfuscation = "none",
     ) -> None:
         if not is_loopback(ip):
             raise ValueError(f"fake eD2K peers live on 127.0.0.0/8 only, got {ip!r}")
@@ -194,8 +201,10 @@ class FakeEd2kPeer:
         self.user_hash = user_hash
         self.file_hash = ed2k_hash(content)
         self.master = aich.master_hash(content)
+        self.obfuscation: PeerObfuscation = obfuscation
         self.port = 0
         self.connections = 0
+        self.obfuscated_connections = 0  # handshakes completed
         self._gate = asyncio.Semaphore(max_connections)
         self._lifetime = connection_lifetime
         self._server: asyncio.Server | None = None
@@ -246,6 +255,11 @@ class FakeEd2kPeer:
             port=self.port,
             withhold_parts=self.behaviour == "stalls_once" and self.connections == 1,
         )
+        crypt = (
+            None
+            if self.obfuscation == "none"
+            else Responder(self.user_hash, plain_allowed=self.obfuscation == "supported")
+        )
         read = 0
         while read < _MAX_READ:
             data = await reader.read(65_536)
@@ -254,7 +268,16 @@ class FakeEd2kPeer:
             read += len(data)
             if self.behaviour == "staller":
                 continue
-            reply = responder.answer(data)
-            if reply:
-                writer.write(reply)
+            handshake = b""
+            if crypt is not None:
+                was_established = crypt.established
+                data = crypt.receive(data)  # a refused stream is an Ed2kError: hang up
+                handshake = crypt.data_to_send()
+                if crypt.established and not was_established and not crypt.plain:
+                    self.obfuscated_connections += 1
+            reply = responder.answer(data) if data else b""
+            if reply and crypt is not None:
+                reply = crypt.encrypt(reply)
+            if handshake or reply:
+                writer.write(handshake + reply)
                 await writer.drain()

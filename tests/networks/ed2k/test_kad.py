@@ -47,7 +47,17 @@ def test_search_result_gives_a_reachable_source() -> None:
     assert isinstance(decoded, kad.SearchRes)
     source = decoded.results[0].source()
     assert source == kad.Source(user, "100.64.0.9", 4662, 4672, 1, False)
-    assert source.reachable
+    assert source.reachable and source.crypt_options == 0
+
+
+def test_search_result_carries_the_sources_crypt_options() -> None:
+    # aMule's default (supported and requested), as it publishes it: tag 0xF3, a uint8.
+    tags = (Tag.uint(kad.TAG_SOURCETYPE, 1), Tag.uint(kad.TAG_ENCRYPTION, 0x03))
+    datagram = kad.encode(kad.SearchRes(7, 1, (kad.SearchResult(2, tags),)))
+    decoded = kad.decode(datagram)
+    assert isinstance(decoded, kad.SearchRes)
+    source = decoded.results[0].source()
+    assert source is not None and source.crypt_options == 0x03
 
 
 def test_firewalled_source_is_found_but_not_reachable() -> None:

@@ -222,6 +222,9 @@ class Source:
     udp_port: int | None
     source_type: int
     buddy: bool
+    # Its connect options (tag 0xF3, aMule's GetMyConnectOptions): bit 0
+    # supports obfuscation, 1 requests it, 2 requires it; 0 when absent.
+    crypt_options: int = 0
 
     @property
     def reachable(self) -> bool:
@@ -245,7 +248,14 @@ class Source:
             udp_port=_port(udp_tag),
             source_type=kind.value,
             buddy=find(tags, TAG_BUDDYHASH) is not None,
+            crypt_options=_crypt(find(tags, TAG_ENCRYPTION)),
         )
+
+
+def _crypt(tag: Tag | None) -> int:
+    if tag is None or not isinstance(tag.value, int) or isinstance(tag.value, bool):
+        return 0
+    return tag.value & 0xFF
 
 
 def _port(tag: Tag | None) -> int | None:

@@ -21,6 +21,11 @@ blocks, three per request, and its MD4 compared with the expected hash. A
 file of one part is checked against the file hash itself: the whole file was
 downloaded from that single peer. Content is hashed in memory and dropped.
 
+With an `obfuscation.Initiator` (the peer's user hash known), the
+connection opens with eMule's obfuscation handshake (phase "obfuscation")
+and everything after it is RC4: a peer that requires obfuscation talks to
+no one else. The result says whether the connection was obfuscated.
+
 We advertise no compression, so a peer sends plain parts; a compressed one
 is a protocol error. Every phase has a time limit, the whole probe another;
 whatever the peer sends, the probe ends with a result, never an exception.
@@ -35,7 +40,7 @@ from typing import Final, Generic, TypeVar
 
 from Crypto.Hash import MD4
 
-from atalaya.networks.ed2k import aich
+from atalaya.networks.ed2k import aich, obfuscation
 from atalaya.networks.ed2k import messages as m
 from atalaya.networks.ed2k.hashing import EMPTY_PART_HASH, PART_SIZE
 from atalaya.networks.ed2k.packets import PacketDecoder
@@ -139,6 +144,9 @@ class Ed2kProbeResult(Generic[At]):
     block_expected: bytes | None = None  # the block's leaf in the checked recovery data
     aich_note: str | None = None  # why the AICH path was not taken or was left
     queue_rank: int | None = None
+    # The connection completed eMule's obfuscation handshake: every byte
+    # after it, both ways, was RC4 keyed from the peer's user hash.
+    obfuscated: bool = False
     local_ip: str | None = None
     local_port: int | None = None
     error: ProbeError | None = None
@@ -187,6 +195,7 @@ class Ed2kProbe(Generic[At]):
         timeouts: ProbeTimeouts | None = None,
         limits: ProbeLimits | None = None,
         aich_master: bytes | None = None,
+        obfuscator: obfuscation.Initiator | None = None,
     ) -> None:
         if len(file_hash) != HASH_SIZE or len(user_hash) != HASH_SIZE:
             raise ValueError("file and user hashes are 16 bytes")
@@ -208,7 +217,9 @@ class Ed2kProbe(Generic[At]):
         self._listen_port = listen_port
         self._nick = nick
         self._decoder = PacketDecoder(self._limits.max_packet)
-        self._out = bytearray()
+        self._crypt = obfuscator
+        self._raw = bytearray()  # bytes that go out as they are: the obfuscation handshake
+        self._out = bytearray()  # the eD2K stream, encrypted on its way out when obfuscated
         self._result: Ed2kProbeResult[At] = Ed2kProbeResult(ip, port, file_hash)
         self._done = False
         self._phase = "connect"
@@ -249,6 +260,12 @@ class Ed2kProbe(Generic[At]):
     def data_to_send(self) -> bytes:
         data = bytes(self._out)
         self._out.clear()
+        if data and self._crypt is not None:
+            # Nothing is queued here before the handshake is complete.
+            data = self._crypt.encrypt(data)
+        if self._raw:
+            data = bytes(self._raw) + data
+            self._raw.clear()
         return data
 
     def connected(self, local: tuple[str, int] | None, now: float, at: At) -> None:
@@ -257,6 +274,12 @@ class Ed2kProbe(Generic[At]):
         self._set(connected_at=at)
         if local is not None:
             self._set(local_ip=local[0], local_port=local[1])
+        if self._crypt is not None:
+            # The hello waits for the peer's answer: aMule drops a
+            # connection whose first read holds more than the handshake.
+            self._raw += self._crypt.data_to_send()
+            self._enter("obfuscation", now, self._timeouts.hello)
+            return
         self._out += self._hello().encode()
         self._enter("hello", now, self._timeouts.hello)
 
@@ -266,6 +289,20 @@ class Ed2kProbe(Generic[At]):
         if not data:
             self._finish(ProbeErrorKind.CLOSED, "the peer closed the connection")
             return
+        if self._crypt is not None:
+            try:
+                data = self._crypt.receive(data)
+            except obfuscation.ObfuscationError as exc:
+                self._finish(ProbeErrorKind.PROTOCOL, f"obfuscation: {exc}"[:300])
+                return
+            if self._phase == "obfuscation":
+                if not self._crypt.established:
+                    return
+                self._set(obfuscated=True)
+                self._out += self._hello().encode()
+                self._enter("hello", now, self._timeouts.hello)
+            if not data:
+                return
         try:
             for packet in self._decoder.feed(data):
                 self._handle(m.decode(packet), now, at)

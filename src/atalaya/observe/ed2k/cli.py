@@ -23,6 +23,7 @@ from atalaya.observe.ed2k.observer import (
     Ed2kConfig,
     Ed2kObserver,
     Ed2kStats,
+    Obfuscate,
     aich_masters,
     default_state_path,
     file_sizes,
@@ -44,12 +45,46 @@ def parse_source(text: str, option: str = "--source") -> tuple[str, int]:
     return str(address), port
 
 
+def parse_ed2k_source(text: str) -> tuple[str, int, bytes | None]:
+    """IPV4:PORT of an eD2K client, with /USERHASH (32 hex digits) when it is known.
+
+    The user hash is what keys an obfuscated connection: a client that
+    requires obfuscation cannot be reached without it.
+    """
+    address, slash, hash_text = text.strip().partition("/")
+    ip, port = parse_source(address)
+    if not slash:
+        return ip, port, None
+    try:
+        user_hash = bytes.fromhex(hash_text)
+    except ValueError:
+        user_hash = b""
+    if len(user_hash) != 16:
+        raise AtalayaError(
+            f"--source {text[:80]!r}: a user hash is 32 hex digits, "
+            "e.g. 192.0.2.7:4662/0123456789abcdef0123456789abcdef"
+        )
+    return ip, port, user_hash
+
+
 def watch_ed2k(
     ctx: typer.Context,
     source: Annotated[
         list[str] | None,
-        typer.Option("--source", help="eD2K client to probe, IPV4:PORT (repeatable)."),
+        typer.Option(
+            "--source",
+            help="eD2K client to probe, IPV4:PORT or IPV4:PORT/USERHASH (32 hex digits; "
+            "needed to reach a client that requires obfuscation) (repeatable).",
+        ),
     ] = None,
+    obfuscate: Annotated[
+        Obfuscate,
+        typer.Option(
+            "--obfuscate",
+            help="Protocol obfuscation: 'auto' when a Kad source asks for it or a --source "
+            "names its user hash; 'always' whenever the user hash is known; 'never'.",
+        ),
+    ] = Obfuscate.AUTO,
     kad_bootstrap: Annotated[
         list[str] | None,
         typer.Option(
@@ -95,7 +130,9 @@ def watch_ed2k(
     each round also asks Kad for every file's sources and probes them; a
     firewalled (LowID) source is recorded as found, never as proof.
     """
-    sources = [parse_source(s) for s in source or []]
+    named = [parse_ed2k_source(s) for s in source or []]
+    sources = [(ip, port) for ip, port, _ in named]
+    user_hashes = {(ip, port): user for ip, port, user in named if user is not None}
     kad_nodes = [parse_source(s, "--kad-bootstrap") for s in kad_bootstrap or []]
     if not sources and not kad_nodes:
         raise AtalayaError(
@@ -133,6 +170,8 @@ def watch_ed2k(
         raise AtalayaError(f"--state {state_path}: {exc.strerror or exc}") from exc
     config = Ed2kConfig(
         tuple(sources),
+        source_user_hashes=user_hashes,
+        obfuscate=obfuscate,
         bind_ip=bind,
         interval=interval,
         max_concurrent=probes,
@@ -172,6 +211,12 @@ def watch_ed2k(
                 else ""
             )
             + (f" ({stats.retried} probes asked again after a stall)" if stats.retried else "")
+            + (f"; {stats.obfuscated} obfuscated" if stats.obfuscated else "")
+            + (
+                f" ({stats.plain_fallbacks} asked again in plain eD2K)"
+                if stats.plain_fallbacks
+                else ""
+            )
         )
 
 

@@ -14,6 +14,14 @@ state file: aMule bans, for a while, an address whose user hash changes
 carries no eMule marker bytes (byte 5 = 14, byte 14 = 111): a client marked
 as eMule is expected to send eMule's extended requests, and aMule then
 leaves our plain file requests unanswered.
+
+Protocol obfuscation (`networks.ed2k.obfuscation`) needs the peer's user
+hash: Kad gives it with every source, with the source's connect options;
+an operator may give it with a source (`IP:PORT/USERHASH`). By default
+(`Obfuscate.AUTO`) a probe is obfuscated when the source asks for it (it
+requests or requires it, in Kad's connect options) or when the
+operator named its user hash; a handshake that fails with a source that
+does not require obfuscation is tried once more in plain eD2K.
 """
 
 from __future__ import annotations
@@ -24,9 +32,10 @@ import binascii
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +43,7 @@ from sqlalchemy import Engine
 
 from atalaya.hashsets import lookup
 from atalaya.hashsets.algorithms import ED2K
+from atalaya.networks.ed2k.obfuscation import requires_obfuscation, wants_obfuscation
 from atalaya.networks.ed2k.probe import ProbeErrorKind, ProbeTimeouts
 from atalaya.observe.ed2k.kad_search import KadClient, KadSearchConfig, KadSearchResult
 from atalaya.observe.ed2k.probe import Ed2kProbeResult, probe_peer, utc_now
@@ -80,9 +90,20 @@ def load_user_hash(path: Path) -> bytes:
     return value
 
 
+class Obfuscate(StrEnum):
+    """When a probe opens an obfuscated connection (the peer's user hash known)."""
+
+    AUTO = "auto"  # the source asks for it (Kad connect options), or the operator named its hash
+    ALWAYS = "always"  # whenever the peer's user hash is known
+    NEVER = "never"
+
+
 @dataclass(frozen=True)
 class Ed2kConfig:
     sources: tuple[tuple[str, int], ...]
+    # The user hash an operator gave for a source (`--source IP:PORT/HASH`).
+    source_user_hashes: Mapping[tuple[str, int], bytes] = field(default_factory=dict)
+    obfuscate: Obfuscate = Obfuscate.AUTO
     bind_ip: str | None = None
     interval: float = 300.0
     max_concurrent: int = 8
@@ -121,6 +142,8 @@ class Ed2kStats:
     kad_searches: int = 0
     kad_sources: int = 0  # distinct sources Kad gave (reachable or not)
     kad_malformed: int = 0  # Kad datagrams dropped as unreadable
+    obfuscated: int = 0  # probes over an obfuscated connection
+    plain_fallbacks: int = 0  # obfuscation handshakes failed, asked again in plain eD2K
 
 
 def _target_attributes(
@@ -270,36 +293,83 @@ class Ed2kObserver:
             if source.ip is None:
                 continue  # nothing to record a sighting against
             node = f"{item.node[0]}:{item.node[1]}"
-            facts = {"user_hash": source.user_hash.hex(), "kad_node": node}
+            facts = {
+                "user_hash": source.user_hash.hex(),
+                "kad_node": node,
+                "crypt_options": source.crypt_options,
+            }
             self.record_unprobed(
                 source.ip, source.tcp_port or 0, target, found_by="kad",
                 reason=f"low_id: Kad source type {source.source_type} (firewalled)", facts=facts,
             )  # fmt: skip
         gate = asyncio.Semaphore(self.config.max_concurrent)
 
-        async def one(ip: str, port: int) -> Ed2kProbeResult | None:
+        async def one(
+            endpoint: tuple[str, int], user_hash: bytes, crypt: int
+        ) -> Ed2kProbeResult | None:
             async with gate:
                 if stop.is_set() or (ends is not None and time.monotonic() >= ends):
                     return None
-                return await self.probe((ip, port), target, found_by="kad")
+                return await self.probe(
+                    endpoint, target, found_by="kad", peer_hash=user_hash, crypt_options=crypt
+                )
 
-        endpoints: set[tuple[str, int]] = set()
+        endpoints: dict[tuple[str, int], tuple[bytes, int]] = {}
         for item in found.reachable:
             if item.source.ip is not None and item.source.tcp_port:
-                endpoints.add((item.source.ip, item.source.tcp_port))
-        results = await asyncio.gather(*(one(ip, port) for ip, port in sorted(endpoints)))
+                endpoint = (item.source.ip, item.source.tcp_port)
+                endpoints.setdefault(endpoint, (item.source.user_hash, item.source.crypt_options))
+        results = await asyncio.gather(
+            *(one(endpoint, *endpoints[endpoint]) for endpoint in sorted(endpoints))
+        )
         return KadRound(found, [r for r in results if r is not None])
 
+    def obfuscate_for(
+        self, source: tuple[str, int], peer_hash: bytes | None, crypt_options: int | None
+    ) -> bytes | None:
+        """The user hash to key an obfuscated connection with, or None for plain eD2K.
+
+        `crypt_options` None: the source came from the operator, who named
+        its user hash (or not) for a reason.
+        """
+        peer_hash = peer_hash or self.config.source_user_hashes.get(source)
+        mode = self.config.obfuscate
+        if peer_hash is None or mode is Obfuscate.NEVER:
+            return None
+        if mode is Obfuscate.ALWAYS or crypt_options is None:
+            return peer_hash
+        return peer_hash if wants_obfuscation(crypt_options) else None
+
     async def probe(
-        self, source: tuple[str, int], target: WatchTarget, found_by: str = "operator"
+        self,
+        source: tuple[str, int],
+        target: WatchTarget,
+        found_by: str = "operator",
+        *,
+        peer_hash: bytes | None = None,
+        crypt_options: int | None = None,
     ) -> Ed2kProbeResult:
-        """Probe one source for one target and record what it showed."""
+        """Probe one source for one target and record what it showed.
+
+        `peer_hash` and `crypt_options` are what Kad said of the source.
+        """
         master = self.aich.get(target.value)
+        key = self.obfuscate_for(source, peer_hash, crypt_options)
+        # A source Kad says supports obfuscation but does not require it is
+        # reachable in plain eD2K when the handshake fails (a stale user hash).
+        fallback = (
+            key is not None
+            and self.config.obfuscate is Obfuscate.AUTO
+            and crypt_options is not None
+            and not requires_obfuscation(crypt_options)
+        )
         attempts = 1 + max(0, self.config.stall_retries)
-        for attempt in range(attempts):
+        attempt = 0
+        while attempt < attempts:
             if attempt:
                 self.stats.retried += 1
                 await asyncio.sleep(self.config.retry_pause)
+            attempt += 1
             result = await probe_peer(
                 source[0],
                 source[1],
@@ -310,7 +380,14 @@ class Ed2kObserver:
                 timeouts=self.config.timeouts,
                 clock=self.clock,
                 aich_master=master[0] if master else None,
+                obfuscate_for=key,
             )
+            if fallback and _handshake_failed(result):
+                self.stats.plain_fallbacks += 1
+                key, fallback = None, False
+                await asyncio.sleep(self.config.peer_pause)
+                attempt -= 1  # the plain try is not a stall retry
+                continue
             if not _stalled(result):
                 break
         self._record(result, target, found_by)
@@ -344,6 +421,7 @@ class Ed2kObserver:
 
     def _record(self, result: Ed2kProbeResult, target: WatchTarget, found_by: str) -> None:
         self.stats.probed += 1
+        self.stats.obfuscated += int(result.obfuscated)
         error = result.error
         if error is not None and error.kind in (
             ProbeErrorKind.REFUSED,
@@ -377,6 +455,16 @@ class KadRound:
 
     search: KadSearchResult
     probes: list[Ed2kProbeResult]
+
+
+def _handshake_failed(result: Ed2kProbeResult) -> bool:
+    """The peer was reached but the obfuscation handshake did not complete."""
+    error = result.error
+    return (
+        error is not None
+        and error.phase == "obfuscation"
+        and error.kind in (ProbeErrorKind.CLOSED, ProbeErrorKind.PROTOCOL, ProbeErrorKind.TIMEOUT)
+    )
 
 
 def _stalled(result: Ed2kProbeResult) -> bool:
@@ -454,6 +542,7 @@ def to_sighting(
         "proof_kind": result.proof_kind,
         "queue_rank": result.queue_rank,
         "aich_version": result.aich_version,
+        "obfuscated": result.obfuscated,
         "probed": True,
     }
     if result.aich_note:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TypeAlias
 
 from atalaya.networks.ed2k import probe as sansio
+from atalaya.networks.ed2k.obfuscation import Initiator
 from atalaya.networks.ed2k.probe import Ed2kProbe, ProbeErrorKind, ProbeLimits, ProbeTimeouts
 
 Ed2kProbeResult: TypeAlias = sansio.Ed2kProbeResult[datetime]
@@ -36,11 +37,14 @@ async def probe_peer(
     limits: ProbeLimits | None = None,
     clock: Callable[[], datetime] = utc_now,
     aich_master: bytes | None = None,
+    obfuscate_for: bytes | None = None,
 ) -> Ed2kProbeResult:
     """Probe the peer at ip:port for the file and report what it showed.
 
     `aich_master`, the file's AICH master hash from the operator's reference,
     lets a peer that offers AICH be proven by one 180 KiB block.
+    `obfuscate_for`, the peer's user hash, opens the connection with eMule's
+    protocol obfuscation keyed from it (a peer may require it).
     """
     loop = asyncio.get_running_loop()
     probe: Ed2kProbe[datetime] = Ed2kProbe(
@@ -53,6 +57,7 @@ async def probe_peer(
         timeouts=timeouts,
         limits=limits,
         aich_master=aich_master,
+        obfuscator=Initiator(obfuscate_for) if obfuscate_for is not None else None,
     )
     writer: asyncio.StreamWriter | None = None
     try:

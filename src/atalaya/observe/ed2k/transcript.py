@@ -70,6 +70,7 @@ def transcript_document(
             else None
         ),
         "remote": endpoint(result.ip, result.port),
+        "obfuscated": result.obfuscated,
         "content_kept": False,
         "content_note": CONTENT_NOTE,
         "started_at": _time(result.connected_at),
