@@ -108,7 +108,9 @@ def take(
             # The browser's language picks the pages' (Spanish by default).
             page = browser.new_page(viewport={"width": width, "height": height}, locale=locale)
             page.set_default_timeout(WAIT_MS)
-            page.goto(f"{base}/login?next=/?{query}")
+            # The whole target as one value: unencoded, its "&to=" would be
+            # the login page's own parameter and the window's end lost.
+            page.goto(f"{base}/login?{urlencode({'next': f'/?{query}'})}")
             page.fill("#username", username)
             page.fill("#password", password)
             with page.expect_navigation():
